@@ -1,0 +1,1 @@
+"""Asset factories: one asset per config entry (sources, segments, activations) plus checks."""

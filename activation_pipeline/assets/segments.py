@@ -1,0 +1,44 @@
+"""``segments/<name>``: the segment's SQL run in DuckDB, read into Polars, stored as ``segments.<name>``."""
+
+
+import duckdb
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+
+from activation_pipeline.assets.metadata import frame_metadata
+from activation_pipeline.config import ProjectConfig
+
+
+def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
+    segment = config.segments[name]
+    deps = [AssetKey(["sources", t]) for t in sorted(segment.referenced_tables("sources"))]
+    deps += [AssetKey(["segments", t]) for t in sorted(segment.referenced_tables("segments"))]
+
+    @asset(
+        key=["segments", name],
+        deps=deps,
+        group_name="segments",
+        kinds={"duckdb", "polars", "sql"},
+        description=segment.description or f"Segment {name}",
+        required_resource_keys={"warehouse"},
+        pool="duckdb",
+        tags={"primary_key": segment.primary_key},
+    )
+    def _segment(context: AssetExecutionContext) -> MaterializeResult:
+        with context.resources.warehouse.get_connection() as conn:
+            try:
+                frame = conn.sql(segment.sql).pl()
+            except duckdb.Error as exc:
+                raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}") from None
+            # CREATE OR REPLACE: a segment whose columns change replaces its table instead of failing an append.
+            conn.execute("CREATE SCHEMA IF NOT EXISTS segments")
+            conn.register("segment_frame", frame)
+            conn.execute(f'CREATE OR REPLACE TABLE segments."{name}" AS SELECT * FROM segment_frame')
+            conn.unregister("segment_frame")
+        return MaterializeResult(metadata={
+            **frame_metadata(frame),
+            "primary_key": segment.primary_key,
+            "sql": MetadataValue.md(f"```sql\n{segment.sql.strip()}\n```"),
+            "sql_hash": segment.sql_hash,
+        })
+
+    return _segment

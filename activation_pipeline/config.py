@@ -1,0 +1,241 @@
+"""The activations.yaml schema: typed models, cross-reference checks and load errors.
+
+The file is validated when the code location loads. Every problem is reported as a
+``ConfigError`` naming the file, the entry (``activations.products_to_batch``), the field
+and what is allowed, so a broken file never surfaces as a bare traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from activation_pipeline.platforms import PLATFORMS
+
+DEFAULT_CONFIG = Path("data/activations.yaml")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SCHEDULE_PRESETS = {
+    "hourly": "0 * * * *",
+    "daily": "0 2 * * *",
+    "every_6_hours": "0 */6 * * *",
+    "weekly": "0 3 * * 0",
+}
+Mode = Literal["full_then_delta", "full_only"]
+Operation = Literal["upsert", "mirror", "delete_only", "update_only"]
+ALLOWED_OPERATIONS: dict[str, frozenset[str]] = {
+    "full_then_delta": frozenset({"upsert", "mirror", "update_only"}),
+    "full_only": frozenset({"upsert", "delete_only", "update_only"}),
+}
+
+
+class ConfigError(ValueError):
+    """activations.yaml is invalid; the message names file, entry, field and what is allowed."""
+
+    def __init__(self, path: Path | str, entry: str, field: str, problem: str):
+        self.path, self.entry, self.field, self.problem = str(path), entry, field, problem
+        where = ".".join(part for part in (entry, field) if part)
+        super().__init__(f"{path}: {where}: {problem}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Model):
+    path: str = Field(description="CSV or Parquet file, relative to the config file's folder")
+    format: Literal["csv", "parquet"] | None = None
+    description: str = ""
+
+    @property
+    def file_format(self) -> str:
+        return self.format or ("parquet" if self.path.endswith(".parquet") else "csv")
+
+
+class SegmentConfig(_Model):
+    sql: str
+    primary_key: str
+    description: str = ""
+
+    @property
+    def sql_hash(self) -> str:
+        normalised = " ".join(self.sql.split()).lower()
+        return hashlib.sha256(normalised.encode()).hexdigest()[:16]
+
+    def referenced_tables(self, schema: str) -> set[str]:
+        return set(re.findall(rf"\b{schema}\.([a-z][a-z0-9_]*)\b", self.sql, flags=re.IGNORECASE))
+
+
+class DestinationConfig(_Model):
+    platform: str
+    base_url: str | None = Field(
+        default=None, description="overrides <PLATFORM>_BASE_URL; unset: the sandbox"
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="secret name -> environment variable holding it"
+    )
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class CronSchedule(_Model):
+    cron: str
+    timezone: str = "UTC"
+
+
+class ActivationConfig(_Model):
+    segment: str
+    destination: str
+    object: str = Field(description="the platform object: catalog name, list, collection…")
+    title: str = ""
+    mode: Mode = "full_then_delta"
+    operation: Operation = "upsert"
+    identifier: str | None = Field(default=None, description="segment column sent as the platform id")
+    mapping: dict[str, str] = Field(default_factory=dict, description="platform field: segment column")
+    custom_attributes: list[str] = Field(default_factory=list)
+    schedule: Union[str, CronSchedule, None] = None
+    enabled: bool = True
+    max_items_per_request: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=32)
+    max_delete_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _operation_fits_mode(self) -> "ActivationConfig":
+        if self.operation not in ALLOWED_OPERATIONS[self.mode]:
+            allowed = ", ".join(sorted(ALLOWED_OPERATIONS[self.mode]))
+            raise ValueError(
+                f"operation {self.operation!r} is not available in mode {self.mode!r}; allowed: {allowed}"
+            )
+        return self
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in SCHEDULE_PRESETS and len(value.split()) != 5:
+            presets = ", ".join(SCHEDULE_PRESETS)
+            raise ValueError(f"{value!r} is neither a preset ({presets}) nor a 5-field cron")
+        return value
+
+    @property
+    def cron(self) -> tuple[str, str] | None:
+        """(cron expression, timezone) or None when the activation is not scheduled."""
+        if self.schedule is None:
+            return None
+        if isinstance(self.schedule, CronSchedule):
+            return self.schedule.cron, self.schedule.timezone
+        return SCHEDULE_PRESETS.get(self.schedule, self.schedule), "UTC"
+
+    @property
+    def auto_synced(self) -> bool:
+        return self.enabled and self.schedule is not None
+
+    def sent_columns(self, primary_key: str) -> dict[str, str]:
+        """Platform field -> segment column for every value sent (identifier excluded)."""
+        fields = dict(self.mapping)
+        fields.update({column: column for column in self.custom_attributes})
+        return fields
+
+
+class ProjectConfig(_Model):
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    segments: dict[str, SegmentConfig] = Field(default_factory=dict)
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    activations: dict[str, ActivationConfig] = Field(default_factory=dict)
+    path: Path = Path(".")
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def source_path(self, name: str) -> Path:
+        path = Path(self.sources[name].path)
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("ACTIVATION_CONFIG", DEFAULT_CONFIG))
+
+
+def load_config(path: Path | str | None = None) -> ProjectConfig:
+    """Read, validate and cross-check the config file; raise ConfigError on any problem."""
+    path = Path(path) if path is not None else config_path()
+    if not path.exists():
+        raise ConfigError(path, "", "", "file not found (set ACTIVATION_CONFIG to its path)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(path, "", "", f"{line}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "", "", "the file must be a mapping with sources, segments, destinations, activations")
+    try:
+        config = ProjectConfig.model_validate({**raw, "path": path})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = [str(part) for part in error["loc"]]
+        entry = ".".join(location[:2])
+        field = ".".join(location[2:])
+        raise ConfigError(path, entry, field, _describe(error)) from None
+    _check_references(config)
+    return config
+
+
+def _describe(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check its spelling against the README's config reference)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "literal_error":
+        return f"got {error.get('input')!r}; {message}"
+    return message
+
+
+def _check_references(config: ProjectConfig) -> None:
+    path = config.path
+    for kind in ("sources", "segments", "destinations", "activations"):
+        for name in getattr(config, kind):
+            if not NAME_PATTERN.match(name):
+                raise ConfigError(path, f"{kind}.{name}", "", "names are lowercase letters, digits and underscores, starting with a letter")
+    for name, segment in config.segments.items():
+        for table in segment.referenced_tables("sources"):
+            if table not in config.sources:
+                raise ConfigError(path, f"segments.{name}", "sql", f"reads sources.{table}, which is not declared under sources")
+        for table in segment.referenced_tables("segments"):
+            if table not in config.segments or table == name:
+                raise ConfigError(path, f"segments.{name}", "sql", f"reads segments.{table}, which is not another declared segment")
+    for name, destination in config.destinations.items():
+        spec = PLATFORMS.get(destination.platform)
+        if spec is None:
+            raise ConfigError(path, f"destinations.{name}", "platform", f"{destination.platform!r} is not supported; allowed: {', '.join(sorted(PLATFORMS))}")
+        unknown = set(destination.secrets) - set(spec.secrets)
+        if unknown:
+            raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")
+        for secret, env_name in destination.secrets.items():
+            if not re.match(r"^[A-Z_][A-Z0-9_]*$", env_name):
+                raise ConfigError(path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself")
+    for name, activation in config.activations.items():
+        entry = f"activations.{name}"
+        if activation.segment not in config.segments:
+            raise ConfigError(path, entry, "segment", f"{activation.segment!r} is not a declared segment; declared: {', '.join(sorted(config.segments))}")
+        if activation.destination not in config.destinations:
+            raise ConfigError(path, entry, "destination", f"{activation.destination!r} is not a declared destination; declared: {', '.join(sorted(config.destinations))}")
+        spec = PLATFORMS[config.destinations[activation.destination].platform]
+        if activation.operation not in spec.operations:
+            raise ConfigError(path, entry, "operation", f"{spec.name} supports {', '.join(sorted(spec.operations))}, not {activation.operation!r}")
+        limit = activation.max_items_per_request
+        if limit is not None and limit > spec.max_items_per_request:
+            raise ConfigError(path, entry, "max_items_per_request", f"{limit} exceeds {spec.name}'s limit of {spec.max_items_per_request} items per request")
+        for field in [*activation.mapping, *activation.custom_attributes]:
+            problem = spec.field_name_problem(field)
+            if problem:
+                where = f"mapping.{field}" if field in activation.mapping else "custom_attributes"
+                raise ConfigError(path, entry, where, f"{field!r}: {problem}")
+        object_problem = spec.object_name_problem(activation.object)
+        if object_problem:
+            raise ConfigError(path, entry, "object", f"{activation.object!r}: {object_problem}")

@@ -1,0 +1,37 @@
+"""The one place that wires config, assets, checks, resources, jobs and schedules into ``defs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import Definitions
+
+from activation_pipeline.assets.activations import build_activation_asset, destination_resource_key
+from activation_pipeline.assets.checks import build_segment_checks
+from activation_pipeline.assets.segments import build_segment_asset
+from activation_pipeline.assets.sources import build_source_asset
+from activation_pipeline.automation import build_jobs, build_schedules
+from activation_pipeline.config import ProjectConfig, load_config
+from activation_pipeline.platforms import PLATFORMS
+from activation_pipeline.warehouse import WarehouseResource, warehouse_path
+
+
+def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> Definitions:
+    jobs = build_jobs(config)
+    resources = {"warehouse": WarehouseResource(database=str(warehouse or warehouse_path()))}
+    for name, destination in config.destinations.items():
+        resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
+    return Definitions(
+        assets=[
+            *(build_source_asset(config, name) for name in config.sources),
+            *(build_segment_asset(config, name) for name in config.segments),
+            *(build_activation_asset(config, name) for name in config.activations),
+        ],
+        asset_checks=[build_segment_checks(config, name) for name in config.segments],
+        resources=resources,
+        jobs=list(jobs.values()),
+        schedules=build_schedules(config, jobs),
+    )
+
+
+defs = build_definitions(load_config())

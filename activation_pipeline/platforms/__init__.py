@@ -1,0 +1,6 @@
+"""Platform registry: one line per platform. Adding a platform touches only this and its module."""
+
+from activation_pipeline.platforms.base import PlatformSpec
+from activation_pipeline.platforms.batch import BATCH_SPEC
+
+PLATFORMS: dict[str, PlatformSpec] = {spec.name: spec for spec in (BATCH_SPEC,)}

@@ -1,0 +1,162 @@
+"""The narrow interface between the sync engine and a platform.
+
+The engine plans, batches, retries, confirms and records; a platform module only knows how
+to turn records into its API's requests and read back which items the platform accepted.
+Adding a platform = one module implementing ``DestinationClient`` + one ``PlatformSpec``
+line in ``platforms/__init__.py``. Nothing here knows Dagster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Op = Literal["upsert", "delete", "update"]
+ItemStatus = Literal["confirmed", "rejected", "skipped", "no_answer"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record to send: its snapshot key, platform identifier and platform-named fields."""
+
+    key: str
+    identifier: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    key: str
+    status: ItemStatus
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SyncTarget:
+    """What a client needs to know of the activation it serves."""
+
+    activation: str
+    title: str
+    object: str
+    field_types: dict[str, str] = field(default_factory=dict)  # platform field -> logical type
+
+
+class PlatformError(RuntimeError):
+    """The platform could not be used at all (bad credentials, unreachable, misconfigured)."""
+
+
+class BatchRejected(PlatformError):
+    """The platform refused a whole request because of its content (a 4xx naming no item).
+
+    The engine splits such a batch until the offending record stands alone.
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class NoAnswer(PlatformError):
+    """Transport failure or 429/5xx still failing after every retry: outcome unknown."""
+
+
+class DestinationClient(Protocol):
+    def prepare(self, target: SyncTarget) -> None:
+        """Create what must exist before the first push (catalog, list, fields)."""
+
+    def invalid_reason(self, record: Record, op: Op) -> str | None:
+        """Why the platform would refuse this record, checked before sending; None if valid."""
+
+    def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
+        """Apply one request's worth of records; one outcome per record.
+
+        Raises BatchRejected when the platform refuses the request as a whole, NoAnswer
+        when it never answered.
+        """
+
+    @property
+    def requests_sent(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """What config validation and the asset factories need to know of a platform."""
+
+    name: str
+    operations: frozenset[str]
+    max_items_per_request: int
+    secrets: tuple[str, ...]
+    field_pattern: str = r"^[A-Za-z0-9_]+$"
+    field_rule: str = "letters, digits and underscores only"
+    object_pattern: str = r"^.+$"
+    object_rule: str = "any non-empty name"
+    resource_factory: Callable[..., Any] | None = None
+
+    def field_name_problem(self, name: str) -> str | None:
+        return None if re.match(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"
+
+    def object_name_problem(self, name: str) -> str | None:
+        return None if re.match(self.object_pattern, name) else f"{self.name} object names allow {self.object_rule}"
+
+
+SANDBOX_HOST = "127.0.0.1"
+SANDBOX_START_HINT = "start it with `python -m activation_pipeline.sandbox` (or run `activation-pipeline demo`)"
+
+
+def sandbox_url() -> str:
+    import os
+
+    return f"http://{SANDBOX_HOST}:{os.environ.get('SANDBOX_PORT', '8765')}"
+
+
+def is_loopback(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -> str:
+    """Config override, else ``<PLATFORM>_BASE_URL``, else the local sandbox.
+
+    A base URL that leaves this machine must be https: credentials never travel in clear.
+    """
+    import os
+
+    url = configured or os.environ.get(env_name) or f"{sandbox_url()}{sandbox_path}"
+    if not is_loopback(url) and not url.startswith("https://"):
+        raise PlatformError(f"{env_name}={url!r}: a non-loopback base URL must use https")
+    return url.rstrip("/")
+
+
+def resolve_secret(env_name: str, base_url: str, sandbox_default: str) -> str:
+    """The secret held by ``env_name``; against a loopback sandbox, its demo credential."""
+    import os
+
+    value = os.environ.get(env_name)
+    if value:
+        return value
+    if is_loopback(base_url):
+        return sandbox_default
+    raise PlatformError(f"environment variable {env_name} is not set (it must hold the secret for {base_url})")
+
+
+def ensure_reachable(base_url: str, timeout: float = 2.0) -> None:
+    """Fail at once, with the way out, when nothing listens at the base URL."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(base_url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        hint = f"; the sandbox is not running: {SANDBOX_START_HINT}" if is_loopback(base_url) else ""
+        raise PlatformError(f"cannot reach {parsed.scheme}://{parsed.hostname}:{port} ({exc.strerror or exc}){hint}") from None

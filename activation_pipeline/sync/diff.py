@@ -1,0 +1,147 @@
+"""Segment vs snapshot → planned operations, in one DuckDB statement.
+
+The statement full-outer-joins the segment with the activation's snapshot by primary key,
+hashes only the columns that are sent (a column that is not sent cannot make a row
+"changed"), classifies every key (added / changed / unchanged / removed / invalid), decides
+its operation from the mode and writes the result to a Parquet plan file. The engine then
+streams that file in Arrow batches: the segment is never held as Python objects, and no
+warehouse connection stays open while the platform is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from activation_pipeline.sync.state import snapshot_table
+
+PAYLOAD_PREFIX = "f__"
+LOGICAL_TYPES = {
+    "VARCHAR": "string", "BOOLEAN": "bool", "DATE": "date", "TIMESTAMP": "date",
+    "TIMESTAMP WITH TIME ZONE": "date", "DOUBLE": "float", "FLOAT": "float",
+}
+
+
+class PlanError(ValueError):
+    """The activation does not fit its segment (a mapped column is missing, …)."""
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    activation: str
+    segment_table: str
+    primary_key: str
+    identifier: str
+    columns: dict[str, str]  # platform field -> segment column
+    mode: str
+    operation: str
+    full_resync: bool = False
+    only_keys: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    path: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    field_types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def to_send(self) -> int:
+        return self.counts.get("op_upsert", 0) + self.counts.get("op_update", 0) + self.counts.get("op_delete", 0)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _logical_type(duckdb_type: str) -> str:
+    if duckdb_type.endswith("[]"):
+        return "array"
+    if duckdb_type.startswith("DECIMAL"):
+        return "float"
+    if duckdb_type in LOGICAL_TYPES:
+        return LOGICAL_TYPES[duckdb_type]
+    return "integer" if "INT" in duckdb_type else "string"
+
+
+def segment_columns(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in conn.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def _operation_sql(request: PlanRequest) -> str:
+    """CASE expression choosing each key's operation; the DESIGN.md mode table, in SQL."""
+    send = "'update'" if request.operation == "update_only" else "'upsert'"
+    valid = "__change IN ('added', 'changed', 'unchanged')"
+    if request.only_keys:
+        return f"CASE WHEN {valid} THEN {send} END"
+    if request.operation == "delete_only":
+        return f"CASE WHEN {valid} THEN 'delete' END"
+    if request.mode == "full_only" or request.full_resync:
+        return f"CASE WHEN {valid} THEN {send} END"
+    delete_removed = "WHEN __change = 'removed' THEN 'delete'" if request.operation == "mirror" else ""
+    return f"CASE WHEN __change IN ('added', 'changed') THEN {send} {delete_removed} END"
+
+
+def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_path: Path) -> Plan:
+    """Diff the segment against the snapshot and write the plan; return it with its counts."""
+    available = segment_columns(conn, request.segment_table)
+    wanted = {request.primary_key: "primary_key", request.identifier: "identifier"}
+    wanted.update({column: f"mapping.{platform_field}" for platform_field, column in request.columns.items()})
+    for column, where in wanted.items():
+        if column not in available:
+            raise PlanError(
+                f"activations.{request.activation}.{where}: column {column!r} is not in "
+                f"{request.segment_table} (columns: {', '.join(available)})"
+            )
+    sent = [request.identifier, *request.columns.values()]
+    hashed = ", ".join(_quote(c) for c in dict.fromkeys(sent))
+    payload = ", ".join(f"{_quote(c)} AS {_quote(PAYLOAD_PREFIX + f)}" for f, c in request.columns.items())
+    payload_names = ", ".join(_quote(PAYLOAD_PREFIX + f) for f in request.columns)
+    key_filter = ""
+    if request.only_keys:
+        keys = ", ".join("'" + k.replace("'", "''") + "'" for k in request.only_keys)
+        key_filter = f"WHERE CAST({_quote(request.primary_key)} AS VARCHAR) IN ({keys})"
+    snapshot = snapshot_table(request.activation)
+    snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash WHERE false)" if request.only_keys else snapshot
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    conn.execute(
+        f"""
+        COPY (
+          WITH seg AS (
+            SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
+                   CAST({_quote(request.identifier)} AS VARCHAR) AS __identifier,
+                   hash({hashed}) AS __hash,
+                   count(*) OVER (PARTITION BY {_quote(request.primary_key)}) AS __copies,
+                   {payload}{',' if payload else ''} true AS __in_segment
+            FROM {request.segment_table} {key_filter}
+          ), classified AS (
+            SELECT coalesce(seg.__key, snap.key) AS __key, seg.__identifier, seg.__hash,
+                   CASE
+                     WHEN seg.__in_segment IS NULL THEN 'removed'
+                     WHEN seg.__key IS NULL OR seg.__copies > 1 THEN 'invalid'
+                     WHEN snap.key IS NULL THEN 'added'
+                     WHEN snap.row_hash IS DISTINCT FROM seg.__hash THEN 'changed'
+                     ELSE 'unchanged'
+                   END AS __change,
+                   CASE WHEN seg.__key IS NULL AND seg.__in_segment THEN 'primary key is null'
+                        WHEN seg.__copies > 1 THEN 'primary key appears ' || seg.__copies || ' times in the segment'
+                   END AS __reason
+                   {',' if payload_names else ''} {payload_names}
+            FROM seg FULL OUTER JOIN {snapshot_side} AS snap ON seg.__key = snap.key
+          )
+          SELECT *, {_operation_sql(request)} AS __op FROM classified
+        ) TO '{plan_path}' (FORMAT parquet, COMPRESSION zstd)
+        """
+    )
+    counts = {"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "invalid": 0}
+    for change, op, n in conn.execute(
+        f"SELECT __change, __op, count(*) FROM read_parquet('{plan_path}') GROUP BY ALL"
+    ).fetchall():
+        counts[change] = counts.get(change, 0) + n
+        if op:
+            counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n
+            counts[f"{change}_{op}"] = counts.get(f"{change}_{op}", 0) + n
+    field_types = {f: _logical_type(available[c]) for f, c in request.columns.items()}
+    return Plan(plan_path, counts, field_types)

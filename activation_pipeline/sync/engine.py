@@ -1,0 +1,335 @@
+"""Plan → batches → platform → confirm → snapshot + ledger. Platform-agnostic.
+
+Rules kept here (DESIGN.md "Sync semantics"):
+1. the snapshot advances only for records the platform confirmed (journal + fold, state.py);
+2. a per-record rejection is recorded and never fatal; a request rejected whole is split
+   until the offending record stands alone; retries/backoff live in sync/http.py;
+3. invalid rows (null/duplicate key, a value the platform cannot take) are never sent;
+4. safeguards: mass deletion and a changed segment on an auto-synced activation refuse
+   to run, naming the numbers and the run-config override;
+5. a full resync resends everything and deletes nothing;
+6. at most ``max_items_per_request`` per request, ``concurrency`` requests in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record, SyncTarget
+from activation_pipeline.sync import state
+from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanRequest, plan_operations
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+FOLD_EVERY_SECONDS = 2.0
+PROGRESS_EVERY_SECONDS = 5.0
+MAX_CONSECUTIVE_NO_ANSWER = 3
+FAILED_SAMPLE_SIZE = 20
+
+
+class SafeguardTripped(RuntimeError):
+    """A safeguard refused the run; the message names the numbers and the override."""
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    full_resync: bool = False
+    dry_run: bool = False
+    allow_mass_delete: bool = False
+    allow_segment_change: bool = False
+    only_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    """Everything one run of one activation needs, resolved from the config."""
+
+    plan: PlanRequest
+    target: SyncTarget
+    platform: str
+    max_items_per_request: int
+    concurrency: int
+    max_delete_fraction: float
+    auto_synced: bool
+    segment_sql_hash: str
+    state_dir: Path
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    activation: str
+    status: str = "planned"
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_sample: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, change, status, message
+    requests: int = 0
+    retries: int = 0
+    duration_seconds: float = 0.0
+    snapshot_size: int = 0
+    recovered: int = 0
+    dry_run: bool = False
+
+    def bump(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    @property
+    def rows_per_second(self) -> float:
+        sent = sum(v for k, v in self.counts.items() if k.startswith(("succeeded_", "failed_")))
+        return round(sent / self.duration_seconds, 1) if self.duration_seconds else 0.0
+
+
+def run_sync(
+    job: SyncJob,
+    client: DestinationClient,
+    connect: Connect,
+    options: SyncOptions = SyncOptions(),
+    *,
+    run_id: str | None = None,
+    partition_key: str | None = None,
+    log: logging.Logger | Any = logging.getLogger(__name__),
+) -> SyncReport:
+    run_id = run_id or uuid.uuid4().hex
+    activation = job.target.activation
+    report = SyncReport(run_id=run_id, activation=activation, dry_run=options.dry_run)
+    started = time.monotonic()
+    journal = state.Journal(job.state_dir / "journal", activation)
+    plan_path = job.state_dir / "plans" / f"{activation}-{run_id}.parquet"
+    request = _plan_request(job, options)
+    with connect() as conn:
+        state.ensure_state(conn, activation)
+        report.recovered = state.recover(conn, journal, activation)
+        previous_sql_hash = state.last_synced_sql_hash(conn, activation)
+        snapshot_before = state.snapshot_size(conn, activation)
+        plan = plan_operations(conn, request, plan_path)
+    if report.recovered:
+        log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
+    _count_planned(report, plan, request)
+    try:
+        _check_safeguards(job, options, plan, snapshot_before, previous_sql_hash)
+    except SafeguardTripped as refusal:
+        if not options.dry_run:
+            with connect() as conn:
+                state.start_run(conn, _run_row(job, options, run_id, partition_key, "refused", str(refusal)))
+        plan_path.unlink(missing_ok=True)
+        raise
+    if options.dry_run:
+        report.status = "dry_run"
+        report.snapshot_size = snapshot_before
+        report.duration_seconds = time.monotonic() - started
+        plan_path.unlink(missing_ok=True)
+        return report
+
+    with connect() as conn:
+        state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
+    error: BaseException | None = None
+    try:
+        if plan.to_send:
+            client.prepare(job.target)
+        _Pusher(job, client, connect, report, journal, run_id, partition_key, log).push(plan)
+    except BaseException as exc:  # recorded in the ledger, then re-raised
+        error = exc
+    finally:
+        plan_path.unlink(missing_ok=True)
+    report.requests, report.retries = client.requests_sent, client.retries
+    report.duration_seconds = round(time.monotonic() - started, 3)
+    failed = sum(v for k, v in report.counts.items() if k.startswith("failed_"))
+    report.status = "failed" if error else ("partial" if failed else "succeeded")
+    with connect() as conn:
+        report.snapshot_size = state.snapshot_size(conn, activation)
+        state.finish_run(conn, run_id, activation, {
+            "status": report.status, "finished_at": state.now(),
+            "succeeded": sum(v for k, v in report.counts.items() if k.startswith("succeeded_")),
+            "failed": failed, "invalid": report.counts.get("invalid", 0),
+            "skipped": report.counts.get("skipped", 0), "requests": report.requests,
+            "retries": report.retries, "snapshot_size": report.snapshot_size,
+            "error": str(error)[:2000] if error else None,
+        })
+    if error:
+        raise error
+    return report
+
+
+def _plan_request(job: SyncJob, options: SyncOptions) -> PlanRequest:
+    plan = job.plan
+    return PlanRequest(**{**plan.__dict__, "full_resync": options.full_resync, "only_keys": options.only_keys})
+
+
+def _count_planned(report: SyncReport, plan: Plan, request: PlanRequest) -> None:
+    counts = plan.counts
+    for change in ("added", "changed", "removed"):
+        report.counts[f"planned_{change}"] = sum(counts.get(f"{change}_{op}", 0) for op in ("upsert", "update", "delete"))
+    report.counts["planned_unchanged"] = sum(counts.get(f"unchanged_{op}", 0) for op in ("upsert", "update", "delete"))
+    report.counts["unchanged_skipped"] = counts.get("unchanged", 0) - report.counts["planned_unchanged"]
+    report.counts["removed_left_in_platform"] = counts.get("removed", 0) - report.counts["planned_removed"]
+    report.counts["invalid"] = counts.get("invalid", 0)
+
+
+def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_before: int, previous_sql_hash: str | None) -> None:
+    name = job.target.activation
+    if job.auto_synced and previous_sql_hash and previous_sql_hash != job.segment_sql_hash and not options.allow_segment_change:
+        raise SafeguardTripped(
+            f"{name}: the segment's SQL changed since the last sync (hash {previous_sql_hash} -> {job.segment_sql_hash}) "
+            "and this activation is auto-synced; check the segment, then launch the run with run config "
+            "`allow_segment_change: true` to accept the change"
+        )
+    deletes = plan.counts.get("removed_delete", 0)
+    if deletes and snapshot_before and deletes / snapshot_before > job.max_delete_fraction and not options.allow_mass_delete:
+        raise SafeguardTripped(
+            f"{name}: refusing to delete {deletes} of {snapshot_before} synced records "
+            f"({deletes / snapshot_before:.1%} > max_delete_fraction {job.max_delete_fraction:.0%}); "
+            "if that is intended, launch the run with run config `allow_mass_delete: true`"
+        )
+
+
+def _run_row(job: SyncJob, options: SyncOptions, run_id: str, partition_key: str | None, status: str, error: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "activation": job.target.activation, "partition_key": partition_key,
+        "platform": job.platform, "mode": job.plan.mode, "operation": job.plan.operation,
+        "full_resync": options.full_resync, "segment_sql_hash": job.segment_sql_hash, "status": status,
+        "started_at": state.now(), "folded_seq": -1, "error": error,
+    }
+
+
+@dataclass
+class _Batch:
+    op: Op
+    records: list[Record]
+    meta: dict[str, tuple[str, int | None]]  # key -> (change, row_hash)
+
+
+class _Pusher:
+    """Streams the plan into requests, collects outcomes, journals and folds them."""
+
+    def __init__(self, job: SyncJob, client: DestinationClient, connect: Connect, report: SyncReport,
+                 journal: state.Journal, run_id: str, partition_key: str | None, log: Any):
+        self.job, self.client, self.connect, self.report = job, client, connect, report
+        self.journal, self.run_id, self.partition_key, self.log = journal, run_id, partition_key, log
+        self.seq = 0
+        self.pending: list[dict[str, Any]] = []
+        self.last_fold = self.last_progress = self.started = time.monotonic()
+        self.sent = 0
+        self.consecutive_no_answer = 0
+
+    def push(self, plan: Plan) -> None:
+        total = plan.to_send
+        with ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync") as pool:
+            in_flight: set[Future] = set()
+            try:
+                for batch in self._batches(plan):
+                    if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
+                        break
+                    future = pool.submit(self._deliver, batch)
+                    future.batch = batch  # type: ignore[attr-defined]
+                    in_flight.add(future)
+                    if len(in_flight) >= self.job.concurrency * 2:
+                        in_flight = self._collect(in_flight, FIRST_COMPLETED, total)
+                self._collect(in_flight, None, total)
+            finally:
+                self._fold()
+        if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
+            raise NoAnswer(f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
+                           "the run stopped, everything unconfirmed is resent next run")
+
+    def _batches(self, plan: Plan) -> Iterator[_Batch]:
+        size = self.job.max_items_per_request
+        dataset = ds.dataset(plan.path, format="parquet")
+        wanted = pc.field("__op").is_valid() | (pc.field("__change") == "invalid")
+        buffers: dict[str, _Batch] = {}
+        for arrow_batch in dataset.to_batches(filter=wanted, batch_size=max(size * self.job.concurrency, 4096)):
+            invalid: list[state.LedgerEntry] = []
+            for row in arrow_batch.to_pylist():
+                change, op, key = row["__change"], row["__op"], row["__key"]
+                if change == "invalid":
+                    invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"]))
+                    continue
+                fields = {} if op == "delete" else {k[len(PAYLOAD_PREFIX):]: v for k, v in row.items() if k.startswith(PAYLOAD_PREFIX)}
+                record = Record(key=key, identifier=row["__identifier"] if row["__identifier"] is not None else key, fields=fields)
+                reason = self.client.invalid_reason(record, op)
+                if reason:
+                    self.report.bump("invalid")
+                    invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"]))
+                    continue
+                batch = buffers.setdefault(op, _Batch(op, [], {}))
+                batch.records.append(record)
+                batch.meta[key] = (change, row["__hash"])
+                if len(batch.records) >= size:
+                    yield buffers.pop(op)
+            if invalid:
+                self._record(invalid)
+        yield from (b for b in buffers.values() if b.records)
+
+    def _deliver(self, batch: _Batch) -> list[tuple[ItemOutcome, int]]:
+        """Send one batch; split it while the platform rejects it whole. Runs in a worker thread."""
+        def attempt(records: list[Record], depth: int) -> list[tuple[ItemOutcome, int]]:
+            try:
+                return [(o, depth) for o in self.client.send(self.job.target, batch.op, records)]
+            except BatchRejected as rejection:
+                if len(records) == 1:
+                    return [(ItemOutcome(records[0].key, "rejected", str(rejection)), depth)]
+                middle = len(records) // 2
+                return attempt(records[:middle], depth + 1) + attempt(records[middle:], depth + 1)
+            except NoAnswer as silence:
+                return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
+        return attempt(batch.records, 1)
+
+    def _collect(self, futures: set[Future], mode: str | None, total: int) -> set[Future]:
+        done, rest = wait(futures, return_when=mode) if mode else (futures, set())
+        if mode is None:
+            wait(futures)
+        for future in done:
+            batch: _Batch = future.batch  # type: ignore[attr-defined]
+            entries = []
+            outcomes = future.result()  # a PlatformError (bad credentials, …) aborts the run here
+            answered = any(o.status != "no_answer" for o, _ in outcomes)
+            self.consecutive_no_answer = 0 if answered else self.consecutive_no_answer + 1
+            for outcome, attempt in outcomes:
+                change, row_hash = batch.meta[outcome.key]
+                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt))
+                kind = "succeeded" if outcome.status == "confirmed" else ("skipped" if outcome.status == "skipped" else "failed")
+                bucket = "removed" if batch.op == "delete" and change == "removed" else change
+                self.report.bump(f"{kind}_{bucket}" if kind != "skipped" else "skipped")
+                if kind == "failed" and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
+                    self.report.failed_sample.append((outcome.key, change, outcome.status, outcome.message))
+            self.sent += len(batch.records)
+            self._record(entries)
+        self._maybe_report_progress(total)
+        return rest
+
+    def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None, attempt: int = 1) -> state.LedgerEntry:
+        self.seq += 1
+        return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash)
+
+    def _record(self, entries: list[state.LedgerEntry]) -> None:
+        self.journal.append(self.run_id, entries)
+        self.pending.extend({"run_id": self.run_id, **e.__dict__} for e in entries)
+        if time.monotonic() - self.last_fold >= FOLD_EVERY_SECONDS or len(self.pending) >= 50_000:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self.pending:
+            return
+        with self.connect() as conn:
+            state.fold(conn, self.job.target.activation, self.run_id, self.partition_key, self.pending)
+        self.journal.clear()
+        self.pending = []
+        self.last_fold = time.monotonic()
+
+    def _maybe_report_progress(self, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        self.last_progress = now
+        rate = self.sent / max(now - self.started, 1e-9)
+        eta = (total - self.sent) / rate if rate else float("inf")
+        self.log.info(f"{self.job.target.activation}: sent {self.sent}/{total} records, {rate:.0f}/s, ETA {eta:.0f}s")

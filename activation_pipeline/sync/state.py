@@ -1,0 +1,214 @@
+"""Snapshot and ledger tables (schema ``activation_state``) and the confirmation journal.
+
+Durability without holding the warehouse: the DuckDB file allows one writer process, so a
+sync never keeps a connection open while it talks to a platform. Each batch's outcomes are
+appended (and fsynced) to a per-activation journal file the moment the platform answers;
+every few seconds, and at the end, the journal is folded into the snapshot and ledger in
+one transaction that also records the last folded sequence number. A run killed at any
+point is recovered at the start of the next: unfolded journal lines are folded, so what
+the platform confirmed is never sent again and what it did not confirm always is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+SCHEMA = "activation_state"
+
+LEDGER_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
+    run_id VARCHAR, activation VARCHAR, partition_key VARCHAR, platform VARCHAR,
+    mode VARCHAR, operation VARCHAR, full_resync BOOLEAN, segment_sql_hash VARCHAR,
+    status VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+    planned_added BIGINT, planned_changed BIGINT, planned_removed BIGINT,
+    succeeded BIGINT, failed BIGINT, invalid BIGINT, skipped BIGINT,
+    requests BIGINT, retries BIGINT, snapshot_size BIGINT, folded_seq BIGINT, error VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_records (
+    run_id VARCHAR, partition_key VARCHAR, activation VARCHAR, key VARCHAR,
+    change VARCHAR, operation VARCHAR, status VARCHAR, message VARCHAR,
+    attempt INTEGER, row_hash UBIGINT, recorded_at TIMESTAMPTZ
+);
+"""
+
+# One journal/ledger line. change: added|changed|removed|invalid|resync; operation: upsert|delete|none
+LEDGER_COLUMNS = ["seq", "key", "change", "operation", "status", "message", "attempt", "row_hash"]
+
+
+@dataclass
+class LedgerEntry:
+    seq: int
+    key: str | None
+    change: str
+    operation: str
+    status: str
+    message: str
+    attempt: int
+    row_hash: int | None
+
+
+def snapshot_table(activation: str) -> str:
+    return f'{SCHEMA}."{activation}"'
+
+
+def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
+    conn.execute(LEDGER_DDL)
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
+        "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ)"
+    )
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Journal:
+    """Append-only, fsynced record of platform answers not yet folded into DuckDB."""
+
+    def __init__(self, directory: Path, activation: str):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{activation}.jsonl"
+
+    def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
+        lines = "".join(json.dumps({"run_id": run_id, **asdict(e)}) + "\n" for e in entries)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a torn last line from a kill mid-write: that batch was never confirmed
+        return rows
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def fold(
+    conn: duckdb.DuckDBPyConnection,
+    activation: str,
+    run_id: str,
+    partition_key: str | None,
+    entries: list[dict[str, Any]],
+) -> int:
+    """Apply journal entries to snapshot and ledger in one transaction; return the new folded seq.
+
+    Entries at or below the run's recorded ``folded_seq`` are skipped, so folding the same
+    journal twice (a crash between commit and journal removal) changes nothing.
+    """
+    folded = conn.execute(
+        f"SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
+        [run_id, activation],
+    ).fetchone()[0]
+    fresh = [e for e in entries if e["seq"] > folded]
+    if not fresh:
+        return folded
+    frame = pl.DataFrame(
+        [{c: e[c] for c in LEDGER_COLUMNS} for e in fresh],
+        schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
+                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64},
+    )
+    last = int(frame["seq"].max())
+    snap = snapshot_table(activation)
+    conn.register("journal_batch", frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(
+            f"""DELETE FROM {snap} WHERE key IN (
+                SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'delete'))"""
+        )
+        conn.execute(
+            f"""INSERT INTO {snap}
+                SELECT key, arg_max(row_hash, seq), ?, now() FROM journal_batch
+                WHERE status = 'confirmed' AND operation = 'upsert'
+                  AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
+                GROUP BY key""",
+            [run_id],
+        )
+        conn.execute(
+            f"""INSERT INTO {SCHEMA}.sync_records
+                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, now()
+                FROM journal_batch ORDER BY seq""",
+            [run_id, partition_key, activation],
+        )
+        conn.execute(
+            f"UPDATE {SCHEMA}.sync_runs SET folded_seq = ? WHERE run_id = ? AND activation = ?",
+            [last, run_id, activation],
+        )
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("journal_batch")
+    return last
+
+
+def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str) -> int:
+    """Fold what a killed run left in the journal; mark such runs 'interrupted'. Returns lines recovered."""
+    entries = journal.read()
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_run.setdefault(entry["run_id"], []).append(entry)
+    for run_id, run_entries in by_run.items():
+        partition = conn.execute(
+            f"SELECT any_value(partition_key) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
+            [run_id, activation],
+        ).fetchone()[0]
+        fold(conn, activation, run_id, partition, run_entries)
+    conn.execute(
+        f"""UPDATE {SCHEMA}.sync_runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
+            error = coalesce(error, 'the run stopped before it finished; its confirmed records were recovered')
+            WHERE activation = ? AND status = 'running'""",
+        [activation],
+    )
+    journal.clear()
+    return len(entries)
+
+
+def start_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    conn.execute(
+        f"INSERT INTO {SCHEMA}.sync_runs ({columns}) VALUES ({', '.join('?' * len(row))})",
+        list(row.values()),
+    )
+
+
+def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, values: dict[str, Any]) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    conn.execute(
+        f"UPDATE {SCHEMA}.sync_runs SET {assignments} WHERE run_id = ? AND activation = ?",
+        [*values.values(), run_id, activation],
+    )
+
+
+def last_synced_sql_hash(conn: duckdb.DuckDBPyConnection, activation: str) -> str | None:
+    row = conn.execute(
+        f"""SELECT segment_sql_hash FROM {SCHEMA}.sync_runs
+            WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1""",
+        [activation],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {snapshot_table(activation)}").fetchone()[0]

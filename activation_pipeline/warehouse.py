@@ -1,0 +1,47 @@
+"""The warehouse: one DuckDB file, shared by every asset through dagster-duckdb's resource.
+
+DuckDB lets one process at a time open a file for writing. Assets run in separate
+processes under Dagster's multiprocess executor, so every session here is short and
+serialised across processes by a file lock beside the database (the same pattern as
+Dagster's own ETL tutorial). Long work (talking to a platform) never holds a session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+from filelock import FileLock
+from pydantic import Field
+
+DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get("ACTIVATION_WAREHOUSE", DEFAULT_WAREHOUSE))
+
+
+class WarehouseResource(DuckDBResource):
+    """DuckDBResource whose connections are serialised across processes by a file lock."""
+
+    lock_timeout_seconds: float = Field(default=600.0, description="how long to wait for another writer")
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{self.database}.lock", timeout=self.lock_timeout_seconds):
+            with super().get_connection() as conn:
+                yield conn
+
+    @property
+    def state_dir(self) -> Path:
+        """Where plan files and confirmation journals live, beside the database."""
+        return Path(self.database).parent / "activation_state"
+
+
+def warehouse_resource() -> WarehouseResource:
+    return WarehouseResource(database=str(warehouse_path()))
