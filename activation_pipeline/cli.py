@@ -1,0 +1,110 @@
+"""``activation-pipeline``: the demo end to end, and the sandbox in the background.
+
+    activation-pipeline demo        generate demo data if missing, start the sandbox,
+                                    materialize every asset once, print a summary
+    activation-pipeline sandbox     run the sandbox in the foreground
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import requests
+
+from activation_pipeline.platforms.base import sandbox_url
+
+
+def _sandbox_running(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/_sandbox/health", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def ensure_sandbox(state: Path) -> str:
+    """Start the sandbox in the background unless one already answers; return its URL."""
+    url = sandbox_url()
+    if _sandbox_running(url):
+        print(f"sandbox already running at {url}")
+        return url
+    port = url.rsplit(":", 1)[1]
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", int(port))) == 0:
+            sys.exit(f"port {port} is taken by something that is not the sandbox; set SANDBOX_PORT to a free port")
+    state.parent.mkdir(parents=True, exist_ok=True)
+    log = open(state.parent / "sandbox.log", "a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "activation_pipeline.sandbox", "--port", port, "--state", str(state)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    for _ in range(100):
+        if _sandbox_running(url):
+            print(f"sandbox started at {url} (pid {process.pid}; stop it with `kill {process.pid}`; state in {state})")
+            return url
+        time.sleep(0.1)
+    sys.exit(f"the sandbox did not start; see {state.parent / 'sandbox.log'}")
+
+
+def demo(args: argparse.Namespace) -> None:
+    from dagster import DagsterInstance, materialize
+
+    from activation_pipeline.config import load_config
+    from activation_pipeline.definitions import build_definitions
+    from activation_pipeline.demo_data import write_demo_dataset
+    from activation_pipeline.warehouse import warehouse_path
+
+    config = load_config()
+    demo_dir = config.base_dir / "demo"
+    missing = [n for n in config.sources if not config.source_path(n).exists()]
+    if missing or args.regenerate:
+        files = write_demo_dataset(demo_dir)
+        print(f"demo data written to {demo_dir}: {', '.join(sorted(files))}")
+    ensure_sandbox(config.base_dir / "sandbox" / "state.sqlite")
+    defs = build_definitions(config)
+    started = time.time()
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), resources=defs.resources,
+                             instance=instance, raise_on_error=False)
+    print(f"\nmaterialized {len(result.get_asset_materialization_events())} assets in {time.time() - started:.1f}s "
+          f"({'success' if result.success else 'with failures: see above'})\n")
+    with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+        rows = conn.execute(
+            """SELECT activation, status, planned_added + planned_changed + planned_removed AS planned,
+                      succeeded, failed, invalid, snapshot_size
+               FROM activation_state.sync_runs WHERE run_id = ? ORDER BY activation""", [result.run_id]
+        ).fetchall()
+    print(f"{'activation':<28}{'status':<11}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'snapshot':>10}")
+    for row in rows:
+        print(f"{row[0]:<28}{row[1]:<11}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[2:], (8, 9, 8, 9, 10))))
+    print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
+    print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
+    if not result.success:
+        sys.exit(1)
+
+
+def sandbox(args: argparse.Namespace) -> None:
+    os.execv(sys.executable, [sys.executable, "-m", "activation_pipeline.sandbox", *args.rest])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="activation-pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help="run every activation once against the sandbox")
+    demo_parser.add_argument("--regenerate", action="store_true", help="rewrite the demo dataset first")
+    demo_parser.set_defaults(func=demo)
+    sandbox_parser = commands.add_parser("sandbox", help="run the sandbox in the foreground")
+    sandbox_parser.add_argument("rest", nargs=argparse.REMAINDER)
+    sandbox_parser.set_defaults(func=sandbox)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""Emulator of the Batch.com CEP Catalog API (``/batch/{version}/catalogs/...``).
+
+Real base URL: ``https://api.batch.com/{version}`` (default version 2.11); here
+``{sandbox}/batch/{version}`` with any version of the form ``\\d+\\.\\d+``.
+
+Verified from the vendor's OpenAPI pages (doc.batch.com/developer/api/cep/catalogs/*):
+
+* auth: ``Authorization: Bearer <REST API key>`` and ``X-Batch-Project: <project key>``;
+  401 with ``error_code`` ``AUTHENTICATION_INVALID`` / "The Rest API Key is not
+  valid for this project"; error bodies are ``{"error_code", "error_message"}``;
+  statuses 400, 401, 429, 500, 503 are documented.
+* ``POST /catalogs/create`` -> 201 ``{}``; at most 5 catalogs per project; 1..25
+  fields; field name ``[a-z0-9_]+`` (1..250 chars); field types array, bool, date,
+  float, integer, string, url.
+* ``POST /catalogs/update`` with field ``action`` add/remove -> 202 ``{}`` (the
+  docs say "HTTP 202 confirmation" / "accepted for asynchronous processing").
+* ``GET /catalogs/view?name=&indexing_token=`` -> name, fields, items, size,
+  created, updated and ``indexing_state`` IN_PROGRESS/APPLIED. The docs say "If
+  there is no indexing token provided, no indexing state will be returned", so
+  without a token the field is omitted (the same in ``/catalogs/list``).
+* ``GET /catalogs/list?from=&limit=`` (limit 1..100, default 10) -> catalogs,
+  ``count`` (first page only), ``has_more``, ``next_from``.
+* ``POST /catalogs/items/edit`` -> 202 ``{"indexing_token"}``; at most 200 items
+  per request; action ``"add"`` appears in the docs' example; attribute keys
+  ``^[a-z0-9_]+$``, ``url(...)`` (valid URL), ``date(...)`` (RFC 3339 or Unix
+  timestamp); values: array of <= 15 strings of <= 64 chars, boolean, integer
+  (int64), float, string <= 10,000 chars.
+* rate limit on items/edit: token bucket, 5 requests/s and 1000 item updates/s,
+  one update per item in a request, 429 beyond.
+
+The emulator's own choices (unverified; a real-API run may contradict them):
+
+* action strings beyond ``"add"``: ``update`` (merge), ``upsert`` (replace),
+  ``delete``/``remove``; ``add`` replaces an existing item whole.
+* ``update`` of an id that does not exist is ignored (not created) and the 202
+  body carries ``"ignored_ids": [...]`` -- that field is the emulator's, chosen
+  because the real API's behaviour for this case is unverified.
+* Validation is all-or-nothing: one invalid item rejects the whole request
+  (400 ``INVALID_PARAMETER`` naming ``items[i] (id "...")`` and the rule).
+  Values may also be ``null``. NaN/Infinity make the body invalid JSON (400
+  ``MALFORMED_JSON``); numbers overflowing to infinity are "not finite".
+* ``Retry-After`` (integer seconds, >= 1) on 429; only items/edit is rate limited.
+* error codes other than AUTHENTICATION_INVALID: INVALID_PARAMETER,
+  MALFORMED_JSON, CATALOG_ALREADY_EXISTS, CATALOG_NOT_FOUND (404), NOT_FOUND
+  (unknown route, 404), TOO_MANY_REQUESTS, SERVER_ERROR (500),
+  SERVICE_UNAVAILABLE (503). Catalog name ``^[a-z0-9_]+$`` (<= 100 chars); item id
+  a non-empty string of <= 512 chars. Item attributes are not checked against
+  the catalog's declared fields. An unknown ``indexing_token`` is 400. Catalog
+  update: adding an existing field with the same type is a no-op (another type:
+  400); removing an absent field is a no-op.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hmac
+import json
+import math
+import os
+import re
+import secrets
+import sqlite3
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .server import HandlerContext, Request, Response, Store, error_response, parse_json
+
+DEFAULT_REST_API_KEY = "sandbox-batch-rest-key"
+DEFAULT_PROJECT_KEY = "project_sandbox"
+MAX_CATALOGS, MAX_FIELDS, MAX_ITEMS_PER_REQUEST = 5, 25, 200
+MAX_ID_CHARS, MAX_STRING_CHARS, MAX_ARRAY_ITEMS, MAX_ARRAY_STRING_CHARS = 512, 10_000, 15, 64
+FIELD_TYPES = ("array", "bool", "date", "float", "integer", "string", "url")
+ITEM_ACTIONS = ("add", "update", "upsert", "delete", "remove")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_VERSION_RE = re.compile(r"^\d+\.\d+$")
+_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+_KEY_RE = re.compile(r"^(?:([a-z0-9_]+)|url\(([a-z0-9_]+)\)|date\(([a-z0-9_]+)\))$")
+_RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$")
+_STATUS_ERRORS = {
+    400: ("INVALID_PARAMETER", "The request is malformed"),
+    401: ("AUTHENTICATION_INVALID", "The Rest API Key is not valid for this project"),
+    404: ("NOT_FOUND", "Not found"),
+    429: ("TOO_MANY_REQUESTS", "Too Many Requests"),
+    500: ("SERVER_ERROR", "Unexpected error"),
+    503: ("SERVICE_UNAVAILABLE", "Batch's services are under maintenance. Please try again later"),
+}
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS batch_catalogs (project TEXT NOT NULL, name TEXT NOT NULL, "
+    "fields_json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (project, name))",
+    "CREATE TABLE IF NOT EXISTS batch_items (project TEXT NOT NULL, catalog TEXT NOT NULL, id TEXT NOT NULL, "
+    "attributes_json TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (project, catalog, id))",
+    "CREATE TABLE IF NOT EXISTS batch_indexing (token TEXT PRIMARY KEY, project TEXT NOT NULL, "
+    "catalog TEXT NOT NULL, polls INTEGER NOT NULL DEFAULT 0)",
+)
+
+
+class ApiError(Exception):
+    """Raised by handlers; turned into a Batch-shaped error response."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "INVALID_PARAMETER", message)
+
+
+def _catalog_name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value) or len(value) > 100:
+        raise _invalid('"name" must be a catalog name matching ^[a-z0-9_]+$ (at most 100 characters)')
+    return value
+
+
+def _field_name(index: int, raw: Any) -> str:
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 250:
+        raise _invalid(f'fields[{index}]: "name" must match ^[a-z0-9_]+$ (1 to 250 characters)')
+    return name
+
+
+def _field_type(index: int, raw: Any) -> str:
+    if raw.get("type") not in FIELD_TYPES:
+        raise _invalid(f'fields[{index}]: "type" must be one of {", ".join(FIELD_TYPES)}')
+    return str(raw["type"])
+
+
+def _field_list(value: Any) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise _invalid('"fields" must be a non-empty array')
+    for index, raw in enumerate(value):
+        if not isinstance(raw, dict):
+            raise _invalid(f"fields[{index}] must be a JSON object")
+    return value
+
+
+def _check_field_count(count: int) -> None:
+    if not 1 <= count <= MAX_FIELDS:
+        raise _invalid(f"A catalog must have between 1 and {MAX_FIELDS} fields, got {count}")
+
+
+# --------------------------------------------------------------------------- item validation
+
+
+def _is_url(value: Any) -> bool:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+def _is_date(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return INT64_MIN <= value <= INT64_MAX
+    match = _RFC3339_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        return False
+    y, mo, d, h, mi, s, oh, om = (int(g) if g else 0 for g in match.groups())
+    try:
+        dt.datetime(y, mo, d, h, mi, min(s, 59))
+    except ValueError:
+        return False
+    return s <= 60 and oh <= 23 and om <= 59
+
+
+def _value_error(value: Any) -> str | None:
+    """Why ``value`` is not a valid plain attribute value (None if valid)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if INT64_MIN <= value <= INT64_MAX else "must be a 64-bit integer"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number"
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_CHARS:
+            return f"must be a string of at most {MAX_STRING_CHARS} characters (got {len(value)})"
+        return None
+    if isinstance(value, list):
+        if len(value) > MAX_ARRAY_ITEMS:
+            return f"must be an array of at most {MAX_ARRAY_ITEMS} strings (got {len(value)})"
+        for pos, element in enumerate(value):
+            if not isinstance(element, str) or len(element) > MAX_ARRAY_STRING_CHARS:
+                return f"[{pos}] must be a string of at most {MAX_ARRAY_STRING_CHARS} characters"
+        return None
+    return "must be a boolean, number, string, array of strings or null (got an object)"
+
+
+def _validate_item(index: int, raw: Any) -> tuple[str, str, dict[str, Any] | None]:
+    """Return ``(id, action, attributes)`` or raise naming ``items[index]``."""
+    if not isinstance(raw, dict):
+        raise _invalid(f"items[{index}]: must be a JSON object")
+    item_id = raw.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise _invalid(f'items[{index}]: "id" must be a non-empty string')
+    shown = _dumps(item_id if len(item_id) <= 80 else item_id[:80] + "...")
+    where = f"items[{index}] (id {shown})"
+    if len(item_id) > MAX_ID_CHARS:
+        raise _invalid(f'{where}: "id" must be at most {MAX_ID_CHARS} characters (got {len(item_id)})')
+    action = raw.get("action")
+    if action not in ITEM_ACTIONS:
+        raise _invalid(f'{where}: "action" must be one of {", ".join(ITEM_ACTIONS)}')
+    if action in ("delete", "remove"):
+        return item_id, action, None
+    attributes = raw.get("attributes")
+    if not isinstance(attributes, dict):
+        raise _invalid(f'{where}: "attributes" must be a JSON object for action "{action}"')
+    for key, value in attributes.items():
+        match = _KEY_RE.match(key)
+        if not match:
+            raise _invalid(f"{where}: attribute key {_dumps(key)} is invalid (expected ^[a-z0-9_]+$, "
+                           "url(name) or date(name))")
+        if value is None:
+            continue
+        if match.group(2) and not _is_url(value):
+            raise _invalid(f'{where}: attribute "{key}" must be an absolute http(s) URL')
+        if match.group(3) and not _is_date(value):
+            raise _invalid(f'{where}: attribute "{key}" must be an RFC 3339 date-time or an integer Unix timestamp')
+        problem = _value_error(value) if match.group(1) else None
+        if problem:
+            raise _invalid(f'{where}: attribute "{key}" {problem}')
+    return item_id, action, attributes
+
+
+# --------------------------------------------------------------------------- the platform
+
+
+class BatchPlatform:
+    """Routes ``/batch/{version}/...``; see the module docstring for the contract."""
+
+    name = "batch"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._rest_key = os.environ.get("SANDBOX_BATCH_REST_API_KEY", DEFAULT_REST_API_KEY)
+        self.project_key = os.environ.get("SANDBOX_BATCH_PROJECT_KEY", DEFAULT_PROJECT_KEY)
+        with store.transaction() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    # ----------------------------------------------------------------- plumbing
+
+    def handle(self, req: Request, ctx: HandlerContext) -> Response:
+        segs = req.segments
+        route = _ROUTES.get((req.method, "/".join(segs[1:])))
+        if len(segs) < 2 or not _VERSION_RE.match(segs[0]) or route is None:
+            return error_response(404, "NOT_FOUND", f"Unknown route {req.method} {req.path}")
+        if not self._authenticated(req):
+            return self.fault_response(401, None)
+        try:
+            return route(self, req, ctx)
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+
+    def _authenticated(self, req: Request) -> bool:
+        scheme, _, key = (req.header("Authorization") or "").strip().partition(" ")
+        project = (req.header("X-Batch-Project") or "").strip()
+        key_ok = hmac.compare_digest(key.strip().encode(), self._rest_key.encode())
+        project_ok = hmac.compare_digest(project.encode(), self.project_key.encode())
+        return scheme.lower() == "bearer" and key_ok and project_ok
+
+    def fault_response(self, status: int, retry_after: int | None) -> Response:
+        code, message = _STATUS_ERRORS.get(status, ("SANDBOX_FAULT", f"Injected HTTP {status}"))
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return error_response(status, code, message, headers)
+
+    def reset(self) -> None:
+        with self.store.transaction() as db:
+            for table in ("batch_items", "batch_indexing", "batch_catalogs"):
+                db.execute(f"DELETE FROM {table}")
+
+    @staticmethod
+    def _body(req: Request) -> dict[str, Any]:
+        try:
+            body = parse_json(req.body)
+        except ValueError as exc:
+            raise ApiError(400, "MALFORMED_JSON", f"Request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise _invalid("Request body must be a JSON object")
+        return body
+
+    def _catalog_row(self, db: sqlite3.Connection, project: str, name: str) -> tuple[str, str, str]:
+        row = db.execute("SELECT fields_json, created, updated FROM batch_catalogs WHERE project=? AND name=?",
+                         (project, name)).fetchone()
+        if row is None:
+            raise ApiError(404, "CATALOG_NOT_FOUND", f'Catalog "{name}" does not exist')
+        return row
+
+    @staticmethod
+    def _describe(db: sqlite3.Connection, project: str, name: str, row: tuple[str, str, str]) -> dict[str, Any]:
+        items, size = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(attributes_json AS BLOB))), 0) FROM batch_items "
+            "WHERE project=? AND catalog=?", (project, name)).fetchone()
+        return {"name": name, "fields": json.loads(row[0]), "items": items, "size": size,
+                "created": row[1], "updated": row[2]}
+
+    # ----------------------------------------------------------------- catalogs
+
+    def _create(self, req: Request, ctx: HandlerContext) -> Response:
+        body = self._body(req)
+        name = _catalog_name(body.get("name"))
+        raw_fields = _field_list(body.get("fields"))
+        fields: dict[str, str] = {}
+        for index, raw in enumerate(raw_fields):
+            field_name = _field_name(index, raw)
+            if field_name in fields:
+                raise _invalid(f'fields[{index}]: duplicate field name "{field_name}"')
+            fields[field_name] = _field_type(index, raw)
+        _check_field_count(len(fields))
+        with self.store.transaction() as db:
+            if db.execute("SELECT 1 FROM batch_catalogs WHERE project=? AND name=?",
+                          (self.project_key, name)).fetchone():
+                raise ApiError(400, "CATALOG_ALREADY_EXISTS", f'Catalog "{name}" already exists')
+            (count,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?",
+                                  (self.project_key,)).fetchone()
+            if count >= MAX_CATALOGS:
+                raise _invalid(f"A project can have at most {MAX_CATALOGS} catalogs")
+            now = _now()
+            db.execute("INSERT INTO batch_catalogs VALUES (?,?,?,?,?)", (
+                self.project_key, name, _dumps([{"name": n, "type": t} for n, t in fields.items()]), now, now))
+        return Response(201, {})
+
+    def _update(self, req: Request, ctx: HandlerContext) -> Response:
+        body = self._body(req)
+        name = _catalog_name(body.get("name"))
+        ops: list[tuple[str, str, str | None]] = []
+        for index, raw in enumerate(_field_list(body.get("fields"))):
+            action = raw.get("action")
+            if action not in ("add", "remove"):
+                raise _invalid(f'fields[{index}]: "action" must be "add" or "remove"')
+            ops.append((action, _field_name(index, raw), _field_type(index, raw) if action == "add" else None))
+        with self.store.transaction() as db:
+            row = self._catalog_row(db, self.project_key, name)
+            fields = {f["name"]: f["type"] for f in json.loads(row[0])}
+            for action, field_name, field_type in ops:
+                if action == "remove":
+                    fields.pop(field_name, None)
+                elif fields.get(field_name, field_type) != field_type:
+                    raise _invalid(f'field "{field_name}" already exists with type "{fields[field_name]}"')
+                else:
+                    fields[field_name] = str(field_type)
+            _check_field_count(len(fields))
+            db.execute("UPDATE batch_catalogs SET fields_json=?, updated=? WHERE project=? AND name=?", (
+                _dumps([{"name": n, "type": t} for n, t in fields.items()]), _now(), self.project_key, name))
+        return Response(202, {})
+
+    def _view(self, req: Request, ctx: HandlerContext) -> Response:
+        if "name" not in req.query:
+            raise _invalid('query parameter "name" is required')
+        name = _catalog_name(req.query["name"])
+        token = req.query.get("indexing_token")
+        with self.store.transaction() as db:
+            out = self._describe(db, self.project_key, name, self._catalog_row(db, self.project_key, name))
+            if token is not None:
+                row = db.execute("SELECT polls FROM batch_indexing WHERE token=? AND project=? AND catalog=?",
+                                 (token, self.project_key, name)).fetchone()
+                if row is None:
+                    raise _invalid(f'Unknown indexing_token for catalog "{name}"')
+                db.execute("UPDATE batch_indexing SET polls = polls + 1 WHERE token=?", (token,))
+                out["indexing_state"] = "IN_PROGRESS" if row[0] == 0 else "APPLIED"
+        return Response(200, out)
+
+    def _list(self, req: Request, ctx: HandlerContext) -> Response:
+        raw_limit = req.query.get("limit", "10")
+        if not re.fullmatch(r"\d{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 100:
+            raise _invalid('"limit" must be an integer between 1 and 100')
+        limit, cursor = int(raw_limit), req.query.get("from")
+        after = ""
+        if cursor is not None:
+            try:
+                after = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise _invalid('"from" is not a valid cursor') from None
+            if not _NAME_RE.match(after):
+                raise _invalid('"from" is not a valid cursor')
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT name, fields_json, created, updated FROM batch_catalogs "
+                              "WHERE project=? AND name>? ORDER BY name LIMIT ?",
+                              (self.project_key, after, limit + 1)).fetchall()
+            page = [self._describe(db, self.project_key, r[0], r[1:]) for r in rows[:limit]]
+            (total,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?",
+                                  (self.project_key,)).fetchone()
+        out: dict[str, Any] = {"catalogs": page}
+        if cursor is None:
+            out["count"] = total
+        out["has_more"] = len(rows) > limit
+        if out["has_more"]:
+            out["next_from"] = base64.urlsafe_b64encode(page[-1]["name"].encode()).decode().rstrip("=")
+        return Response(200, out)
+
+    def _remove(self, req: Request, ctx: HandlerContext) -> Response:
+        name = _catalog_name(self._body(req).get("name"))
+        with self.store.transaction() as db:
+            self._catalog_row(db, self.project_key, name)
+            for table, column in (("batch_items", "catalog"), ("batch_indexing", "catalog"),
+                                  ("batch_catalogs", "name")):
+                db.execute(f"DELETE FROM {table} WHERE project=? AND {column}=?", (self.project_key, name))
+        return Response(202, {})
+
+    # ----------------------------------------------------------------- items
+
+    def _edit_items(self, req: Request, ctx: HandlerContext) -> Response:
+        body = self._body(req)
+        items = body.get("items")
+        count = len(items) if isinstance(items, list) else 0
+        ctx.items_received = count
+        wait = ctx.rate_check(self.project_key, count)
+        if wait is not None:
+            return self.fault_response(429, max(1, math.ceil(wait)))
+        name = _catalog_name(body.get("name"))
+        if not isinstance(items, list):
+            raise _invalid('"items" must be an array')
+        if not 1 <= count <= MAX_ITEMS_PER_REQUEST:
+            raise _invalid(f'"items" must contain between 1 and {MAX_ITEMS_PER_REQUEST} items per request, '
+                           f"got {count}")
+        ops = [_validate_item(index, raw) for index, raw in enumerate(items)]
+        for index, (item_id, _, _) in enumerate(ops):
+            if item_id in ctx.rejected_ids:
+                raise _invalid(f"items[{index}] (id {_dumps(item_id)}): item rejected by the platform "
+                               "(sandbox fault reject_ids)")
+        with self.store.transaction() as db:
+            self._catalog_row(db, self.project_key, name)
+            ignored = self._apply(db, name, ops)
+            token = secrets.token_hex(20)
+            db.execute("INSERT INTO batch_indexing VALUES (?,?,?,0)", (token, self.project_key, name))
+            db.execute("UPDATE batch_catalogs SET updated=? WHERE project=? AND name=?",
+                       (_now(), self.project_key, name))
+        ctx.items_applied = count - len(ignored)
+        out: dict[str, Any] = {"indexing_token": token}
+        if ignored:
+            out["ignored_ids"] = ignored
+        return Response(202, out)
+
+    def _apply(self, db: sqlite3.Connection, catalog: str, ops: list[tuple[str, str, Any]]) -> list[str]:
+        """Apply validated ops in order with two executemany calls; return ignored update ids."""
+        project = self.project_key
+        update_ids = list(dict.fromkeys(i for i, action, _ in ops if action == "update"))
+        existing: dict[str, dict[str, Any]] = {}
+        if update_ids:
+            marks = ",".join("?" * len(update_ids))
+            rows = db.execute(f"SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? "
+                              f"AND id IN ({marks})", (project, catalog, *update_ids))
+            existing = {item_id: json.loads(attrs) for item_id, attrs in rows}
+        final: dict[str, dict[str, Any] | None] = {}
+        ignored: list[str] = []
+        for item_id, action, attributes in ops:
+            if action in ("add", "upsert"):
+                final[item_id] = dict(attributes)
+            elif action == "update":
+                current = final[item_id] if item_id in final else existing.get(item_id)
+                if current is None:
+                    ignored.append(item_id)
+                else:
+                    final[item_id] = {**current, **attributes}
+            else:
+                final[item_id] = None
+        now = _now()
+        db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?,?,?,?,?)",
+                       [(project, catalog, i, _dumps(a), now) for i, a in final.items() if a is not None])
+        db.executemany("DELETE FROM batch_items WHERE project=? AND catalog=? AND id=?",
+                       [(project, catalog, i) for i, a in final.items() if a is None])
+        return ignored
+
+    # ----------------------------------------------------------------- admin (no auth)
+
+    def admin(self, req: Request, segs: list[str]) -> Response:
+        if req.method == "GET" and segs == ["catalogs"]:
+            with self.store.transaction() as db:
+                rows = db.execute("SELECT c.project, c.name, c.fields_json, (SELECT COUNT(*) FROM batch_items i "
+                                  "WHERE i.project=c.project AND i.catalog=c.name) FROM batch_catalogs c "
+                                  "ORDER BY c.project, c.name").fetchall()
+            return Response(200, {"catalogs": [{"project": p, "name": n, "fields": json.loads(f), "items": c}
+                                               for p, n, f, c in rows]})
+        if req.method == "GET" and len(segs) == 3 and segs[0] == "catalogs" and segs[2] == "items":
+            project = req.query.get("project", self.project_key)
+            with self.store.transaction() as db:
+                try:
+                    self._catalog_row(db, project, segs[1])
+                except ApiError as exc:
+                    return error_response(exc.status, exc.code, exc.message)
+                rows = db.execute("SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? "
+                                  "ORDER BY id", (project, segs[1])).fetchall()
+            return Response(200, {"items": {item_id: json.loads(attrs) for item_id, attrs in rows}})
+        return error_response(404, "NOT_FOUND", f"No batch admin route for {req.method} {req.path}")
+
+
+_ROUTES: dict[tuple[str, str], Callable[[BatchPlatform, Request, HandlerContext], Response]] = {
+    ("POST", "catalogs/create"): BatchPlatform._create,
+    ("POST", "catalogs/update"): BatchPlatform._update,
+    ("GET", "catalogs/view"): BatchPlatform._view,
+    ("GET", "catalogs/list"): BatchPlatform._list,
+    ("POST", "catalogs/remove"): BatchPlatform._remove,
+    ("POST", "catalogs/items/edit"): BatchPlatform._edit_items,
+}

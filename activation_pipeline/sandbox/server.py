@@ -1,0 +1,503 @@
+"""HTTP server of the sandbox: a local stand-in for the marketing platforms.
+
+Layout of URLs:
+
+* ``/<platform>/...`` is handed to the platform module registered in
+  :data:`PLATFORMS` (``/batch/2.11/catalogs/...`` -> :mod:`.batch`). Adding a
+  platform means writing one module with a class following :class:`Platform`
+  and adding one line to :data:`PLATFORMS`.
+* ``/_sandbox/...`` are admin/inspection endpoints (no auth; not part of any
+  real API): health, reset, stats, rate-limit settings, faults, and per-platform
+  inspection under ``/_sandbox/<platform>/...``.
+
+Every platform request goes through: fault lookup (slow / drop_before / status
+/ drop_after, see :mod:`.faults`) -> platform handler (auth, rate limiting via
+:class:`HandlerContext`, validation, one SQLite transaction) -> response. State
+lives in one SQLite file (WAL, ``synchronous=NORMAL``) guarded by one lock.
+Header values are never logged nor echoed; the in-memory request log used for
+stats holds method, path, status, item counts and timings only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .faults import FaultRegistry, FaultSpecError
+from .ratelimit import DEFAULT_ITEMS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND, RateLimiter
+
+DEFAULT_STATE_PATH = "data/sandbox/state.sqlite"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_VERSION_RE = re.compile(r"^v?\d+(\.\d+)*$")
+
+#: platform name (first path segment) -> "module:Class", imported lazily.
+PLATFORMS: dict[str, str] = {
+    "batch": ".batch:BatchPlatform",
+}
+
+
+# --------------------------------------------------------------------------- request / response layer
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON decoding: UTF-8 only, NaN/Infinity rejected (ValueError)."""
+    return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+
+
+@dataclass
+class Request:
+    """An incoming HTTP request, decoupled from http.server."""
+
+    method: str
+    path: str
+    segments: list[str]
+    query: dict[str, str]
+    headers: Message
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass
+class Response:
+    """A JSON response (``body=None`` sends an empty body)."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"error_code": code, "error_message": message}, dict(headers or {}))
+
+
+@dataclass
+class HandlerContext:
+    """What the server lends a platform handler for one request."""
+
+    rate_check: Callable[[str, int], float | None]
+    rejected_ids: frozenset[str] = frozenset()
+    items_received: int = 0
+    items_applied: int = 0
+
+
+class Platform(Protocol):
+    """Interface of a platform emulator module."""
+
+    name: str
+
+    def handle(self, req: Request, ctx: HandlerContext) -> Response: ...
+
+    def admin(self, req: Request, segments: list[str]) -> Response: ...
+
+    def fault_response(self, status: int, retry_after: int | None) -> Response: ...
+
+    def reset(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+class Store:
+    """One SQLite connection shared by all threads behind one lock."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock for one write transaction; roll back on any exception."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+# --------------------------------------------------------------------------- stats
+
+
+class Stats:
+    """In-memory counters per platform plus a short log of recent requests."""
+
+    def __init__(self, platforms: list[str], recent: int = 200) -> None:
+        self._platforms = platforms
+        self._lock = threading.Lock()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._data = {
+                p: {"requests": 0, "requests_by_path": Counter(), "statuses": Counter(), "items_received": 0,
+                    "items_applied": 0, "dropped": 0, "faults_injected": 0}
+                for p in self._platforms
+            }
+            self._recent.clear()
+
+    def record(self, platform: str, method: str, path: str, status: int | None, ctx: HandlerContext | None,
+               fault: str | None, seconds: float) -> None:
+        with self._lock:
+            d = self._data[platform]
+            d["requests"] += 1
+            d["requests_by_path"][path] += 1
+            if status is None:
+                d["dropped"] += 1
+            else:
+                d["statuses"][str(status)] += 1
+            if fault:
+                d["faults_injected"] += 1
+            received = ctx.items_received if ctx else 0
+            d["items_received"] += received
+            d["items_applied"] += ctx.items_applied if ctx else 0
+            self._recent.append({"ts": round(time.time(), 3), "platform": platform, "method": method, "path": path,
+                                 "status": status, "items": received, "fault": fault, "ms": round(seconds * 1e3, 2)})
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {p: {k: dict(v) if isinstance(v, Counter) else v for k, v in d.items()}
+                                   for p, d in self._data.items()}
+            out["recent"] = list(self._recent)
+            return out
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "activation-pipeline-sandbox/1"
+    disable_nagle_algorithm = True
+    timeout = 120
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def _dispatch(self) -> None:
+        self.server.app.handle_http(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if self.server.app.verbose:  # method, path and status only: never headers nor query
+            sys.stderr.write(f"{self.command} {urlsplit(self.path).path} {code}\n")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.app.verbose:
+            sys.stderr.write("sandbox: " + (format % args) + "\n")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: SandboxServer) -> None:
+        self.app = app
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, conn: socket.socket, opened: bool) -> None:
+        with self._conns_lock:
+            (self._conns.add if opened else self._conns.discard)(conn)
+
+    def close_all(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            _hard_close(conn)
+
+
+def _hard_close(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks, total = [], 0
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise ValueError("request body too large")
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    if length > MAX_BODY_BYTES:
+        raise ValueError("request body too large")
+    return handler.rfile.read(length) if length > 0 else b""
+
+
+# --------------------------------------------------------------------------- the application
+
+
+def _load_platform(spec: str) -> Callable[[Store], Platform]:
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name, package=__package__), attr)
+
+
+def _env_rate_limit_enabled() -> bool:
+    return os.environ.get("SANDBOX_RATE_LIMIT", "on").strip().lower() not in ("off", "0", "false", "no")
+
+
+class SandboxServer:
+    """The sandbox application plus its HTTP server; see :func:`start_sandbox`."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH,
+                 rate_limit: bool = True, requests_per_second: float | None = None,
+                 items_per_second: float | None = None, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self.state_path = Path(state_path)
+        self.store = Store(state_path)
+        self.platforms: dict[str, Platform] = {n: _load_platform(s)(self.store) for n, s in PLATFORMS.items()}
+        self.faults = FaultRegistry(self.platforms)
+        self.limiter = RateLimiter(rate_limit and _env_rate_limit_enabled(),
+                                   requests_per_second or DEFAULT_REQUESTS_PER_SECOND,
+                                   items_per_second or DEFAULT_ITEMS_PER_SECOND)
+        self.stats = Stats(list(self.platforms))
+        self.httpd = _HTTPServer((host, port), self)
+        self._thread: threading.Thread | None = None
+        self._serving = threading.Event()
+        self._stopped = False
+
+    @property
+    def host(self) -> str:
+        return str(self.httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        """Serve in a background daemon thread."""
+        self._thread = threading.Thread(target=self.serve_forever, name=f"sandbox-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._serving.set()
+        try:
+            self.httpd.serve_forever(poll_interval=0.1)
+        finally:
+            self._serving.clear()
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections, close the database. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._serving.is_set():
+            self.httpd.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.httpd.close_all()
+        self.httpd.server_close()
+        self.store.close()
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- dispatch
+
+    def handle_http(self, handler: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(handler.path)
+        segments = [unquote(s) for s in split.path.split("/") if s]
+        try:
+            body = _read_body(handler)
+        except ValueError as exc:
+            handler.close_connection = True
+            self._send(handler, error_response(400, "INVALID_PARAMETER", f"Unreadable request body: {exc}"))
+            return
+        req = Request(handler.command, split.path, segments, dict(parse_qsl(split.query, keep_blank_values=True)),
+                      handler.headers, body)
+        if segments and segments[0] == "_sandbox":
+            try:
+                resp = self._admin(req, segments[1:])
+            except Exception as exc:  # an admin bug must not kill the connection silently
+                traceback.print_exc()
+                resp = error_response(500, "SANDBOX_ERROR", f"{type(exc).__name__}: {exc}")
+            self._send(handler, resp)
+        elif segments and segments[0] in self.platforms:
+            self._handle_platform(handler, req, self.platforms[segments[0]])
+        else:
+            self._send(handler, error_response(404, "NOT_FOUND", f"No route for {req.method} {req.path}"))
+
+    def _handle_platform(self, handler: BaseHTTPRequestHandler, req: Request, platform: Platform) -> None:
+        started = time.perf_counter()
+        req.segments = req.segments[1:]
+        rest = req.segments[1:] if req.segments and _VERSION_RE.match(req.segments[0]) else req.segments
+        stats_path = "/" + "/".join(rest)
+        fault = self.faults.take(platform.name, req.path)
+        kind = fault.kind if fault else None
+        ctx: HandlerContext | None = None
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "drop_before":
+            self._drop(handler)
+            self.stats.record(platform.name, req.method, stats_path, None, None, kind, time.perf_counter() - started)
+            return
+        if fault is not None and fault.kind == "status":
+            resp = platform.fault_response(int(fault.status or 500), fault.retry_after)
+        else:
+            ctx = HandlerContext(self.limiter.check, self.faults.rejected_ids(platform.name, req.path))
+            try:
+                resp = platform.handle(req, ctx)
+            except Exception:
+                traceback.print_exc()
+                resp = platform.fault_response(500, None)
+        if fault is not None and fault.kind == "drop_after":
+            self._drop(handler)
+            self.stats.record(platform.name, req.method, stats_path, None, ctx, kind, time.perf_counter() - started)
+            return
+        self._send(handler, resp)
+        self.stats.record(platform.name, req.method, stats_path, resp.status, ctx, kind,
+                          time.perf_counter() - started)
+
+    @staticmethod
+    def _drop(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
+        _hard_close(handler.connection)
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, resp: Response) -> None:
+        payload = b"" if resp.body is None else json.dumps(resp.body, separators=(",", ":"),
+                                                           ensure_ascii=False).encode("utf-8")
+        handler.send_response(resp.status)
+        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in resp.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(payload)
+
+    # ----------------------------------------------------------------- admin
+
+    def _admin(self, req: Request, segs: list[str]) -> Response:
+        route = (req.method, "/".join(segs))
+        if route == ("GET", "health"):
+            return Response(200, {"ok": True, "platforms": list(self.platforms)})
+        if route == ("POST", "reset"):
+            for platform in self.platforms.values():
+                platform.reset()
+            self.faults.clear()
+            self.stats.reset()
+            self.limiter.reset()
+            return Response(200, {"ok": True})
+        if route == ("GET", "stats"):
+            return Response(200, self.stats.to_json())
+        if route == ("POST", "stats/reset"):
+            self.stats.reset()
+            return Response(200, {"ok": True})
+        if route == ("GET", "ratelimit"):
+            return Response(200, self.limiter.to_json())
+        if route == ("POST", "ratelimit"):
+            return self._admin_ratelimit(req)
+        if route == ("GET", "faults"):
+            return Response(200, {"faults": self.faults.to_json()})
+        if route == ("DELETE", "faults"):
+            self.faults.clear()
+            return Response(200, {"ok": True, "faults": []})
+        if route == ("POST", "faults"):
+            return self._admin_faults(req)
+        if segs and segs[0] in self.platforms:
+            return self.platforms[segs[0]].admin(req, segs[1:])
+        return error_response(404, "NOT_FOUND", f"No admin route for {req.method} {req.path}")
+
+    def _admin_ratelimit(self, req: Request) -> Response:
+        try:
+            spec = parse_json(req.body) if req.body else {}
+        except ValueError as exc:
+            return error_response(400, "MALFORMED_JSON", str(exc))
+        if not isinstance(spec, dict):
+            return error_response(400, "INVALID_PARAMETER", "body must be a JSON object")
+        enabled = spec.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            return error_response(400, "INVALID_PARAMETER", '"enabled" must be a boolean')
+        rates = [spec.get("requests_per_second"), spec.get("items_per_second")]
+        for rate in rates:
+            if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
+                return error_response(400, "INVALID_PARAMETER", "rates must be positive numbers")
+        self.limiter.configure(enabled, rates[0], rates[1])
+        return Response(200, self.limiter.to_json())
+
+    def _admin_faults(self, req: Request) -> Response:
+        try:
+            spec = parse_json(req.body)
+        except ValueError as exc:
+            return error_response(400, "MALFORMED_JSON", str(exc))
+        try:
+            added = [self.faults.add(s).to_json() for s in (spec if isinstance(spec, list) else [spec])]
+        except FaultSpecError as exc:
+            return error_response(400, "INVALID_PARAMETER", str(exc))
+        return Response(201, {"faults": added})
+
+
+def start_sandbox(port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH, rate_limit: bool = True,
+                  host: str = "127.0.0.1", requests_per_second: float | None = None,
+                  items_per_second: float | None = None, verbose: bool = False) -> SandboxServer:
+    """Start a sandbox in a background thread and return it (``.url``, ``.port``, ``.stop()``).
+
+    ``port=0`` picks a free port. ``rate_limit=False`` or env ``SANDBOX_RATE_LIMIT=off``
+    disables rate limiting (it can be switched again at run time via
+    ``POST /_sandbox/ratelimit``). Usable as a context manager.
+    """
+    server = SandboxServer(host, port, state_path, rate_limit, requests_per_second, items_per_second, verbose)
+    return server.start()

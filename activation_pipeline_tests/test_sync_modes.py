@@ -1,0 +1,110 @@
+"""Every mode/operation of DESIGN.md's table: a first run and two later runs with adds,
+changes and removals, each asserting the sandbox catalog exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from activation_pipeline_tests.conftest import expected_items, product
+
+FIRST = [product(i) for i in range(1, 26)]
+# run 2: 1-3 leave the segment, 4-6 change price, 26-28 arrive
+SECOND = [product(i, price=99.0 + i if 4 <= i <= 6 else None) for i in range(4, 29)]
+# run 3: 7 leaves, 8 is renamed, 29 arrives, 1 comes back unchanged
+THIRD = [product(1)] + [product(i, price=99.0 + i if 4 <= i <= 6 else None, name="Renamed 8" if i == 8 else None)
+                        for i in range(4, 30) if i != 7]
+
+
+def metadata(result: Any, activation: str = "sync_products") -> dict[str, Any]:
+    entry = result.asset_materializations_for_node(f"activations__{activation}")[0].metadata
+    return {k: getattr(v, "value", v) for k, v in entry.items()}
+
+
+def run(project, rows) -> dict[str, Any]:
+    project.write_products(rows)
+    return metadata(project.materialize())
+
+
+def test_upsert_creates_and_updates_but_leaves_removed_items_in_the_catalog(project):
+    project.add_activation(mode="full_then_delta", operation="upsert")
+    first = run(project, FIRST)
+    assert project.catalog() == expected_items(FIRST)
+    assert (first["added_planned"], first["added_succeeded"], first["requests"]) == (25, 25, 5)  # view (404) + create + 3 x 10 items
+
+    second = run(project, SECOND)
+    assert (second["added_planned"], second["changed_planned"], second["removed_planned"]) == (3, 3, 0)
+    assert second["removed_left_in_platform"] == 3
+    assert second["unchanged_skipped"] == 19
+    assert project.catalog() == {**expected_items(FIRST), **expected_items(SECOND)}
+
+    third = run(project, THIRD)
+    assert (third["added_planned"], third["changed_planned"]) == (1, 1)  # 29 new, 8 renamed; 1 was never removed
+    assert project.catalog() == {**expected_items(FIRST), **expected_items(SECOND), **expected_items(THIRD)}
+
+
+def test_mirror_deletes_items_that_left_the_segment(project):
+    project.add_activation(mode="full_then_delta", operation="mirror", max_delete_fraction=0.5)
+    run(project, FIRST)
+    assert project.catalog() == expected_items(FIRST)
+
+    second = run(project, SECOND)
+    assert (second["added_succeeded"], second["changed_succeeded"], second["removed_succeeded"]) == (3, 3, 3)
+    assert project.catalog() == expected_items(SECOND)
+
+    third = run(project, THIRD)
+    assert (third["added_succeeded"], third["changed_succeeded"], third["removed_succeeded"]) == (2, 1, 1)
+    assert project.catalog() == expected_items(THIRD)
+    assert project.snapshot_keys() == {r["sku"] for r in THIRD}
+
+
+def test_full_only_upsert_resends_every_row_every_run(project):
+    project.add_activation(mode="full_only", operation="upsert")
+    first = run(project, FIRST)
+    assert first["added_succeeded"] == 25
+    second = run(project, SECOND)
+    assert second["added_succeeded"] + second["changed_succeeded"] + second["unchanged_resent"] == len(SECOND)
+    assert second["unchanged_resent"] == 19
+    third = run(project, THIRD)
+    assert sum(third[f"{c}_planned"] for c in ("added", "changed")) + third["unchanged_resent"] == len(THIRD)
+    assert project.catalog() == {**expected_items(FIRST), **expected_items(SECOND), **expected_items(THIRD)}
+
+
+def test_delete_only_removes_the_rows_of_the_dataset_from_the_catalog(project, sandbox):
+    seed = [product(i) for i in range(1, 41)]
+    project.add_activation("seed_catalog", mode="full_only", operation="upsert")
+    project.write_products(seed)
+    project.materialize("seed_catalog")
+    assert project.catalog() == expected_items(seed)
+
+    project.add_activation(mode="full_only", operation="delete_only")
+    first = run(project, [product(i) for i in range(1, 6)])
+    assert first["added_succeeded"] == 5
+    assert project.catalog() == expected_items([r for r in seed if r["sku"] not in {f"SKU-{i:04d}" for i in range(1, 6)}])
+
+    run(project, [product(i) for i in range(4, 11)])  # 4 and 5 are gone already: deleting them again is harmless
+    run(project, [product(i) for i in range(38, 41)])
+    gone = {f"SKU-{i:04d}" for i in [*range(1, 11), 38, 39, 40]}
+    assert project.catalog() == expected_items([r for r in seed if r["sku"] not in gone])
+
+
+def test_the_catalog_is_created_once_with_typed_fields(project, sandbox):
+    project.add_activation(mode="full_then_delta", operation="upsert")
+    run(project, FIRST)
+    run(project, SECOND)
+    catalogs = requests.get(f"{sandbox.url}/_sandbox/batch/catalogs", timeout=5).json()["catalogs"]
+    assert [c["name"] for c in catalogs] == ["products"]
+    fields = {f["name"]: f["type"] for f in catalogs[0]["fields"]}
+    assert fields == {"name": "string", "price": "float", "brand": "string"}
+
+
+@pytest.mark.parametrize("mode, operation", [("full_then_delta", "update_only"), ("full_then_delta", "delete_only")])
+def test_an_operation_the_platform_or_mode_cannot_do_is_a_config_error(project, mode, operation):
+    from activation_pipeline.config import ConfigError, load_config
+
+    project.add_activation(mode=mode, operation=operation)
+    with pytest.raises(ConfigError) as error:
+        load_config(project.config_path)
+    assert "activations.sync_products" in str(error.value) and "operation" in str(error.value)
