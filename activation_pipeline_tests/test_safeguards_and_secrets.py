@@ -99,10 +99,10 @@ def test_secrets_never_reach_logs_metadata_or_the_ledger(tmp_path, private_sandb
     monkeypatch.setenv("BATCH_PROJECT_KEY", SECRET_PROJECT)
     project = Project(tmp_path, private_sandbox, instance)
     project.add_activation()
-    project.write_products(ROWS + [{"sku": "SKU-BAD", "name": "x", "price": "nan", "brand": "x"}])
+    project.write_products(ROWS + [{"sku": "SKU-BAD", "name": "x" * 20_000, "price": 1.0, "brand": "x"}])
     project.fault(kind="reject_ids", ids=["SKU-0003"])
     result = project.materialize()
-    assert metadata(result)["added_succeeded"] == 19
+    assert (metadata(result)["added_succeeded"], metadata(result)["invalid"]) == (19, 1)
     # and with a wrong key, the 401 error message must not echo what was sent either
     monkeypatch.setenv("BATCH_REST_API_KEY", SECRET_KEY + "-wrong")
     project.write_products(ROWS + [product(99)])

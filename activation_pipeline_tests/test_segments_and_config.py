@@ -75,7 +75,7 @@ def valid_document() -> dict:
 
 @pytest.mark.parametrize("edit, where, says", [
     (lambda d: d["activations"]["to_batch"].update(modee="full_only"), "activations.to_batch.modee", "unknown field"),
-    (lambda d: d["activations"]["to_batch"].update(mode="sometimes"), "activations.to_batch.mode", "'full_then_delta', 'full_only'"),
+    (lambda d: d["activations"]["to_batch"].update(mode="sometimes"), "activations.to_batch.mode", "'full_then_delta' or 'full_only'"),
     (lambda d: d["activations"]["to_batch"].update(segment="nope"), "activations.to_batch.segment", "declared: catalog"),
     (lambda d: d["activations"]["to_batch"].update(max_items_per_request=500), "activations.to_batch.max_items_per_request", "limit of 200"),
     (lambda d: d["activations"]["to_batch"].update(custom_attributes=["Brand Name"]), "activations.to_batch.custom_attributes", "lowercase letters"),

@@ -37,7 +37,7 @@ def test_a_rejected_item_is_isolated_recorded_and_retried_next_run(project):
 
 
 def test_a_429_with_retry_after_is_waited_out(project):
-    project.add_activation(mode="full_then_delta", operation="upsert")
+    project.add_activation(mode="full_then_delta", operation="upsert", concurrency=1)
     project.write_products(ROWS)
     project.fault(kind="status", status=429, retry_after=1, count=2, path_contains="items/edit")
     result = metadata(project.materialize())

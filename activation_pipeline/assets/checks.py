@@ -4,6 +4,7 @@
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AssetsDefinition, multi_asset_check
 
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.sync.state import first_row
 
 SAMPLE = 20
 MAX_ROW_COUNT_DROP = 0.5
@@ -26,15 +27,15 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
     )
     def _checks(context: AssetCheckExecutionContext):
         with context.resources.warehouse.get_connection() as conn:
-            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            nulls = conn.execute(f"SELECT count(*) FROM {table} WHERE {pk} IS NULL").fetchone()[0]
+            rows = first_row(conn, f"SELECT count(*) FROM {table}")[0]
+            nulls = first_row(conn, f"SELECT count(*) FROM {table} WHERE {pk} IS NULL")[0]
             null_rows = conn.sql(f"SELECT * FROM {table} WHERE {pk} IS NULL LIMIT 3").pl().to_dicts() if nulls else []
             duplicates = conn.execute(
                 f"SELECT CAST({pk} AS VARCHAR), count(*) FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE}"
             ).fetchall()
-            duplicate_keys = conn.execute(
-                f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
-            ).fetchone()[0]
+            duplicate_keys = first_row(
+                conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
+            )[0]
         yield AssetCheckResult(
             check_name="primary_key_not_null", asset_key=key, passed=nulls == 0,
             description=None if nulls == 0 else f"{nulls} of {rows} rows of segments.{name} have a null {segment.primary_key}; e.g. {null_rows}",

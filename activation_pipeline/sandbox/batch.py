@@ -90,7 +90,8 @@ _STATUS_ERRORS = {
 }
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS batch_catalogs (project TEXT NOT NULL, name TEXT NOT NULL, "
-    "fields_json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (project, name))",
+    "fields_json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL, "
+    "items INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (project, name))",
     "CREATE TABLE IF NOT EXISTS batch_items (project TEXT NOT NULL, catalog TEXT NOT NULL, id TEXT NOT NULL, "
     "attributes_json TEXT NOT NULL, updated TEXT NOT NULL, PRIMARY KEY (project, catalog, id))",
     "CREATE TABLE IF NOT EXISTS batch_indexing (token TEXT PRIMARY KEY, project TEXT NOT NULL, "
@@ -293,19 +294,17 @@ class BatchPlatform:
             raise _invalid("Request body must be a JSON object")
         return body
 
-    def _catalog_row(self, db: sqlite3.Connection, project: str, name: str) -> tuple[str, str, str]:
-        row = db.execute("SELECT fields_json, created, updated FROM batch_catalogs WHERE project=? AND name=?",
-                         (project, name)).fetchone()
+    def _catalog_row(self, db: sqlite3.Connection, project: str, name: str) -> tuple[Any, ...]:
+        row = db.execute("SELECT fields_json, created, updated, items, size FROM batch_catalogs "
+                         "WHERE project=? AND name=?", (project, name)).fetchone()
         if row is None:
             raise ApiError(404, "CATALOG_NOT_FOUND", f'Catalog "{name}" does not exist')
         return row
 
     @staticmethod
-    def _describe(db: sqlite3.Connection, project: str, name: str, row: tuple[str, str, str]) -> dict[str, Any]:
-        items, size = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(attributes_json AS BLOB))), 0) FROM batch_items "
-            "WHERE project=? AND catalog=?", (project, name)).fetchone()
-        return {"name": name, "fields": json.loads(row[0]), "items": items, "size": size,
+    def _describe(name: str, row: tuple[Any, ...]) -> dict[str, Any]:
+        """Public shape of a catalog from ``(fields_json, created, updated, items, size)``."""
+        return {"name": name, "fields": json.loads(row[0]), "items": row[3], "size": row[4],
                 "created": row[1], "updated": row[2]}
 
     # ----------------------------------------------------------------- catalogs
@@ -330,7 +329,7 @@ class BatchPlatform:
             if count >= MAX_CATALOGS:
                 raise _invalid(f"A project can have at most {MAX_CATALOGS} catalogs")
             now = _now()
-            db.execute("INSERT INTO batch_catalogs VALUES (?,?,?,?,?)", (
+            db.execute("INSERT INTO batch_catalogs VALUES (?,?,?,?,?,0,0)", (
                 self.project_key, name, _dumps([{"name": n, "type": t} for n, t in fields.items()]), now, now))
         return Response(201, {})
 
@@ -364,7 +363,7 @@ class BatchPlatform:
         name = _catalog_name(req.query["name"])
         token = req.query.get("indexing_token")
         with self.store.transaction() as db:
-            out = self._describe(db, self.project_key, name, self._catalog_row(db, self.project_key, name))
+            out = self._describe(name, self._catalog_row(db, self.project_key, name))
             if token is not None:
                 row = db.execute("SELECT polls FROM batch_indexing WHERE token=? AND project=? AND catalog=?",
                                  (token, self.project_key, name)).fetchone()
@@ -388,10 +387,10 @@ class BatchPlatform:
             if not _NAME_RE.match(after):
                 raise _invalid('"from" is not a valid cursor')
         with self.store.transaction() as db:
-            rows = db.execute("SELECT name, fields_json, created, updated FROM batch_catalogs "
+            rows = db.execute("SELECT name, fields_json, created, updated, items, size FROM batch_catalogs "
                               "WHERE project=? AND name>? ORDER BY name LIMIT ?",
                               (self.project_key, after, limit + 1)).fetchall()
-            page = [self._describe(db, self.project_key, r[0], r[1:]) for r in rows[:limit]]
+            page = [self._describe(r[0], r[1:]) for r in rows[:limit]]
             (total,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?",
                                   (self.project_key,)).fetchone()
         out: dict[str, Any] = {"catalogs": page}
@@ -437,8 +436,6 @@ class BatchPlatform:
             ignored = self._apply(db, name, ops)
             token = secrets.token_hex(20)
             db.execute("INSERT INTO batch_indexing VALUES (?,?,?,0)", (token, self.project_key, name))
-            db.execute("UPDATE batch_catalogs SET updated=? WHERE project=? AND name=?",
-                       (_now(), self.project_key, name))
         ctx.items_applied = count - len(ignored)
         out: dict[str, Any] = {"indexing_token": token}
         if ignored:
@@ -446,22 +443,27 @@ class BatchPlatform:
         return Response(202, out)
 
     def _apply(self, db: sqlite3.Connection, catalog: str, ops: list[tuple[str, str, Any]]) -> list[str]:
-        """Apply validated ops in order with two executemany calls; return ignored update ids."""
+        """Apply validated ops in order; return the ids of ignored updates.
+
+        One indexed read of the touched ids (existence, old size, current attributes
+        for merges), then one ``executemany`` per write kind, then the catalog's
+        ``items``/``size`` counters are adjusted so views never scan the items.
+        """
         project = self.project_key
-        update_ids = list(dict.fromkeys(i for i, action, _ in ops if action == "update"))
-        existing: dict[str, dict[str, Any]] = {}
-        if update_ids:
-            marks = ",".join("?" * len(update_ids))
-            rows = db.execute(f"SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? "
-                              f"AND id IN ({marks})", (project, catalog, *update_ids))
-            existing = {item_id: json.loads(attrs) for item_id, attrs in rows}
+        ids = list(dict.fromkeys(item_id for item_id, _, _ in ops))
+        rows = db.execute(f"SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? "
+                          f"AND id IN ({','.join('?' * len(ids))})", (project, catalog, *ids)).fetchall()
+        stored: dict[str, str] = dict(rows)
         final: dict[str, dict[str, Any] | None] = {}
         ignored: list[str] = []
         for item_id, action, attributes in ops:
             if action in ("add", "upsert"):
                 final[item_id] = dict(attributes)
             elif action == "update":
-                current = final[item_id] if item_id in final else existing.get(item_id)
+                if item_id in final:
+                    current = final[item_id]
+                else:
+                    current = json.loads(stored[item_id]) if item_id in stored else None
                 if current is None:
                     ignored.append(item_id)
                 else:
@@ -469,10 +471,26 @@ class BatchPlatform:
             else:
                 final[item_id] = None
         now = _now()
-        db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?,?,?,?,?)",
-                       [(project, catalog, i, _dumps(a), now) for i, a in final.items() if a is not None])
-        db.executemany("DELETE FROM batch_items WHERE project=? AND catalog=? AND id=?",
-                       [(project, catalog, i) for i, a in final.items() if a is None])
+        upserts: list[tuple[str, str, str, str, str]] = []
+        deletes: list[tuple[str, str, str]] = []
+        delta_items = delta_size = 0
+        for item_id, attributes in final.items():
+            old = stored.get(item_id)
+            if old is not None:
+                delta_items -= 1
+                delta_size -= len(old.encode())
+            if attributes is None:
+                if old is not None:
+                    deletes.append((project, catalog, item_id))
+                continue
+            encoded = _dumps(attributes)
+            delta_items += 1
+            delta_size += len(encoded.encode())
+            upserts.append((project, catalog, item_id, encoded, now))
+        db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?,?,?,?,?)", upserts)
+        db.executemany("DELETE FROM batch_items WHERE project=? AND catalog=? AND id=?", deletes)
+        db.execute("UPDATE batch_catalogs SET items = items + ?, size = size + ?, updated = ? "
+                   "WHERE project=? AND name=?", (delta_items, delta_size, now, project, catalog))
         return ignored
 
     # ----------------------------------------------------------------- admin (no auth)
@@ -480,9 +498,8 @@ class BatchPlatform:
     def admin(self, req: Request, segs: list[str]) -> Response:
         if req.method == "GET" and segs == ["catalogs"]:
             with self.store.transaction() as db:
-                rows = db.execute("SELECT c.project, c.name, c.fields_json, (SELECT COUNT(*) FROM batch_items i "
-                                  "WHERE i.project=c.project AND i.catalog=c.name) FROM batch_catalogs c "
-                                  "ORDER BY c.project, c.name").fetchall()
+                rows = db.execute("SELECT project, name, fields_json, items FROM batch_catalogs "
+                                  "ORDER BY project, name").fetchall()
             return Response(200, {"catalogs": [{"project": p, "name": n, "fields": json.loads(f), "items": c}
                                                for p, n, f, c in rows]})
         if req.method == "GET" and len(segs) == 3 and segs[0] == "catalogs" and segs[2] == "items":

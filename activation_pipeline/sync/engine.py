@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,8 @@ def run_sync(
         plan_path.unlink(missing_ok=True)
         return report
 
+    # the platform may create fields from the segment's column types (Batch catalogs do)
+    job = replace(job, target=replace(job.target, field_types=plan.field_types))
     with connect() as conn:
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None

@@ -57,6 +57,13 @@ class LedgerEntry:
     row_hash: int | None
 
 
+def first_row(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> tuple | None:
+    """The first row of a query, with the result fully consumed (DuckDB 2.0 refuses new
+    statements on a connection whose previous result is still open)."""
+    rows = conn.execute(query, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def snapshot_table(activation: str) -> str:
     return f'{SCHEMA}."{activation}"'
 
@@ -115,10 +122,10 @@ def fold(
     Entries at or below the run's recorded ``folded_seq`` are skipped, so folding the same
     journal twice (a crash between commit and journal removal) changes nothing.
     """
-    folded = conn.execute(
-        f"SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
+    folded = first_row(
+        conn, f"SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
         [run_id, activation],
-    ).fetchone()[0]
+    )[0]
     fresh = [e for e in entries if e["seq"] > folded]
     if not fresh:
         return folded
@@ -170,10 +177,10 @@ def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str) 
     for entry in entries:
         by_run.setdefault(entry["run_id"], []).append(entry)
     for run_id, run_entries in by_run.items():
-        partition = conn.execute(
-            f"SELECT any_value(partition_key) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
+        partition = first_row(
+            conn, f"SELECT any_value(partition_key) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
             [run_id, activation],
-        ).fetchone()[0]
+        )[0]
         fold(conn, activation, run_id, partition, run_entries)
     conn.execute(
         f"""UPDATE {SCHEMA}.sync_runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
@@ -202,13 +209,13 @@ def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, va
 
 
 def last_synced_sql_hash(conn: duckdb.DuckDBPyConnection, activation: str) -> str | None:
-    row = conn.execute(
-        f"""SELECT segment_sql_hash FROM {SCHEMA}.sync_runs
+    row = first_row(
+        conn, f"""SELECT segment_sql_hash FROM {SCHEMA}.sync_runs
             WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1""",
         [activation],
-    ).fetchone()
+    )
     return row[0] if row else None
 
 
 def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str) -> int:
-    return conn.execute(f"SELECT count(*) FROM {snapshot_table(activation)}").fetchone()[0]
+    return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")[0]
