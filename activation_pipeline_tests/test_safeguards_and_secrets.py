@@ -112,3 +112,17 @@ def test_secrets_never_reach_logs_metadata_or_the_ledger(tmp_path, private_sandb
     written = everything_written(project, instance)
     assert SECRET_KEY not in written and SECRET_PROJECT not in written
     assert "SKU-0003" in written  # the scan did read the ledger and logs
+
+
+def test_a_second_run_of_the_same_activation_waits_its_turn_instead_of_interfering(project):
+    import filelock
+
+    project.add_activation()
+    project.write_products(ROWS)
+    lock = project.warehouse.parent / "activation_state" / "locks" / "sync_products.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(lock)):  # as if another process were syncing it right now
+        busy = project.materialize(raise_on_error=False)
+    assert "another run of this activation is in progress" in failure_message(busy)
+    assert project.catalog() == {}
+    assert metadata(project.materialize())["added_succeeded"] == len(ROWS)

@@ -10,7 +10,7 @@ from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import PlatformError, SyncTarget
 from activation_pipeline.sync.diff import PlanError, PlanRequest
-from activation_pipeline.sync.engine import SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
+from activation_pipeline.sync.engine import ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
 
 
 class SyncRunConfig(Config):
@@ -82,7 +82,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         try:
             report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
                               partition_key=context.partition_key if context.has_partition_key else None, log=context.log)
-        except (SafeguardTripped, PlanError, PlatformError) as exc:
+        except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
             raise Failure(description=str(exc)) from None
         finally:
             client.close()

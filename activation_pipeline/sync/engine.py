@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import filelock
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -40,6 +41,10 @@ FAILED_SAMPLE_SIZE = 20
 
 class SafeguardTripped(RuntimeError):
     """A safeguard refused the run; the message names the numbers and the override."""
+
+
+class ActivationBusy(RuntimeError):
+    """Another run of the same activation is in progress (its journal must not be touched)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,21 @@ class SyncReport:
         return round(sent / self.duration_seconds, 1) if self.duration_seconds else 0.0
 
 
-def run_sync(
+def run_sync(job: SyncJob, client: DestinationClient, connect: Connect, options: SyncOptions = SyncOptions(), **kwargs: Any) -> SyncReport:
+    """Run one sync of one activation; at most one run per activation at a time."""
+    lock_path = job.state_dir / "locks" / f"{job.target.activation}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with filelock.FileLock(str(lock_path), timeout=0):
+            return _run_sync(job, client, connect, options, **kwargs)
+    except filelock.Timeout:
+        raise ActivationBusy(
+            f"{job.target.activation}: another run of this activation is in progress; "
+            "this one did nothing (wait for it to finish, then run again)"
+        ) from None
+
+
+def _run_sync(
     job: SyncJob,
     client: DestinationClient,
     connect: Connect,
