@@ -82,3 +82,19 @@ def test_a_connection_dropped_before_applying_leaves_nothing_confirmed(project, 
     requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
     project.materialize()
     assert project.catalog() == expected_items(ROWS)
+
+
+def test_a_sync_against_a_stopped_sandbox_fails_at_once_saying_how_to_start_it(project, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("BATCH_BASE_URL", f"http://127.0.0.1:{port}/batch/2.11")
+    project.add_activation()
+    project.write_products(ROWS)
+    result = project.materialize(raise_on_error=False)
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    message = failure.step_failure_data.error.message
+    assert "the sandbox is not running" in message and "python -m activation_pipeline.sandbox" in message
+    assert project.sql("SELECT status FROM activation_state.sync_runs") == [("failed",)]

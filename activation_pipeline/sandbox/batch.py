@@ -75,11 +75,11 @@ FIELD_TYPES = ("array", "bool", "date", "float", "integer", "string", "url")
 ITEM_ACTIONS = ("add", "update", "upsert", "delete", "remove")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-_VERSION_RE = re.compile(r"^\d+\.\d+$")
-_NAME_RE = re.compile(r"^[a-z0-9_]+$")
-_KEY_RE = re.compile(r"^(?:([a-z0-9_]+)|url\(([a-z0-9_]+)\)|date\(([a-z0-9_]+)\))$")
-_RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$")
+# all patterns are used with fullmatch (``$`` would accept a trailing newline)
+_VERSION_RE = re.compile(r"\d+\.\d+")
+_NAME_RE = re.compile(r"[a-z0-9_]+")
+_KEY_RE = re.compile(r"([a-z0-9_]+)|url\(([a-z0-9_]+)\)|date\(([a-z0-9_]+)\)")
+_RFC3339_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))")
 _STATUS_ERRORS = {
     400: ("INVALID_PARAMETER", "The request is malformed"),
     401: ("AUTHENTICATION_INVALID", "The Rest API Key is not valid for this project"),
@@ -120,31 +120,30 @@ def _invalid(message: str) -> ApiError:
 
 
 def _catalog_name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value) or len(value) > 100:
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or len(value) > 100:
         raise _invalid('"name" must be a catalog name matching ^[a-z0-9_]+$ (at most 100 characters)')
     return value
 
 
-def _field_name(index: int, raw: Any) -> str:
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 250:
-        raise _invalid(f'fields[{index}]: "name" must match ^[a-z0-9_]+$ (1 to 250 characters)')
-    return name
-
-
-def _field_type(index: int, raw: Any) -> str:
-    if raw.get("type") not in FIELD_TYPES:
-        raise _invalid(f'fields[{index}]: "type" must be one of {", ".join(FIELD_TYPES)}')
-    return str(raw["type"])
-
-
-def _field_list(value: Any) -> list[Any]:
+def _fields(value: Any, update: bool) -> list[tuple[str, str, str | None]]:
+    """Validate a create/update ``fields`` array into ``(action, name, type)`` triples."""
     if not isinstance(value, list) or not value:
         raise _invalid('"fields" must be a non-empty array')
+    out: list[tuple[str, str, str | None]] = []
     for index, raw in enumerate(value):
         if not isinstance(raw, dict):
             raise _invalid(f"fields[{index}] must be a JSON object")
-    return value
+        name, action = raw.get("name"), raw.get("action") if update else "add"
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > 250:
+            raise _invalid(f'fields[{index}]: "name" must match ^[a-z0-9_]+$ (1 to 250 characters)')
+        if action not in ("add", "remove"):
+            raise _invalid(f'fields[{index}]: "action" must be "add" or "remove"')
+        if action == "add" and raw.get("type") not in FIELD_TYPES:
+            raise _invalid(f'fields[{index}]: "type" must be one of {", ".join(FIELD_TYPES)}')
+        if any(name == seen for _, seen, _ in out):
+            raise _invalid(f'fields[{index}]: duplicate field name "{name}"')
+        out.append((action, name, raw["type"] if action == "add" else None))
+    return out
 
 
 def _check_field_count(count: int) -> None:
@@ -168,7 +167,7 @@ def _is_url(value: Any) -> bool:
 def _is_date(value: Any) -> bool:
     if isinstance(value, int) and not isinstance(value, bool):
         return INT64_MIN <= value <= INT64_MAX
-    match = _RFC3339_RE.match(value) if isinstance(value, str) else None
+    match = _RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
     if not match:
         return False
     y, mo, d, h, mi, s, oh, om = (int(g) if g else 0 for g in match.groups())
@@ -221,7 +220,7 @@ def _validate_item(index: int, raw: Any) -> tuple[str, str, dict[str, Any] | Non
     if not isinstance(attributes, dict):
         raise _invalid(f'{where}: "attributes" must be a JSON object for action "{action}"')
     for key, value in attributes.items():
-        match = _KEY_RE.match(key)
+        match = _KEY_RE.fullmatch(key)
         if not match:
             raise _invalid(f"{where}: attribute key {_dumps(key)} is invalid (expected ^[a-z0-9_]+$, "
                            "url(name) or date(name))")
@@ -258,7 +257,7 @@ class BatchPlatform:
     def handle(self, req: Request, ctx: HandlerContext) -> Response:
         segs = req.segments
         route = _ROUTES.get((req.method, "/".join(segs[1:])))
-        if len(segs) < 2 or not _VERSION_RE.match(segs[0]) or route is None:
+        if len(segs) < 2 or not _VERSION_RE.fullmatch(segs[0]) or route is None:
             return error_response(404, "NOT_FOUND", f"Unknown route {req.method} {req.path}")
         if not self._authenticated(req):
             return self.fault_response(401, None)
@@ -312,13 +311,7 @@ class BatchPlatform:
     def _create(self, req: Request, ctx: HandlerContext) -> Response:
         body = self._body(req)
         name = _catalog_name(body.get("name"))
-        raw_fields = _field_list(body.get("fields"))
-        fields: dict[str, str] = {}
-        for index, raw in enumerate(raw_fields):
-            field_name = _field_name(index, raw)
-            if field_name in fields:
-                raise _invalid(f'fields[{index}]: duplicate field name "{field_name}"')
-            fields[field_name] = _field_type(index, raw)
+        fields = {n: str(t) for _, n, t in _fields(body.get("fields"), update=False)}
         _check_field_count(len(fields))
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM batch_catalogs WHERE project=? AND name=?",
@@ -336,12 +329,7 @@ class BatchPlatform:
     def _update(self, req: Request, ctx: HandlerContext) -> Response:
         body = self._body(req)
         name = _catalog_name(body.get("name"))
-        ops: list[tuple[str, str, str | None]] = []
-        for index, raw in enumerate(_field_list(body.get("fields"))):
-            action = raw.get("action")
-            if action not in ("add", "remove"):
-                raise _invalid(f'fields[{index}]: "action" must be "add" or "remove"')
-            ops.append((action, _field_name(index, raw), _field_type(index, raw) if action == "add" else None))
+        ops = _fields(body.get("fields"), update=True)
         with self.store.transaction() as db:
             row = self._catalog_row(db, self.project_key, name)
             fields = {f["name"]: f["type"] for f in json.loads(row[0])}
@@ -384,7 +372,7 @@ class BatchPlatform:
                 after = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)).decode()
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise _invalid('"from" is not a valid cursor') from None
-            if not _NAME_RE.match(after):
+            if not _NAME_RE.fullmatch(after):
                 raise _invalid('"from" is not a valid cursor')
         with self.store.transaction() as db:
             rows = db.execute("SELECT name, fields_json, created, updated, items, size FROM batch_catalogs "

@@ -121,6 +121,10 @@ class FaultRegistry:
             self._faults.append(fault)
         return fault
 
+    def add_json(self, spec: Any) -> list[dict[str, Any]]:
+        """Register one fault object or a list of them; return their JSON forms."""
+        return [self.add(one).to_json() for one in (spec if isinstance(spec, list) else [spec])]
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()

@@ -76,6 +76,18 @@ class RateLimiter:
                 self.items_per_second = float(items_per_second)
             self._buckets.clear()
 
+    def configure_json(self, spec: Any) -> None:
+        """Apply ``{"enabled": bool, "requests_per_second": n, "items_per_second": n}`` (all optional)."""
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        enabled = spec.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ValueError('"enabled" must be a boolean')
+        rates = [spec.get("requests_per_second"), spec.get("items_per_second")]
+        if any(r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))) for r in rates):
+            raise ValueError("rates must be positive numbers")
+        self.configure(enabled, rates[0], rates[1])
+
     def reset(self) -> None:
         with self._lock:
             self._buckets.clear()

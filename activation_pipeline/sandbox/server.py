@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .faults import FaultRegistry, FaultSpecError
+from .faults import FaultRegistry
 from .ratelimit import DEFAULT_ITEMS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND, RateLimiter
 
 DEFAULT_STATE_PATH = "data/sandbox/state.sqlite"
 MAX_BODY_BYTES = 64 * 1024 * 1024
-_VERSION_RE = re.compile(r"^v?\d+(\.\d+)*$")
+_VERSION_RE = re.compile(r"v?\d+(\.\d+)*")
 
 #: platform name (first path segment) -> "module:Class", imported lazily.
 PLATFORMS: dict[str, str] = {
@@ -314,7 +314,11 @@ class SandboxServer:
                                    requests_per_second or DEFAULT_REQUESTS_PER_SECOND,
                                    items_per_second or DEFAULT_ITEMS_PER_SECOND)
         self.stats = Stats(list(self.platforms))
-        self.httpd = _HTTPServer((host, port), self)
+        try:
+            self.httpd = _HTTPServer((host, port), self)
+        except OSError:
+            self.store.close()
+            raise
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
         self._stopped = False
@@ -391,7 +395,7 @@ class SandboxServer:
     def _handle_platform(self, handler: BaseHTTPRequestHandler, req: Request, platform: Platform) -> None:
         started = time.perf_counter()
         req.segments = req.segments[1:]
-        rest = req.segments[1:] if req.segments and _VERSION_RE.match(req.segments[0]) else req.segments
+        rest = req.segments[1:] if req.segments and _VERSION_RE.fullmatch(req.segments[0]) else req.segments
         stats_path = "/" + "/".join(rest)
         fault = self.faults.take(platform.name, req.path)
         kind = fault.kind if fault else None
@@ -440,63 +444,40 @@ class SandboxServer:
     # ----------------------------------------------------------------- admin
 
     def _admin(self, req: Request, segs: list[str]) -> Response:
-        route = (req.method, "/".join(segs))
-        if route == ("GET", "health"):
-            return Response(200, {"ok": True, "platforms": list(self.platforms)})
-        if route == ("POST", "reset"):
-            for platform in self.platforms.values():
-                platform.reset()
-            self.faults.clear()
-            self.stats.reset()
-            self.limiter.reset()
-            return Response(200, {"ok": True})
-        if route == ("GET", "stats"):
-            return Response(200, self.stats.to_json())
-        if route == ("POST", "stats/reset"):
-            self.stats.reset()
-            return Response(200, {"ok": True})
-        if route == ("GET", "ratelimit"):
-            return Response(200, self.limiter.to_json())
-        if route == ("POST", "ratelimit"):
-            return self._admin_ratelimit(req)
-        if route == ("GET", "faults"):
-            return Response(200, {"faults": self.faults.to_json()})
-        if route == ("DELETE", "faults"):
-            self.faults.clear()
-            return Response(200, {"ok": True, "faults": []})
-        if route == ("POST", "faults"):
-            return self._admin_faults(req)
         if segs and segs[0] in self.platforms:
             return self.platforms[segs[0]].admin(req, segs[1:])
-        return error_response(404, "NOT_FOUND", f"No admin route for {req.method} {req.path}")
-
-    def _admin_ratelimit(self, req: Request) -> Response:
+        route = (req.method, "/".join(segs))
         try:
             spec = parse_json(req.body) if req.body else {}
         except ValueError as exc:
             return error_response(400, "MALFORMED_JSON", str(exc))
-        if not isinstance(spec, dict):
-            return error_response(400, "INVALID_PARAMETER", "body must be a JSON object")
-        enabled = spec.get("enabled")
-        if enabled is not None and not isinstance(enabled, bool):
-            return error_response(400, "INVALID_PARAMETER", '"enabled" must be a boolean')
-        rates = [spec.get("requests_per_second"), spec.get("items_per_second")]
-        for rate in rates:
-            if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
-                return error_response(400, "INVALID_PARAMETER", "rates must be positive numbers")
-        self.limiter.configure(enabled, rates[0], rates[1])
-        return Response(200, self.limiter.to_json())
-
-    def _admin_faults(self, req: Request) -> Response:
         try:
-            spec = parse_json(req.body)
-        except ValueError as exc:
-            return error_response(400, "MALFORMED_JSON", str(exc))
-        try:
-            added = [self.faults.add(s).to_json() for s in (spec if isinstance(spec, list) else [spec])]
-        except FaultSpecError as exc:
+            if route == ("GET", "health"):
+                return Response(200, {"ok": True, "platforms": list(self.platforms)})
+            if route == ("POST", "reset"):
+                for platform in self.platforms.values():
+                    platform.reset()
+                self.faults.clear()
+                self.limiter.reset()
+            if route in (("POST", "reset"), ("POST", "stats/reset")):
+                self.stats.reset()
+                return Response(200, {"ok": True})
+            if route == ("GET", "stats"):
+                return Response(200, self.stats.to_json())
+            if route in (("GET", "ratelimit"), ("POST", "ratelimit")):
+                if req.method == "POST":
+                    self.limiter.configure_json(spec)
+                return Response(200, self.limiter.to_json())
+            if route == ("GET", "faults"):
+                return Response(200, {"faults": self.faults.to_json()})
+            if route == ("POST", "faults"):
+                return Response(201, {"faults": self.faults.add_json(spec)})
+            if route == ("DELETE", "faults"):
+                self.faults.clear()
+                return Response(200, {"ok": True, "faults": []})
+        except ValueError as exc:  # includes FaultSpecError
             return error_response(400, "INVALID_PARAMETER", str(exc))
-        return Response(201, {"faults": added})
+        return error_response(404, "NOT_FOUND", f"No admin route for {req.method} {req.path}")
 
 
 def start_sandbox(port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH, rate_limit: bool = True,
