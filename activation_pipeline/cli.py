@@ -76,7 +76,7 @@ def demo(args: argparse.Namespace) -> None:
           f"({'success' if result.success else 'with failures: see above'})\n")
     with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
         rows = conn.execute(
-            """SELECT activation, status, planned_added + planned_changed + planned_removed AS planned,
+            """SELECT activation, status, planned_added + planned_changed + planned_removed + planned_unchanged AS planned,
                       succeeded, failed, invalid, snapshot_size
                FROM activation_state.sync_runs WHERE run_id = ? ORDER BY activation""", [result.run_id]
         ).fetchall()

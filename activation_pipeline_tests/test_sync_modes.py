@@ -108,3 +108,16 @@ def test_an_operation_the_platform_or_mode_cannot_do_is_a_config_error(project, 
     with pytest.raises(ConfigError) as error:
         load_config(project.config_path)
     assert "activations.sync_products" in str(error.value) and "operation" in str(error.value)
+
+
+def test_run_config_keys_syncs_just_those_records_now(project):
+    project.add_activation(mode="full_then_delta", operation="upsert")
+    run(project, FIRST)
+    changed = [product(i, price=500.0 + i) for i in range(1, 26)]
+    project.write_products(changed)
+    result = metadata(project.materialize(run_config={"keys": ["SKU-0003", "SKU-0004"]}))
+    assert result["requests"] == 2  # catalog view + one request carrying the two records
+    catalog = project.catalog()
+    assert {sku: item["price"] for sku, item in catalog.items() if item["price"] > 500} == {"SKU-0003": 503.0, "SKU-0004": 504.0}
+    # the next ordinary run sends the other 23 changed rows, not these two again
+    assert metadata(project.materialize())["changed_planned"] == 23

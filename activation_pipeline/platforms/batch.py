@@ -74,6 +74,8 @@ class BatchClient:
             return
         if response.status_code != 404:
             raise self.session.fail(response, f"view catalog {target.object!r}")
+        if not target.field_types:
+            return  # nothing to create a catalog from (delete-only): deletions from a missing catalog are no-ops
         fields = [
             {"name": name, "type": kind}
             for name, kind in sorted(target.field_types.items())
@@ -107,6 +109,9 @@ class BatchClient:
         response = self.session.request("POST", "/catalogs/items/edit", json={"name": target.object, "items": items})
         if response.status_code in (200, 201, 202):
             return [ItemOutcome(r.key, "confirmed") for r in records]
+        if op == "delete" and response.status_code == 404:
+            # the catalog does not exist, so neither do the items: the deletion holds
+            return [ItemOutcome(r.key, "confirmed", "catalog absent: nothing to delete") for r in records]
         if response.status_code in (400, 413, 422):
             raise BatchRejected(self.session.redact(_error_message(response)), response.status_code)
         raise self.session.fail(response, f"edit items of catalog {target.object!r}")

@@ -170,7 +170,7 @@ def _run_sync(
         report.snapshot_size = state.snapshot_size(conn, activation)
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
-            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed")},
+            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed", "unchanged")},
             "succeeded": sum(v for k, v in report.counts.items() if k.startswith("succeeded_")),
             "failed": failed, "invalid": report.counts.get("invalid", 0),
             "skipped": report.counts.get("skipped", 0), "requests": report.requests,

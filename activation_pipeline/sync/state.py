@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
     run_id VARCHAR, activation VARCHAR, partition_key VARCHAR, platform VARCHAR,
     mode VARCHAR, operation VARCHAR, full_resync BOOLEAN, segment_sql_hash VARCHAR,
     status VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-    planned_added BIGINT, planned_changed BIGINT, planned_removed BIGINT,
+    planned_added BIGINT, planned_changed BIGINT, planned_removed BIGINT, planned_unchanged BIGINT,
     succeeded BIGINT, failed BIGINT, invalid BIGINT, skipped BIGINT,
     requests BIGINT, retries BIGINT, snapshot_size BIGINT, folded_seq BIGINT, error VARCHAR
 );
