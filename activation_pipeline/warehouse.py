@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -29,6 +30,10 @@ class WarehouseResource(DuckDBResource):
     """DuckDBResource whose connections are serialised across processes by a file lock."""
 
     lock_timeout_seconds: float = Field(default=600.0, description="how long to wait for another writer")
+    connection_config: dict[str, Any] = Field(
+        default={"memory_limit": "2GB"},
+        description="DuckDB settings; the memory limit makes large diffs spill to disk instead of taking 80% of RAM",
+    )
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -106,35 +106,40 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     snapshot = snapshot_table(request.activation)
     snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash WHERE false)" if request.only_keys else snapshot
     plan_path.parent.mkdir(parents=True, exist_ok=True)
+    conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it
     conn.execute(
         f"""
         COPY (
-          WITH seg AS (
+          WITH duplicated AS (  -- keys only, so it stays small and cheap: usually empty
+            SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key, count(*) AS __copies
+            FROM {request.segment_table} {key_filter} GROUP BY ALL HAVING count(*) > 1
+          ), seg AS (
             SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
                    CAST({_quote(request.identifier)} AS VARCHAR) AS __identifier,
                    hash({hashed}) AS __hash,
-                   count(*) OVER (PARTITION BY {_quote(request.primary_key)}) AS __copies,
                    {payload}{',' if payload else ''} true AS __in_segment
             FROM {request.segment_table} {key_filter}
           ), classified AS (
             SELECT coalesce(seg.__key, snap.key) AS __key, seg.__identifier, seg.__hash,
                    CASE
                      WHEN seg.__in_segment IS NULL THEN 'removed'
-                     WHEN seg.__key IS NULL OR seg.__copies > 1 THEN 'invalid'
+                     WHEN seg.__key IS NULL OR dup.__copies IS NOT NULL THEN 'invalid'
                      WHEN snap.key IS NULL THEN 'added'
                      WHEN snap.row_hash IS DISTINCT FROM seg.__hash THEN 'changed'
                      ELSE 'unchanged'
                    END AS __change,
                    CASE WHEN seg.__key IS NULL AND seg.__in_segment THEN 'primary key is null'
-                        WHEN seg.__copies > 1 THEN 'primary key appears ' || seg.__copies || ' times in the segment'
+                        WHEN dup.__copies IS NOT NULL THEN 'primary key appears ' || dup.__copies || ' times in the segment'
                    END AS __reason
                    {',' if payload_names else ''} {payload_names}
             FROM seg FULL OUTER JOIN {snapshot_side} AS snap ON seg.__key = snap.key
+            LEFT JOIN duplicated AS dup ON dup.__key = seg.__key
           )
           SELECT *, {_operation_sql(request)} AS __op FROM classified
         ) TO '{plan_path}' (FORMAT parquet, COMPRESSION zstd)
         """
     )
+    conn.execute("RESET preserve_insertion_order")
     counts = {"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "invalid": 0}
     for change, op, n in conn.execute(
         f"SELECT __change, __op, count(*) FROM read_parquet('{plan_path}') GROUP BY ALL"

@@ -1,0 +1,76 @@
+"""What the sandbox server and a platform emulator exchange.
+
+The server decodes each HTTP request into a :class:`Request`, lends the
+platform a :class:`HandlerContext` (rate limiting, injected ``reject_ids``, item
+counters for stats) and sends back the :class:`Response` it returns. A platform
+emulator is a class following :class:`Platform`, built with the shared
+:class:`~.store.Store`. Nothing here depends on http.server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any, Callable, Protocol
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON decoding: UTF-8 only, NaN/Infinity rejected (ValueError)."""
+    return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+
+
+@dataclass
+class Request:
+    """An incoming HTTP request, decoupled from http.server."""
+
+    method: str
+    path: str
+    segments: list[str]
+    query: dict[str, str]
+    headers: Message
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass
+class Response:
+    """A JSON response (``body=None`` sends an empty body)."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"error_code": code, "error_message": message}, dict(headers or {}))
+
+
+@dataclass
+class HandlerContext:
+    """What the server lends a platform handler for one request."""
+
+    rate_check: Callable[[str, int], float | None]
+    rejected_ids: frozenset[str] = frozenset()
+    items_received: int = 0
+    items_applied: int = 0
+
+
+class Platform(Protocol):
+    """Interface of a platform emulator module."""
+
+    name: str
+
+    def handle(self, req: Request, ctx: HandlerContext) -> Response: ...
+
+    def admin(self, req: Request, segments: list[str]) -> Response: ...
+
+    def fault_response(self, status: int, retry_after: int | None) -> Response: ...
+
+    def reset(self) -> None: ...
