@@ -67,7 +67,7 @@ def bare_loop(url: str, database: Path) -> float:
     base = f"{url}/batch/2.11"
     session.post(f"{base}/catalogs/create", json={"name": "bare", "fields": [{"name": "name", "type": "string"}]}).raise_for_status()
     with duckdb.connect(str(database), read_only=True) as conn:
-        reader = conn.execute(f"SELECT sku, {', '.join(f'{c} AS {f}' for f, c in SENT.items())} FROM segments.bench").fetch_record_batch(200)
+        reader = conn.sql(f"SELECT sku, {', '.join(f'{c} AS {f}' for f, c in SENT.items())} FROM segments.bench").fetch_record_batch(200)
         started = time.perf_counter()
         for batch in reader:
             items = [{"id": row.pop("sku"), "action": "add", "attributes": row} for row in batch.to_pylist()]

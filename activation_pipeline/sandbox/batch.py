@@ -2,6 +2,9 @@
 
 Real base URL: ``https://api.batch.com/{version}`` (default version 2.11); here
 ``{sandbox}/batch/{version}`` with any version of the form ``\\d+\\.\\d+``.
+The stateless payload checks listed below (names, fields, items, attributes)
+are implemented in :mod:`.batch_validation`; this module holds routing, auth,
+storage and the state-dependent checks.
 
 Verified from the vendor's OpenAPI pages (doc.batch.com/developer/api/cep/catalogs/*):
 
@@ -63,23 +66,17 @@ import re
 import secrets
 import sqlite3
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
-from .server import HandlerContext, Request, Response, Store, error_response, parse_json
+from .batch_validation import NAME_RE, ApiError, catalog_fields, catalog_name, check_field_count, edit_items, invalid
+from .platform_interface import HandlerContext, Request, Response, error_response, parse_json
+from .store import Store
 
 DEFAULT_REST_API_KEY = "sandbox-batch-rest-key"
 DEFAULT_PROJECT_KEY = "project_sandbox"
-MAX_CATALOGS, MAX_FIELDS, MAX_ITEMS_PER_REQUEST = 5, 25, 200
-MAX_ID_CHARS, MAX_STRING_CHARS, MAX_ARRAY_ITEMS, MAX_ARRAY_STRING_CHARS = 512, 10_000, 15, 64
-FIELD_TYPES = ("array", "bool", "date", "float", "integer", "string", "url")
-ITEM_ACTIONS = ("add", "update", "upsert", "delete", "remove")
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_CATALOGS = 5
 
 # all patterns are used with fullmatch (``$`` would accept a trailing newline)
 _VERSION_RE = re.compile(r"\d+\.\d+")
-_NAME_RE = re.compile(r"[a-z0-9_]+")
-_KEY_RE = re.compile(r"([a-z0-9_]+)|url\(([a-z0-9_]+)\)|date\(([a-z0-9_]+)\)")
-_RFC3339_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))")
 _STATUS_ERRORS = {
     400: ("INVALID_PARAMETER", "The request is malformed"),
     401: ("AUTHENTICATION_INVALID", "The Rest API Key is not valid for this project"),
@@ -99,141 +96,12 @@ _SCHEMA = (
 )
 
 
-class ApiError(Exception):
-    """Raised by handlers; turned into a Batch-shaped error response."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "INVALID_PARAMETER", message)
-
-
-def _catalog_name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or len(value) > 100:
-        raise _invalid('"name" must be a catalog name matching ^[a-z0-9_]+$ (at most 100 characters)')
-    return value
-
-
-def _fields(value: Any, update: bool) -> list[tuple[str, str, str | None]]:
-    """Validate a create/update ``fields`` array into ``(action, name, type)`` triples."""
-    if not isinstance(value, list) or not value:
-        raise _invalid('"fields" must be a non-empty array')
-    out: list[tuple[str, str, str | None]] = []
-    for index, raw in enumerate(value):
-        if not isinstance(raw, dict):
-            raise _invalid(f"fields[{index}] must be a JSON object")
-        name, action = raw.get("name"), raw.get("action") if update else "add"
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > 250:
-            raise _invalid(f'fields[{index}]: "name" must match ^[a-z0-9_]+$ (1 to 250 characters)')
-        if action not in ("add", "remove"):
-            raise _invalid(f'fields[{index}]: "action" must be "add" or "remove"')
-        if action == "add" and raw.get("type") not in FIELD_TYPES:
-            raise _invalid(f'fields[{index}]: "type" must be one of {", ".join(FIELD_TYPES)}')
-        if any(name == seen for _, seen, _ in out):
-            raise _invalid(f'fields[{index}]: duplicate field name "{name}"')
-        out.append((action, name, raw["type"] if action == "add" else None))
-    return out
-
-
-def _check_field_count(count: int) -> None:
-    if not 1 <= count <= MAX_FIELDS:
-        raise _invalid(f"A catalog must have between 1 and {MAX_FIELDS} fields, got {count}")
-
-
-# --------------------------------------------------------------------------- item validation
-
-
-def _is_url(value: Any) -> bool:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        return False
-    try:
-        parts = urlsplit(value)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
-
-
-def _is_date(value: Any) -> bool:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return INT64_MIN <= value <= INT64_MAX
-    match = _RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
-    if not match:
-        return False
-    y, mo, d, h, mi, s, oh, om = (int(g) if g else 0 for g in match.groups())
-    try:
-        dt.datetime(y, mo, d, h, mi, min(s, 59))
-    except ValueError:
-        return False
-    return s <= 60 and oh <= 23 and om <= 59
-
-
-def _value_error(value: Any) -> str | None:
-    """Why ``value`` is not a valid plain attribute value (None if valid)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return None if INT64_MIN <= value <= INT64_MAX else "must be a 64-bit integer"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else "must be a finite number"
-    if isinstance(value, str):
-        if len(value) > MAX_STRING_CHARS:
-            return f"must be a string of at most {MAX_STRING_CHARS} characters (got {len(value)})"
-        return None
-    if isinstance(value, list):
-        if len(value) > MAX_ARRAY_ITEMS:
-            return f"must be an array of at most {MAX_ARRAY_ITEMS} strings (got {len(value)})"
-        for pos, element in enumerate(value):
-            if not isinstance(element, str) or len(element) > MAX_ARRAY_STRING_CHARS:
-                return f"[{pos}] must be a string of at most {MAX_ARRAY_STRING_CHARS} characters"
-        return None
-    return "must be a boolean, number, string, array of strings or null (got an object)"
-
-
-def _validate_item(index: int, raw: Any) -> tuple[str, str, dict[str, Any] | None]:
-    """Return ``(id, action, attributes)`` or raise naming ``items[index]``."""
-    if not isinstance(raw, dict):
-        raise _invalid(f"items[{index}]: must be a JSON object")
-    item_id = raw.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise _invalid(f'items[{index}]: "id" must be a non-empty string')
-    shown = _dumps(item_id if len(item_id) <= 80 else item_id[:80] + "...")
-    where = f"items[{index}] (id {shown})"
-    if len(item_id) > MAX_ID_CHARS:
-        raise _invalid(f'{where}: "id" must be at most {MAX_ID_CHARS} characters (got {len(item_id)})')
-    action = raw.get("action")
-    if action not in ITEM_ACTIONS:
-        raise _invalid(f'{where}: "action" must be one of {", ".join(ITEM_ACTIONS)}')
-    if action in ("delete", "remove"):
-        return item_id, action, None
-    attributes = raw.get("attributes")
-    if not isinstance(attributes, dict):
-        raise _invalid(f'{where}: "attributes" must be a JSON object for action "{action}"')
-    for key, value in attributes.items():
-        match = _KEY_RE.fullmatch(key)
-        if not match:
-            raise _invalid(f"{where}: attribute key {_dumps(key)} is invalid (expected ^[a-z0-9_]+$, "
-                           "url(name) or date(name))")
-        if value is None:
-            continue
-        if match.group(2) and not _is_url(value):
-            raise _invalid(f'{where}: attribute "{key}" must be an absolute http(s) URL')
-        if match.group(3) and not _is_date(value):
-            raise _invalid(f'{where}: attribute "{key}" must be an RFC 3339 date-time or an integer Unix timestamp')
-        problem = _value_error(value) if match.group(1) else None
-        if problem:
-            raise _invalid(f'{where}: attribute "{key}" {problem}')
-    return item_id, action, attributes
 
 
 # --------------------------------------------------------------------------- the platform
@@ -290,7 +158,7 @@ class BatchPlatform:
         except ValueError as exc:
             raise ApiError(400, "MALFORMED_JSON", f"Request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
-            raise _invalid("Request body must be a JSON object")
+            raise invalid("Request body must be a JSON object")
         return body
 
     def _catalog_row(self, db: sqlite3.Connection, project: str, name: str) -> tuple[Any, ...]:
@@ -310,9 +178,9 @@ class BatchPlatform:
 
     def _create(self, req: Request, ctx: HandlerContext) -> Response:
         body = self._body(req)
-        name = _catalog_name(body.get("name"))
-        fields = {n: str(t) for _, n, t in _fields(body.get("fields"), update=False)}
-        _check_field_count(len(fields))
+        name = catalog_name(body.get("name"))
+        fields = {n: str(t) for _, n, t in catalog_fields(body.get("fields"), update=False)}
+        check_field_count(len(fields))
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM batch_catalogs WHERE project=? AND name=?",
                           (self.project_key, name)).fetchone():
@@ -320,7 +188,7 @@ class BatchPlatform:
             (count,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?",
                                   (self.project_key,)).fetchone()
             if count >= MAX_CATALOGS:
-                raise _invalid(f"A project can have at most {MAX_CATALOGS} catalogs")
+                raise invalid(f"A project can have at most {MAX_CATALOGS} catalogs")
             now = _now()
             db.execute("INSERT INTO batch_catalogs VALUES (?,?,?,?,?,0,0)", (
                 self.project_key, name, _dumps([{"name": n, "type": t} for n, t in fields.items()]), now, now))
@@ -328,8 +196,8 @@ class BatchPlatform:
 
     def _update(self, req: Request, ctx: HandlerContext) -> Response:
         body = self._body(req)
-        name = _catalog_name(body.get("name"))
-        ops = _fields(body.get("fields"), update=True)
+        name = catalog_name(body.get("name"))
+        ops = catalog_fields(body.get("fields"), update=True)
         with self.store.transaction() as db:
             row = self._catalog_row(db, self.project_key, name)
             fields = {f["name"]: f["type"] for f in json.loads(row[0])}
@@ -337,18 +205,18 @@ class BatchPlatform:
                 if action == "remove":
                     fields.pop(field_name, None)
                 elif fields.get(field_name, field_type) != field_type:
-                    raise _invalid(f'field "{field_name}" already exists with type "{fields[field_name]}"')
+                    raise invalid(f'field "{field_name}" already exists with type "{fields[field_name]}"')
                 else:
                     fields[field_name] = str(field_type)
-            _check_field_count(len(fields))
+            check_field_count(len(fields))
             db.execute("UPDATE batch_catalogs SET fields_json=?, updated=? WHERE project=? AND name=?", (
                 _dumps([{"name": n, "type": t} for n, t in fields.items()]), _now(), self.project_key, name))
         return Response(202, {})
 
     def _view(self, req: Request, ctx: HandlerContext) -> Response:
         if "name" not in req.query:
-            raise _invalid('query parameter "name" is required')
-        name = _catalog_name(req.query["name"])
+            raise invalid('query parameter "name" is required')
+        name = catalog_name(req.query["name"])
         token = req.query.get("indexing_token")
         with self.store.transaction() as db:
             out = self._describe(name, self._catalog_row(db, self.project_key, name))
@@ -356,7 +224,7 @@ class BatchPlatform:
                 row = db.execute("SELECT polls FROM batch_indexing WHERE token=? AND project=? AND catalog=?",
                                  (token, self.project_key, name)).fetchone()
                 if row is None:
-                    raise _invalid(f'Unknown indexing_token for catalog "{name}"')
+                    raise invalid(f'Unknown indexing_token for catalog "{name}"')
                 db.execute("UPDATE batch_indexing SET polls = polls + 1 WHERE token=?", (token,))
                 out["indexing_state"] = "IN_PROGRESS" if row[0] == 0 else "APPLIED"
         return Response(200, out)
@@ -364,16 +232,16 @@ class BatchPlatform:
     def _list(self, req: Request, ctx: HandlerContext) -> Response:
         raw_limit = req.query.get("limit", "10")
         if not re.fullmatch(r"\d{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 100:
-            raise _invalid('"limit" must be an integer between 1 and 100')
+            raise invalid('"limit" must be an integer between 1 and 100')
         limit, cursor = int(raw_limit), req.query.get("from")
         after = ""
         if cursor is not None:
             try:
                 after = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)).decode()
             except (binascii.Error, UnicodeDecodeError, ValueError):
-                raise _invalid('"from" is not a valid cursor') from None
-            if not _NAME_RE.fullmatch(after):
-                raise _invalid('"from" is not a valid cursor')
+                raise invalid('"from" is not a valid cursor') from None
+            if not NAME_RE.fullmatch(after):
+                raise invalid('"from" is not a valid cursor')
         with self.store.transaction() as db:
             rows = db.execute("SELECT name, fields_json, created, updated, items, size FROM batch_catalogs "
                               "WHERE project=? AND name>? ORDER BY name LIMIT ?",
@@ -390,7 +258,7 @@ class BatchPlatform:
         return Response(200, out)
 
     def _remove(self, req: Request, ctx: HandlerContext) -> Response:
-        name = _catalog_name(self._body(req).get("name"))
+        name = catalog_name(self._body(req).get("name"))
         with self.store.transaction() as db:
             self._catalog_row(db, self.project_key, name)
             for table, column in (("batch_items", "catalog"), ("batch_indexing", "catalog"),
@@ -408,17 +276,12 @@ class BatchPlatform:
         wait = ctx.rate_check(self.project_key, count)
         if wait is not None:
             return self.fault_response(429, max(1, math.ceil(wait)))
-        name = _catalog_name(body.get("name"))
-        if not isinstance(items, list):
-            raise _invalid('"items" must be an array')
-        if not 1 <= count <= MAX_ITEMS_PER_REQUEST:
-            raise _invalid(f'"items" must contain between 1 and {MAX_ITEMS_PER_REQUEST} items per request, '
-                           f"got {count}")
-        ops = [_validate_item(index, raw) for index, raw in enumerate(items)]
+        name = catalog_name(body.get("name"))
+        ops = edit_items(items)
         for index, (item_id, _, _) in enumerate(ops):
             if item_id in ctx.rejected_ids:
-                raise _invalid(f"items[{index}] (id {_dumps(item_id)}): item rejected by the platform "
-                               "(sandbox fault reject_ids)")
+                raise invalid(f"items[{index}] (id {_dumps(item_id)}): item rejected by the platform "
+                              "(sandbox fault reject_ids)")
         with self.store.transaction() as db:
             self._catalog_row(db, self.project_key, name)
             ignored = self._apply(db, name, ops)

@@ -4,18 +4,19 @@ Layout of URLs:
 
 * ``/<platform>/...`` is handed to the platform module registered in
   :data:`PLATFORMS` (``/batch/2.11/catalogs/...`` -> :mod:`.batch`). Adding a
-  platform means writing one module with a class following :class:`Platform`
-  and adding one line to :data:`PLATFORMS`.
+  platform means writing one module with a class following
+  :class:`~.platform_interface.Platform` and adding one line to :data:`PLATFORMS`.
 * ``/_sandbox/...`` are admin/inspection endpoints (no auth; not part of any
   real API): health, reset, stats, rate-limit settings, faults, and per-platform
   inspection under ``/_sandbox/<platform>/...``.
 
 Every platform request goes through: fault lookup (slow / drop_before / status
 / drop_after, see :mod:`.faults`) -> platform handler (auth, rate limiting via
-:class:`HandlerContext`, validation, one SQLite transaction) -> response. State
-lives in one SQLite file (WAL, ``synchronous=NORMAL``) guarded by one lock.
-Header values are never logged nor echoed; the in-memory request log used for
-stats holds method, path, status, item counts and timings only.
+:class:`~.platform_interface.HandlerContext`, validation, one SQLite
+transaction) -> response. State lives in one SQLite file (WAL,
+``synchronous=NORMAL``) guarded by one lock (:mod:`.store`). Header values are
+never logged nor echoed; the in-memory request log used for stats
+(:mod:`.stats`) holds method, path, status, item counts and timings only.
 """
 
 from __future__ import annotations
@@ -25,22 +26,20 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import sys
 import threading
 import time
 import traceback
-from collections import Counter, deque
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .faults import FaultRegistry
+from .platform_interface import HandlerContext, Platform, Request, Response, error_response, parse_json
 from .ratelimit import DEFAULT_ITEMS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND, RateLimiter
+from .stats import Stats
+from .store import Store
 
 DEFAULT_STATE_PATH = "data/sandbox/state.sqlite"
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -50,159 +49,6 @@ _VERSION_RE = re.compile(r"v?\d+(\.\d+)*")
 PLATFORMS: dict[str, str] = {
     "batch": ".batch:BatchPlatform",
 }
-
-
-# --------------------------------------------------------------------------- request / response layer
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON value")
-
-
-def parse_json(body: bytes) -> Any:
-    """Strict JSON decoding: UTF-8 only, NaN/Infinity rejected (ValueError)."""
-    return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-
-
-@dataclass
-class Request:
-    """An incoming HTTP request, decoupled from http.server."""
-
-    method: str
-    path: str
-    segments: list[str]
-    query: dict[str, str]
-    headers: Message
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-
-@dataclass
-class Response:
-    """A JSON response (``body=None`` sends an empty body)."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"error_code": code, "error_message": message}, dict(headers or {}))
-
-
-@dataclass
-class HandlerContext:
-    """What the server lends a platform handler for one request."""
-
-    rate_check: Callable[[str, int], float | None]
-    rejected_ids: frozenset[str] = frozenset()
-    items_received: int = 0
-    items_applied: int = 0
-
-
-class Platform(Protocol):
-    """Interface of a platform emulator module."""
-
-    name: str
-
-    def handle(self, req: Request, ctx: HandlerContext) -> Response: ...
-
-    def admin(self, req: Request, segments: list[str]) -> Response: ...
-
-    def fault_response(self, status: int, retry_after: int | None) -> Response: ...
-
-    def reset(self) -> None: ...
-
-
-# --------------------------------------------------------------------------- persistence
-
-
-class Store:
-    """One SQLite connection shared by all threads behind one lock."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.lock = threading.Lock()
-        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: keeps 1M-item catalogs' B-tree pages hot
-        self.conn.execute("PRAGMA wal_autocheckpoint=4000")  # fewer checkpoints: ~2x faster scattered writes
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock for one write transaction; roll back on any exception."""
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self.lock:
-            self.conn.close()
-
-
-# --------------------------------------------------------------------------- stats
-
-
-class Stats:
-    """In-memory counters per platform plus a short log of recent requests.
-
-    Per platform: ``requests`` (path without platform and version -> count),
-    ``statuses`` (HTTP status sent -> count), ``total_requests``,
-    ``items_received`` (items in edit requests that reached the handler, applied
-    or not), ``items_applied``, ``dropped`` (connections closed by a fault) and
-    ``faults_injected``. ``recent`` lists the last requests (no header values).
-    """
-
-    def __init__(self, platforms: list[str], recent: int = 200) -> None:
-        self._platforms = platforms
-        self._lock = threading.Lock()
-        self._recent: deque[dict[str, Any]] = deque(maxlen=recent)
-        self.reset()
-
-    def reset(self) -> None:
-        with self._lock:
-            self._data = {
-                p: {"requests": Counter(), "statuses": Counter(), "total_requests": 0, "items_received": 0,
-                    "items_applied": 0, "dropped": 0, "faults_injected": 0}
-                for p in self._platforms
-            }
-            self._recent.clear()
-
-    def record(self, platform: str, method: str, path: str, status: int | None, ctx: HandlerContext | None,
-               fault: str | None, seconds: float) -> None:
-        with self._lock:
-            d = self._data[platform]
-            d["total_requests"] += 1
-            d["requests"][path] += 1
-            if status is None:
-                d["dropped"] += 1
-            else:
-                d["statuses"][str(status)] += 1
-            if fault:
-                d["faults_injected"] += 1
-            received = ctx.items_received if ctx else 0
-            d["items_received"] += received
-            d["items_applied"] += ctx.items_applied if ctx else 0
-            self._recent.append({"ts": round(time.time(), 3), "platform": platform, "method": method, "path": path,
-                                 "status": status, "items": received, "fault": fault, "ms": round(seconds * 1e3, 2)})
-
-    def to_json(self) -> dict[str, Any]:
-        with self._lock:
-            out: dict[str, Any] = {p: {k: dict(v) if isinstance(v, Counter) else v for k, v in d.items()}
-                                   for p, d in self._data.items()}
-            out["recent"] = list(self._recent)
-            return out
 
 
 # --------------------------------------------------------------------------- HTTP plumbing

@@ -238,7 +238,7 @@ class _Pusher:
         self.job, self.client, self.connect, self.report = job, client, connect, report
         self.journal, self.run_id, self.partition_key, self.log = journal, run_id, partition_key, log
         self.seq = 0
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[state.LedgerEntry] = []
         self.last_fold = self.last_progress = self.started = time.monotonic()
         self.sent = 0
         self.consecutive_no_answer = 0
@@ -334,7 +334,7 @@ class _Pusher:
 
     def _record(self, entries: list[state.LedgerEntry]) -> None:
         self.journal.append(self.run_id, entries)
-        self.pending.extend({"run_id": self.run_id, **e.__dict__} for e in entries)
+        self.pending.extend(entries)
         if time.monotonic() - self.last_fold >= FOLD_EVERY_SECONDS or len(self.pending) >= 50_000:
             self._fold()
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import polars as pl
@@ -41,12 +40,11 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_records (
 );
 """
 
-# One journal/ledger line. change: added|changed|removed|invalid|resync; operation: upsert|delete|none
-LEDGER_COLUMNS = ["seq", "key", "change", "operation", "status", "message", "attempt", "row_hash"]
 
 
-@dataclass
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
+    """One journal/ledger line (a tuple: a million of them must be cheap to make and write)."""
+
     seq: int
     key: str | None
     change: str
@@ -88,22 +86,24 @@ class Journal:
         self.path = directory / f"{activation}.jsonl"
 
     def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
-        lines = "".join(json.dumps({"run_id": run_id, **asdict(e)}) + "\n" for e in entries)
+        lines = "".join(json.dumps([run_id, *e]) + "\n" for e in entries)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self) -> list[tuple[str, LedgerEntry]]:
+        """(run id, entry) pairs, oldest first."""
         if not self.path.exists():
             return []
         rows = []
         with open(self.path, encoding="utf-8") as handle:
             for line in handle:
                 try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
+                    run_id, *fields = json.loads(line)
+                except (json.JSONDecodeError, ValueError):
                     break  # a torn last line from a kill mid-write: that batch was never confirmed
+                rows.append((run_id, LedgerEntry(*fields)))
         return rows
 
     def clear(self) -> None:
@@ -115,7 +115,7 @@ def fold(
     activation: str,
     run_id: str,
     partition_key: str | None,
-    entries: list[dict[str, Any]],
+    entries: list[LedgerEntry],
 ) -> int:
     """Apply journal entries to snapshot and ledger in one transaction; return the new folded seq.
 
@@ -126,11 +126,11 @@ def fold(
         conn, f"SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
         [run_id, activation],
     )[0]
-    fresh = [e for e in entries if e["seq"] > folded]
+    fresh = [e for e in entries if e.seq > folded]
     if not fresh:
         return folded
     frame = pl.DataFrame(
-        [{c: e[c] for c in LEDGER_COLUMNS} for e in fresh],
+        fresh, orient="row",
         schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
                 "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64},
     )
@@ -173,9 +173,9 @@ def fold(
 def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str) -> int:
     """Fold what a killed run left in the journal; mark such runs 'interrupted'. Returns lines recovered."""
     entries = journal.read()
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for entry in entries:
-        by_run.setdefault(entry["run_id"], []).append(entry)
+    by_run: dict[str, list[LedgerEntry]] = {}
+    for run_id, entry in entries:
+        by_run.setdefault(run_id, []).append(entry)
     for run_id, run_entries in by_run.items():
         partition = first_row(
             conn, f"SELECT any_value(partition_key) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
