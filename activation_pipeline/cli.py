@@ -3,6 +3,9 @@
     activation-pipeline demo        generate demo data if missing, start the sandbox,
                                     materialize every asset once, print a summary
     activation-pipeline sandbox     run the sandbox in the foreground
+    activation-pipeline ledger ACTIVATION [KEY]
+                                    the last confirmed version of each record (or every
+                                    operation on KEY across runs), as a table
 """
 
 from __future__ import annotations
@@ -89,6 +92,38 @@ def demo(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+LEDGER_LIMIT = 50
+
+
+def ledger(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from activation_pipeline.warehouse import read_warehouse
+
+    if args.key is None:
+        query = """SELECT key, last_operation, in_platform, confirmed_at, run_id, partition_key, payload
+                   FROM activation_state.latest_records WHERE activation = ? ORDER BY key LIMIT ?"""
+        params: list = [args.activation, args.limit]
+        title = f"latest confirmed records of {args.activation}"
+    else:
+        query = """SELECT recorded_at, run_id, run_status, partition_key, change, operation, status, attempt, message, payload
+                   FROM activation_state.record_history WHERE activation = ? AND key = ? ORDER BY recorded_at DESC LIMIT ?"""
+        params = [args.activation, args.key, args.limit]
+        title = f"history of {args.key} in {args.activation}"
+    try:
+        with read_warehouse() as conn:
+            known = {row[0] for row in conn.execute("SELECT DISTINCT activation FROM activation_state.sync_runs").fetchall()}
+            if args.activation not in known:
+                sys.exit(f"no runs recorded for activation {args.activation!r}; known: {', '.join(sorted(known)) or 'none'}")
+            frame = conn.sql(query, params=params).pl()
+            total = conn.execute("SELECT count(*) FROM activation_state.latest_records WHERE activation = ?", [args.activation]).fetchall()[0][0]
+    except (FileNotFoundError, duckdb.Error) as exc:
+        sys.exit(str(exc))
+    print(f"{title}: {frame.height} row(s)" + (f" of {total}" if args.key is None else ""))
+    with pl.Config(tbl_rows=args.limit, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        print(frame)
+
+
 def sandbox(args: argparse.Namespace) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "activation_pipeline.sandbox", *args.rest])
 
@@ -99,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser = commands.add_parser("demo", help="run every activation once against the sandbox")
     demo_parser.add_argument("--regenerate", action="store_true", help="rewrite the demo dataset first")
     demo_parser.set_defaults(func=demo)
+    ledger_parser = commands.add_parser("ledger", help="what was sent, when, and what the platform said")
+    ledger_parser.add_argument("activation")
+    ledger_parser.add_argument("key", nargs="?", help="a primary key: its every operation across runs")
+    ledger_parser.add_argument("--limit", type=int, default=LEDGER_LIMIT)
+    ledger_parser.set_defaults(func=ledger)
     sandbox_parser = commands.add_parser("sandbox", help="run the sandbox in the foreground")
     sandbox_parser.add_argument("rest", nargs=argparse.REMAINDER)
     sandbox_parser.set_defaults(func=sandbox)

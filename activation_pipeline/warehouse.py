@@ -50,3 +50,14 @@ class WarehouseResource(DuckDBResource):
 
 def warehouse_resource() -> WarehouseResource:
     return WarehouseResource(database=str(warehouse_path()))
+
+
+@contextmanager
+def read_warehouse(path: Path | None = None, timeout: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only session for people and tools, taken under the same lock as the assets'."""
+    database = Path(path or warehouse_path())
+    if not database.exists():
+        raise FileNotFoundError(f"no warehouse at {database} (set ACTIVATION_WAREHOUSE, or run `activation-pipeline demo` first)")
+    with FileLock(f"{database}.lock", timeout=timeout):
+        with duckdb.connect(str(database), read_only=True) as conn:
+            yield conn

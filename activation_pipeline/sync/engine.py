@@ -13,6 +13,7 @@ Rules kept here (DESIGN.md "Sync semantics"):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -227,7 +228,7 @@ def _run_row(job: SyncJob, options: SyncOptions, run_id: str, partition_key: str
 class _Batch:
     op: Op
     records: list[Record]
-    meta: dict[str, tuple[str, int | None]]  # key -> (change, row_hash)
+    meta: dict[str, tuple[str, int | None, str | None]]  # key -> (change, row_hash, payload JSON)
 
 
 class _Pusher:
@@ -272,19 +273,20 @@ class _Pusher:
             invalid: list[state.LedgerEntry] = []
             for row in arrow_batch.to_pylist():
                 change, op, key = row["__change"], row["__op"], row["__key"]
-                if change == "invalid":
-                    invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"]))
-                    continue
                 fields = {} if op == "delete" else {k[len(PAYLOAD_PREFIX):]: v for k, v in row.items() if k.startswith(PAYLOAD_PREFIX)}
+                payload = json.dumps(fields, default=str, ensure_ascii=False) if fields else None
+                if change == "invalid":
+                    invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"], payload=payload))
+                    continue
                 record = Record(key=key, identifier=row["__identifier"] if row["__identifier"] is not None else key, fields=fields)
                 reason = self.client.invalid_reason(record, op)
                 if reason:
                     self.report.bump("invalid")
-                    invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"]))
+                    invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"], payload=payload))
                     continue
                 batch = buffers.setdefault(op, _Batch(op, [], {}))
                 batch.records.append(record)
-                batch.meta[key] = (change, row["__hash"])
+                batch.meta[key] = (change, row["__hash"], payload)
                 if len(batch.records) >= size:
                     yield buffers.pop(op)
             if invalid:
@@ -316,8 +318,8 @@ class _Pusher:
             answered = any(o.status != "no_answer" for o, _ in outcomes)
             self.consecutive_no_answer = 0 if answered else self.consecutive_no_answer + 1
             for outcome, attempt in outcomes:
-                change, row_hash = batch.meta[outcome.key]
-                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt))
+                change, row_hash, payload = batch.meta[outcome.key]
+                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload))
                 kind = "succeeded" if outcome.status == "confirmed" else ("skipped" if outcome.status == "skipped" else "failed")
                 bucket = "removed" if batch.op == "delete" and change == "removed" else change
                 self.report.bump(f"{kind}_{bucket}" if kind != "skipped" else "skipped")
@@ -328,9 +330,10 @@ class _Pusher:
         self._maybe_report_progress(total)
         return rest
 
-    def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None, attempt: int = 1) -> state.LedgerEntry:
+    def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None,
+               attempt: int = 1, payload: str | None = None) -> state.LedgerEntry:
         self.seq += 1
-        return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash)
+        return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash, payload)
 
     def _record(self, entries: list[state.LedgerEntry]) -> None:
         self.journal.append(self.run_id, entries)

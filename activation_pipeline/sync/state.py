@@ -36,8 +36,19 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
 CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_records (
     run_id VARCHAR, partition_key VARCHAR, activation VARCHAR, key VARCHAR,
     change VARCHAR, operation VARCHAR, status VARCHAR, message VARCHAR,
-    attempt INTEGER, row_hash UBIGINT, recorded_at TIMESTAMPTZ
+    attempt INTEGER, row_hash UBIGINT, payload JSON, seq BIGINT, recorded_at TIMESTAMPTZ
 );
+-- every operation on a key across runs, with its run's status
+CREATE OR REPLACE VIEW {SCHEMA}.record_history AS
+SELECT r.activation, r.key, r.recorded_at, r.run_id, r.partition_key, s.status AS run_status,
+       r.change, r.operation, r.status, r.message, r.attempt, r.payload
+FROM {SCHEMA}.sync_records r LEFT JOIN {SCHEMA}.sync_runs s USING (run_id, activation);
+-- the last version of every record that a platform confirmed, per activation
+CREATE OR REPLACE VIEW {SCHEMA}.latest_records AS
+SELECT activation, key, operation AS last_operation, operation = 'upsert' AS in_platform,
+       payload, row_hash, run_id, partition_key, recorded_at AS confirmed_at
+FROM {SCHEMA}.sync_records WHERE status = 'confirmed'
+QUALIFY row_number() OVER (PARTITION BY activation, key ORDER BY recorded_at DESC, seq DESC) = 1;
 """
 
 
@@ -53,6 +64,7 @@ class LedgerEntry(NamedTuple):
     message: str
     attempt: int
     row_hash: int | None
+    payload: str | None = None  # the fields sent, as JSON
 
 
 def first_row(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> tuple | None:
@@ -132,7 +144,7 @@ def fold(
     frame = pl.DataFrame(
         fresh, orient="row",
         schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
-                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64},
+                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64, "payload": pl.Utf8},
     )
     last = int(frame["seq"].max())
     snap = snapshot_table(activation)
@@ -153,7 +165,7 @@ def fold(
         )
         conn.execute(
             f"""INSERT INTO {SCHEMA}.sync_records
-                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, now()
+                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, payload, seq, now()
                 FROM journal_batch ORDER BY seq""",
             [run_id, partition_key, activation],
         )
