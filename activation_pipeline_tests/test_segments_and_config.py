@@ -118,3 +118,16 @@ def test_the_bundled_demo_config_is_valid():
     config = load_config(Path(__file__).parents[1] / "data" / "activations.yaml")
     modes = {(a.mode, a.operation) for a in config.activations.values()}
     assert {("full_then_delta", "mirror"), ("full_then_delta", "upsert"), ("full_only", "upsert"), ("full_only", "delete_only")} <= modes
+
+
+def test_column_lineage_runs_from_source_columns_to_platform_fields(project):
+    project.add_activation()
+    project.write_products([product(i) for i in range(1, 4)])
+    result = project.materialize()
+    segment = result.asset_materializations_for_node("segments__catalog")[0].metadata["dagster/column_lineage"].value
+    assert [(d.asset_key.path, d.column_name) for d in segment.deps_by_column["price"]] == [(["sources", "products"], "price")]
+    activation = result.asset_materializations_for_node("activations__sync_products")[0].metadata["dagster/column_lineage"].value
+    assert {f: (d[0].asset_key.path, d[0].column_name) for f, d in activation.deps_by_column.items()} == {
+        "name": (["segments", "catalog"], "name"), "price": (["segments", "catalog"], "price"),
+        "brand": (["segments", "catalog"], "brand"), "id": (["segments", "catalog"], "sku"),
+    }

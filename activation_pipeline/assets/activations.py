@@ -6,6 +6,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from activation_pipeline.assets.metadata import column_lineage
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import PlatformError, SyncTarget
@@ -86,7 +87,10 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
             raise Failure(description=str(exc)) from None
         finally:
             client.close()
-        return MaterializeResult(metadata=activation_metadata(report, job))
+        segment_key = AssetKey(["segments", activation.segment])
+        lineage = {field: [(segment_key, column)] for field, column in job.plan.columns.items()}
+        lineage["id"] = [(segment_key, job.plan.identifier)]
+        return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)})
 
     project = config
     return _activation

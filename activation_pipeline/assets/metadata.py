@@ -4,7 +4,7 @@
 from typing import Any
 
 import polars as pl
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import AssetKey, MetadataValue, TableColumn, TableColumnDep, TableColumnLineage, TableSchema
 
 PREVIEW_ROWS = 10
 
@@ -28,3 +28,11 @@ def markdown_table(frame: pl.DataFrame) -> str:
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
     return "\n".join([header, rule, *rows])
+
+
+def column_lineage(deps: dict[str, list[tuple[AssetKey, str]]]) -> TableColumnLineage:
+    """``dagster/column_lineage`` from {column: [(upstream asset, upstream column), ...]}."""
+    return TableColumnLineage(deps_by_column={
+        column: [TableColumnDep(asset_key=key, column_name=name) for key, name in upstream]
+        for column, upstream in deps.items() if upstream
+    })

@@ -4,7 +4,7 @@
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
-from activation_pipeline.assets.metadata import frame_metadata
+from activation_pipeline.assets.metadata import column_lineage, frame_metadata
 from activation_pipeline.config import ProjectConfig
 
 
@@ -30,6 +30,10 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             except duckdb.Error as exc:
                 raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}") from None
             # CREATE OR REPLACE: a segment whose columns change replaces its table instead of failing an append.
+            upstream = {
+                (schema, table): [row[0] for row in conn.execute(f'DESCRIBE {schema}."{table}"').fetchall()]
+                for schema in ("sources", "segments") for table in sorted(segment.referenced_tables(schema))
+            }
             conn.execute("CREATE SCHEMA IF NOT EXISTS segments")
             conn.register("segment_frame", frame)
             conn.execute(f'CREATE OR REPLACE TABLE segments."{name}" AS SELECT * FROM segment_frame')
@@ -39,6 +43,11 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             "primary_key": segment.primary_key,
             "sql": MetadataValue.md(f"```sql\n{segment.sql.strip()}\n```"),
             "sql_hash": segment.sql_hash,
+            # matched by column name: a column computed under a new name has no lineage entry
+            "dagster/column_lineage": column_lineage({
+                column: [(AssetKey([schema, table]), column) for (schema, table), columns in upstream.items() if column in columns]
+                for column in frame.columns
+            }),
         })
 
     return _segment
