@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+from dagster._time import get_timezone
+from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from activation_pipeline.platforms import PLATFORMS
@@ -41,6 +43,14 @@ class ConfigError(ValueError):
         self.path, self.entry, self.field, self.problem = str(path), entry, field, problem
         where = ".".join(part for part in (entry, field) if part)
         super().__init__(f"{path}: {where}: {problem}")
+
+
+def _is_cron(value: str) -> bool:
+    """Whether Dagster will take ``value`` as a schedule's cron (checked here, where the file and field are known)."""
+    try:
+        return is_valid_cron_string(value)
+    except Exception:  # the cron parser raises more than its own error type on garbage
+        return False
 
 
 class _Model(BaseModel):
@@ -86,6 +96,22 @@ class CronSchedule(_Model):
     cron: str
     timezone: str = "UTC"
 
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if not _is_cron(value):
+            raise ValueError(f"{value!r} is not a valid 5-field cron expression")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            get_timezone(value)  # what Dagster's schedule will load
+        except Exception:  # ZoneInfoNotFoundError, ValueError, or an OSError for a folder name such as "Europe"
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris)") from None
+        return value
+
 
 class ActivationConfig(_Model):
     segment: str
@@ -115,9 +141,9 @@ class ActivationConfig(_Model):
     @field_validator("schedule")
     @classmethod
     def _known_schedule(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in SCHEDULE_PRESETS and len(value.split()) != 5:
+        if isinstance(value, str) and value not in SCHEDULE_PRESETS and not _is_cron(value):
             presets = ", ".join(SCHEDULE_PRESETS)
-            raise ValueError(f"{value!r} is neither a preset ({presets}) nor a 5-field cron")
+            raise ValueError(f"{value!r} is neither a preset ({presets}) nor a valid 5-field cron")
         return value
 
     @property
@@ -166,23 +192,47 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
     if not path.exists():
         raise ConfigError(path, "", "", "file not found (set ACTIVATION_CONFIG to its path)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(path, "", "", f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(path, "", "", f"{line}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise ConfigError(path, "", "", "not valid YAML here (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "", "the file must be a mapping with sources, segments, destinations, activations")
+    if "path" in raw:  # ProjectConfig.path is set from the file's location, never from its content
+        raise ConfigError(path, "path", "", _describe({"type": "extra_forbidden"}))
     try:
         config = ProjectConfig.model_validate({**raw, "path": path})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        location = [str(part) for part in error["loc"]]
+        error = _most_specific(exc.errors())
+        location = [str(part) for i, part in enumerate(error["loc"]) if not (i == 3 and error["loc"][2] == "schedule" and part in _UNION_TAGS)]
         entry = ".".join(location[:2])
         field = ".".join(location[2:])
         raise ConfigError(path, entry, field, _describe(error)) from None
     _check_references(config)
     return config
+
+
+_UNION_TAGS = {"str", "CronSchedule"}  # pydantic's branch names in the locations of `schedule` errors
+
+
+def _most_specific(errors: list[Any]) -> Any:
+    """The first error, unless the same field has one that is not a mere type mismatch: a union
+    (``schedule``: a preset string or ``{cron, timezone}``) reports every branch, and the branch
+    the input's shape chose says what is wrong."""
+    first = errors[0]
+    for error in errors:
+        if error["loc"][:3] == first["loc"][:3] and not error["type"].endswith("_type"):
+            return error
+    return first
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -200,7 +250,7 @@ def _check_references(config: ProjectConfig) -> None:
     path = config.path
     for kind in ("sources", "segments", "destinations", "activations"):
         for name in getattr(config, kind):
-            if not NAME_PATTERN.match(name):
+            if not NAME_PATTERN.fullmatch(name):
                 raise ConfigError(path, f"{kind}.{name}", "", "names are lowercase letters, digits and underscores, starting with a letter")
     for name, segment in config.segments.items():
         for table in segment.referenced_tables("sources"):
@@ -217,8 +267,17 @@ def _check_references(config: ProjectConfig) -> None:
         if unknown:
             raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")
         for secret, env_name in destination.secrets.items():
-            if not re.match(r"^[A-Z_][A-Z0-9_]*$", env_name):
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", env_name):
                 raise ConfigError(path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself")
+        if spec.resource_factory is not None:  # settings the platform's resource refuses would fail the code location later
+            try:
+                spec.resource_factory(destination)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(["settings", *(str(part) for part in error["loc"])])
+                raise ConfigError(path, f"destinations.{name}", where, _describe(error)) from None
+            except TypeError as exc:
+                raise ConfigError(path, f"destinations.{name}", "settings", f"not accepted by {spec.name} ({exc})") from None
     for name, activation in config.activations.items():
         entry = f"activations.{name}"
         if activation.segment not in config.segments:

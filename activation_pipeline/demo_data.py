@@ -1,20 +1,29 @@
-"""A seeded, deterministic e-commerce dataset: customers, products, orders with lines,
+"""A seeded, deterministic e-commerce dataset: customers, products, orders with their lines,
 newsletter subscribers and content articles.
 
 Vectorised with NumPy and Polars (no per-row Python), so the same code writes the small
-committed demo (a few thousand rows, CSV) and the 1M–10M-row inputs of the benchmarks.
-Same seed and arguments → identical files. Dates hang off a fixed ``end_date``, never today.
+committed demo (a few thousand rows, CSV) and the 1M-10M-row inputs of the benchmarks.
+Same seed and arguments -> identical files. Every date hangs off a fixed ``end_date``
+(default 2026-11-01), never today. Low-cardinality text columns are gathered from small
+lists, so their rows share one copy of each string.
 
-Deliberately imperfect, so validation has something to catch: about 0.5% of customers
-have a malformed email (rows where ``customer_id % 200 == 7``: no "@") and about 0.5% a
-malformed phone (``customer_id % 200 == 13``: too short).
+Deliberately imperfect, so validation has something to catch (exactly 0.5% each):
 
-    python -m activation_pipeline.demo_data --out data/demo [--customers N --products N ...]
+* malformed email where ``customer_id % 200 == 7``, by ``(customer_id // 200) % 3``:
+  0 -> no "@" (``zoe.smith.7example.com``), 1 -> no domain (``zoe.smith.207@``),
+  2 -> a space before the "@" (``zoe.smith.407 @example.com``);
+* malformed phone where ``customer_id % 200 == 13``, by ``(customer_id // 200) % 2``:
+  0 -> too short (``+447700``), 1 -> letter O for zero (``+4477OO12345678``).
+
+    python -m activation_pipeline.demo_data --out data/demo [--customers N --products N
+        --orders N --articles N --seed S --format csv|parquet]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import unicodedata
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -22,168 +31,311 @@ import numpy as np
 import polars as pl
 
 END_DATE = date(2026, 11, 1)
-FIRST_NAMES = ["Emma", "Liam", "Zoë", "Noah", "Chloé", "Lucas", "Mia", "José", "Léa", "Hugo", "Sofia", "Jonas",
-               "Ana", "Oliver", "Inès", "Mateo", "Hannah", "Louis", "Lucía", "Elias", "Grace", "Jürgen", "Amélie", "Pablo"]
-LAST_NAMES = ["Smith", "Martin", "Müller", "García", "Jones", "Bernard", "Schmidt", "López", "Brown", "Dubois",
-              "Fischer", "Martínez", "Taylor", "Moreau", "Weber", "Sánchez", "Wilson", "Laurent", "Becker", "Pérez"]
-DOMAINS = ["example.com", "mail.example.org", "shopper.example.net", "inbox.example.co.uk", "post.example.de"]
 STORE_VIEWS = ["en_gb", "fr_fr", "de_de", "es_es"]
 STORE_WEIGHTS = [0.45, 0.25, 0.2, 0.1]
-PHONE_PREFIX = {"en_gb": "+447700", "fr_fr": "+33612", "de_de": "+491512", "es_es": "+34612"}
-BRANDS = ["Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware", "Adatum", "Proseware", "Wingtip"]
-ADJECTIVES = ["Classic", "Urban", "Trail", "Essential", "Premium", "Everyday", "Vintage", "Active"]
-CATEGORIES = {  # product type -> category path
-    "Sneakers": "Women/Shoes/Sneakers", "Boots": "Women/Shoes/Boots", "Loafers": "Men/Shoes/Loafers",
-    "Jacket": "Men/Clothing/Jackets", "Parka": "Women/Clothing/Coats", "T-Shirt": "Men/Clothing/T-Shirts",
-    "Backpack": "Accessories/Bags", "Cap": "Accessories/Hats", "Scarf": "Accessories/Scarves", "Hoodie": "Kids/Clothing",
-}
-COLOURS = ["black", "white", "red", "blue", "green", "grey", "navy", "beige", "brown", "pink", "yellow", "orange"]
-TAX_RATES = [0.0, 0.055, 0.1, 0.2]
-ARTICLE_TOPICS = ["How to choose running shoes", "Caring for leather boots", "Layering for winter", "Packing light",
-                  "Sustainable fabrics explained", "The return of the parka", "Five everyday essentials", "Trail season guide"]
+# per store view: 12 first names, 12 last names (flat lists, store view i owns items 12i..12i+11)
+FIRST_NAMES = """Oliver Amelia George Isla Harry Zoë Jack Grace Noah Chloë Charlie Freya
+Léa Hugo Chloé Louis Inès Jules Zoé Gabriel Amélie Raphaël Manon Théo
+Jürgen Mia Lukas Hannah Jonas Lea Felix Sophie Elias Emilia Maximilian Jörg
+José Lucía Mateo Sofía Pablo María Hugo Martina Álvaro Paula Daniel Inés""".split()
+LAST_NAMES = """Smith Jones Taylor Brown Wilson Evans Thomas Johnson Roberts Walker Wright O'Brien
+Martin Bernard Dubois Thomas Robert Petit Durand Leroy Moreau Lefèvre Girard Faure
+Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Koch Schäfer
+García Fernández González Rodríguez López Martínez Sánchez Pérez Gómez Martín Jiménez Núñez""".split()
+NAMES_PER_STORE = 12
+# three generic domains, then one local domain per store view, then "" (the "name@" malformation)
+DOMAINS = ["example.com", "mail.example.org", "inbox.example.net",
+           "post.example.co.uk", "courriel.example.fr", "mail.example.de", "correo.example.es", ""]
+# per store view: valid prefix (+ 8 digits), too short (no digits follow), with letters (+ 8 digits)
+PHONES = [["+4477", "+447700", "+4477OO"], ["+336", "+3361", "+336OO"],
+          ["+49151", "+491512", "+49151OO"], ["+346", "+3461", "+346OO"]]
+BRANDS = "Northwind Contoso Fabrikam Tailspin Litware Adatum Proseware Wingtip".split()
+ADJECTIVES = "Classic Urban Trail Essential Premium Everyday Vintage Active".split()
+CATALOGUE = [  # category path (fixed tree, 2-3 levels), product type, typical price, tax rate, share
+    ("Women/Shoes/Sneakers", "Sneakers", 85, 0.2, 10), ("Women/Shoes/Boots", "Ankle Boots", 120, 0.2, 7),
+    ("Women/Clothing/Dresses", "Wrap Dress", 70, 0.2, 9), ("Women/Clothing/Coats", "Parka", 180, 0.2, 5),
+    ("Men/Shoes/Loafers", "Loafers", 95, 0.2, 5), ("Men/Shoes/Sneakers", "Runners", 90, 0.2, 8),
+    ("Men/Clothing/Jackets", "Field Jacket", 140, 0.2, 6), ("Men/Clothing/T-Shirts", "T-Shirt", 25, 0.2, 12),
+    ("Kids/Clothing", "Hoodie", 30, 0.0, 8), ("Kids/Shoes", "Trainers", 40, 0.0, 6),
+    ("Accessories/Bags", "Backpack", 60, 0.2, 7), ("Accessories/Hats", "Beanie", 20, 0.2, 6),
+    ("Home/Textiles", "Throw Blanket", 45, 0.1, 6), ("Home/Books", "Travel Guide", 18, 0.055, 5),
+]
+COLOURS = "black white red blue green grey navy beige brown pink yellow orange".split()  # colour_id = index + 1
+COLOUR_WEIGHTS = [20, 14, 6, 9, 6, 10, 10, 7, 6, 5, 3, 4]
+STOCK_STATUSES = ["in_stock", "out_of_stock", "discontinued"]
+ORDER_STATUSES = ["complete", "canceled", "refunded"]
+WEEKDAY_WEIGHTS = [1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.25]  # Monday .. Sunday
+HOUR_WEIGHTS = [2, 1, 1, 1, 1, 2, 3, 5, 6, 6, 7, 8, 9, 8, 7, 7, 7, 8, 9, 11, 12, 11, 8, 4]
+SUBJECTS = ["running shoes", "leather boots", "linen shirts", "rain jackets", "kids' trainers", "weekend bags",
+            "wool beanies", "cosy throws", "denim jackets", "ankle boots", "travel backpacks", "summer dresses"]
+ARTICLE_TEMPLATES = [  # category, title, summary
+    ("Guides", "How to choose {}", "Everything to weigh up before you buy {}."),
+    ("Care", "Caring for {}", "Simple habits that keep {} looking new for longer."),
+    ("Style", "Five ways to style {}", "Our stylists pair {} with pieces you already own."),
+    ("News", "What's new in {}", "The launches and collaborations in {} this season."),
+    ("Guides", "The complete guide to {}", "From fit to fabric: {}, explained."),
+    ("Style", "Why we love {}", "The team on why {} never go out of style."),
+]
+AUTHORS = ["Zoë Walker", "Léa Moreau", "Jonas Müller", "Lucía Gómez", "Oliver Evans", "Amélie Girard"]
+
+
+def _ascii(text: str) -> str:
+    """Lowercase a-z only: "Zoë" -> "zoe", "O'Brien" -> "obrien" (applied to the small lists, not rows)."""
+    return re.sub(r"[^a-z]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
+
+
+def _slug(text: str) -> str:
+    """URL slug: "Why we love kids' trainers" -> "why-we-love-kids-trainers"."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower().replace("'", "")
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
+
+
+FIRST_ASCII, LAST_ASCII = [_ascii(s) for s in FIRST_NAMES], [_ascii(s) for s in LAST_NAMES]
+PRODUCT_NAMES = [f"{brand} {adjective} {kind[1]}" for kind in CATALOGUE for brand in BRANDS for adjective in ADJECTIVES]
+PRODUCT_SLUGS = [_slug(name) for name in PRODUCT_NAMES]
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
+    """One independent generator per table, so changing one table's size leaves the others alone."""
     return np.random.default_rng([seed, stream])
 
 
-def _pick(rng: np.random.Generator, values: list, n: int, p: list[float] | None = None) -> np.ndarray:
-    return np.asarray(values, dtype=object)[rng.choice(len(values), size=n, p=p)]
+def _choice(rng: np.random.Generator, weights, n: int) -> np.ndarray:
+    """``n`` indices drawn with the given (unnormalised) weights, in the smallest integer dtype."""
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
+    idx = np.searchsorted(cdf / cdf[-1], rng.random(n), side="right")
+    return np.minimum(idx, len(cdf) - 1).astype(np.min_scalar_type(len(cdf) - 1))
 
 
-def _timestamps(rng: np.random.Generator, n: int, end: date, days: int) -> pl.Series:
-    end_ts = datetime.combine(end, datetime.min.time())
-    offsets = rng.integers(0, days * 86_400, size=n)
-    return pl.Series((np.datetime64(end_ts, "s") - offsets.astype("timedelta64[s]")).astype("datetime64[ms]"))
+def _gather(values: list, idx: np.ndarray, name: str = "") -> pl.Series:
+    """Rows picked from a small list: string rows share the list's buffers (16 bytes a row)."""
+    return pl.Series(name, values).gather(idx)
+
+
+def _micros(day: date) -> int:
+    return int((datetime.combine(day, datetime.min.time()) - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+
+
+def _moments(rng: np.random.Generator, n: int, end: date, days: int) -> np.ndarray:
+    """Epoch microseconds, whole seconds, uniform over the ``days`` days ending with ``end`` (inclusive)."""
+    return _micros(end + timedelta(days=1)) - rng.integers(1, days * 86_400 + 1, size=n) * 1_000_000
+
+
+def _timestamps(micros: np.ndarray, name: str) -> pl.Series:
+    return pl.Series(name, micros).cast(pl.Datetime("us"))
+
+
+def _name_indices(rng: np.random.Generator, store: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First/last name indices: 85% from the store view's own country, the rest from anywhere."""
+    n = store.size
+    country = np.where(rng.random(n) < 0.85, store, rng.integers(0, len(STORE_VIEWS), size=n))
+    first = country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n)
+    return first, country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n)
 
 
 def generate_customers(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
+    """``n`` customers, ``customer_id`` 1..n, in the columns documented in the module.
+
+    Names, phone country and email domain follow the store view (en_gb 45%, fr_fr 25%,
+    de_de 20%, es_es 10%); emails are ``first[.|_|]last.<id>@domain``, so unique;
+    ``lifetime_value`` is lognormal; ``created_at`` falls in the 2 years and ``updated_at``
+    in the 90 days up to ``end_date``, never before ``created_at``. Malformed emails and
+    phones (0.5% each) sit at the positions listed in the module docstring.
+    """
     rng = _rng(seed, 1)
     ids = np.arange(1, n + 1, dtype=np.int64)
-    first, last = _pick(rng, FIRST_NAMES, n), _pick(rng, LAST_NAMES, n)
-    store = _pick(rng, STORE_VIEWS, n, STORE_WEIGHTS)
-    created = _timestamps(rng, n, end_date, 730)
-    frame = pl.DataFrame({
-        "customer_id": ids, "first_name": first.tolist(), "last_name": last.tolist(), "store_view": store.tolist(),
-        "domain": _pick(rng, DOMAINS, n).tolist(), "phone_tail": rng.integers(0, 1_000_000, size=n),
-        "email_consent": rng.random(n) < 0.7, "sms_consent": rng.random(n) < 0.4,
-        "lifetime_value": np.round(rng.lognormal(5.0, 1.0, size=n), 2),
-        "created_at": created, "update_lag": rng.integers(0, 90 * 86_400, size=n),
-    })
-    ascii_name = {"é": "e", "è": "e", "ë": "e", "ü": "u", "í": "i", "á": "a", "ó": "o", "ú": "u", "ñ": "n"}
-    local = (pl.concat_str(pl.col("first_name"), pl.lit("."), pl.col("last_name")).str.to_lowercase()
-             .str.replace_many(list(ascii_name), list(ascii_name.values())) + "." + pl.col("customer_id").cast(pl.Utf8))
-    email = pl.when(pl.col("customer_id") % 200 == 7).then(local + "." + pl.col("domain")).otherwise(local + "@" + pl.col("domain"))
-    prefix = pl.col("store_view").replace_strict(PHONE_PREFIX, return_dtype=pl.Utf8)
-    phone = pl.when(pl.col("customer_id") % 200 == 13).then(pl.lit("+44 12")).otherwise(prefix + pl.col("phone_tail").cast(pl.Utf8).str.zfill(6))
-    updated = pl.min_horizontal(pl.col("created_at") + pl.duration(seconds=pl.col("update_lag")), pl.lit(datetime.combine(end_date, datetime.min.time())))
-    return frame.select(
-        "customer_id", ("C" + pl.col("customer_id").cast(pl.Utf8).str.zfill(8)).alias("external_id"),
-        email.alias("email"), phone.alias("phone"), "first_name", "last_name", "store_view", "email_consent", "sms_consent",
-        "lifetime_value", "created_at", pl.max_horizontal(updated, pl.col("created_at")).alias("updated_at"),
-    )
+    store = _choice(rng, STORE_WEIGHTS, n)
+    first, last = _name_indices(rng, store)
+    domain = np.where(rng.random(n) < 0.35, 3 + store, rng.integers(0, 3, size=n))
+    separator = _choice(rng, [6, 3, 1], n)
+    email_fault = np.where(ids % 200 == 7, 1 + (ids // 200) % 3, 0)  # 0 ok, 1 no "@", 2 no domain, 3 space
+    domain[email_fault == 2] = len(DOMAINS) - 1
+    phone_fault = np.where(ids % 200 == 13, 1 + (ids // 200) % 2, 0)  # 0 ok, 1 too short, 2 letters
+    tail = pl.Series(rng.integers(0, 100_000_000, size=n)).cast(pl.String).str.zfill(8)
+    email_consent = rng.random(n) < 0.7
+    sms_consent = rng.random(n) < np.where(email_consent, 0.45, 0.1)
+    lifetime_value = np.round(rng.lognormal(5.0, 1.0, size=n), 2)
+    created = _moments(rng, n, end_date, 730)
+    updated = np.maximum(created, _moments(rng, n, end_date, 90))
+    id_text = pl.Series(ids).cast(pl.String)
+    email = pl.select(pl.concat_str([
+        _gather(FIRST_ASCII, first), _gather([".", "", "_"], separator), _gather(LAST_ASCII, last), pl.lit("."),
+        id_text, _gather(["@", "", "@", " @"], email_fault), _gather(DOMAINS, domain)])).to_series().alias("email")
+    phone = pl.select(pl.concat_str([
+        _gather(sum(PHONES, []), store * 3 + phone_fault),
+        pl.when(pl.lit(pl.Series(phone_fault == 1))).then(None).otherwise(tail)], ignore_nulls=True)).to_series()
+    del tail, separator, domain
+    return pl.DataFrame([
+        pl.Series("customer_id", ids), pl.select(pl.lit("C") + id_text.str.zfill(8)).to_series().alias("external_id"),
+        email, phone.alias("phone"), _gather(FIRST_NAMES, first, "first_name"), _gather(LAST_NAMES, last, "last_name"),
+        _gather(STORE_VIEWS, store, "store_view"), pl.Series("email_consent", email_consent),
+        pl.Series("sms_consent", sms_consent), pl.Series("lifetime_value", lifetime_value),
+        _timestamps(created, "created_at"), _timestamps(updated, "updated_at"),
+    ])
 
 
 def generate_products(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
+    """``n`` products, ``sku`` SKU-0000001.. in catalogue order.
+
+    About 30% are variants: a variant directly follows its parent (a top-level product,
+    ``parent_sku`` null) and shares its name, brand, category, price and tax rate, with
+    its own colour. Prices are lognormal around a per-category price and end in .99, .95,
+    .50 or .00; ``tax_rate`` follows the category (0.0 kids, 0.055 books, 0.1 home, 0.2
+    otherwise). ``stock_status`` is in_stock ~80%, out_of_stock ~15%, discontinued ~5%;
+    ``stock_qty`` is 0 unless in stock. ``updated_at`` falls in the 90 days up to ``end_date``.
+    """
     rng = _rng(seed, 2)
-    ids = np.arange(1, n + 1, dtype=np.int64)
-    kinds = list(CATEGORIES)
-    kind = _pick(rng, kinds, n)
-    colour_id = rng.integers(1, len(COLOURS) + 1, size=n)
-    # ~30% are variants of an earlier simple product (parents always have a lower id and no parent)
-    is_variant = (rng.random(n) < 0.3) & (ids > 1)
-    parent_id = np.where(is_variant, np.maximum(1, (ids * rng.random(n)).astype(np.int64)), 0)
-    status = _pick(rng, ["in_stock", "out_of_stock", "discontinued"], n, [0.8, 0.15, 0.05])
-    frame = pl.DataFrame({
-        "id": ids, "kind": kind.tolist(), "brand": _pick(rng, BRANDS, n).tolist(), "adjective": _pick(rng, ADJECTIVES, n).tolist(),
-        "price": np.round(rng.uniform(5, 250, size=n), 2), "tax_rate": _pick(rng, TAX_RATES, n).astype(float),
-        "colour_id": colour_id, "parent_id": parent_id, "stock_status": status.tolist(),
-        "stock_qty": rng.integers(1, 500, size=n), "updated_at": _timestamps(rng, n, end_date, 90),
-    })
-    # a variant's parent must itself be top-level: follow one step, drop the link if the parent is a variant
-    frame = frame.join(frame.select(pl.col("id").alias("parent_id"), pl.col("parent_id").alias("grand")), on="parent_id", how="left")
-    parent = pl.when((pl.col("parent_id") > 0) & (pl.col("grand") == 0)).then(pl.col("parent_id"))
-    sku = "SKU-" + pl.col("id").cast(pl.Utf8).str.zfill(7)
-    name = pl.col("brand") + " " + pl.col("adjective") + " " + pl.col("kind")
-    slug = name.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-")
-    return frame.sort("id").select(
-        sku.alias("sku"), ("SKU-" + parent.cast(pl.Utf8).str.zfill(7)).alias("parent_sku"), name.alias("name"), "price", "tax_rate", "brand",
-        "colour_id", pl.col("colour_id").replace_strict(dict(enumerate(COLOURS, 1)), return_dtype=pl.Utf8).alias("colour_label"),
-        pl.col("kind").replace_strict(CATEGORIES, return_dtype=pl.Utf8).alias("category_path"),
-        ("https://cdn.example.com/img/" + sku + ".jpg").alias("image_url"),
-        ("https://shop.example.com/p/" + slug + "-" + sku.str.to_lowercase()).alias("product_url"),
-        "stock_status", pl.when(pl.col("stock_status") == "in_stock").then(pl.col("stock_qty")).otherwise(0).alias("stock_qty"),
-        "updated_at",
+    position = np.arange(n, dtype=np.int64)
+    top_level = rng.random(n) >= 0.3
+    top_level[:1] = True
+    parent = np.maximum.accumulate(np.where(top_level, position, 0))  # the last top-level product at or before
+    kind = _choice(rng, [c[4] for c in CATALOGUE], n)[parent]
+    combo = (kind.astype(np.int32) * len(BRANDS) + rng.integers(0, len(BRANDS), size=n)[parent]) * len(ADJECTIVES)
+    combo += rng.integers(0, len(ADJECTIVES), size=n)[parent]
+    colour = _choice(rng, COLOUR_WEIGHTS, n)
+    base = np.array([c[2] for c in CATALOGUE], dtype=np.float64)[kind]
+    cents = np.array([0.99, 0.95, 0.5, 0.0])[_choice(rng, [6, 2, 1, 1], n)]
+    price = np.round(np.maximum(np.floor(base * rng.lognormal(0.0, 0.35, size=n)), 1.0) + cents, 2)[parent]
+    del base, cents
+    status = _choice(rng, [80, 15, 5], n)
+    stock_qty = np.where(status == 0, np.minimum(rng.geometric(1 / 60, size=n), 999), 0)
+    updated = _moments(rng, n, end_date, 90)
+    digits = pl.Series(position + 1).cast(pl.String).str.zfill(7)
+    sku = pl.select(pl.lit("SKU-") + digits).to_series()
+    parent_sku = sku.gather(parent).alias("parent_sku")
+    parent_sku = pl.select(pl.when(pl.lit(pl.Series(top_level))).then(None).otherwise(parent_sku)).to_series()
+    del top_level, parent
+    urls = pl.select(
+        pl.concat_str([pl.lit("https://cdn.example.com/img/"), sku, pl.lit(".jpg")]).alias("image_url"),
+        pl.concat_str([pl.lit("https://shop.example.com/p/"), _gather(PRODUCT_SLUGS, combo), pl.lit("-sku-"), digits]).alias("product_url"),
     )
+    del digits
+    return pl.DataFrame([
+        sku.alias("sku"), parent_sku.alias("parent_sku"), _gather(PRODUCT_NAMES, combo, "name"),
+        pl.Series("price", price), _gather([c[3] for c in CATALOGUE], kind, "tax_rate"),
+        _gather(BRANDS, combo // len(ADJECTIVES) % len(BRANDS), "brand"),
+        pl.Series("colour_id", colour.astype(np.int64) + 1), _gather(COLOURS, colour, "colour_label"),
+        _gather([c[0] for c in CATALOGUE], kind, "category_path"), urls["image_url"], urls["product_url"],
+        _gather(STOCK_STATUSES, status, "stock_status"), pl.Series("stock_qty", stock_qty.astype(np.int64)),
+        _timestamps(updated, "updated_at"),
+    ])
 
 
 def generate_orders(customers: pl.DataFrame, products: pl.DataFrame, n_orders: int, seed: int = 42,
                     days: int = 90, end_date: date = END_DATE) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``n_orders`` orders over the ``days`` days ending with ``end_date``, and their lines.
+
+    Recent days, weekends and evenings are busier; customers with a higher
+    ``lifetime_value`` order more often, and never before their ``created_at`` (when those
+    columns are there); some products sell far more than others, discontinued ones rarely.
+    ``order_id`` follows ``created_at``. Each order has 1-5 lines of quantity 1-4 at the
+    product's price; ``total`` is the sum of ``line_total`` (summed in cents, exact).
+    Returns ``(orders, order_lines)``.
+    """
     rng = _rng(seed, 3)
-    buyer = rng.integers(0, customers.height, size=n_orders)
-    # later days are a little busier: day offset drawn from a triangular distribution peaking at end_date
-    day_offset = np.floor(rng.triangular(0, days, days, size=n_orders)).astype(np.int64).clip(0, days - 1)
-    order_date = np.datetime64(end_date - timedelta(days=days - 1), "D") + day_offset.astype("timedelta64[D]")
-    lines_per_order = rng.integers(1, 6, size=n_orders)
-    order_ids = ("O" + pl.Series(np.arange(1, n_orders + 1)).cast(pl.Utf8).str.zfill(9))
-    order_idx = np.repeat(np.arange(n_orders), lines_per_order)
-    line_no = (np.arange(order_idx.size) - np.repeat(np.cumsum(lines_per_order) - lines_per_order, lines_per_order) + 1)
-    product_idx = rng.integers(0, products.height, size=order_idx.size)
-    lines = pl.DataFrame({
-        "order_id": order_ids.gather(order_idx), "line_no": line_no.astype(np.int64),
-        "sku": products["sku"].gather(product_idx), "quantity": rng.integers(1, 5, size=order_idx.size),
-        "unit_price": products["price"].gather(product_idx),
-    }).with_columns((pl.col("quantity") * pl.col("unit_price")).round(2).alias("line_total"))
-    totals = lines.group_by("order_id").agg(pl.col("line_total").sum().round(2).alias("total"))
+    first_day = end_date - timedelta(days=days - 1)
+    weekday = (first_day.weekday() + np.arange(days)) % 7
+    day = _choice(rng, np.linspace(1.0, 1.4, days) * np.array(WEEKDAY_WEIGHTS)[weekday], n_orders).astype(np.int64)
+    hour = _choice(rng, HOUR_WEIGHTS, n_orders).astype(np.int64)
+    moment = _micros(first_day) + ((day * 24 + hour) * 3600 + rng.integers(0, 3600, size=n_orders)) * 1_000_000
+    del day, hour
+    weights = customers["lifetime_value"].fill_null(0).to_numpy() + 20.0 if "lifetime_value" in customers.columns else np.ones(customers.height)
+    buyer = _choice(rng, weights, n_orders)
+    if isinstance(customers.schema.get("created_at"), pl.Datetime):
+        joined = customers["created_at"].dt.epoch("us").fill_null(0).to_numpy()[buyer]
+        moment = np.minimum(np.maximum(moment, joined), _micros(end_date + timedelta(days=1)) - 1_000_000)
+    in_time_order = np.argsort(moment, kind="stable")
+    moment, buyer = moment[in_time_order], buyer[in_time_order]
+    del in_time_order
+    status = _choice(rng, [90, 6, 4], n_orders)
+    line_count = _choice(rng, [40, 25, 15, 12, 8], n_orders).astype(np.int64) + 1
+    starts = np.cumsum(line_count) - line_count
+    line_order = np.repeat(np.arange(n_orders, dtype=np.int64), line_count)
+    line_no = np.arange(line_order.size, dtype=np.int64) - starts[line_order] + 1
+    popularity = rng.lognormal(0.0, 1.0, size=products.height)
+    if "stock_status" in products.columns:
+        popularity *= np.where(products["stock_status"].to_numpy() == "discontinued", 0.2, 1.0)
+    product = _choice(rng, popularity, line_order.size)
+    quantity = _choice(rng, [70, 20, 7, 3], line_order.size).astype(np.int64) + 1
+    unit_cents = np.round(products["price"].to_numpy() * 100).astype(np.int64)[product]
+    line_cents = quantity * unit_cents
+    total_cents = np.add.reduceat(line_cents, starts) if n_orders else np.zeros(0, dtype=np.int64)
+    order_id = pl.select(pl.lit("O") + pl.Series(np.arange(1, n_orders + 1)).cast(pl.String).str.zfill(9)).to_series()
     people = customers.select("customer_id", "email", "store_view")[buyer]
-    orders = pl.DataFrame({
-        "order_id": order_ids, "customer_id": people["customer_id"], "email": people["email"], "store_view": people["store_view"],
-        "order_date": pl.Series(order_date), "seconds": rng.integers(0, 86_400, size=n_orders),
-        "status": _pick(rng, ["complete", "canceled", "refunded"], n_orders, [0.9, 0.06, 0.04]).tolist(),
-    }).with_columns(
-        (pl.col("order_date").cast(pl.Datetime("us")) + pl.duration(seconds=pl.col("seconds"))).alias("created_at"),
+    created = _timestamps(moment, "created_at")
+    orders = pl.DataFrame([
+        order_id.alias("order_id"), people["customer_id"], people["email"], people["store_view"],
+        created.dt.date().alias("order_date"), created, _gather(ORDER_STATUSES, status, "status"),
+    ]).with_columns(
         pl.when(pl.col("store_view") == "en_gb").then(pl.lit("GBP")).otherwise(pl.lit("EUR")).alias("currency"),
-    ).join(totals, on="order_id", how="left")
-    orders = orders.select("order_id", "customer_id", "email", "store_view", "order_date", "created_at", "status", "currency", "total")
-    return orders.sort("order_id"), lines.sort("order_id", "line_no")
+        pl.Series("total", total_cents / 100),
+    )
+    del people, created, moment, buyer
+    lines = pl.DataFrame([
+        order_id.gather(line_order).alias("order_id"), pl.Series("line_no", line_no), products["sku"].gather(product),
+        pl.Series("quantity", quantity), pl.Series("unit_price", unit_cents / 100), pl.Series("line_total", line_cents / 100),
+    ])
+    return orders, lines
 
 
 def generate_newsletter_subscribers(customers: pl.DataFrame, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
+    """Newsletter subscribers: customers (60% of those with ``email_consent``, 20% of the
+    others; subscribed exactly when they consent) and ~20% non-customers with their own
+    emails (``first.last.n<k>@domain``, ``customer_id`` null, 85% subscribed), shuffled,
+    ``subscriber_id`` 1..N. ``updated_at`` falls in the 365 days up to ``end_date``.
+    """
     rng = _rng(seed, 4)
-    members = customers.filter(pl.Series(rng.random(customers.height) < 0.5)).select("customer_id", "email", "store_view")
-    outsiders = max(1, members.height // 4)  # ~20% of subscribers are not customers
-    strangers = pl.DataFrame({
-        "customer_id": pl.Series([None] * outsiders, dtype=pl.Int64),
-        "email": [f"reader{i}@news.example.com" for i in range(1, outsiders + 1)],
-        "store_view": _pick(rng, STORE_VIEWS, outsiders, STORE_WEIGHTS).tolist(),
-    })
-    subscribers = pl.concat([members, strangers])
-    n = subscribers.height
-    return subscribers.with_columns(
-        pl.Series("subscriber_id", np.arange(1, n + 1, dtype=np.int64)),
-        pl.Series("status", _pick(rng, ["subscribed", "unsubscribed"], n, [0.85, 0.15]).tolist()),
-        _timestamps(rng, n, end_date, 365).alias("updated_at"),
-    ).select("subscriber_id", "email", "customer_id", "store_view", "status", "updated_at")
-
-
-def generate_articles(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
-    rng = _rng(seed, 5)
-    ids = np.arange(1, n + 1)
-    topic = _pick(rng, ARTICLE_TOPICS, n)
-    frame = pl.DataFrame({"id": ids, "topic": topic.tolist(), "category": _pick(rng, ["Guides", "News", "Style", "Care"], n).tolist(),
-                          "author": (_pick(rng, FIRST_NAMES, n) + " " + _pick(rng, LAST_NAMES, n)).tolist(),
-                          "published_at": _timestamps(rng, n, end_date, 365)})
-    article_id = "A" + pl.col("id").cast(pl.Utf8).str.zfill(5)
-    title = pl.col("topic") + " (part " + (pl.col("id") % 4 + 1).cast(pl.Utf8) + ")"
-    return frame.select(
-        article_id.alias("article_id"), title.alias("title"),
-        ("https://shop.example.com/journal/" + title.str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "-") + "-" + pl.col("id").cast(pl.Utf8)).alias("url"),
-        "category", "author", "published_at", ("Our editors on " + pl.col("topic").str.to_lowercase() + ".").alias("summary"),
+    consent = customers["email_consent"].fill_null(False).to_numpy() if "email_consent" in customers.columns else np.ones(customers.height, bool)
+    joined = rng.random(customers.height) < np.where(consent, 0.6, 0.2)
+    members = customers.filter(pl.Series(joined)).select(
+        "email", "customer_id", "store_view", pl.Series("subscribed", consent[joined]))
+    k = round(members.height / 4)  # outsiders are 1/5 of all subscribers
+    store = _choice(rng, STORE_WEIGHTS, k)
+    first, last = _name_indices(rng, store)
+    domain = np.where(rng.random(k) < 0.35, 3 + store, rng.integers(0, 3, size=k))
+    email = pl.select(pl.concat_str([
+        _gather(FIRST_ASCII, first), pl.lit("."), _gather(LAST_ASCII, last), pl.lit(".n"),
+        pl.Series(np.arange(1, k + 1)).cast(pl.String), pl.lit("@"), _gather(DOMAINS, domain)])).to_series()
+    outsiders = pl.DataFrame([email.alias("email"), pl.repeat(None, k, dtype=pl.Int64, eager=True).alias("customer_id"),
+                              _gather(STORE_VIEWS, store, "store_view"), pl.Series("subscribed", rng.random(k) < 0.85)])
+    subscribers = pl.concat([members, outsiders.cast(members.schema)])
+    subscribers = subscribers[rng.permutation(subscribers.height)]
+    return subscribers.select(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("subscriber_id"), "email", "customer_id", "store_view",
+        pl.when("subscribed").then(pl.lit("subscribed")).otherwise(pl.lit("unsubscribed")).alias("status"),
+        _timestamps(_moments(rng, subscribers.height, end_date, 365), "updated_at"),
     )
 
 
-def write_demo_dataset(out_dir: Path, *, customers: int = 2000, products: int = 500, orders: int = 4000, articles: int = 60,
-                       seed: int = 42, fmt: str = "csv") -> dict[str, Path]:
+def generate_articles(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
+    """``n`` content articles, ``article_id`` A00001.. in publication order over the year up
+    to ``end_date``; title, category and one-sentence summary from templates about product
+    subjects; a handful of authors; URL ``https://shop.example.com/journal/<slug>-<id>``.
+    """
+    rng = _rng(seed, 5)
+    combos = [(t, s) for t in ARTICLE_TEMPLATES for s in SUBJECTS]
+    titles = [t[1].format(s) for t, s in combos]
+    combo = rng.integers(0, len(combos), size=n)
+    published = np.sort(_moments(rng, n, end_date, 365))
+    article_id = pl.select(pl.lit("A") + pl.Series(np.arange(1, n + 1)).cast(pl.String).str.zfill(5)).to_series()
+    url = pl.select(pl.concat_str([pl.lit("https://shop.example.com/journal/"), _gather([_slug(t) for t in titles], combo),
+                                   pl.lit("-"), article_id.str.to_lowercase()])).to_series()
+    return pl.DataFrame([
+        article_id.alias("article_id"), _gather(titles, combo, "title"), url.alias("url"),
+        _gather([t[0] for t, _ in combos], combo, "category"), _gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
+        _timestamps(published, "published_at"), _gather([t[2].format(s) for t, s in combos], combo, "summary"),
+    ])
+
+
+def write_demo_dataset(out_dir: Path, *, customers: int = 2000, products: int = 500, orders: int = 4000,
+                       articles: int = 60, seed: int = 42, fmt: str = "csv") -> dict[str, Path]:
+    """Generate every table and write ``<table>.<fmt>`` (csv or parquet) into ``out_dir``.
+
+    Returns table name -> path, for customers, products, orders, order_lines,
+    newsletter_subscribers and articles. CSV timestamps are written ``YYYY-MM-DD HH:MM:SS``.
+    """
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"fmt must be 'csv' or 'parquet', not {fmt!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     people, catalogue = generate_customers(customers, seed), generate_products(products, seed)
@@ -193,7 +345,10 @@ def write_demo_dataset(out_dir: Path, *, customers: int = 2000, products: int = 
     written = {}
     for name, frame in tables.items():
         path = out_dir / f"{name}.{fmt}"
-        frame.write_parquet(path) if fmt == "parquet" else frame.write_csv(path)
+        if fmt == "parquet":
+            frame.write_parquet(path)
+        else:
+            frame.write_csv(path, datetime_format="%Y-%m-%d %H:%M:%S")
         written[name] = path
     return written
 
@@ -207,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     files = write_demo_dataset(args.out, customers=args.customers, products=args.products, orders=args.orders,
                                articles=args.articles, seed=args.seed, fmt=args.format)
-    for name, path in files.items():
+    for path in files.values():
         rows = (pl.scan_parquet(path) if args.format == "parquet" else pl.scan_csv(path)).select(pl.len()).collect().item()
         print(f"{path}  {rows} rows")
 

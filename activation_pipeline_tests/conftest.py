@@ -58,6 +58,7 @@ class Project:
         self.warehouse = root / "warehouse.duckdb"
         self.activations: dict[str, dict[str, Any]] = {}
         self.segment_sql = "SELECT sku, name, price, brand FROM sources.products"
+        self.destination_settings: dict[str, Any] = {}  # merged over the defaults below (timeout_seconds, …)
 
     # --- arrange -------------------------------------------------------------------
     def write_products(self, rows: list[dict[str, Any]]) -> None:
@@ -77,7 +78,7 @@ class Project:
             "segments": {"catalog": {"primary_key": "sku", "sql": self.segment_sql}},
             "destinations": {"batch_test": {"platform": "batch", "secrets": {"rest_api_key": "BATCH_REST_API_KEY", "project_key": "BATCH_PROJECT_KEY"},
                                           # short backoff keeps fault tests fast; Retry-After is still honoured
-                                          "settings": {"backoff_seconds": 0.02, "max_retries": 6}}},
+                                          "settings": {"backoff_seconds": 0.02, "max_retries": 6, **self.destination_settings}}},
             "activations": self.activations,
         }
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -100,10 +100,10 @@ class PlatformSpec:
     resource_factory: Callable[..., Any] | None = None
 
     def field_name_problem(self, name: str) -> str | None:
-        return None if re.match(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"
+        return None if re.fullmatch(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"
 
     def object_name_problem(self, name: str) -> str | None:
-        return None if re.match(self.object_pattern, name) else f"{self.name} object names allow {self.object_rule}"
+        return None if re.fullmatch(self.object_pattern, name) else f"{self.name} object names allow {self.object_rule}"
 
 
 SANDBOX_HOST = "127.0.0.1"

@@ -280,8 +280,8 @@ class BatchPlatform:
         ops = edit_items(items)
         for index, (item_id, _, _) in enumerate(ops):
             if item_id in ctx.rejected_ids:
-                raise invalid(f"items[{index}] (id {_dumps(item_id)}): item rejected by the platform "
-                              "(sandbox fault reject_ids)")
+                kind = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(item_id)
+                raise invalid(f"items[{index}] (id {_dumps(item_id)}): item rejected by the platform (sandbox fault {kind})")
         with self.store.transaction() as db:
             self._catalog_row(db, self.project_key, name)
             ignored = self._apply(db, name, ops)

@@ -11,7 +11,7 @@ Layout of URLs:
   inspection under ``/_sandbox/<platform>/...``.
 
 Every platform request goes through: fault lookup (slow / drop_before / status
-/ drop_after, see :mod:`.faults`) -> platform handler (auth, rate limiting via
+/ timeout / drop_after, see :mod:`.faults`) -> platform handler (auth, rate limiting via
 :class:`~.platform_interface.HandlerContext`, validation, one SQLite
 transaction) -> response. State lives in one SQLite file (WAL,
 ``synchronous=NORMAL``) guarded by one lock (:mod:`.store`). Header values are
@@ -25,6 +25,7 @@ import importlib
 import json
 import os
 import re
+import select
 import socket
 import sys
 import threading
@@ -254,6 +255,12 @@ class SandboxServer:
             return
         if fault is not None and fault.kind == "status":
             resp = platform.fault_response(int(fault.status or 500), fault.retry_after)
+        elif fault is not None and fault.kind == "timeout":
+            if self._hold(handler, fault.seconds):  # the client gave up first: nobody to answer
+                self._drop(handler)
+                self.stats.record(platform.name, req.method, stats_path, None, None, kind, time.perf_counter() - started)
+                return
+            resp = platform.fault_response(504, None)
         else:
             ctx = HandlerContext(self.limiter.check, self.faults.rejected_ids(platform.name, req.path))
             try:
@@ -268,6 +275,23 @@ class SandboxServer:
         self._send(handler, resp)
         self.stats.record(platform.name, req.method, stats_path, resp.status, ctx, kind,
                           time.perf_counter() - started)
+
+    @staticmethod
+    def _hold(handler: BaseHTTPRequestHandler, seconds: float) -> bool:
+        """Keep the request waiting up to ``seconds``; True as soon as the client hangs up."""
+        conn = handler.connection
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([conn], [], [], min(left, 0.5))
+            if not readable:
+                continue
+            try:
+                if not conn.recv(1, socket.MSG_PEEK):
+                    return True
+            except OSError:
+                return True
+            time.sleep(max(0.0, deadline - time.monotonic()))  # it sent more bytes: just wait out the hold
+        return False
 
     @staticmethod
     def _drop(handler: BaseHTTPRequestHandler) -> None:

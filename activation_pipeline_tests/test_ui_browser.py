@@ -1,0 +1,138 @@
+"""The UI path as a person uses it: `dagster dev` (webserver + daemon) on a free port, headless
+Chromium driven by Playwright, Materialize clicked on an activation's page, the run's
+counts read from the page, and the sandbox checked to hold exactly those records.
+
+Needs Debian's chromium at /usr/bin/chromium (`.ci/run` installs it). Screenshots are saved
+to artifacts/ (and docs/screenshots/ when UPDATE_SCREENSHOTS=1)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+ACTIVATION = "products_to_batch"
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install Debian's chromium (/usr/bin/chromium) for the browser test")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data" / "demo", data / "demo")
+    shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # pools, nux off, telemetry off
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ACTIVATION_CONFIG": str(data / "activations.yaml"),
+           "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11"}
+    # the activation's upstream sources and segment exist before the click, as after a first run
+    subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions",
+                    "--select", "sources/products,sources/order_lines,segments/sellable_products"],
+                   env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    port = free_port()
+    log = open(tmp_path / "dagster_dev.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions",
+                                "-h", "127.0.0.1", "-p", str(port)],
+                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/server_info", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(1)
+        else:
+            raise AssertionError((tmp_path / "dagster_dev.log").read_text()[-3000:])
+        yield url, env
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # dagster dev may ignore SIGINT in the background
+        process.wait()
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def latest_run(url: str) -> tuple[str, str] | None:
+    runs = graphql(url, "{ runsOrError(limit: 1) { ... on Runs { results { runId status } } } }")["runsOrError"]["results"]
+    return (runs[0]["runId"], runs[0]["status"]) if runs else None
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        target = ROOT / "docs" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARTIFACTS / name, target / name)
+
+
+def test_materialize_clicked_in_the_ui_syncs_the_catalog_and_shows_its_counts(dagster_ui, sandbox):
+    url, _ = dagster_ui
+    before = latest_run(url)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.goto(f"{url}/assets/activations/{ACTIVATION}", wait_until="networkidle")
+        button = page.locator("button", has_text=re.compile(r"^\s*Materialize\s*$"))
+        expect(button).to_be_visible(timeout=60_000)
+        button.click()
+
+        deadline = time.monotonic() + 180
+        run = latest_run(url)
+        while time.monotonic() < deadline and (run is None or run == before or run[1] not in ("SUCCESS", "FAILURE", "CANCELED")):
+            time.sleep(1)
+            run = latest_run(url)
+        assert run and run != before and run[1] == "SUCCESS", run
+
+        page.goto(f"{url}/assets/activations/{ACTIVATION}", wait_until="networkidle")
+        expect(page.get_by_text("added_succeeded").first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1000)
+        shot(page, "activation_metadata.png")
+
+        def shown(name: str) -> int:
+            """The value cell of the metadata table row whose key is ``name``."""
+            row = page.locator("tr", has=page.locator("td", has_text=re.compile(rf"^\s*{name}\s*$")))
+            return int(row.locator("td").last.inner_text().strip().replace(",", ""))
+
+        counts = {name: shown(name) for name in ("added_planned", "added_succeeded", "changed_succeeded", "removed_succeeded", "invalid")}
+        page.goto(f"{url}/assets/activations/{ACTIVATION}?view=lineage&lineageScope=upstream&lineageDepth=3", wait_until="networkidle")
+        expect(page.get_by_text("sellable_products").first).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1500)
+        shot(page, "asset_graph.png")
+        browser.close()
+
+    stored = requests.get(f"{sandbox.url}/_sandbox/batch/catalogs/products/items", timeout=30).json()["items"]
+    assert counts["added_succeeded"] == counts["added_planned"] == len(stored) > 0
+    assert counts["changed_succeeded"] == counts["removed_succeeded"] == counts["invalid"] == 0
