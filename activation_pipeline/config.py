@@ -124,6 +124,9 @@ class ActivationConfig(_Model):
     mapping: dict[str, str] = Field(default_factory=dict, description="platform field: segment column")
     custom_attributes: list[str] = Field(default_factory=list)
     schedule: Union[str, CronSchedule, None] = None
+    full_resync_schedule: Union[str, CronSchedule, None] = Field(
+        default=None, description="optional schedule of full resyncs (resend everything, delete nothing), e.g. weekly"
+    )
     enabled: bool = True
     max_items_per_request: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=32)
@@ -138,7 +141,7 @@ class ActivationConfig(_Model):
             )
         return self
 
-    @field_validator("schedule")
+    @field_validator("schedule", "full_resync_schedule")
     @classmethod
     def _known_schedule(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in SCHEDULE_PRESETS and not _is_cron(value):
@@ -148,12 +151,12 @@ class ActivationConfig(_Model):
 
     @property
     def cron(self) -> tuple[str, str] | None:
-        """(cron expression, timezone) or None when the activation is not scheduled."""
-        if self.schedule is None:
-            return None
-        if isinstance(self.schedule, CronSchedule):
-            return self.schedule.cron, self.schedule.timezone
-        return SCHEDULE_PRESETS.get(self.schedule, self.schedule), "UTC"
+        """(cron expression, timezone) of incremental syncs, or None when not scheduled."""
+        return _cron_of(self.schedule)
+
+    @property
+    def full_resync_cron(self) -> tuple[str, str] | None:
+        return _cron_of(self.full_resync_schedule)
 
     @property
     def auto_synced(self) -> bool:
@@ -164,6 +167,14 @@ class ActivationConfig(_Model):
         fields = dict(self.mapping)
         fields.update({column: column for column in self.custom_attributes})
         return fields
+
+
+def _cron_of(schedule: Union[str, CronSchedule, None]) -> tuple[str, str] | None:
+    if schedule is None:
+        return None
+    if isinstance(schedule, CronSchedule):
+        return schedule.cron, schedule.timezone
+    return SCHEDULE_PRESETS.get(schedule, schedule), "UTC"
 
 
 class ProjectConfig(_Model):
