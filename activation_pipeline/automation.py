@@ -1,18 +1,52 @@
-"""Jobs and schedules built from the config.
+"""Jobs, schedules and sensors built from the config.
 
 - ``sync_everything``: every source, segment and activation;
 - ``sync_<activation>``: the activation and everything upstream of it (incremental);
 - ``full_resync_<activation>``: the same with run config ``full_resync: true``;
 - ``sync_<activation>_schedule`` / ``full_resync_<activation>_schedule`` from ``schedule`` /
-  ``full_resync_schedule``: running by default when the activation is enabled, stopped otherwise.
+  ``full_resync_schedule``: running by default when the activation is enabled, stopped otherwise;
+- ``source_files_changed``: a sensor that launches incremental runs of only the segments and
+  activations downstream of the source files that changed (file size and mtime, kept in its
+  cursor: nothing is launched twice for one change); stopped by default;
+- ``continuous_<activation>``: the same for one activation with ``continuous: true``, every
+  30 seconds, running when the activation is enabled;
+- ``record_failed_syncs``: a run-failure sensor that writes each failed step (activation,
+  run, error) to ``activation_state.failed_runs`` and posts it to
+  ``$ACTIVATION_FAILURE_WEBHOOK_URL`` when that is set.
+
+(No ``from __future__ import annotations`` here: Dagster reads the sensors' resource
+parameters from their annotations.)
 """
 
-from __future__ import annotations
+import hashlib
+import json
+import os
 
-from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
+import requests
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    ScheduleDefinition,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    run_failure_sensor,
+    sensor,
+)
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from activation_pipeline.config import ActivationConfig, ProjectConfig
+from activation_pipeline.sync.state import SCHEMA
+from activation_pipeline.warehouse import WarehouseResource
+
+FAILURE_WEBHOOK_ENV = "ACTIVATION_FAILURE_WEBHOOK_URL"
+CONTINUOUS_INTERVAL_SECONDS = 30
+SOURCE_SENSOR_INTERVAL_SECONDS = 120
 
 Jobs = dict[str, UnresolvedAssetJobDefinition]
 
@@ -64,3 +98,104 @@ def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinitio
                 description=f"{kind.replace('_', ' ')} of {name}: {activation.schedule if kind == 'sync' else activation.full_resync_schedule}",
             ))
     return schedules
+
+
+def downstream_of_sources(config: ProjectConfig, sources: set[str], activations: set[str] | None = None) -> list[AssetKey]:
+    """The changed sources and every segment and activation that reads them, directly or not."""
+    segments: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for name, segment in config.segments.items():
+            if name not in segments and (segment.referenced_tables("sources") & sources or segment.referenced_tables("segments") & segments):
+                segments.add(name)
+                grew = True
+    chosen = {name for name, a in config.activations.items() if a.segment in segments and (activations is None or name in activations)}
+    if activations is not None:  # only what the chosen activations need
+        needed = {config.activations[name].segment for name in chosen}
+        segments &= _with_upstream_segments(config, needed)
+    return ([AssetKey(["sources", s]) for s in sorted(sources)] + [AssetKey(["segments", s]) for s in sorted(segments)]
+            + [AssetKey(["activations", a]) for a in sorted(chosen)])
+
+
+def _with_upstream_segments(config: ProjectConfig, segments: set[str]) -> set[str]:
+    result, frontier = set(segments), set(segments)
+    while frontier:
+        frontier = {t for s in frontier for t in config.segments[s].referenced_tables("segments")} - result
+        result |= frontier
+    return result
+
+
+def _upstream_sources(config: ProjectConfig, activation: str) -> set[str]:
+    segments = _with_upstream_segments(config, {config.activations[activation].segment})
+    return {t for s in segments for t in config.segments[s].referenced_tables("sources")}
+
+
+def source_fingerprints(config: ProjectConfig, sources: set[str]) -> dict[str, str]:
+    fingerprints = {}
+    for name in sorted(sources):
+        path = config.source_path(name)
+        stat = path.stat() if path.exists() else None
+        fingerprints[name] = f"{stat.st_mtime_ns}:{stat.st_size}" if stat else "missing"
+    return fingerprints
+
+
+def build_source_sensor(config: ProjectConfig, name: str, job: UnresolvedAssetJobDefinition, sources: set[str],
+                        activations: set[str] | None, interval: int, status: DefaultSensorStatus) -> SensorDefinition:
+    @sensor(name=name, job=job, minimum_interval_seconds=interval, default_status=status,
+            description=f"Incremental runs when these source files change: {', '.join(sorted(sources))}")
+    def _sensor(context: SensorEvaluationContext):
+        current = source_fingerprints(config, sources)
+        previous = json.loads(context.cursor) if context.cursor else None
+        context.update_cursor(json.dumps(current))
+        if previous is None:
+            return SkipReason("first evaluation: recorded the source files' state; changes from now on launch runs")
+        changed = {s for s in sources if current[s] != previous.get(s)}
+        if not changed:
+            return SkipReason("no source file changed")
+        selection = downstream_of_sources(config, changed, activations)
+        state = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
+        return RunRequest(run_key=f"{name}:{state}", asset_selection=selection,
+                          tags={"trigger": "source_change", "changed_sources": ",".join(sorted(changed))})
+
+    return _sensor
+
+
+def build_sensors(config: ProjectConfig, jobs: Jobs) -> list[SensorDefinition]:
+    everything = jobs["sync_everything"]
+    continuous = {name for name, a in config.activations.items() if a.continuous}
+    sensors = [build_source_sensor(config, "source_files_changed", everything, set(config.sources),
+                                   set(config.activations) - continuous, SOURCE_SENSOR_INTERVAL_SECONDS, DefaultSensorStatus.STOPPED)]
+    for name in sorted(continuous):
+        activation = config.activations[name]
+        status = DefaultSensorStatus.RUNNING if activation.enabled else DefaultSensorStatus.STOPPED
+        sensors.append(build_source_sensor(config, f"continuous_{name}", everything, _upstream_sources(config, name),
+                                           {name}, CONTINUOUS_INTERVAL_SECONDS, status))
+    sensors.append(record_failed_syncs)
+    return sensors
+
+
+FAILED_RUNS_DDL = f"""CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.failed_runs (
+    run_id VARCHAR, job_name VARCHAR, step_key VARCHAR, activation VARCHAR, error VARCHAR, failed_at TIMESTAMPTZ)"""
+
+
+@run_failure_sensor(name="record_failed_syncs", default_status=DefaultSensorStatus.RUNNING,
+                    description="Each failed step of a run in activation_state.failed_runs, and to $ACTIVATION_FAILURE_WEBHOOK_URL")
+def record_failed_syncs(context: RunFailureSensorContext, warehouse: WarehouseResource):
+    run = context.dagster_run
+    failures = [
+        {"step": event.step_key, "activation": event.step_key.removeprefix("activations__") if event.step_key.startswith("activations__") else None,
+         "error": (event.event_specific_data.error.message if event.event_specific_data and event.event_specific_data.error else event.message or "").strip()[:2000]}
+        for event in context.get_step_failure_events()
+    ] or [{"step": None, "activation": run.tags.get("activation"), "error": (context.failure_event.message or "run failed")[:2000]}]
+    with warehouse.get_connection() as conn:
+        conn.execute(FAILED_RUNS_DDL)
+        conn.executemany(f"INSERT INTO {SCHEMA}.failed_runs VALUES (?, ?, ?, ?, ?, now())",
+                         [[run.run_id, run.job_name, f["step"], f["activation"], f["error"]] for f in failures])
+    url = os.environ.get(FAILURE_WEBHOOK_ENV)
+    if url:
+        try:
+            requests.post(url, json={"run_id": run.run_id, "job": run.job_name, "failures": failures}, timeout=10).raise_for_status()
+        except requests.RequestException as exc:
+            context.log.warning(f"could not post the failure to ${FAILURE_WEBHOOK_ENV}: {type(exc).__name__}")

@@ -10,7 +10,7 @@ from activation_pipeline.assets.activations import build_activation_asset, desti
 from activation_pipeline.assets.checks import build_segment_checks
 from activation_pipeline.assets.segments import build_segment_asset
 from activation_pipeline.assets.sources import build_source_asset
-from activation_pipeline.automation import build_jobs, build_schedules
+from activation_pipeline.automation import build_jobs, build_schedules, build_sensors
 from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.warehouse import WarehouseResource, warehouse_path
@@ -31,6 +31,7 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
         resources=resources,
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),
+        sensors=build_sensors(config, jobs),
     )
 
 

@@ -77,3 +77,95 @@ def test_a_bad_full_resync_schedule_is_a_config_error(tmp_path):
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ConfigError, match="activations.products_to_batch.full_resync_schedule"):
         load_config(path)
+
+
+def sensor_tick(sensor_def, instance, cursor):
+    from dagster import build_sensor_context
+
+    with build_sensor_context(instance=instance, cursor=cursor) as context:
+        result = sensor_def.evaluate_tick(context)
+    return list(result.run_requests or []), result.cursor, result.skip_message
+
+
+def test_a_changed_source_file_launches_only_what_reads_it_and_only_once(tmp_path, instance):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(DEMO.parent / "demo", data / "demo")
+    shutil.copy(DEMO, data / "activations.yaml")
+    defs = build_definitions(load_config(data / "activations.yaml"), warehouse=tmp_path / "w.duckdb")
+    sensor_def = next(s for s in defs.sensors if s.name == "source_files_changed")
+
+    requests, cursor, skip = sensor_tick(sensor_def, instance, None)
+    assert requests == [] and "recorded" in skip  # a first tick only takes the baseline
+    requests, cursor, skip = sensor_tick(sensor_def, instance, cursor)
+    assert requests == [] and skip == "no source file changed"
+
+    with open(data / "demo" / "products.csv", "a") as handle:
+        handle.write("SKU-9999999,,New Thing,9.99,0.2,Acme,1,black,Accessories/Hats,https://cdn.example.com/x.jpg,"
+                     "https://shop.example.com/p/x,discontinued,0,2026-11-01T00:00:00.000\n")
+    requests, cursor, _ = sensor_tick(sensor_def, instance, cursor)
+    assert len(requests) == 1
+    selected = {key.to_user_string() for key in requests[0].asset_selection}
+    # products feeds three segments, but sellable_products serves only products_to_batch, which is
+    # continuous and has its own sensor: it is left to that one
+    assert selected == {"sources/products", "segments/in_stock_products", "segments/discontinued_products",
+                        "activations/in_stock_to_batch", "activations/price_refresh_to_batch", "activations/discontinued_cleanup"}
+    assert requests[0].tags["changed_sources"] == "products"
+    again, _, skip = sensor_tick(sensor_def, instance, cursor)
+    assert again == [] and skip == "no source file changed"
+
+    continuous = next(s for s in defs.sensors if s.name == "continuous_products_to_batch")
+    assert continuous.minimum_interval_seconds == 30
+    _, baseline, _ = sensor_tick(continuous, instance, None)
+    (data / "demo" / "order_lines.csv").write_text((data / "demo" / "order_lines.csv").read_text() + "O000000001,9,SKU-0000001,1,1.0,1.0\n")
+    requests, _, _ = sensor_tick(continuous, instance, baseline)
+    assert {k.to_user_string() for k in requests[0].asset_selection} == {
+        "sources/order_lines", "segments/sellable_products", "activations/products_to_batch"}
+
+
+def test_a_failed_sync_is_recorded_in_the_ledger_and_posted_to_the_webhook(project, instance, monkeypatch):
+    import json
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from dagster import DagsterEventType, build_run_status_sensor_context
+
+    from activation_pipeline.automation import record_failed_syncs
+    from activation_pipeline.warehouse import WarehouseResource
+    from activation_pipeline_tests.conftest import product
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    monkeypatch.setenv("ACTIVATION_FAILURE_WEBHOOK_URL", f"http://127.0.0.1:{hook.server_port}/hooks/sync-failed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("BATCH_BASE_URL", f"http://127.0.0.1:{probe.getsockname()[1]}/batch/2.11")  # nobody listens
+    project.add_activation()
+    project.write_products([product(1)])
+    result = project.materialize(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in instance.all_logs(result.run_id) if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE)
+    context = build_run_status_sensor_context(
+        sensor_name="record_failed_syncs", dagster_event=failure.dagster_event, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id), resources={"warehouse": WarehouseResource(database=str(project.warehouse))},
+    ).for_run_failure()
+    record_failed_syncs(context)
+    hook.shutdown()
+
+    rows = project.sql("SELECT run_id, activation, error FROM activation_state.failed_runs")
+    assert len(rows) == 1 and rows[0][:2] == (result.run_id, "sync_products") and "sandbox is not running" in rows[0][2]
+    assert received and received[0]["run_id"] == result.run_id
+    assert received[0]["failures"][0]["activation"] == "sync_products"
