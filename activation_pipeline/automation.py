@@ -21,7 +21,9 @@ parameters from their annotations.)
 import hashlib
 import json
 import os
+from typing import Any
 
+import polars as pl
 import requests
 from dagster import (
     AssetKey,
@@ -31,15 +33,18 @@ from dagster import (
     RunFailureSensorContext,
     RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
     run_failure_sensor,
+    schedule,
     sensor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ActivationConfig, ProjectConfig
 from activation_pipeline.sync.state import SCHEMA
 from activation_pipeline.warehouse import WarehouseResource
@@ -84,20 +89,32 @@ def _status(activation: ActivationConfig) -> DefaultScheduleStatus:
 
 def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinition]:
     schedules = []
+    partitions = daily_partitions(config)
     for name, activation in config.activations.items():
         for kind, cron in (("sync", activation.cron), ("full_resync", activation.full_resync_cron)):
             if cron is None:
                 continue
             expression, timezone = cron
-            schedules.append(ScheduleDefinition(
-                name=f"{kind}_{name}_schedule",
-                job=jobs[f"{kind}_{name}"],
-                cron_schedule=expression,
-                execution_timezone=timezone,
-                default_status=_status(activation),
-                description=f"{kind.replace('_', ' ')} of {name}: {activation.schedule if kind == 'sync' else activation.full_resync_schedule}",
-            ))
+            what = activation.schedule if kind == "sync" else activation.full_resync_schedule
+            arguments = dict(name=f"{kind}_{name}_schedule", job=jobs[f"{kind}_{name}"], cron_schedule=expression,
+                             execution_timezone=timezone, default_status=_status(activation))
+            if config.activation_partition_column(name) is None:
+                schedules.append(ScheduleDefinition(**arguments, description=f"{kind.replace('_', ' ')} of {name}: {what}"))
+            else:
+                schedules.append(_latest_day_schedule(partitions, arguments, f"{kind.replace('_', ' ')} of {name}'s latest complete day: {what}"))
     return schedules
+
+
+def _latest_day_schedule(partitions: Any, arguments: dict[str, Any], description: str) -> ScheduleDefinition:
+    """A partitioned activation's tick syncs the last complete day: an incremental run of that partition."""
+    @schedule(**arguments, description=description)
+    def _tick(context: ScheduleEvaluationContext):
+        day = partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+        if day is None:
+            return SkipReason("no complete day yet")
+        return RunRequest(run_key=f"{arguments['name']}:{day}", partition_key=day)
+
+    return _tick
 
 
 def downstream_of_sources(config: ProjectConfig, sources: set[str], activations: set[str] | None = None) -> list[AssetKey]:
@@ -140,23 +157,52 @@ def source_fingerprints(config: ProjectConfig, sources: set[str]) -> dict[str, s
     return fingerprints
 
 
+def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
+    """A hash of each day's rows in a partitioned source file: which partitions changed."""
+    path, column = config.source_path(source), config.sources[source].partition_column
+    if not path.exists():
+        return {}
+    scan = pl.scan_parquet(path) if config.sources[source].file_format == "parquet" else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+    frame = scan.collect()
+    days = frame.select(pl.col(column).cast(pl.Date).cast(pl.Utf8).alias("day"), frame.hash_rows().alias("row_hash"))
+    summary = days.group_by("day").agg(pl.col("row_hash").sum(), pl.len().alias("rows"))
+    return {row["day"]: f"{row['row_hash']}:{row['rows']}" for row in summary.iter_rows(named=True) if row["day"]}
+
+
 def build_source_sensor(config: ProjectConfig, name: str, job: UnresolvedAssetJobDefinition, sources: set[str],
                         activations: set[str] | None, interval: int, status: DefaultSensorStatus) -> SensorDefinition:
+    partitioned = {s for s in sources if config.sources[s].partition_column}
+
     @sensor(name=name, job=job, minimum_interval_seconds=interval, default_status=status,
             description=f"Incremental runs when these source files change: {', '.join(sorted(sources))}")
     def _sensor(context: SensorEvaluationContext):
-        current = source_fingerprints(config, sources)
+        files = source_fingerprints(config, sources)
         previous = json.loads(context.cursor) if context.cursor else None
-        context.update_cursor(json.dumps(current))
+        changed = {s for s in sources if previous is not None and files[s] != previous["files"].get(s)}
+        days = dict(previous["days"]) if previous else {}
+        for source in partitioned:  # day hashes are recomputed only when the file itself changed
+            if previous is None or source in changed:
+                days[source] = day_fingerprints(config, source)
+        context.update_cursor(json.dumps({"files": files, "days": days}))
         if previous is None:
             return SkipReason("first evaluation: recorded the source files' state; changes from now on launch runs")
-        changed = {s for s in sources if current[s] != previous.get(s)}
         if not changed:
             return SkipReason("no source file changed")
-        selection = downstream_of_sources(config, changed, activations)
-        state = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
-        return RunRequest(run_key=f"{name}:{state}", asset_selection=selection,
-                          tags={"trigger": "source_change", "changed_sources": ",".join(sorted(changed))})
+        requests = []
+        whole = changed - partitioned
+        if whole:
+            state = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+            requests.append(RunRequest(run_key=f"{name}:{state}", asset_selection=downstream_of_sources(config, whole, activations),
+                                       tags={"trigger": "source_change", "changed_sources": ",".join(sorted(whole))}))
+        for source in sorted(changed & partitioned):  # one run per new or changed day: only those partitions
+            before = previous["days"].get(source, {})
+            for day, fingerprint in sorted(days[source].items()):
+                if before.get(day) != fingerprint:
+                    requests.append(RunRequest(
+                        run_key=f"{name}:{source}:{day}:{fingerprint}", partition_key=day,
+                        asset_selection=downstream_of_sources(config, {source}, activations),
+                        tags={"trigger": "source_change", "changed_sources": source}))
+        return requests or SkipReason("the changed files hold the same rows")
 
     return _sensor
 

@@ -16,12 +16,17 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import requests
 
 from activation_pipeline.platforms.base import sandbox_url
+
+
+DEMO_LAST_ORDER_DAY = date(2026, 11, 1)  # the demo dataset's end_date
+DEMO_DAYS = 7  # partitions synced by the demo: the last week of orders
 
 
 def _sandbox_running(url: str) -> bool:
@@ -71,24 +76,34 @@ def demo(args: argparse.Namespace) -> None:
         print(f"demo data written to {demo_dir}: {', '.join(sorted(files))}")
     ensure_sandbox(config.base_dir / "sandbox" / "state.sqlite")
     defs = build_definitions(config)
+    assets = list(defs.assets or []) + list(defs.asset_checks or [])
     started = time.time()
+    results = []
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), resources=defs.resources,
-                             instance=instance, raise_on_error=False)
-    print(f"\nmaterialized {len(result.get_asset_materialization_events())} assets in {time.time() - started:.1f}s "
-          f"({'success' if result.success else 'with failures: see above'})\n")
+        # everything once with the last day of the demo orders; then the days before it, partitioned assets only
+        days = [(DEMO_LAST_ORDER_DAY - timedelta(days=n)).isoformat() for n in range(DEMO_DAYS)] if config.partitions else [None]
+        results.append(materialize(assets, resources=defs.resources, instance=instance, partition_key=days[0], raise_on_error=False))
+        partitioned = [a.key for a in defs.assets if getattr(a, "partitions_def", None) is not None]
+        for day in days[1:]:
+            results.append(materialize(assets, selection=partitioned, resources=defs.resources, instance=instance,
+                                       partition_key=day, raise_on_error=False))
+    success = all(r.success for r in results)
+    print(f"\nmaterialized {sum(len(r.get_asset_materialization_events()) for r in results)} assets in {len(results)} runs "
+          f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n")
     with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
         rows = conn.execute(
-            """SELECT activation, status, planned_added + planned_changed + planned_removed + planned_unchanged AS planned,
-                      succeeded, failed, invalid, snapshot_size
-               FROM activation_state.sync_runs WHERE run_id = ? ORDER BY activation""", [result.run_id]
+            f"""SELECT activation, count(DISTINCT partition_key) AS days, string_agg(DISTINCT status, ',') AS status,
+                       sum(planned_added + planned_changed + planned_removed + planned_unchanged), sum(succeeded), sum(failed),
+                       sum(invalid), sum(snapshot_size)
+                FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(results))})
+                GROUP BY activation ORDER BY activation""", [r.run_id for r in results]
         ).fetchall()
-    print(f"{'activation':<28}{'status':<11}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'snapshot':>10}")
+    print(f"{'activation':<28}{'days':>5} {'status':<11}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'snapshot':>10}")
     for row in rows:
-        print(f"{row[0]:<28}{row[1]:<11}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[2:], (8, 9, 8, 9, 10))))
+        print(f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<11}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], (8, 9, 8, 9, 10))))
     print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
     print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
-    if not result.success:
+    if not success:
         sys.exit(1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -61,6 +62,9 @@ class SourceConfig(_Model):
     path: str = Field(description="CSV or Parquet file, relative to the config file's folder")
     format: Literal["csv", "parquet"] | None = None
     description: str = ""
+    partition_column: str | None = Field(
+        default=None, description="a date/timestamp column: the source is partitioned by its day (needs partitions.start_date)"
+    )
 
     @property
     def file_format(self) -> str:
@@ -71,6 +75,9 @@ class SegmentConfig(_Model):
     sql: str
     primary_key: str
     description: str = ""
+    partition_column: str | None = Field(
+        default=None, description="the output column holding each row's day; defaults to the partitioned source's column"
+    )
 
     @property
     def sql_hash(self) -> str:
@@ -178,7 +185,13 @@ def _cron_of(schedule: Union[str, CronSchedule, None]) -> tuple[str, str] | None
     return SCHEDULE_PRESETS.get(schedule, schedule), "UTC"
 
 
+class PartitionsConfig(_Model):
+    start_date: date = Field(description="first day of the daily partitions shared by partitioned sources, segments and activations")
+    timezone: str = "UTC"
+
+
 class ProjectConfig(_Model):
+    partitions: PartitionsConfig | None = None
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
@@ -188,6 +201,18 @@ class ProjectConfig(_Model):
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+    def segment_partition_column(self, name: str) -> str | None:
+        """The day column of a partitioned segment (one reading a partitioned source or segment), else None."""
+        segment = self.segments[name]
+        upstream = [self.sources[t].partition_column for t in sorted(segment.referenced_tables("sources")) if self.sources[t].partition_column]
+        upstream += [self.segment_partition_column(t) for t in sorted(segment.referenced_tables("segments")) if self.segment_partition_column(t)]
+        if not upstream:
+            return None
+        return segment.partition_column or upstream[0]
+
+    def activation_partition_column(self, name: str) -> str | None:
+        return self.segment_partition_column(self.activations[name].segment)
 
     def source_path(self, name: str) -> Path:
         path = Path(self.sources[name].path)
@@ -264,6 +289,9 @@ def _check_references(config: ProjectConfig) -> None:
         for name in getattr(config, kind):
             if not NAME_PATTERN.fullmatch(name):
                 raise ConfigError(path, f"{kind}.{name}", "", "names are lowercase letters, digits and underscores, starting with a letter")
+    partitioned = [n for n, source in config.sources.items() if source.partition_column]
+    if partitioned and config.partitions is None:
+        raise ConfigError(path, f"sources.{partitioned[0]}", "partition_column", "a partitioned source needs partitions.start_date at the top of the file")
     for name, segment in config.segments.items():
         for table in segment.referenced_tables("sources"):
             if table not in config.sources:
@@ -310,3 +338,7 @@ def _check_references(config: ProjectConfig) -> None:
         object_problem = spec.object_name_problem(activation.object)
         if object_problem:
             raise ConfigError(path, entry, "object", f"{activation.object!r}: {object_problem}")
+        if spec.activation_problem is not None:  # a platform's own rules (e.g. Yotpo's identity rules)
+            found = spec.activation_problem(activation)
+            if found:
+                raise ConfigError(path, entry, *found)

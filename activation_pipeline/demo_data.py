@@ -91,8 +91,10 @@ def _slug(text: str) -> str:
 
 
 FIRST_ASCII, LAST_ASCII = [_ascii(s) for s in FIRST_NAMES], [_ascii(s) for s in LAST_NAMES]
+EMAIL_LOCALS = [f + sep + last for f in FIRST_ASCII for sep in (".", "", "_") for last in LAST_ASCII]
+EMAIL_ENDS = [at + domain for at in ("@", "", "@", " @") for domain in DOMAINS]  # by email fault, then domain
 PRODUCT_NAMES = [f"{brand} {adjective} {kind[1]}" for kind in CATALOGUE for brand in BRANDS for adjective in ADJECTIVES]
-PRODUCT_SLUGS = [_slug(name) for name in PRODUCT_NAMES]
+PRODUCT_URLS = [f"https://shop.example.com/p/{_slug(name)}-sku-" for name in PRODUCT_NAMES]  # + the SKU's digits
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -101,10 +103,35 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 
 
 def _choice(rng: np.random.Generator, weights, n: int) -> np.ndarray:
-    """``n`` indices drawn with the given (unnormalised) weights, in the smallest integer dtype."""
+    """``n`` indices drawn with the given (unnormalised, positive) weights, in the smallest integer dtype.
+
+    Index i is the number of cumulative weights <= u for a uniform u (``searchsorted`` side
+    right). Few weights: one comparison pass per weight. Many (a weight per customer or
+    product): a guide table gives the first candidate of u's 1/k-wide bucket, then the
+    rows still short of their answer step forward, so each row costs O(1), not a binary search.
+    """
     cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
-    idx = np.searchsorted(cdf / cdf[-1], rng.random(n), side="right")
-    return np.minimum(idx, len(cdf) - 1).astype(np.min_scalar_type(len(cdf) - 1))
+    cdf /= cdf[-1]
+    k, u = len(cdf), rng.random(n)
+    if k <= 16:
+        idx = np.zeros(n, dtype=np.uint8)
+        for bound in cdf[:-1]:
+            idx += u >= bound
+        return idx
+    guide = np.searchsorted(cdf, np.arange(k) / k, side="right")
+    idx = guide[np.minimum((u * k).astype(np.int64), k - 1)]
+    todo = np.flatnonzero(cdf[idx] <= u)
+    while todo.size:  # a few steps at most for most rows; cdf[-1] == 1 > u stops every row
+        idx[todo] += 1
+        todo = todo[cdf[idx[todo]] <= u[todo]]
+    return idx.astype(np.min_scalar_type(k - 1))
+
+
+def _padded(numbers: np.ndarray, width: int) -> pl.Series:
+    """Decimal text zero-padded to ``width`` digits (like ``str.zfill``, faster)."""
+    if numbers.size and numbers.max() >= 10**width:
+        return pl.Series(numbers).cast(pl.String).str.zfill(width)
+    return pl.Series(numbers + 10**width).cast(pl.String).str.slice(1)
 
 
 def _gather(values: list, idx: np.ndarray, name: str = "") -> pl.Series:
@@ -126,11 +153,17 @@ def _timestamps(micros: np.ndarray, name: str) -> pl.Series:
 
 
 def _name_indices(rng: np.random.Generator, store: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First/last name indices: 85% from the store view's own country, the rest from anywhere."""
+    """First/last name indices (uint8): 85% from the store view's own country, the rest from anywhere."""
     n = store.size
-    country = np.where(rng.random(n) < 0.85, store, rng.integers(0, len(STORE_VIEWS), size=n))
-    first = country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n)
-    return first, country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n)
+    country = np.where(rng.random(n) < 0.85, store, rng.integers(0, len(STORE_VIEWS), size=n, dtype=np.uint8))
+    first = country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n, dtype=np.uint8)
+    return first, country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n, dtype=np.uint8)
+
+
+def _concat(*parts: pl.Series | pl.Expr | str, name: str = "") -> pl.Series:
+    """Row-wise string concatenation of Series, expressions and literals (nulls are skipped)."""
+    exprs = [pl.lit(p) if isinstance(p, (str, pl.Series)) else p for p in parts]
+    return pl.select(pl.concat_str(exprs, ignore_nulls=True)).to_series().alias(name)
 
 
 def generate_customers(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
@@ -144,33 +177,31 @@ def generate_customers(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.
     """
     rng = _rng(seed, 1)
     ids = np.arange(1, n + 1, dtype=np.int64)
+    id_text = pl.Series(ids).cast(pl.String)
     store = _choice(rng, STORE_WEIGHTS, n)
     first, last = _name_indices(rng, store)
-    domain = np.where(rng.random(n) < 0.35, 3 + store, rng.integers(0, 3, size=n))
-    separator = _choice(rng, [6, 3, 1], n)
-    email_fault = np.where(ids % 200 == 7, 1 + (ids // 200) % 3, 0)  # 0 ok, 1 no "@", 2 no domain, 3 space
+    # email = <first><sep><last> "." <id> <"@" or a fault><domain>; both ends gathered from small combination lists
+    local = (first.astype(np.uint16) * 3 + _choice(rng, [6, 3, 1], n)) * len(LAST_ASCII) + last
+    domain = np.where(rng.random(n) < 0.35, 3 + store, rng.integers(0, 3, size=n, dtype=np.uint8))
+    email_fault = np.where(ids % 200 == 7, 1 + (ids // 200) % 3, 0).astype(np.uint8)  # 1 no "@", 2 no domain, 3 space
     domain[email_fault == 2] = len(DOMAINS) - 1
-    phone_fault = np.where(ids % 200 == 13, 1 + (ids // 200) % 2, 0)  # 0 ok, 1 too short, 2 letters
-    tail = pl.Series(rng.integers(0, 100_000_000, size=n)).cast(pl.String).str.zfill(8)
+    end = _gather(EMAIL_ENDS, email_fault * len(DOMAINS) + domain)
+    email = _concat(_gather(EMAIL_LOCALS, local), ".", id_text, end, name="email")
+    del local, domain, email_fault, end
+    phone_fault = np.where(ids % 200 == 13, 1 + (ids // 200) % 2, 0).astype(np.uint8)  # 1 too short, 2 letters
+    tail = _padded(rng.integers(0, 100_000_000, size=n), 8)
+    phone = _concat(_gather(sum(PHONES, []), store * 3 + phone_fault),
+                    pl.when(pl.lit(pl.Series(phone_fault == 1))).then(None).otherwise(pl.lit(tail)), name="phone")
+    del tail, phone_fault
     email_consent = rng.random(n) < 0.7
     sms_consent = rng.random(n) < np.where(email_consent, 0.45, 0.1)
-    lifetime_value = np.round(rng.lognormal(5.0, 1.0, size=n), 2)
     created = _moments(rng, n, end_date, 730)
-    updated = np.maximum(created, _moments(rng, n, end_date, 90))
-    id_text = pl.Series(ids).cast(pl.String)
-    email = pl.select(pl.concat_str([
-        _gather(FIRST_ASCII, first), _gather([".", "", "_"], separator), _gather(LAST_ASCII, last), pl.lit("."),
-        id_text, _gather(["@", "", "@", " @"], email_fault), _gather(DOMAINS, domain)])).to_series().alias("email")
-    phone = pl.select(pl.concat_str([
-        _gather(sum(PHONES, []), store * 3 + phone_fault),
-        pl.when(pl.lit(pl.Series(phone_fault == 1))).then(None).otherwise(tail)], ignore_nulls=True)).to_series()
-    del tail, separator, domain
     return pl.DataFrame([
-        pl.Series("customer_id", ids), pl.select(pl.lit("C") + id_text.str.zfill(8)).to_series().alias("external_id"),
-        email, phone.alias("phone"), _gather(FIRST_NAMES, first, "first_name"), _gather(LAST_NAMES, last, "last_name"),
+        pl.Series("customer_id", ids), _concat("C", _padded(ids, 8), name="external_id"), email, phone,
+        _gather(FIRST_NAMES, first, "first_name"), _gather(LAST_NAMES, last, "last_name"),
         _gather(STORE_VIEWS, store, "store_view"), pl.Series("email_consent", email_consent),
-        pl.Series("sms_consent", sms_consent), pl.Series("lifetime_value", lifetime_value),
-        _timestamps(created, "created_at"), _timestamps(updated, "updated_at"),
+        pl.Series("sms_consent", sms_consent), pl.Series("lifetime_value", np.round(rng.lognormal(5.0, 1.0, size=n), 2)),
+        _timestamps(created, "created_at"), _timestamps(np.maximum(created, _moments(rng, n, end_date, 90)), "updated_at"),
     ])
 
 
@@ -200,23 +231,21 @@ def generate_products(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.D
     status = _choice(rng, [80, 15, 5], n)
     stock_qty = np.where(status == 0, np.minimum(rng.geometric(1 / 60, size=n), 999), 0)
     updated = _moments(rng, n, end_date, 90)
-    digits = pl.Series(position + 1).cast(pl.String).str.zfill(7)
-    sku = pl.select(pl.lit("SKU-") + digits).to_series()
-    parent_sku = sku.gather(parent).alias("parent_sku")
-    parent_sku = pl.select(pl.when(pl.lit(pl.Series(top_level))).then(None).otherwise(parent_sku)).to_series()
+    digits = _padded(position + 1, 7)
+    del position
+    sku = _concat("SKU-", digits, name="sku")
+    parent_sku = pl.select(pl.when(pl.lit(pl.Series(top_level))).then(None).otherwise(pl.lit(sku.gather(parent))))
     del top_level, parent
-    urls = pl.select(
-        pl.concat_str([pl.lit("https://cdn.example.com/img/"), sku, pl.lit(".jpg")]).alias("image_url"),
-        pl.concat_str([pl.lit("https://shop.example.com/p/"), _gather(PRODUCT_SLUGS, combo), pl.lit("-sku-"), digits]).alias("product_url"),
-    )
+    image_url = _concat("https://cdn.example.com/img/", sku, ".jpg", name="image_url")
+    product_url = _concat(_gather(PRODUCT_URLS, combo), digits, name="product_url")
     del digits
     return pl.DataFrame([
-        sku.alias("sku"), parent_sku.alias("parent_sku"), _gather(PRODUCT_NAMES, combo, "name"),
+        sku, parent_sku.to_series().alias("parent_sku"), _gather(PRODUCT_NAMES, combo, "name"),
         pl.Series("price", price), _gather([c[3] for c in CATALOGUE], kind, "tax_rate"),
         _gather(BRANDS, combo // len(ADJECTIVES) % len(BRANDS), "brand"),
         pl.Series("colour_id", colour.astype(np.int64) + 1), _gather(COLOURS, colour, "colour_label"),
-        _gather([c[0] for c in CATALOGUE], kind, "category_path"), urls["image_url"], urls["product_url"],
-        _gather(STOCK_STATUSES, status, "stock_status"), pl.Series("stock_qty", stock_qty.astype(np.int64)),
+        _gather([c[0] for c in CATALOGUE], kind, "category_path"), image_url, product_url,
+        _gather(STOCK_STATUSES, status, "stock_status"), pl.Series("stock_qty", stock_qty.astype(np.int64, copy=False)),
         _timestamps(updated, "updated_at"),
     ])
 
@@ -232,6 +261,8 @@ def generate_orders(customers: pl.DataFrame, products: pl.DataFrame, n_orders: i
     product's price; ``total`` is the sum of ``line_total`` (summed in cents, exact).
     Returns ``(orders, order_lines)``.
     """
+    if n_orders and (customers.is_empty() or products.is_empty()):
+        raise ValueError("orders need at least one customer and one product")
     rng = _rng(seed, 3)
     first_day = end_date - timedelta(days=days - 1)
     weekday = (first_day.weekday() + np.arange(days)) % 7
@@ -239,13 +270,15 @@ def generate_orders(customers: pl.DataFrame, products: pl.DataFrame, n_orders: i
     hour = _choice(rng, HOUR_WEIGHTS, n_orders).astype(np.int64)
     moment = _micros(first_day) + ((day * 24 + hour) * 3600 + rng.integers(0, 3600, size=n_orders)) * 1_000_000
     del day, hour
-    weights = customers["lifetime_value"].fill_null(0).to_numpy() + 20.0 if "lifetime_value" in customers.columns else np.ones(customers.height)
+    weights = np.ones(customers.height)
+    if "lifetime_value" in customers.columns:
+        weights = customers["lifetime_value"].fill_null(0).clip(0).to_numpy() + 20.0
     buyer = _choice(rng, weights, n_orders)
     if isinstance(customers.schema.get("created_at"), pl.Datetime):
         joined = customers["created_at"].dt.epoch("us").fill_null(0).to_numpy()[buyer]
         moment = np.minimum(np.maximum(moment, joined), _micros(end_date + timedelta(days=1)) - 1_000_000)
-    in_time_order = np.argsort(moment, kind="stable")
-    moment, buyer = moment[in_time_order], buyer[in_time_order]
+    in_time_order = pl.DataFrame({"moment": moment, "buyer": buyer}).sort("moment", maintain_order=True)  # stable
+    moment, buyer = in_time_order["moment"].to_numpy(), in_time_order["buyer"].to_numpy()
     del in_time_order
     status = _choice(rng, [90, 6, 4], n_orders)
     line_count = _choice(rng, [40, 25, 15, 12, 8], n_orders).astype(np.int64) + 1
@@ -260,11 +293,11 @@ def generate_orders(customers: pl.DataFrame, products: pl.DataFrame, n_orders: i
     unit_cents = np.round(products["price"].to_numpy() * 100).astype(np.int64)[product]
     line_cents = quantity * unit_cents
     total_cents = np.add.reduceat(line_cents, starts) if n_orders else np.zeros(0, dtype=np.int64)
-    order_id = pl.select(pl.lit("O") + pl.Series(np.arange(1, n_orders + 1)).cast(pl.String).str.zfill(9)).to_series()
+    order_id = _concat("O", _padded(np.arange(1, n_orders + 1), 9), name="order_id")
     people = customers.select("customer_id", "email", "store_view")[buyer]
     created = _timestamps(moment, "created_at")
     orders = pl.DataFrame([
-        order_id.alias("order_id"), people["customer_id"], people["email"], people["store_view"],
+        order_id, people["customer_id"], people["email"], people["store_view"],
         created.dt.date().alias("order_date"), created, _gather(ORDER_STATUSES, status, "status"),
     ]).with_columns(
         pl.when(pl.col("store_view") == "en_gb").then(pl.lit("GBP")).otherwise(pl.lit("EUR")).alias("currency"),
@@ -285,18 +318,19 @@ def generate_newsletter_subscribers(customers: pl.DataFrame, seed: int = 42, end
     ``subscriber_id`` 1..N. ``updated_at`` falls in the 365 days up to ``end_date``.
     """
     rng = _rng(seed, 4)
-    consent = customers["email_consent"].fill_null(False).to_numpy() if "email_consent" in customers.columns else np.ones(customers.height, bool)
+    consent = np.ones(customers.height, dtype=bool)
+    if "email_consent" in customers.columns:
+        consent = customers["email_consent"].fill_null(False).to_numpy()
     joined = rng.random(customers.height) < np.where(consent, 0.6, 0.2)
     members = customers.filter(pl.Series(joined)).select(
         "email", "customer_id", "store_view", pl.Series("subscribed", consent[joined]))
     k = round(members.height / 4)  # outsiders are 1/5 of all subscribers
     store = _choice(rng, STORE_WEIGHTS, k)
     first, last = _name_indices(rng, store)
-    domain = np.where(rng.random(k) < 0.35, 3 + store, rng.integers(0, 3, size=k))
-    email = pl.select(pl.concat_str([
-        _gather(FIRST_ASCII, first), pl.lit("."), _gather(LAST_ASCII, last), pl.lit(".n"),
-        pl.Series(np.arange(1, k + 1)).cast(pl.String), pl.lit("@"), _gather(DOMAINS, domain)])).to_series()
-    outsiders = pl.DataFrame([email.alias("email"), pl.repeat(None, k, dtype=pl.Int64, eager=True).alias("customer_id"),
+    domain = np.where(rng.random(k) < 0.35, 3 + store, rng.integers(0, 3, size=k, dtype=np.uint8))
+    email = _concat(_gather(EMAIL_LOCALS, first.astype(np.uint16) * 3 * len(LAST_ASCII) + last), ".n",
+                    pl.Series(np.arange(1, k + 1)).cast(pl.String), _gather(EMAIL_ENDS, domain), name="email")
+    outsiders = pl.DataFrame([email, pl.repeat(None, k, dtype=pl.Int64, eager=True).alias("customer_id"),
                               _gather(STORE_VIEWS, store, "store_view"), pl.Series("subscribed", rng.random(k) < 0.85)])
     subscribers = pl.concat([members, outsiders.cast(members.schema)])
     subscribers = subscribers[rng.permutation(subscribers.height)]
@@ -317,12 +351,12 @@ def generate_articles(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.D
     titles = [t[1].format(s) for t, s in combos]
     combo = rng.integers(0, len(combos), size=n)
     published = np.sort(_moments(rng, n, end_date, 365))
-    article_id = pl.select(pl.lit("A") + pl.Series(np.arange(1, n + 1)).cast(pl.String).str.zfill(5)).to_series()
-    url = pl.select(pl.concat_str([pl.lit("https://shop.example.com/journal/"), _gather([_slug(t) for t in titles], combo),
-                                   pl.lit("-"), article_id.str.to_lowercase()])).to_series()
+    article_id = _concat("A", _padded(np.arange(1, n + 1), 5), name="article_id")
+    url = _concat(_gather([f"https://shop.example.com/journal/{_slug(t)}-" for t in titles], combo),
+                  article_id.str.to_lowercase(), name="url")
     return pl.DataFrame([
-        article_id.alias("article_id"), _gather(titles, combo, "title"), url.alias("url"),
-        _gather([t[0] for t, _ in combos], combo, "category"), _gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
+        article_id, _gather(titles, combo, "title"), url, _gather([t[0] for t, _ in combos], combo, "category"),
+        _gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
         _timestamps(published, "published_at"), _gather([t[2].format(s) for t, s in combos], combo, "summary"),
     ])
 
@@ -341,7 +375,8 @@ def write_demo_dataset(out_dir: Path, *, customers: int = 2000, products: int = 
     people, catalogue = generate_customers(customers, seed), generate_products(products, seed)
     order_frame, line_frame = generate_orders(people, catalogue, orders, seed)
     tables = {"customers": people, "products": catalogue, "orders": order_frame, "order_lines": line_frame,
-              "newsletter_subscribers": generate_newsletter_subscribers(people, seed), "articles": generate_articles(articles, seed)}
+              "newsletter_subscribers": generate_newsletter_subscribers(people, seed),
+              "articles": generate_articles(articles, seed)}
     written = {}
     for name, frame in tables.items():
         path = out_dir / f"{name}.{fmt}"

@@ -40,7 +40,10 @@ class WarehouseResource(DuckDBResource):
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{self.database}.lock", timeout=self.lock_timeout_seconds):
             with super().get_connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:  # dagster-duckdb closes only on success: an exception would leave DuckDB's file lock held
+                    conn.close()
 
     @property
     def state_dir(self) -> Path:

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, F
 from pydantic import Field
 
 from activation_pipeline.assets.metadata import column_lineage
+from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import PlatformError, SyncTarget
@@ -42,6 +43,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
             columns=activation.sent_columns(segment.primary_key),
             mode=activation.mode,
             operation=activation.operation,
+            partition_column=config.activation_partition_column(name),
         ),
         target=SyncTarget(activation=name, title=activation.title or name, object=activation.object),
         platform=platform,
@@ -58,6 +60,9 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
     activation = config.activations[name]
     platform = config.destinations[activation.destination].platform
     resource_key = destination_resource_key(activation.destination)
+    # only a partitioned activation scopes its diff, snapshot and ledger by day; an unpartitioned
+    # one inside a partitioned run (sync_everything for one day) still syncs everything
+    partitioned = config.activation_partition_column(name) is not None
 
     @asset(
         key=["activations", name],
@@ -68,6 +73,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         required_resource_keys={"warehouse", resource_key},
         tags={"platform": platform, "mode": activation.mode, "operation": activation.operation},
         metadata={"destination": activation.destination, "object": activation.object},
+        partitions_def=daily_partitions(config) if partitioned else None,
     )
     def _activation(context: AssetExecutionContext, config: SyncRunConfig) -> MaterializeResult:
         warehouse = context.resources.warehouse
@@ -82,7 +88,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
             raise Failure(f"activations.{name}: {exc}") from None
         try:
             report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
-                              partition_key=context.partition_key if context.has_partition_key else None, log=context.log)
+                              partition_key=context.partition_key if partitioned else None, log=context.log)
         except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
             raise Failure(description=str(exc)) from None
         finally:

@@ -5,6 +5,7 @@ import duckdb
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
 from activation_pipeline.assets.metadata import column_lineage, frame_metadata
+from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
 
 
@@ -12,6 +13,7 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
     segment = config.segments[name]
     deps = [AssetKey(["sources", t]) for t in sorted(segment.referenced_tables("sources"))]
     deps += [AssetKey(["segments", t]) for t in sorted(segment.referenced_tables("segments"))]
+    partition_column = config.segment_partition_column(name)
 
     @asset(
         key=["segments", name],
@@ -22,22 +24,31 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         required_resource_keys={"warehouse"},
         pool="duckdb",
         tags={"primary_key": segment.primary_key},
+        partitions_def=daily_partitions(config) if partition_column else None,
     )
     def _segment(context: AssetExecutionContext) -> MaterializeResult:
+        query = segment.sql
+        if partition_column:  # one day of the segment: DuckDB pushes the filter down to the partitioned source
+            day = partition_day(context.partition_key)
+            query = f'SELECT * FROM ({segment.sql}) AS segment WHERE CAST("{partition_column}" AS DATE) = DATE \'{day}\''
         with context.resources.warehouse.get_connection() as conn:
             try:
-                frame = conn.sql(segment.sql).pl()
+                frame = conn.sql(query).pl()
             except duckdb.Error as exc:
-                raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}") from None
-            # CREATE OR REPLACE: a segment whose columns change replaces its table instead of failing an append.
+                hint = f" (a partitioned segment must output its day column {partition_column!r}: set segments.{name}.partition_column)" if partition_column else ""
+                raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}{hint}") from None
             upstream = {
                 (schema, table): [row[0] for row in conn.execute(f'DESCRIBE {schema}."{table}"').fetchall()]
                 for schema in ("sources", "segments") for table in sorted(segment.referenced_tables(schema))
             }
-            conn.execute("CREATE SCHEMA IF NOT EXISTS segments")
-            conn.register("segment_frame", frame)
-            conn.execute(f'CREATE OR REPLACE TABLE segments."{name}" AS SELECT * FROM segment_frame')
-            conn.unregister("segment_frame")
+            if partition_column:
+                replace_partition(conn, "segments", name, frame, partition_column, day, f"segments.{name}")
+            else:
+                # CREATE OR REPLACE: a segment whose columns change replaces its table instead of failing an append.
+                conn.execute("CREATE SCHEMA IF NOT EXISTS segments")
+                conn.register("segment_frame", frame)
+                conn.execute(f'CREATE OR REPLACE TABLE segments."{name}" AS SELECT * FROM segment_frame')
+                conn.unregister("segment_frame")
         return MaterializeResult(metadata={
             **frame_metadata(frame),
             "primary_key": segment.primary_key,

@@ -5,6 +5,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
 from activation_pipeline.assets.metadata import frame_metadata
+from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
 
 
@@ -19,16 +20,27 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         description=source.description or f"{path.name} loaded into sources.{name}",
         required_resource_keys={"warehouse"},
         pool="duckdb",
+        partitions_def=daily_partitions(config) if source.partition_column else None,
     )
     def _source(context: AssetExecutionContext) -> MaterializeResult:
         if not path.exists():
             raise Failure(f"sources.{name}.path: file {path} does not exist (paths are relative to {config.path})")
-        frame = pl.read_parquet(path) if source.file_format == "parquet" else pl.read_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-        with context.resources.warehouse.get_connection() as conn:
-            conn.execute("CREATE SCHEMA IF NOT EXISTS sources")
-            conn.register("loaded_frame", frame)
-            conn.execute(f'CREATE OR REPLACE TABLE sources."{name}" AS SELECT * FROM loaded_frame')
-            conn.unregister("loaded_frame")
+        scan = pl.scan_parquet(path) if source.file_format == "parquet" else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+        if source.partition_column is None:
+            frame = scan.collect()
+            with context.resources.warehouse.get_connection() as conn:
+                conn.execute("CREATE SCHEMA IF NOT EXISTS sources")
+                conn.register("loaded_frame", frame)
+                conn.execute(f'CREATE OR REPLACE TABLE sources."{name}" AS SELECT * FROM loaded_frame')
+                conn.unregister("loaded_frame")
+        else:  # one day of the file replaces that day in sources.<name>
+            day = partition_day(context.partition_key)
+            column = source.partition_column
+            if column not in scan.collect_schema():
+                raise Failure(f"sources.{name}.partition_column: {column!r} is not a column of {path}")
+            frame = scan.filter(pl.col(column).cast(pl.Date) == day).collect()
+            with context.resources.warehouse.get_connection() as conn:
+                replace_partition(conn, "sources", name, frame, column, day, f"sources.{name}")
         return MaterializeResult(metadata={**frame_metadata(frame), "path": MetadataValue.path(str(path))})
 
     return _source

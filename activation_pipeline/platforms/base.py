@@ -98,6 +98,8 @@ class PlatformSpec:
     object_pattern: str = r"^.+$"
     object_rule: str = "any non-empty name"
     resource_factory: Callable[..., Any] | None = None
+    # optional: (field, problem) when an activation (config.ActivationConfig) cannot work on this platform
+    activation_problem: Callable[[Any], tuple[str, str] | None] | None = None
 
     def field_name_problem(self, name: str) -> str | None:
         return None if re.fullmatch(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"

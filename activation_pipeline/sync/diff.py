@@ -39,6 +39,13 @@ class PlanRequest:
     operation: str
     full_resync: bool = False
     only_keys: tuple[str, ...] = ()
+    partition_column: str | None = None  # set for a partitioned segment: the diff covers one day
+    partition_key: str | None = None
+
+    def segment_rows_sql(self) -> str:
+        if self.partition_key is None or self.partition_column is None:
+            return self.segment_table
+        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE '{self.partition_key}')"
 
 
 @dataclass
@@ -104,7 +111,13 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
         keys = ", ".join("'" + k.replace("'", "''") + "'" for k in request.only_keys)
         key_filter = f"WHERE CAST({_quote(request.primary_key)} AS VARCHAR) IN ({keys})"
     snapshot = snapshot_table(request.activation)
-    snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash WHERE false)" if request.only_keys else snapshot
+    if request.only_keys:
+        snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash WHERE false)"
+    elif request.partition_key is not None:
+        snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = '{request.partition_key}')"
+    else:
+        snapshot_side = snapshot
+    rows = request.segment_rows_sql()
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it
     conn.execute(
@@ -112,13 +125,13 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
         COPY (
           WITH duplicated AS (  -- keys only, so it stays small and cheap: usually empty
             SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key, count(*) AS __copies
-            FROM {request.segment_table} {key_filter} GROUP BY ALL HAVING count(*) > 1
+            FROM {rows} {key_filter} GROUP BY ALL HAVING count(*) > 1
           ), seg AS (
             SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
                    CAST({_quote(request.identifier)} AS VARCHAR) AS __identifier,
                    hash({hashed}) AS __hash,
                    {payload}{',' if payload else ''} true AS __in_segment
-            FROM {request.segment_table} {key_filter}
+            FROM {rows} {key_filter}
           ), classified AS (
             SELECT coalesce(seg.__key, snap.key) AS __key, seg.__identifier, seg.__hash,
                    CASE

@@ -31,7 +31,7 @@ import pyarrow.dataset as ds
 
 from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record, SyncTarget
 from activation_pipeline.sync import state
-from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanRequest, plan_operations
+from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanError, PlanRequest, plan_operations
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FOLD_EVERY_SECONDS = 2.0
@@ -97,7 +97,7 @@ class SyncReport:
 
 def run_sync(job: SyncJob, client: DestinationClient, connect: Connect, options: SyncOptions = SyncOptions(), **kwargs: Any) -> SyncReport:
     """Run one sync of one activation; at most one run per activation at a time."""
-    lock_path = job.state_dir / "locks" / f"{job.target.activation}.lock"
+    lock_path = job.state_dir / "locks" / f"{state.run_scope(job.target.activation, kwargs.get('partition_key'))}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with filelock.FileLock(str(lock_path), timeout=0):
@@ -123,15 +123,21 @@ def _run_sync(
     activation = job.target.activation
     report = SyncReport(run_id=run_id, activation=activation, dry_run=options.dry_run)
     started = time.monotonic()
-    journal = state.Journal(job.state_dir / "journal", activation)
+    journal = state.Journal(job.state_dir / "journal", activation, partition_key)
     plan_path = job.state_dir / "plans" / f"{activation}-{run_id}.parquet"
-    request = _plan_request(job, options)
+    request = _plan_request(job, options, partition_key)
     with connect() as conn:
         state.ensure_state(conn, activation)
-        report.recovered = state.recover(conn, journal, activation)
+        report.recovered = state.recover(conn, journal, activation, partition_key)
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
-        snapshot_before = state.snapshot_size(conn, activation)
-        plan = plan_operations(conn, request, plan_path)
+        snapshot_before = state.snapshot_size(conn, activation, partition_key)
+        try:
+            plan = plan_operations(conn, request, plan_path)
+        except PlanError as unfit:  # e.g. a mapped column left the segment: the ledger shows the run and why
+            if not options.dry_run:
+                state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
+            plan_path.unlink(missing_ok=True)
+            raise
     if report.recovered:
         log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
     _count_planned(report, plan, request)
@@ -168,7 +174,7 @@ def _run_sync(
     failed = sum(v for k, v in report.counts.items() if k.startswith("failed_"))
     report.status = "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
-        report.snapshot_size = state.snapshot_size(conn, activation)
+        report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
             **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed", "unchanged")},
@@ -183,9 +189,8 @@ def _run_sync(
     return report
 
 
-def _plan_request(job: SyncJob, options: SyncOptions) -> PlanRequest:
-    plan = job.plan
-    return PlanRequest(**{**plan.__dict__, "full_resync": options.full_resync, "only_keys": options.only_keys})
+def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:
+    return replace(job.plan, full_resync=options.full_resync, only_keys=options.only_keys, partition_key=partition_key)
 
 
 def _count_planned(report: SyncReport, plan: Plan, request: PlanRequest) -> None:

@@ -82,7 +82,7 @@ def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
     conn.execute(LEDGER_DDL)
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
-        "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ)"
+        "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR)"
     )
 
 
@@ -90,12 +90,17 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def run_scope(activation: str, partition_key: str | None) -> str:
+    """What one run owns exclusively: the activation, or one partition of it."""
+    return activation if partition_key is None else f"{activation}.{partition_key}"
+
+
 class Journal:
     """Append-only, fsynced record of platform answers not yet folded into DuckDB."""
 
-    def __init__(self, directory: Path, activation: str):
+    def __init__(self, directory: Path, activation: str, partition_key: str | None = None):
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"{activation}.jsonl"
+        self.path = directory / f"{run_scope(activation, partition_key)}.jsonl"
 
     def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
         lines = "".join(json.dumps([run_id, *e]) + "\n" for e in entries)
@@ -152,16 +157,17 @@ def fold(
     try:
         conn.execute("BEGIN TRANSACTION")
         conn.execute(
-            f"""DELETE FROM {snap} WHERE key IN (
-                SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'delete'))"""
+            f"""DELETE FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ? AND key IN (
+                SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'delete'))""",
+            [partition_key],
         )
         conn.execute(
             f"""INSERT INTO {snap}
-                SELECT key, arg_max(row_hash, seq), ?, now() FROM journal_batch
+                SELECT key, arg_max(row_hash, seq), ?, now(), ? FROM journal_batch
                 WHERE status = 'confirmed' AND operation = 'upsert'
                   AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
                 GROUP BY key""",
-            [run_id],
+            [run_id, partition_key],
         )
         conn.execute(
             f"""INSERT INTO {SCHEMA}.sync_records
@@ -182,8 +188,9 @@ def fold(
     return last
 
 
-def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str) -> int:
-    """Fold what a killed run left in the journal; mark such runs 'interrupted'. Returns lines recovered."""
+def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str, partition_key: str | None = None) -> int:
+    """Fold what a killed run of this activation (partition) left in its journal; mark such
+    runs 'interrupted'. Returns the lines recovered."""
     entries = journal.read()
     by_run: dict[str, list[LedgerEntry]] = {}
     for run_id, entry in entries:
@@ -197,8 +204,8 @@ def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str) 
     conn.execute(
         f"""UPDATE {SCHEMA}.sync_runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
             error = coalesce(error, 'the run stopped before it finished; its confirmed records were recovered')
-            WHERE activation = ? AND status = 'running'""",
-        [activation],
+            WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ? AND status = 'running'""",
+        [activation, partition_key],
     )
     journal.clear()
     return len(entries)
@@ -229,5 +236,8 @@ def last_synced_sql_hash(conn: duckdb.DuckDBPyConnection, activation: str) -> st
     return row[0] if row else None
 
 
-def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str) -> int:
-    return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")[0]
+def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None = None) -> int:
+    """Records confirmed in the platform, for the whole activation or one of its partitions."""
+    if partition_key is None:
+        return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")[0]
+    return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)} WHERE partition_key = ?", [partition_key])[0]

@@ -1,0 +1,50 @@
+"""Daily partitions shared by a partitioned source, the segments that read it and the
+activations that push them, so lineage holds partition to partition."""
+
+from datetime import date
+
+import duckdb
+import polars as pl
+from dagster import DailyPartitionsDefinition, Failure
+
+from activation_pipeline.config import ProjectConfig
+
+
+def daily_partitions(config: ProjectConfig) -> DailyPartitionsDefinition | None:
+    if config.partitions is None:
+        return None
+    return DailyPartitionsDefinition(start_date=config.partitions.start_date.isoformat(), timezone=config.partitions.timezone)
+
+
+def partition_day(partition_key: str) -> date:
+    return date.fromisoformat(partition_key)
+
+
+def replace_partition(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame, column: str, day: date, entry: str) -> None:
+    """Replace one day's rows of ``schema.table`` with ``frame`` in one transaction.
+
+    The table keeps every day; a day whose columns differ from the table's is refused,
+    naming the difference, rather than silently dropping the other days.
+    """
+    qualified = f'{schema}."{table}"'
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.register("partition_frame", frame)
+    try:
+        exists = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+        ).fetchall()[0][0]
+        if not exists:
+            conn.execute(f"CREATE TABLE {qualified} AS SELECT * FROM partition_frame")
+            return
+        stored = [row[0] for row in conn.execute(f"DESCRIBE {qualified}").fetchall()]
+        if stored != frame.columns:
+            raise Failure(
+                f"{entry}: the columns changed ({', '.join(stored)} -> {', '.join(frame.columns)}); "
+                f"drop {qualified} and backfill every partition to rebuild it with the new columns"
+            )
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(f'DELETE FROM {qualified} WHERE CAST("{column}" AS DATE) = ?', [day])
+        conn.execute(f"INSERT INTO {qualified} SELECT * FROM partition_frame")
+        conn.execute("COMMIT")
+    finally:
+        conn.unregister("partition_frame")
