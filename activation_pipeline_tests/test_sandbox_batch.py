@@ -114,7 +114,8 @@ def test_any_version_is_accepted_and_unknown_paths_are_404(api: Client) -> None:
     assert api.http.get(f"{api.server.url}/batch/2.9/catalogs/list", timeout=5).status_code == 200
     for path in ("/batch/latest/catalogs/list", "/batch/2.11/catalogs/nope", "/nowhere"):
         assert error_of(api.http.get(api.server.url + path, timeout=5))[:2] == (404, "NOT_FOUND")
-    assert requests.get(f"{api.server.url}/_sandbox/health", timeout=5).json() == {"ok": True, "platforms": ["batch"]}
+    health = requests.get(f"{api.server.url}/_sandbox/health", timeout=5).json()
+    assert health["ok"] is True and "batch" in health["platforms"]
 
 
 # --------------------------------------------------------------------------- catalogs
