@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -262,7 +262,7 @@ class _Pusher:
                     in_flight.add(future)
                     if len(in_flight) >= self.job.concurrency * 2:
                         in_flight = self._collect(in_flight, FIRST_COMPLETED, total)
-                self._collect(in_flight, None, total)
+                self._collect(in_flight, ALL_COMPLETED, total)
             finally:
                 self._fold()
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
@@ -312,10 +312,9 @@ class _Pusher:
                 return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
         return attempt(batch.records, 1)
 
-    def _collect(self, futures: set[Future], mode: str | None, total: int) -> set[Future]:
-        done, rest = wait(futures, return_when=mode) if mode else (futures, set())
-        if mode is None:
-            wait(futures)
+    def _collect(self, futures: set[Future], return_when: str, total: int) -> set[Future]:
+        """Journal the outcomes of the finished requests; return those still in flight."""
+        done, rest = wait(futures, return_when=return_when)
         for future in done:
             batch: _Batch = future.batch  # type: ignore[attr-defined]
             entries = []
