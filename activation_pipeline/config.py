@@ -46,6 +46,14 @@ class ConfigError(ValueError):
         super().__init__(f"{path}: {where}: {problem}")
 
 
+def _timezone(value: str) -> str:
+    try:
+        get_timezone(value)  # what Dagster's schedules and partitions will load
+    except Exception:  # ZoneInfoNotFoundError, ValueError, or an OSError for a folder name such as "Europe"
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris)") from None
+    return value
+
+
 def _is_cron(value: str) -> bool:
     """Whether Dagster will take ``value`` as a schedule's cron (checked here, where the file and field are known)."""
     try:
@@ -113,11 +121,7 @@ class CronSchedule(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            get_timezone(value)  # what Dagster's schedule will load
-        except Exception:  # ZoneInfoNotFoundError, ValueError, or an OSError for a folder name such as "Europe"
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris)") from None
-        return value
+        return _timezone(value)
 
 
 class ActivationConfig(_Model):
@@ -189,6 +193,11 @@ class PartitionsConfig(_Model):
     start_date: date = Field(description="first day of the daily partitions shared by partitioned sources, segments and activations")
     timezone: str = "UTC"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return _timezone(value)
+
 
 class ProjectConfig(_Model):
     partitions: PartitionsConfig | None = None
@@ -250,7 +259,8 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
         config = ProjectConfig.model_validate({**raw, "path": path})
     except ValidationError as exc:
         error = _most_specific(exc.errors())
-        location = [str(part) for i, part in enumerate(error["loc"]) if not (i == 3 and error["loc"][2] == "schedule" and part in _UNION_TAGS)]
+        location = [str(part) for i, part in enumerate(error["loc"])
+                    if not (i == 3 and error["loc"][2] in ("schedule", "full_resync_schedule") and part in _UNION_TAGS)]
         entry = ".".join(location[:2])
         field = ".".join(location[2:])
         raise ConfigError(path, entry, field, _describe(error)) from None
@@ -258,7 +268,7 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
     return config
 
 
-_UNION_TAGS = {"str", "CronSchedule"}  # pydantic's branch names in the locations of `schedule` errors
+_UNION_TAGS = {"str", "CronSchedule"}  # pydantic's branch names in the locations of schedule errors
 
 
 def _most_specific(errors: list[Any]) -> Any:
@@ -303,6 +313,9 @@ def _check_references(config: ProjectConfig) -> None:
         spec = PLATFORMS.get(destination.platform)
         if spec is None:
             raise ConfigError(path, f"destinations.{name}", "platform", f"{destination.platform!r} is not supported; allowed: {', '.join(sorted(PLATFORMS))}")
+        if spec.settings is not None:
+            for setting in sorted(set(destination.settings) - set(spec.settings)):
+                raise ConfigError(path, f"destinations.{name}", f"settings.{setting}", f"unknown setting; {spec.name} takes {', '.join(spec.settings)}")
         unknown = set(destination.secrets) - set(spec.secrets)
         if unknown:
             raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")

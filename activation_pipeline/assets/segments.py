@@ -23,7 +23,7 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         description=segment.description or f"Segment {name}",
         required_resource_keys={"warehouse"},
         pool="duckdb",
-        tags={"primary_key": segment.primary_key},
+        metadata={"primary_key": segment.primary_key},  # metadata, not a tag: tag values cannot hold "Product ID"
         partitions_def=daily_partitions(config) if partition_column else None,
     )
     def _segment(context: AssetExecutionContext) -> MaterializeResult:

@@ -98,6 +98,7 @@ class PlatformSpec:
     object_pattern: str = r"^.+$"
     object_rule: str = "any non-empty name"
     resource_factory: Callable[..., Any] | None = None
+    settings: tuple[str, ...] | None = None  # the destination settings it takes; None: not checked
     # optional: (field, problem) when an activation (config.ActivationConfig) cannot work on this platform
     activation_problem: Callable[[Any], tuple[str, str] | None] | None = None
 
@@ -119,10 +120,20 @@ def sandbox_url() -> str:
 
 
 def is_loopback(url: str) -> bool:
+    """True only for the loopback interface: an address in 127.0.0.0/8 or ::1, or "localhost".
+
+    A host name that merely starts with "127." (127.0.0.1.example.com) is a public DNS name.
+    """
+    import ipaddress
     from urllib.parse import urlparse
 
     host = urlparse(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -> str:
@@ -134,7 +145,8 @@ def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -
 
     url = configured or os.environ.get(env_name) or f"{sandbox_url()}{sandbox_path}"
     if not is_loopback(url) and not url.startswith("https://"):
-        raise PlatformError(f"{env_name}={url!r}: a non-loopback base URL must use https")
+        origin = "base_url of the destination in the config file" if configured else env_name
+        raise PlatformError(f"{origin} = {url!r}: a non-loopback base URL must use https (credentials never travel in clear)")
     return url.rstrip("/")
 
 

@@ -179,7 +179,7 @@ def batch_resource(destination: Any) -> BatchResource:
         base_url=destination.base_url,
         rest_api_key_env=secrets.get("rest_api_key", "BATCH_REST_API_KEY"),
         project_key_env=secrets.get("project_key", "BATCH_PROJECT_KEY"),
-        **{k: v for k, v in destination.settings.items() if k in BatchResource.model_fields},
+        **destination.settings,  # names checked against BATCH_SPEC.settings when the config loads
     )
 
 
@@ -193,4 +193,5 @@ BATCH_SPEC = PlatformSpec(
     object_pattern=r"^[a-z0-9_]{1,100}$",
     object_rule="lowercase letters, digits and underscores (Batch catalog names)",
     resource_factory=batch_resource,
+    settings=("api_version", "delete_action", "timeout_seconds", "max_retries", "backoff_seconds"),
 )

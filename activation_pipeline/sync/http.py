@@ -89,12 +89,13 @@ class PlatformSession:
             self.requests_sent += 1 + len(history)
             self.retries += len(history)
         if response.status_code in RETRY_STATUSES:
-            raise NoAnswer(self.redact(f"{method} {path}: HTTP {response.status_code} after {len(history)} retries: {response.text[:300]}"))
+            raise NoAnswer(f"{method} {path}: HTTP {response.status_code} after {len(history)} retries: {self.redact(response.text)[:300]}")
         return response
 
     def fail(self, response: requests.Response, what: str) -> PlatformError:
         """A redacted PlatformError describing an unexpected answer."""
-        return PlatformError(self.redact(f"{what}: HTTP {response.status_code}: {response.text[:500]}"))
+        # redact the whole body first: a key cut in half by the truncation would no longer match
+        return PlatformError(self.redact(f"{what}: HTTP {response.status_code}: ") + self.redact(response.text)[:500])
 
     def close(self) -> None:
         self._session.close()

@@ -158,13 +158,13 @@ def fold(
         conn.execute("BEGIN TRANSACTION")
         conn.execute(
             f"""DELETE FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ? AND key IN (
-                SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'delete'))""",
+                SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'update', 'delete'))""",
             [partition_key],
         )
         conn.execute(
             f"""INSERT INTO {snap}
                 SELECT key, arg_max(row_hash, seq), ?, now(), ? FROM journal_batch
-                WHERE status = 'confirmed' AND operation = 'upsert'
+                WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
                   AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
                 GROUP BY key""",
             [run_id, partition_key],
