@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 import requests
 import yaml
-from dagster import AssetKey, DagsterInvalidDefinitionError, materialize
+from dagster import AssetKey, materialize
 from dagster._utils.schedules import is_valid_cron_string
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
@@ -335,12 +335,7 @@ def test_whatever_the_file_holds_loading_raises_a_config_error_or_builds(tmp_pat
         note(str(error))
         assert str(error).startswith(f"{path}: ")
         return
-    try:
-        build_definitions(config, warehouse=tmp_path / "w.duckdb")
-    except DagsterInvalidDefinitionError as error:
-        # a known bug, shown by test_a_primary_key_column_any_sql_can_name_...: drop this once it is fixed
-        assume("for key: primary_key" not in str(error))
-        raise
+    build_definitions(config, warehouse=tmp_path / "w.duckdb")
 
 
 @pytest.mark.parametrize("content, says", [

@@ -25,7 +25,8 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "ACTIVATION_CONFIG": str(data / "activations.yaml"), "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
-           "DAGSTER_HOME": str(home), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11"}
+           "DAGSTER_HOME": str(home), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
+           "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}"}
     completed = subprocess.run(
         [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", "*",
          "--partition", DAY],  # the partitioned orders flow syncs that day; everything else syncs in full

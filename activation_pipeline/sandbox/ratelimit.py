@@ -1,6 +1,6 @@
 """Token-bucket rate limiting for the sandbox.
 
-Each key (for Batch: the project key) owns two buckets refilled continuously:
+Each key (for Batch: the project key; for Yotpo: ``yotpo:<store_id>``) owns two buckets refilled continuously:
 one counting requests, one counting item updates. A bucket holds at most one
 second's worth of tokens (``capacity == rate``), i.e. a burst of ``rate`` is
 allowed after an idle second. A request passes only if *both* buckets can pay
@@ -117,6 +117,16 @@ class RateLimiter:
             req_bucket.tokens -= 1
             item_bucket.tokens -= items
             return None
+
+    def remaining(self, key: str) -> int | None:
+        """Whole requests ``key`` may still send right now (None when disabled or never charged)."""
+        now = time.monotonic()
+        with self._lock:
+            pair = self._buckets.get(key) if self.enabled else None
+            if pair is None:
+                return None
+            pair[0].refill(now)
+            return max(0, int(pair[0].tokens))
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:

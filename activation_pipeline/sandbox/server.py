@@ -3,8 +3,9 @@
 Layout of URLs:
 
 * ``/<platform>/...`` is handed to the platform module registered in
-  :data:`PLATFORMS` (``/batch/2.11/catalogs/...`` -> :mod:`.batch`). Adding a
-  platform means writing one module with a class following
+  :data:`PLATFORMS` (``/batch/2.11/catalogs/...`` -> :mod:`.batch`,
+  ``/yotpo/core/v3/stores/<id>/customers`` -> :mod:`.yotpo`). Adding a platform
+  means writing one module with a class following
   :class:`~.platform_interface.Platform` and adding one line to :data:`PLATFORMS`.
 * ``/_sandbox/...`` are admin/inspection endpoints (no auth; not part of any
   real API): health, reset, stats, rate-limit settings, faults, and per-platform
@@ -49,6 +50,7 @@ _VERSION_RE = re.compile(r"v?\d+(\.\d+)*")
 #: platform name (first path segment) -> "module:Class", imported lazily.
 PLATFORMS: dict[str, str] = {
     "batch": ".batch:BatchPlatform",
+    "yotpo": ".yotpo:YotpoPlatform",
 }
 
 

@@ -283,8 +283,12 @@ class _Pusher:
                 if change == "invalid":
                     invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"], payload=payload))
                     continue
-                record = Record(key=key, identifier=row["__identifier"] if row["__identifier"] is not None else key, fields=fields)
-                reason = self.client.invalid_reason(record, op)
+                identifier = row["__identifier"]
+                if identifier is None and change == "removed" and self.job.plan.identifier == self.job.plan.primary_key:
+                    identifier = key  # a removed record has no segment row; its key is its identifier
+                record = Record(key=key, identifier=identifier, fields=fields)
+                reason = (f"the identifier ({self.job.plan.identifier}) is null or unknown" if identifier is None
+                          else self.client.invalid_reason(record, op))
                 if reason:
                     self.report.bump("invalid")
                     invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"], payload=payload))

@@ -71,6 +71,11 @@ class PlatformSession:
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
 
+    def add_secret(self, secret: str) -> None:
+        """Scrub a value learnt at run time (an access token) from every later message."""
+        if secret and secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
+
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 

@@ -45,7 +45,7 @@ SELECT r.activation, r.key, r.recorded_at, r.run_id, r.partition_key, s.status A
 FROM {SCHEMA}.sync_records r LEFT JOIN {SCHEMA}.sync_runs s USING (run_id, activation);
 -- the last version of every record that a platform confirmed, per activation
 CREATE OR REPLACE VIEW {SCHEMA}.latest_records AS
-SELECT activation, key, operation AS last_operation, operation = 'upsert' AS in_platform,
+SELECT activation, key, operation AS last_operation, operation IN ('upsert', 'update') AS in_platform,
        payload, row_hash, run_id, partition_key, recorded_at AS confirmed_at
 FROM {SCHEMA}.sync_records WHERE status = 'confirmed'
 QUALIFY row_number() OVER (PARTITION BY activation, key ORDER BY recorded_at DESC, seq DESC) = 1;

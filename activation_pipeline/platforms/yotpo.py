@@ -1,0 +1,590 @@
+"""Yotpo (SMS & Email) customers client: Core API v3.
+
+Contract used, and where it comes from (table, sources and open questions in
+docs/platforms/yotpo.md):
+
+Verified (core-api.yotpo.com reference pages; Yotpo's own Magento modules
+YotpoLtd/magento2-module-core and -messaging):
+- base ``https://api.yotpo.com/core/v3/stores/{store_id}``; ``store_id`` is the store's
+  app key;
+- ``POST …/access_tokens {"secret"}`` → ``{"access_token"}``, sent as the
+  ``X-Yotpo-Token`` header; 401 or 403 means "invalid token": get a new one once and
+  replay (magento2-module-core ``Model/Api/{Token,Request,Response}.php``);
+- ``PATCH …/customers {"customer": {...}}`` creates or updates one customer; success is
+  200, 201 or 204; there is no bulk customer endpoint, so one request carries one customer;
+- identity: by ``external_id``; without one, by exactly one of ``email`` or
+  ``phone_number`` (both at once are refused); phones in E.164;
+- enums: ``gender`` F/M/Other, ``account_status`` enabled/disabled/invited/declined;
+  ``default_language`` ISO 639-1, ``default_currency`` ISO 4217; ``tags`` a
+  comma-separated string; ``custom_properties`` a flat object of primitives (no null),
+  names lowercase letters, digits and ``_`` of at most 32 characters, values of at most
+  255; an empty string removes a property;
+- ``GET …/customers?external_ids=<id>`` → ``{"customers": [...]}`` (magento2-module-core
+  ``Model/Api/ErrorHandler.php``, ethyca/fides Yotpo connector); cursor pagination with
+  ``limit`` (≤ 100) and ``page_info`` (Core "Guidelines & conventions");
+- 5 requests/s per store → 429, with ``RateLimit-Remaining`` / ``RateLimit-Reset``.
+
+Chosen here where the public material is silent (all in this module, easy to correct):
+- the identifier kind of an activation is its ``object``: ``external_id``, ``email`` or
+  ``phone`` (``phone_number`` on the wire);
+- ``update_only`` (insert mode off) asks Yotpo first whether the customer exists: by
+  ``external_ids`` filter for external ids; for emails and phones, which the retrieve
+  endpoint is not documented to filter on, by reading the store's customers once per run
+  (``limit=100`` pages, ``pagination.next_page_info`` [third-party]) into an index;
+- any other 4xx on a customer is that customer's rejection, with the platform's message
+  (the error body shape is undocumented: ``errors[].message``, ``message``, ``error`` …
+  are read, else the raw text); 404 means the store itself is wrong (fatal);
+- requests are paced on the client at ``requests_per_second`` (default 5, Yotpo's limit);
+  the limit is per store and other processes may share it, so a 429 doubles the pacing
+  interval (slow recovery after), ``RateLimit-Remaining: 0`` holds the next request for
+  ``RateLimit-Reset`` seconds (1 s when absent), 429/5xx are retried by the shared session
+  (``Retry-After`` honoured), and a request still answered 429 goes back through the pacing
+  up to ``RATE_LIMIT_ROUNDS`` more times;
+- a null custom attribute is sent as ``""`` (removes the property); a null standard
+  field is left out of the payload (partial update: Yotpo keeps its value);
+- invalid before sending (never sent): an empty identifier, an email that is not an HTML5
+  valid address with a dotted domain, a phone that is not ``+`` then 7-15 digits (E.164's
+  maximum; the shortest numbers in use have 7), enum/language/currency/boolean values out of
+  range, lists or objects where primitives go, custom values over 255 characters, NaN;
+- one ``send`` = one PATCH per record it is given (the spec's limit of 1 item per request
+  makes that one record); a record's 4xx is its ``rejected`` outcome, never ``BatchRejected``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from activation_pipeline.platforms.base import (
+    ItemOutcome,
+    NoAnswer,
+    Op,
+    PlatformError,
+    PlatformSpec,
+    Record,
+    SyncTarget,
+    ensure_reachable,
+    resolve_base_url,
+    resolve_secret,
+)
+from activation_pipeline.sync.http import PlatformSession
+
+# --- the contract, in one place ----------------------------------------------------------
+MAX_ITEMS_PER_REQUEST = 1  # no bulk customer endpoint: one customer per PATCH
+SANDBOX_STORE_ID, SANDBOX_SECRET = "sandbox-store", "sandbox-yotpo-secret"
+REAL_BASE_URL = "https://api.yotpo.com/core/v3/stores/{store_id}"
+SUCCESS = (200, 201, 204)
+TOKEN_INVALID = (401, 403)
+PAGE_LIMIT = 100
+DOCUMENTED_RATE = 5.0  # requests per second per store
+MAX_INTERVAL = 2.0  # slowest pacing after repeated 429s
+RATE_LIMIT_ROUNDS = 3  # extra rounds (each with the session's retries) for a request still answered 429
+
+# identifier kind (the activation's `object`) -> the customer field it is sent as
+IDENTIFIER_FIELDS = {"external_id": "external_id", "email": "email", "phone": "phone_number"}
+# Yotpo's rule: with an external_id it identifies the customer; without one, exactly one
+# of email / phone_number. So an activation matching by email or phone may not send the others.
+IDENTITY_FIELDS = frozenset(IDENTIFIER_FIELDS.values())
+STANDARD_FIELDS = frozenset({
+    "external_id", "email", "phone_number", "first_name", "last_name", "gender",
+    "account_created_at", "account_updated_at", "account_status", "default_language",
+    "default_currency", "tags", "accepts_sms_marketing", "accepts_email_marketing",
+})
+ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "company", "state", "zip", "province_code", "country_code"})
+# sent as JSON strings whatever the column type (a numeric zip or name would be refused)
+TEXT_FIELDS = frozenset({"external_id", "email", "phone_number", "first_name", "last_name", "default_language", "default_currency", "tags"})
+ENUMS = {"gender": ("F", "M", "Other"), "account_status": ("enabled", "disabled", "invited", "declined")}
+BOOLEAN_FIELDS = frozenset({"accepts_sms_marketing", "accepts_email_marketing"})
+DATETIME_FIELDS = frozenset({"account_created_at", "account_updated_at"})
+CUSTOM_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+MAX_CUSTOM_VALUE = 255
+MAX_STRING = 255
+# HTML5's "valid e-mail address", with at least one dot in the domain
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+# E.164: "+", country code, subscriber number; at most 15 digits; the shortest numbers in use have
+# 7 (a 3-digit country code + 4 digits, e.g. Niue +683). Per-country length plans are not checked.
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def mapped_field_names() -> str:
+    return ", ".join(sorted(STANDARD_FIELDS)) + ", address.<" + "|".join(sorted(ADDRESS_FIELDS)) + ">"
+
+
+# --- config-time checks (PlatformSpec hooks) ---------------------------------------------
+def activation_problem(activation: Any) -> tuple[str, str] | None:
+    """(field, problem) when an activation cannot work against Yotpo; checked at config load."""
+    kind = activation.object
+    if kind not in IDENTIFIER_FIELDS:
+        return None  # object_pattern reports it
+    if kind != "external_id" and activation.identifier is None:
+        return "identifier", (f"matching Yotpo customers by {kind} needs `identifier:` set to the segment "
+                              f"column holding the {kind} (the default, the primary key, is not one)")
+    own = IDENTIFIER_FIELDS[kind]
+    forbidden = {own} if kind == "external_id" else IDENTITY_FIELDS
+    for name in activation.mapping:
+        if name in forbidden:
+            if name == own:
+                return f"mapping.{name}", f"{name} is the identifier here (`identifier:` names its column); do not map it again"
+            return f"mapping.{name}", (f"customers matched by {kind} may not also send {name}: Yotpo identifies a customer "
+                                       f"by external_id when present, else by exactly one of email or phone_number")
+        if name.startswith("address."):
+            if name.split(".", 1)[1] not in ADDRESS_FIELDS:
+                return f"mapping.{name}", f"not a Yotpo address field; allowed: {', '.join(sorted(ADDRESS_FIELDS))}"
+        elif name not in STANDARD_FIELDS:
+            return f"mapping.{name}", (f"not a Yotpo customer field (allowed: {mapped_field_names()}); "
+                                       "send other columns with custom_attributes")
+    for name in activation.custom_attributes:
+        if not CUSTOM_NAME.fullmatch(name):
+            return "custom_attributes", f"{name!r}: Yotpo custom property names are 1-32 lowercase letters, digits and underscores"
+        if name in STANDARD_FIELDS:
+            return "custom_attributes", f"{name!r} is a standard Yotpo customer field: map it under `mapping` instead"
+        if name in activation.mapping:
+            return "custom_attributes", f"{name!r} is also under mapping"
+    return None
+
+
+# --- record checks and payloads -----------------------------------------------------------
+def identifier_problem(kind: str, value: str | None) -> str | None:
+    if value is None or not str(value).strip():
+        return f"no {kind}: the identifier is empty"
+    if kind == "email":
+        return None if len(value) <= 254 and EMAIL.fullmatch(value) else f"malformed email {value!r}"
+    if kind == "phone":
+        return None if E164.fullmatch(value) else f"phone {value!r} is not in E.164 format (+, then 7 to 15 digits)"
+    return None if len(value) <= MAX_STRING else f"external_id longer than {MAX_STRING} characters"
+
+
+def field_problem(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name}: {value} is not a finite number"
+    if name == "email":
+        return identifier_problem("email", str(value))
+    if name == "phone_number":
+        return identifier_problem("phone", str(value))
+    if name in ENUMS and value not in ENUMS[name]:
+        return f"{name}: {value!r} is not one of {', '.join(ENUMS[name])}"
+    if name in BOOLEAN_FIELDS and not isinstance(value, bool):
+        return f"{name}: {value!r} is not a boolean"
+    if name == "default_language" and not re.fullmatch(r"[a-z]{2}", str(value)):
+        return f"default_language: {value!r} is not an ISO 639-1 code (two lowercase letters)"
+    if name == "default_currency" and not re.fullmatch(r"[A-Z]{3}", str(value)):
+        return f"default_currency: {value!r} is not an ISO 4217 code (three capital letters)"
+    if isinstance(value, (list, tuple)) and name != "tags":
+        return f"{name}: a list cannot be sent (Yotpo takes primitives)"
+    if isinstance(value, dict):
+        return f"{name}: an object cannot be sent (Yotpo takes primitives)"
+    return None
+
+
+def custom_problem(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name}: {value} is not a finite number"
+    if isinstance(value, (list, tuple, dict)):
+        return f"{name}: custom properties take primitives (string, boolean, number, date), not {type(value).__name__}"
+    if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE:
+        return f"{name}: value of {len(value)} characters exceeds {MAX_CUSTOM_VALUE}"
+    return None
+
+
+def _wire(value: Any, *, datetime_field: bool = False) -> Any:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z" if datetime_field else value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _text(value: Any) -> str:
+    wired = _wire(value)
+    if isinstance(wired, float) and wired.is_integer():
+        return str(int(wired))
+    return wired if isinstance(wired, str) else str(wired)
+
+
+def customer_payload(kind: str, record: Record) -> dict[str, Any]:
+    """The ``customer`` object of a PATCH: identifier, standard fields, address, custom properties."""
+    customer: dict[str, Any] = {IDENTIFIER_FIELDS[kind]: record.identifier}
+    address: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for name, value in record.fields.items():
+        if name.startswith("address."):
+            if value is not None:
+                address[name.split(".", 1)[1]] = _text(value)
+        elif name in STANDARD_FIELDS:
+            if value is None:
+                continue  # partial update: leave Yotpo's value alone
+            if name == "tags" and isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            customer[name] = _text(value) if name in TEXT_FIELDS else _wire(value, datetime_field=name in DATETIME_FIELDS)
+        else:
+            custom[name] = "" if value is None else _wire(value)  # "" removes the property
+    if address:
+        customer["address"] = address
+    if custom:
+        customer["custom_properties"] = custom
+    return {"customer": customer}
+
+
+def error_message(response: Any, scrub: Any = lambda text: text) -> str:
+    """The platform's message from an error answer (the Core v3 error body is undocumented).
+
+    ``scrub`` (the session's redaction) runs on the whole body before anything is cut, so a
+    secret echoed across a truncation point cannot leak a fragment.
+    """
+    prefix = f"HTTP {response.status_code}"
+    raw = scrub(response.text or "")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        text = raw.strip()
+        return f"{prefix}: {text[:300]}" if text else prefix
+    found: list[str] = []
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            for error in errors:
+                if isinstance(error, dict):
+                    found.append(str(error.get("message") or error.get("detail") or error))
+                else:
+                    found.append(str(error))
+        for key in ("error_message", "message", "error", "detail"):
+            if isinstance(body.get(key), (str, int)) and str(body[key]) not in found:
+                found.append(str(body[key]))
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("message"):
+            found.append(str(status["message"]))
+    text = "; ".join(found) if found else str(body)
+    return f"{prefix}: {text[:500]}"
+
+
+# --- the client ---------------------------------------------------------------------------
+class YotpoClient:
+    """One Yotpo store. Thread-safe: the engine sends ``concurrency`` requests at a time."""
+
+    def __init__(self, session: PlatformSession, secret: str, *, requests_per_second: float = 5.0):
+        self.session = session
+        self._secret = secret
+        self._token: str | None = None
+        self._token_lock = threading.Lock()
+        self._base_interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
+        self._interval = self._base_interval
+        self._pace_lock = threading.Lock()
+        self._next_slot = 0.0
+        self._kind: str | None = None
+        self._index_lock = threading.Lock()
+        self._index: dict[str, frozenset[str]] = {}  # kind -> values present in the store (email/phone)
+
+    @property
+    def requests_sent(self) -> int:
+        return self.session.requests_sent
+
+    @property
+    def retries(self) -> int:
+        return self.session.retries
+
+    # --- DestinationClient ---------------------------------------------------------------
+    def prepare(self, target: SyncTarget) -> None:
+        """Check the store answers and the secret is accepted (one token request)."""
+        self._kind = _kind_of(target)
+        ensure_reachable(self.session.base_url)
+        with self._token_lock:
+            if self._token is None:
+                self._token = self._new_token()
+
+    def invalid_reason(self, record: Record, op: Op) -> str | None:
+        kind = self._kind or "external_id"
+        problem = identifier_problem(kind, record.identifier)
+        if problem:
+            return problem
+        for name, value in record.fields.items():
+            if name.startswith("address.") or name in STANDARD_FIELDS:
+                problem = field_problem(name, value)
+            else:
+                problem = custom_problem(name, value)
+            if problem:
+                return problem
+        return None
+
+    def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
+        """One PATCH per customer (Yotpo has no bulk endpoint); one outcome per record.
+
+        Never raises BatchRejected: each request carries one customer, so a 4xx is that
+        customer's rejection. When the platform stops answering, the record and the rest
+        of the batch are ``no_answer``.
+        """
+        kind = _kind_of(target)
+        if op == "delete":
+            raise PlatformError("Yotpo customers cannot be deleted through the Core API (operations: upsert, update_only)")
+        outcomes: list[ItemOutcome] = []
+        for position, record in enumerate(records):
+            try:
+                outcomes.append(self._send_one(kind, op, record))
+            except NoAnswer as silence:
+                message = self.session.redact(str(silence))
+                outcomes.extend(ItemOutcome(r.key, "no_answer", message) for r in records[position:])
+                break
+        return outcomes
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- one customer --------------------------------------------------------------------
+    def _send_one(self, kind: str, op: Op, record: Record) -> ItemOutcome:
+        if op == "update" and not self._exists(kind, record.identifier):
+            return ItemOutcome(record.key, "skipped", f"no Yotpo customer with {kind} {record.identifier}; insert mode is off (update_only)")
+        response = self._call("PATCH", "/customers", json=customer_payload(kind, record))
+        if response.status_code in SUCCESS:
+            return ItemOutcome(record.key, "confirmed")
+        if response.status_code == 404:
+            raise self._fail(response, "PATCH customers (is the store id right?)")
+        if 400 <= response.status_code < 500:
+            return ItemOutcome(record.key, "rejected", error_message(response, self.session.redact))
+        raise self._fail(response, "PATCH customers")
+
+    def _exists(self, kind: str, value: str) -> bool:
+        if kind == "external_id":
+            response = self._call("GET", "/customers", params={"external_ids": value})
+            if response.status_code in (404,) or (response.status_code == 400 and "no results" in response.text.lower()):
+                return False
+            if response.status_code != 200:
+                raise self._fail(response, "GET customers by external_ids")
+            return any(str(c.get("external_id")) == value for c in _customers(response))
+        return _normalise(kind, value) in self._store_index(kind)
+
+    def _store_index(self, kind: str) -> frozenset[str]:
+        """Every email (or phone) of the store's customers, read once per run."""
+        with self._index_lock:
+            if kind not in self._index:
+                field = IDENTIFIER_FIELDS[kind]
+                values: set[str] = set()
+                params: dict[str, Any] = {"limit": PAGE_LIMIT}
+                seen_cursors: set[str] = set()
+                while True:
+                    response = self._call("GET", "/customers", params=params)
+                    if response.status_code == 404 or (response.status_code == 400 and "no results" in response.text.lower()):
+                        break  # an empty store answers "no results found" [third-party]
+                    if response.status_code != 200:
+                        raise self._fail(response, "GET customers (reading the store's customers)")
+                    page = _customers(response)
+                    values.update(_normalise(kind, str(c[field])) for c in page if c.get(field))
+                    cursor = _next_page_info(response)
+                    if not page or not cursor or cursor in seen_cursors:
+                        break
+                    seen_cursors.add(cursor)
+                    params = {"limit": PAGE_LIMIT, "page_info": cursor}
+                self._index[kind] = frozenset(values)
+            return self._index[kind]
+
+    def _fail(self, response: Any, what: str) -> PlatformError:
+        """An unexpected answer, as a run-stopping error (scrubbed before it is cut)."""
+        return PlatformError(f"{what}: {error_message(response, self.session.redact)}")
+
+    # --- HTTP: pacing, token, one replay on 401/403 ---------------------------------------
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        token = self._current_token()
+        response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
+        if response.status_code in TOKEN_INVALID:
+            token = self._refresh_token(token)
+            response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
+            if response.status_code in TOKEN_INVALID:
+                raise PlatformError(self.session.redact(
+                    f"{method} {path}: Yotpo refused a fresh access token: {error_message(response, self.session.redact)}"
+                ))
+        return response
+
+    def _paced(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send at most one request per pacing interval, shared by every thread of this client.
+
+        Yotpo's limit is per store, so other processes (another activation on the same store)
+        share it: a 429 (even one the session retried away) doubles the interval, up to 2 s, and
+        answers without one shrink it back towards ``requests_per_second``.
+        """
+        for round_ in range(RATE_LIMIT_ROUNDS + 1):
+            with self._pace_lock:
+                now = time.monotonic()
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + self._interval
+            if slot > now:
+                time.sleep(slot - now)
+            try:
+                response = self.session.request(method, path, **kwargs)
+            except NoAnswer as silence:
+                self._adapt(throttled=True)
+                if "HTTP 429" not in str(silence) or round_ == RATE_LIMIT_ROUNDS:
+                    raise
+                # still rate-limited after the session's retries (other processes share the store's
+                # limit): queue again behind this client's pacing, after a jittered pause
+                time.sleep(1.0 + random.uniform(0.0, 1.0))
+                continue
+            history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
+            self._adapt(throttled=response.status_code == 429 or any(getattr(h, "status", None) == 429 for h in history))
+            self._honour_rate_headers(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _adapt(self, *, throttled: bool) -> None:
+        with self._pace_lock:
+            if throttled:
+                self._interval = min(max(self._interval * 2, self._base_interval, 1.0 / DOCUMENTED_RATE), MAX_INTERVAL)
+            elif self._interval > self._base_interval:
+                self._interval = self._interval * 0.98  # slow recovery: fewer 429s when sharing the store
+                if self._interval < max(self._base_interval, 0.01):
+                    self._interval = self._base_interval
+
+    def _honour_rate_headers(self, response: Any) -> None:
+        """``RateLimit-Remaining: 0`` → hold every thread's next request for ``RateLimit-Reset`` seconds
+        (1 s, Yotpo's recommended backoff, when the answer does not say)."""
+        remaining, reset = response.headers.get("RateLimit-Remaining"), response.headers.get("RateLimit-Reset")
+        try:
+            if remaining is not None and int(float(remaining)) <= 0:
+                wait = min(max(float(reset), 0.0), 60.0) if reset is not None else 1.0
+                wait += random.uniform(0.0, 0.25)  # do not resume in step with the store's other clients
+                with self._pace_lock:
+                    self._next_slot = max(self._next_slot, time.monotonic() + wait)
+        except ValueError:
+            return
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            if self._token is None:
+                self._token = self._new_token()
+            return self._token
+
+    def _refresh_token(self, rejected: str) -> str:
+        with self._token_lock:
+            if self._token == rejected:  # another thread may have refreshed it already
+                self._token = self._new_token()
+            return self._token  # type: ignore[return-value]
+
+    def _new_token(self) -> str:
+        response = self._paced("POST", "/access_tokens", json={"secret": self._secret})
+        if response.status_code in TOKEN_INVALID or response.status_code == 400:
+            raise PlatformError(self.session.redact(
+                f"Yotpo refused the API secret at {self.session.base_url}/access_tokens "
+                f"({error_message(response, self.session.redact)}); check the store id and secret"
+            ))
+        if response.status_code not in SUCCESS:
+            raise PlatformError(self.session.redact(
+                f"no access token from {self.session.base_url}/access_tokens ({error_message(response, self.session.redact)}); "
+                "is the base URL (YOTPO_BASE_URL) a Yotpo Core v3 store URL?"
+            ))
+        try:
+            token = response.json()["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise PlatformError(f"access_tokens answered HTTP {response.status_code} without an access_token") from None
+        if not isinstance(token, str) or not token:
+            raise PlatformError("access_tokens answered an empty access_token")
+        self.session.add_secret(token)
+        return token
+
+
+def _kind_of(target: SyncTarget) -> str:
+    if target.object not in IDENTIFIER_FIELDS:
+        raise PlatformError(f"{target.activation}: Yotpo object must be one of {', '.join(IDENTIFIER_FIELDS)}, not {target.object!r}")
+    return target.object
+
+
+def _normalise(kind: str, value: str) -> str:
+    return value.strip().lower() if kind == "email" else value.strip()
+
+
+def _customers(response: Any) -> list[dict[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    customers = body.get("customers") if isinstance(body, dict) else None
+    return [c for c in customers if isinstance(c, dict)] if isinstance(customers, list) else []
+
+
+def _next_page_info(response: Any) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    for value in (pagination.get("next_page_info"), pagination.get("page_info"), body.get("next_page_info"), body.get("page_info")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+# --- Dagster resource and spec -----------------------------------------------------------
+class YotpoResource(ConfigurableResource):
+    """A Yotpo store. The store id and API secret are read from the environment variables named here."""
+
+    base_url: str | None = Field(default=None, description="default: $YOTPO_BASE_URL, else the sandbox; may contain {store_id}")
+    store_id_env: str = "YOTPO_STORE_ID"
+    secret_env: str = "YOTPO_SECRET"
+    timeout_seconds: float = 30.0
+    max_retries: int = 8
+    backoff_seconds: float = 0.5
+    requests_per_second: float = Field(default=5.0, ge=0.0, description="client-side pacing (Yotpo allows 5/s per store); 0 = off")
+
+    def client(self) -> YotpoClient:
+        template = resolve_base_url("YOTPO_BASE_URL", self.base_url, "/yotpo/core/v3/stores/{store_id}")
+        store_id = resolve_secret(self.store_id_env, template, SANDBOX_STORE_ID)
+        secret = resolve_secret(self.secret_env, template, SANDBOX_SECRET)
+        base_url = template.replace("{store_id}", quote(store_id, safe=""))
+        session = PlatformSession(
+            base_url,
+            {"Accept": "application/json"},
+            secrets=(secret,),
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_seconds,
+            timeout=self.timeout_seconds,
+        )
+        return YotpoClient(session, secret, requests_per_second=self.requests_per_second)
+
+
+def yotpo_resource(destination: Any) -> YotpoResource:
+    """Build the resource from a destinations entry of activations.yaml."""
+    secrets = destination.secrets
+    unknown = set(destination.settings) - (set(YotpoResource.model_fields) - {"base_url", "store_id_env", "secret_env"})
+    if unknown:
+        allowed = ", ".join(sorted(set(YotpoResource.model_fields) - {"base_url", "store_id_env", "secret_env"}))
+        raise TypeError(f"unknown setting {sorted(unknown)[0]!r}; yotpo takes {allowed}")
+    return YotpoResource(
+        base_url=destination.base_url,
+        store_id_env=secrets.get("store_id", "YOTPO_STORE_ID"),
+        secret_env=secrets.get("secret", "YOTPO_SECRET"),
+        **destination.settings,
+    )
+
+
+YOTPO_SPEC = PlatformSpec(
+    name="yotpo",
+    operations=frozenset({"upsert", "update_only"}),
+    max_items_per_request=MAX_ITEMS_PER_REQUEST,
+    secrets=("store_id", "secret"),
+    field_pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)?$",
+    field_rule="lowercase letters, digits and underscores (address fields as address.<name>)",
+    object_pattern=r"^(external_id|email|phone)$",
+    object_rule="external_id, email or phone: the identifier Yotpo customers are matched by",
+    resource_factory=yotpo_resource,
+    activation_problem=activation_problem,
+)
