@@ -1,27 +1,30 @@
 """Diff + plan of a generated N-row segment with 1% changed, against a bare DuckDB full outer
-join of the same two tables written to the same kind of file, in the same process; and
-the process's peak RSS. Not a test: it prints its figures.
+join of the same two tables written to the same kind of file; and each side's peak RSS.
+Not a test: it prints its figures (``compare`` returns them, for ``run_all.py``).
 
     python benchmarks/bench_diff.py [ROWS]        # default 10,000,000
 
-The segment is built in one child process and each side measured in another, so each\npeak RSS printed is that side's own.
+The segment is built in one child process and each side measured in another, so each
+peak RSS printed is that side's own.
 """
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from activation_pipeline.sync.diff import PlanRequest, plan_operations  # noqa: E402
+from common import emit, peak_rss_mb, run_child  # noqa: E402
 
 SENT = {"name": "name", "price": "price", "brand": "brand", "category": "category_path", "stock_status": "stock_status"}
 
@@ -40,11 +43,11 @@ def prepare(database: Path, rows: int) -> None:
         conn.execute("UPDATE segments.bench SET price = price + 1 WHERE hash(sku) % 100 = 0")  # 1% changed
 
 
-MEMORY_LIMIT = "1GB"  # the same DuckDB memory_limit for both sides (the warehouse resource's default)
+MEMORY_LIMIT = "1GB"  # the same DuckDB memory_limit for both sides (the README's figures; the warehouse resource defaults to 2GB)
 
 
-def measure(side: str, database: Path, workdir: Path) -> None:
-    """One side in a fresh process: prints seconds, peak RSS and, for the plan, its counts."""
+def measure(side: str, database: Path, workdir: Path) -> dict[str, Any]:
+    """One side, to be run in a fresh process: seconds, peak RSS (MB) and, for the plan, the changed rows found."""
     request = PlanRequest(activation="bench", segment_table="segments.bench", primary_key="sku", identifier="sku",
                           columns=SENT, mode="full_then_delta", operation="mirror")
     with duckdb.connect(str(database), config={"memory_limit": MEMORY_LIMIT}) as conn:
@@ -56,37 +59,40 @@ def measure(side: str, database: Path, workdir: Path) -> None:
         else:
             changed = plan_operations(conn, request, workdir / "plan.parquet").counts.get("changed", 0)
         seconds = time.perf_counter() - started
-    print(f"{seconds} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024} {changed}")
+    return {"seconds": seconds, "rss_mb": peak_rss_mb(), "changed": changed}
 
 
-def run_side(side: str, database: Path, workdir: str) -> tuple[float, float, int]:
-    out = subprocess.run([sys.executable, __file__, "--measure", side, str(database), workdir],
-                         check=True, capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1]), int(out[2])
+def compare(rows: int) -> dict[str, Any]:
+    """Build an N-row segment and its snapshot (1% changed), then time both sides, each in its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        database = Path(tmp) / "bench.duckdb"
+        started = time.perf_counter()
+        # every step in its own process, so that each peak RSS is that step's own
+        subprocess.run([sys.executable, __file__, "--prepare", str(database), str(rows)], check=True)
+        prepared = time.perf_counter() - started
+        bare = run_child(__file__, "--measure", "bare", database, tmp)
+        plan = run_child(__file__, "--measure", "plan", database, tmp)
+    return {"rows": rows, "prepare_seconds": prepared, "memory_limit": MEMORY_LIMIT,
+            "bare_seconds": bare["seconds"], "bare_rss_mb": bare["rss_mb"],
+            "plan_seconds": plan["seconds"], "plan_rss_mb": plan["rss_mb"],
+            "ratio": plan["seconds"] / bare["seconds"], "changed": plan["changed"]}
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--measure"]:
-        measure(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        emit(measure(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])))
         return
     if sys.argv[1:2] == ["--prepare"]:
         prepare(Path(sys.argv[2]), int(sys.argv[3]))
         return
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
-    with tempfile.TemporaryDirectory() as tmp:
-        database = Path(tmp) / "bench.duckdb"
-        started = time.perf_counter()
-        # each step in its own process: Linux keeps ru_maxrss across exec, so a child of a
-        # big parent would report the parent's peak
-        subprocess.run([sys.executable, __file__, "--prepare", str(database), str(rows)], check=True)
-        print(f"prepared {rows:,} rows in {time.perf_counter() - started:.1f} s")
-        bare, bare_rss, _ = run_side("bare", database, tmp)
-        ours, ours_rss, changed = run_side("plan", database, tmp)
+    result = compare(rows)
+    print(f"prepared {rows:,} rows in {result['prepare_seconds']:.1f} s")
     print(f"rows                 {rows:,}  (1% changed; DuckDB memory_limit {MEMORY_LIMIT} on both sides)")
-    print(f"bare full outer join {bare:8.2f} s   peak RSS {bare_rss:6.0f} MB")
-    print(f"diff + plan          {ours:8.2f} s   peak RSS {ours_rss:6.0f} MB")
-    print(f"ratio                {ours / bare:8.2f}x  (target <= 1.5x; RSS target <= 2048 MB)")
-    print(f"changed found        {changed:,}")
+    print(f"bare full outer join {result['bare_seconds']:8.2f} s   peak RSS {result['bare_rss_mb']:6.0f} MB")
+    print(f"diff + plan          {result['plan_seconds']:8.2f} s   peak RSS {result['plan_rss_mb']:6.0f} MB")
+    print(f"ratio                {result['ratio']:8.2f}x  (target <= 1.5x; RSS target <= 2048 MB)")
+    print(f"changed found        {result['changed']:,}")
 
 
 if __name__ == "__main__":

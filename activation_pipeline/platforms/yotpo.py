@@ -52,15 +52,10 @@ Chosen here where the public material is silent (all in this module, easy to cor
 
 from __future__ import annotations
 
-import json
-import math
 import random
-import re
 import threading
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -79,9 +74,22 @@ from activation_pipeline.platforms.base import (
     resolve_base_url,
     resolve_secret,
 )
+from activation_pipeline.platforms.yotpo_customer import (
+    IDENTIFIER_FIELDS,
+    STANDARD_FIELDS,
+    activation_problem,
+    custom_problem,
+    customer_payload,
+    customers_of,
+    error_message,
+    field_problem,
+    identifier_problem,
+    next_page_info,
+    normalised,
+)
 from activation_pipeline.sync.http import PlatformSession
 
-# --- the contract, in one place ----------------------------------------------------------
+# --- the transport contract (the customer fields and rules: yotpo_customer.py) ---------
 MAX_ITEMS_PER_REQUEST = 1  # no bulk customer endpoint: one customer per PATCH
 SANDBOX_STORE_ID, SANDBOX_SECRET = "sandbox-store", "sandbox-yotpo-secret"
 REAL_BASE_URL = "https://api.yotpo.com/core/v3/stores/{store_id}"
@@ -91,192 +99,6 @@ PAGE_LIMIT = 100
 DOCUMENTED_RATE = 5.0  # requests per second per store
 MAX_INTERVAL = 2.0  # slowest pacing after repeated 429s
 RATE_LIMIT_ROUNDS = 3  # extra rounds (each with the session's retries) for a request still answered 429
-
-# identifier kind (the activation's `object`) -> the customer field it is sent as
-IDENTIFIER_FIELDS = {"external_id": "external_id", "email": "email", "phone": "phone_number"}
-# Yotpo's rule: with an external_id it identifies the customer; without one, exactly one
-# of email / phone_number. So an activation matching by email or phone may not send the others.
-IDENTITY_FIELDS = frozenset(IDENTIFIER_FIELDS.values())
-STANDARD_FIELDS = frozenset({
-    "external_id", "email", "phone_number", "first_name", "last_name", "gender",
-    "account_created_at", "account_updated_at", "account_status", "default_language",
-    "default_currency", "tags", "accepts_sms_marketing", "accepts_email_marketing",
-})
-ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "company", "state", "zip", "province_code", "country_code"})
-# sent as JSON strings whatever the column type (a numeric zip or name would be refused)
-TEXT_FIELDS = frozenset({"external_id", "email", "phone_number", "first_name", "last_name", "default_language", "default_currency", "tags"})
-ENUMS = {"gender": ("F", "M", "Other"), "account_status": ("enabled", "disabled", "invited", "declined")}
-BOOLEAN_FIELDS = frozenset({"accepts_sms_marketing", "accepts_email_marketing"})
-DATETIME_FIELDS = frozenset({"account_created_at", "account_updated_at"})
-CUSTOM_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-MAX_CUSTOM_VALUE = 255
-MAX_STRING = 255
-# HTML5's "valid e-mail address", with at least one dot in the domain
-EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-# E.164: "+", country code, subscriber number; at most 15 digits; the shortest numbers in use have
-# 7 (a 3-digit country code + 4 digits, e.g. Niue +683). Per-country length plans are not checked.
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-def mapped_field_names() -> str:
-    return ", ".join(sorted(STANDARD_FIELDS)) + ", address.<" + "|".join(sorted(ADDRESS_FIELDS)) + ">"
-
-
-# --- config-time checks (PlatformSpec hooks) ---------------------------------------------
-def activation_problem(activation: Any) -> tuple[str, str] | None:
-    """(field, problem) when an activation cannot work against Yotpo; checked at config load."""
-    kind = activation.object
-    if kind not in IDENTIFIER_FIELDS:
-        return None  # object_pattern reports it
-    if kind != "external_id" and activation.identifier is None:
-        return "identifier", (f"matching Yotpo customers by {kind} needs `identifier:` set to the segment "
-                              f"column holding the {kind} (the default, the primary key, is not one)")
-    own = IDENTIFIER_FIELDS[kind]
-    forbidden = {own} if kind == "external_id" else IDENTITY_FIELDS
-    for name in activation.mapping:
-        if name in forbidden:
-            if name == own:
-                return f"mapping.{name}", f"{name} is the identifier here (`identifier:` names its column); do not map it again"
-            return f"mapping.{name}", (f"customers matched by {kind} may not also send {name}: Yotpo identifies a customer "
-                                       f"by external_id when present, else by exactly one of email or phone_number")
-        if name.startswith("address."):
-            if name.split(".", 1)[1] not in ADDRESS_FIELDS:
-                return f"mapping.{name}", f"not a Yotpo address field; allowed: {', '.join(sorted(ADDRESS_FIELDS))}"
-        elif name not in STANDARD_FIELDS:
-            return f"mapping.{name}", (f"not a Yotpo customer field (allowed: {mapped_field_names()}); "
-                                       "send other columns with custom_attributes")
-    for name in activation.custom_attributes:
-        if not CUSTOM_NAME.fullmatch(name):
-            return "custom_attributes", f"{name!r}: Yotpo custom property names are 1-32 lowercase letters, digits and underscores"
-        if name in STANDARD_FIELDS:
-            return "custom_attributes", f"{name!r} is a standard Yotpo customer field: map it under `mapping` instead"
-        if name in activation.mapping:
-            return "custom_attributes", f"{name!r} is also under mapping"
-    return None
-
-
-# --- record checks and payloads -----------------------------------------------------------
-def identifier_problem(kind: str, value: str | None) -> str | None:
-    if value is None or not str(value).strip():
-        return f"no {kind}: the identifier is empty"
-    if kind == "email":
-        return None if len(value) <= 254 and EMAIL.fullmatch(value) else f"malformed email {value!r}"
-    if kind == "phone":
-        return None if E164.fullmatch(value) else f"phone {value!r} is not in E.164 format (+, then 7 to 15 digits)"
-    return None if len(value) <= MAX_STRING else f"external_id longer than {MAX_STRING} characters"
-
-
-def field_problem(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
-    if name == "email":
-        return identifier_problem("email", str(value))
-    if name == "phone_number":
-        return identifier_problem("phone", str(value))
-    if name in ENUMS and value not in ENUMS[name]:
-        return f"{name}: {value!r} is not one of {', '.join(ENUMS[name])}"
-    if name in BOOLEAN_FIELDS and not isinstance(value, bool):
-        return f"{name}: {value!r} is not a boolean"
-    if name == "default_language" and not re.fullmatch(r"[a-z]{2}", str(value)):
-        return f"default_language: {value!r} is not an ISO 639-1 code (two lowercase letters)"
-    if name == "default_currency" and not re.fullmatch(r"[A-Z]{3}", str(value)):
-        return f"default_currency: {value!r} is not an ISO 4217 code (three capital letters)"
-    if isinstance(value, (list, tuple)) and name != "tags":
-        return f"{name}: a list cannot be sent (Yotpo takes primitives)"
-    if isinstance(value, dict):
-        return f"{name}: an object cannot be sent (Yotpo takes primitives)"
-    return None
-
-
-def custom_problem(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
-    if isinstance(value, (list, tuple, dict)):
-        return f"{name}: custom properties take primitives (string, boolean, number, date), not {type(value).__name__}"
-    if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE:
-        return f"{name}: value of {len(value)} characters exceeds {MAX_CUSTOM_VALUE}"
-    return None
-
-
-def _wire(value: Any, *, datetime_field: bool = False) -> Any:
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return f"{value.isoformat()}T00:00:00Z" if datetime_field else value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def _text(value: Any) -> str:
-    wired = _wire(value)
-    if isinstance(wired, float) and wired.is_integer():
-        return str(int(wired))
-    return wired if isinstance(wired, str) else str(wired)
-
-
-def customer_payload(kind: str, record: Record) -> dict[str, Any]:
-    """The ``customer`` object of a PATCH: identifier, standard fields, address, custom properties."""
-    customer: dict[str, Any] = {IDENTIFIER_FIELDS[kind]: record.identifier}
-    address: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    for name, value in record.fields.items():
-        if name.startswith("address."):
-            if value is not None:
-                address[name.split(".", 1)[1]] = _text(value)
-        elif name in STANDARD_FIELDS:
-            if value is None:
-                continue  # partial update: leave Yotpo's value alone
-            if name == "tags" and isinstance(value, (list, tuple)):
-                value = ",".join(str(v) for v in value)
-            customer[name] = _text(value) if name in TEXT_FIELDS else _wire(value, datetime_field=name in DATETIME_FIELDS)
-        else:
-            custom[name] = "" if value is None else _wire(value)  # "" removes the property
-    if address:
-        customer["address"] = address
-    if custom:
-        customer["custom_properties"] = custom
-    return {"customer": customer}
-
-
-def error_message(response: Any, scrub: Any = lambda text: text) -> str:
-    """The platform's message from an error answer (the Core v3 error body is undocumented).
-
-    ``scrub`` (the session's redaction) runs on the whole body before anything is cut, so a
-    secret echoed across a truncation point cannot leak a fragment.
-    """
-    prefix = f"HTTP {response.status_code}"
-    raw = scrub(response.text or "")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        text = raw.strip()
-        return f"{prefix}: {text[:300]}" if text else prefix
-    found: list[str] = []
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            for error in errors:
-                if isinstance(error, dict):
-                    found.append(str(error.get("message") or error.get("detail") or error))
-                else:
-                    found.append(str(error))
-        for key in ("error_message", "message", "error", "detail"):
-            if isinstance(body.get(key), (str, int)) and str(body[key]) not in found:
-                found.append(str(body[key]))
-        status = body.get("status")
-        if isinstance(status, dict) and status.get("message"):
-            found.append(str(status["message"]))
-    text = "; ".join(found) if found else str(body)
-    return f"{prefix}: {text[:500]}"
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -370,8 +192,8 @@ class YotpoClient:
                 return False
             if response.status_code != 200:
                 raise self._fail(response, "GET customers by external_ids")
-            return any(str(c.get("external_id")) == value for c in _customers(response))
-        return _normalise(kind, value) in self._store_index(kind)
+            return any(str(c.get("external_id")) == value for c in customers_of(response))
+        return normalised(kind, value) in self._store_index(kind)
 
     def _store_index(self, kind: str) -> frozenset[str]:
         """Every email (or phone) of the store's customers, read once per run."""
@@ -387,9 +209,9 @@ class YotpoClient:
                         break  # an empty store answers "no results found" [third-party]
                     if response.status_code != 200:
                         raise self._fail(response, "GET customers (reading the store's customers)")
-                    page = _customers(response)
-                    values.update(_normalise(kind, str(c[field])) for c in page if c.get(field))
-                    cursor = _next_page_info(response)
+                    page = customers_of(response)
+                    values.update(normalised(kind, str(c[field])) for c in page if c.get(field))
+                    cursor = next_page_info(response)
                     if not page or not cursor or cursor in seen_cursors:
                         break
                     seen_cursors.add(cursor)
@@ -505,32 +327,6 @@ def _kind_of(target: SyncTarget) -> str:
         raise PlatformError(f"{target.activation}: Yotpo object must be one of {', '.join(IDENTIFIER_FIELDS)}, not {target.object!r}")
     return target.object
 
-
-def _normalise(kind: str, value: str) -> str:
-    return value.strip().lower() if kind == "email" else value.strip()
-
-
-def _customers(response: Any) -> list[dict[str, Any]]:
-    try:
-        body = response.json()
-    except ValueError:
-        return []
-    customers = body.get("customers") if isinstance(body, dict) else None
-    return [c for c in customers if isinstance(c, dict)] if isinstance(customers, list) else []
-
-
-def _next_page_info(response: Any) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
-    for value in (pagination.get("next_page_info"), pagination.get("page_info"), body.get("next_page_info"), body.get("page_info")):
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 # --- Dagster resource and spec -----------------------------------------------------------

@@ -106,6 +106,9 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     hashed = ", ".join(_quote(c) for c in dict.fromkeys(sent))
     payload = ", ".join(f"{_quote(c)} AS {_quote(PAYLOAD_PREFIX + f)}" for f, c in request.columns.items())
     payload_names = ", ".join(_quote(PAYLOAD_PREFIX + f) for f in request.columns)
+    # the ledger's copy of what is sent, built here in one vectorised pass rather than per record in Python
+    payload_json = (f"to_json(struct_pack({', '.join(f'{_quote(f)} := {_quote(PAYLOAD_PREFIX + f)}' for f in request.columns)}))::VARCHAR"
+                    if request.columns else "NULL")
     key_filter = ""
     if request.only_keys:
         keys = ", ".join("'" + k.replace("'", "''") + "'" for k in request.only_keys)
@@ -148,7 +151,8 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
             FROM seg FULL OUTER JOIN {snapshot_side} AS snap ON seg.__key = snap.key
             LEFT JOIN duplicated AS dup ON dup.__key = seg.__key
           )
-          SELECT *, {_operation_sql(request)} AS __op FROM classified
+          SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload
+          FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified)
         ) TO '{plan_path}' (FORMAT parquet, COMPRESSION zstd)
         """
     )
