@@ -85,6 +85,23 @@ class DestinationClient(Protocol):
     def close(self) -> None: ...
 
 
+class SessionClient:
+    """What every HTTP client shares: the counters of its ``PlatformSession`` and closing it."""
+
+    session: Any  # sync.http.PlatformSession (not imported: it imports this module)
+
+    @property
+    def requests_sent(self) -> int:
+        return self.session.requests_sent
+
+    @property
+    def retries(self) -> int:
+        return self.session.retries
+
+    def close(self) -> None:
+        self.session.close()
+
+
 @dataclass(frozen=True)
 class PlatformSpec:
     """What config validation and the asset factories need to know of a platform."""

@@ -39,6 +39,7 @@ from activation_pipeline.platforms.base import (
     PlatformError,
     PlatformSpec,
     Record,
+    SessionClient,
     SyncTarget,
     ensure_reachable,
     resolve_base_url,
@@ -53,18 +54,10 @@ SANDBOX_REST_KEY, SANDBOX_PROJECT_KEY = "sandbox-batch-rest-key", "project_sandb
 FIELD_TYPES = {"string", "integer", "float", "bool", "date", "url", "array"}
 
 
-class BatchClient:
+class BatchClient(SessionClient):
     def __init__(self, session: PlatformSession, delete_action: str = "delete"):
         self.session = session
         self.delete_action = delete_action
-
-    @property
-    def requests_sent(self) -> int:
-        return self.session.requests_sent
-
-    @property
-    def retries(self) -> int:
-        return self.session.retries
 
     def prepare(self, target: SyncTarget) -> None:
         """Create the catalog on the first sync when it does not exist."""
@@ -115,9 +108,6 @@ class BatchClient:
         if response.status_code in (400, 413, 422):
             raise BatchRejected(self.session.redact(_error_message(response)), response.status_code)
         raise self.session.fail(response, f"edit items of catalog {target.object!r}")
-
-    def close(self) -> None:
-        self.session.close()
 
 
 def _attributes(fields: dict[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,7 @@ from activation_pipeline.platforms.base import (
     PlatformError,
     PlatformSpec,
     Record,
+    SessionClient,
     SyncTarget,
     ensure_reachable,
     resolve_base_url,
@@ -102,7 +103,7 @@ RATE_LIMIT_ROUNDS = 3  # extra rounds (each with the session's retries) for a re
 
 
 # --- the client ---------------------------------------------------------------------------
-class YotpoClient:
+class YotpoClient(SessionClient):
     """One Yotpo store. Thread-safe: the engine sends ``concurrency`` requests at a time."""
 
     def __init__(self, session: PlatformSession, secret: str, *, requests_per_second: float = 5.0):
@@ -117,14 +118,6 @@ class YotpoClient:
         self._kind: str | None = None
         self._index_lock = threading.Lock()
         self._index: dict[str, frozenset[str]] = {}  # kind -> values present in the store (email/phone)
-
-    @property
-    def requests_sent(self) -> int:
-        return self.session.requests_sent
-
-    @property
-    def retries(self) -> int:
-        return self.session.retries
 
     # --- DestinationClient ---------------------------------------------------------------
     def prepare(self, target: SyncTarget) -> None:
@@ -168,9 +161,6 @@ class YotpoClient:
                 outcomes.extend(ItemOutcome(r.key, "no_answer", message) for r in records[position:])
                 break
         return outcomes
-
-    def close(self) -> None:
-        self.session.close()
 
     # --- one customer --------------------------------------------------------------------
     def _send_one(self, kind: str, op: Op, record: Record) -> ItemOutcome:
