@@ -143,6 +143,7 @@ class ActivationConfig(_Model):
     max_items_per_request: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=32)
     max_delete_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    options: dict[str, Any] = Field(default_factory=dict, description="platform-specific options of this activation")
 
     @model_validator(mode="after")
     def _operation_fits_mode(self) -> "ActivationConfig":
@@ -351,6 +352,12 @@ def _check_references(config: ProjectConfig) -> None:
         object_problem = spec.object_name_problem(activation.object)
         if object_problem:
             raise ConfigError(path, entry, "object", f"{activation.object!r}: {object_problem}")
+        for option in sorted(set(activation.options) - set(spec.activation_options)):
+            allowed = ", ".join(spec.activation_options) or "none"
+            raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")
+        if activation.schedule is None and spec.default_schedule is not None:
+            # the platform's default (Dotdigital: every six hours)
+            activation = config.activations[name] = activation.model_copy(update={"schedule": spec.default_schedule})
         if spec.activation_problem is not None:  # a platform's own rules (e.g. Yotpo's identity rules)
             found = spec.activation_problem(activation)
             if found:

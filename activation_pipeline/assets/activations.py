@@ -45,7 +45,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
             operation=activation.operation,
             partition_column=config.activation_partition_column(name),
         ),
-        target=SyncTarget(activation=name, title=activation.title or name, object=activation.object),
+        target=SyncTarget(activation=name, title=activation.title or name, object=activation.object, options=dict(activation.options)),
         platform=platform,
         max_items_per_request=activation.max_items_per_request or spec.max_items_per_request,
         concurrency=activation.concurrency,

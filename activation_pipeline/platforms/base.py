@@ -41,6 +41,17 @@ class SyncTarget:
     title: str
     object: str
     field_types: dict[str, str] = field(default_factory=dict)  # platform field -> logical type
+    options: dict[str, Any] = field(default_factory=dict)  # the activation's `options` (PlatformSpec.activation_options)
+    partition: str | None = None  # the partition (day or scope) this run syncs, if the activation is partitioned
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What a read-back found for one record: ``matches`` False names the difference (or its absence)."""
+
+    key: str
+    matches: bool
+    message: str = ""
 
 
 class PlatformError(RuntimeError):
@@ -85,6 +96,13 @@ class DestinationClient(Protocol):
     def close(self) -> None: ...
 
 
+class VerifyingClient(DestinationClient, Protocol):
+    """A client that can read records back (``PlatformSpec.verifies``): Connectif products."""
+
+    def verify(self, target: SyncTarget, records: Sequence[Record]) -> list[Verification]:
+        """Read each record back and compare it with the fields last confirmed; one result per record."""
+
+
 class SessionClient:
     """What every HTTP client shares: the counters of its ``PlatformSession`` and closing it."""
 
@@ -118,6 +136,9 @@ class PlatformSpec:
     settings: tuple[str, ...] | None = None  # the destination settings it takes; None: not checked
     # optional: (field, problem) when an activation (config.ActivationConfig) cannot work on this platform
     activation_problem: Callable[[Any], tuple[str, str] | None] | None = None
+    activation_options: tuple[str, ...] = ()  # names an activation may set under `options`
+    default_schedule: str | None = None  # schedule of an activation that names none (a preset or cron)
+    verifies: bool = False  # the client implements VerifyingClient.verify
 
     def field_name_problem(self, name: str) -> str | None:
         return None if re.fullmatch(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"

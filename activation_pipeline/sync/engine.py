@@ -156,7 +156,7 @@ def _run_sync(
         return report
 
     # the platform may create fields from the segment's column types (Batch catalogs do)
-    job = replace(job, target=replace(job.target, field_types=plan.field_types))
+    job = replace(job, target=replace(job.target, field_types=plan.field_types, partition=partition_key))
     with connect() as conn:
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
