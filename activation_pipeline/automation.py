@@ -26,6 +26,7 @@ from typing import Any
 import polars as pl
 import requests
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
@@ -45,6 +46,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from activation_pipeline.assets.partitions import daily_partitions
+from activation_pipeline.assets.verification import CHECK_NAME, verifies
 from activation_pipeline.config import ActivationConfig, ProjectConfig
 from activation_pipeline.sync.state import SCHEMA
 from activation_pipeline.warehouse import WarehouseResource
@@ -80,7 +82,23 @@ def build_jobs(config: ProjectConfig) -> Jobs:
                 config={"ops": {activation_op(name): {"config": {"full_resync": True}}}},
                 description=f"{name} resent in full (nothing deleted), with everything upstream of it",
             )
+        if verifies(config, name):  # read-back verification, without syncing: "verify now" and "massive verification"
+            check = AssetSelection.checks(AssetCheckKey(AssetKey(["activations", name]), CHECK_NAME))
+            jobs[f"verify_{name}"] = define_asset_job(
+                f"verify_{name}", selection=check, tags={**tags, "sync": "verify"},
+                description=f"Read back {name}'s records of its latest sync (run config keys: [...] verifies just those)",
+            )
+            jobs[f"verify_{name}_all"] = define_asset_job(
+                f"verify_{name}_all", selection=check, tags={**tags, "sync": "verify_all"},
+                config={"ops": {verification_op(name): {"config": {"all": True, "keys": []}}}},
+                description=f"Massive verification: read back every record {name} should hold",
+            )
     return jobs
+
+
+def verification_op(name: str) -> str:
+    """The op name Dagster gives the ``platform_matches`` check of ``activations/<name>``."""
+    return f"activations__{name}_{CHECK_NAME}"
 
 
 def _status(activation: ActivationConfig) -> DefaultScheduleStatus:
@@ -91,6 +109,13 @@ def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinitio
     schedules = []
     partitions = daily_partitions(config)
     for name, activation in config.activations.items():
+        if f"verify_{name}_all" in jobs:
+            expression, timezone = activation.verification_cron
+            schedules.append(ScheduleDefinition(
+                name=f"verify_{name}_all_schedule", job=jobs[f"verify_{name}_all"], cron_schedule=expression,
+                execution_timezone=timezone, default_status=_status(activation),
+                description=f"massive verification of {name}: every record read back ({expression} {timezone}, off-peak by default)",
+            ))
         for kind, cron in (("sync", activation.cron), ("full_resync", activation.full_resync_cron)):
             if cron is None:
                 continue

@@ -124,6 +124,24 @@ class CronSchedule(_Model):
         return _timezone(value)
 
 
+class ScopeConfig(_Model):
+    """Store views (or any column's values) an activation is split by: each its own snapshot partition."""
+
+    column: str = Field(description="segment column holding the scope of each row, e.g. store_view")
+    values: list[str] = Field(min_length=1, description="the scopes synced; rows with other values are not sent")
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, values: list[str]) -> list[str]:
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is listed twice; each scope once")
+        for value in values:  # a scope names journal and lock files: no path separators
+            if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", value):
+                raise ValueError(f"{value!r}: scope values allow letters, digits, '_', '-' and '.' (not first)")
+        return values
+
+
 class ActivationConfig(_Model):
     segment: str
     destination: str
@@ -138,12 +156,18 @@ class ActivationConfig(_Model):
     full_resync_schedule: Union[str, CronSchedule, None] = Field(
         default=None, description="optional schedule of full resyncs (resend everything, delete nothing), e.g. weekly"
     )
+    verification_schedule: Union[str, CronSchedule, None] = Field(
+        default=None, description="platforms that read back (Connectif): when every record is verified; default 04:00 UTC daily"
+    )
     enabled: bool = True
     continuous: bool = Field(default=False, description="sync as soon as its source files change (a sensor every 30 s)")
     max_items_per_request: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=32)
     max_delete_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     options: dict[str, Any] = Field(default_factory=dict, description="platform-specific options of this activation")
+    scope: ScopeConfig | None = Field(
+        default=None, description="sync each listed value of a column (e.g. store view) as its own partition: own snapshot and ledger rows"
+    )
 
     @model_validator(mode="after")
     def _operation_fits_mode(self) -> "ActivationConfig":
@@ -154,7 +178,7 @@ class ActivationConfig(_Model):
             )
         return self
 
-    @field_validator("schedule", "full_resync_schedule")
+    @field_validator("schedule", "full_resync_schedule", "verification_schedule")
     @classmethod
     def _known_schedule(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in SCHEDULE_PRESETS and not _is_cron(value):
@@ -170,6 +194,10 @@ class ActivationConfig(_Model):
     @property
     def full_resync_cron(self) -> tuple[str, str] | None:
         return _cron_of(self.full_resync_schedule)
+
+    @property
+    def verification_cron(self) -> tuple[str, str]:
+        return _cron_of(self.verification_schedule) or ("0 4 * * *", "UTC")  # off-peak by default
 
     @property
     def auto_synced(self) -> bool:
@@ -349,9 +377,14 @@ def _check_references(config: ProjectConfig) -> None:
             if problem:
                 where = f"mapping.{field}" if field in activation.mapping else "custom_attributes"
                 raise ConfigError(path, entry, where, f"{field!r}: {problem}")
-        object_problem = spec.object_name_problem(activation.object)
+        if "{scope}" in activation.object and activation.scope is None:
+            raise ConfigError(path, entry, "object", f"{activation.object!r} names {{scope}} but the activation has no scope")
+        objects = [activation.object.replace("{scope}", v) for v in activation.scope.values] if activation.scope else [activation.object]
+        object_problem = next(filter(None, map(spec.object_name_problem, objects)), None)
         if object_problem:
             raise ConfigError(path, entry, "object", f"{activation.object!r}: {object_problem}")
+        if activation.scope is not None and config.segment_partition_column(activation.segment) is not None:
+            raise ConfigError(path, entry, "scope", f"segment {activation.segment!r} is partitioned by day; a scope applies to unpartitioned segments only")
         for option in sorted(set(activation.options) - set(spec.activation_options)):
             allowed = ", ".join(spec.activation_options) or "none"
             raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")

@@ -10,6 +10,7 @@ from activation_pipeline.assets.activations import build_activation_asset, desti
 from activation_pipeline.assets.checks import build_segment_checks
 from activation_pipeline.assets.segments import build_segment_asset
 from activation_pipeline.assets.sources import build_source_asset
+from activation_pipeline.assets.verification import build_verification_check, verifies
 from activation_pipeline.automation import build_jobs, build_schedules, build_sensors
 from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.platforms import PLATFORMS
@@ -27,7 +28,11 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
             *(build_segment_asset(config, name) for name in config.segments),
             *(build_activation_asset(config, name) for name in config.activations),
         ],
-        asset_checks=[build_segment_checks(config, name) for name in config.segments],
+        asset_checks=[
+            *(build_segment_checks(config, name) for name in config.segments),
+            *(build_verification_check(config, name, destination_resource_key(activation.destination))
+              for name, activation in config.activations.items() if verifies(config, name)),
+        ],
         resources=resources,
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),

@@ -1,6 +1,7 @@
 """``activations/<name>``: diff the segment against the platform's confirmed snapshot and push the changes."""
 
 
+from dataclasses import replace
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
@@ -23,6 +24,7 @@ class SyncRunConfig(Config):
     allow_mass_delete: bool = Field(default=False, description="lift max_delete_fraction for this run")
     allow_segment_change: bool = Field(default=False, description="accept a changed segment SQL on an auto-synced activation")
     keys: list[str] = Field(default_factory=list, description="sync just these primary keys now, whatever the snapshot says")
+    scopes: list[str] = Field(default_factory=list, description="a scoped activation: sync only these of its scopes (default: all)")
 
 
 def destination_resource_key(destination: str) -> str:
@@ -34,6 +36,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
     segment = config.segments[activation.segment]
     platform = config.destinations[activation.destination].platform
     spec = PLATFORMS[platform]
+    scope = activation.scope
     return SyncJob(
         plan=PlanRequest(
             activation=name,
@@ -43,7 +46,8 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
             columns=activation.sent_columns(segment.primary_key),
             mode=activation.mode,
             operation=activation.operation,
-            partition_column=config.activation_partition_column(name),
+            partition_column=scope.column if scope else config.activation_partition_column(name),
+            partition_kind="value" if scope else "day",
         ),
         target=SyncTarget(activation=name, title=activation.title or name, object=activation.object, options=dict(activation.options)),
         platform=platform,
@@ -82,24 +86,82 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
             full_resync=config.full_resync, dry_run=config.dry_run, allow_mass_delete=config.allow_mass_delete,
             allow_segment_change=config.allow_segment_change, only_keys=tuple(config.keys),
         )
-        try:
-            client = getattr(context.resources, resource_key).client()
-        except PlatformError as exc:
-            raise Failure(f"activations.{name}: {exc}") from None
-        try:
-            report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
-                              partition_key=context.partition_key if partitioned else None, log=context.log)
-        except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
-            raise Failure(description=str(exc)) from None
-        finally:
-            client.close()
+        resource = getattr(context.resources, resource_key)
         segment_key = AssetKey(["segments", activation.segment])
         lineage = {field: [(segment_key, column)] for field, column in job.plan.columns.items()}
         lineage["id"] = [(segment_key, job.plan.identifier)]
-        return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)})
+        if activation.scope is None:
+            report = _sync_partition(name, job, resource, warehouse, options, context, context.partition_key if partitioned else None)
+            return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)})
+        # a scoped activation: each scope (store view) is its own partition of the snapshot and ledger,
+        # synced in turn; one scope's failure does not stop the others, and fails the run at the end
+        unknown = sorted(set(config.scopes) - set(activation.scope.values))
+        if unknown:
+            raise Failure(f"activations.{name}: run config scopes {unknown} are not among its scopes {activation.scope.values}")
+        reports: dict[str, SyncReport] = {}
+        failures: dict[str, str] = {}
+        for scope in config.scopes or activation.scope.values:
+            try:
+                scoped_job = replace(job, target=replace(job.target, object=activation.object.replace("{scope}", scope)))
+                reports[scope] = _sync_partition(name, scoped_job, resource, warehouse, options, context, scope)
+            except Failure as exc:
+                failures[scope] = exc.description or str(exc)
+                context.log.error(f"{name} [{activation.scope.column} = {scope}]: {failures[scope]}")
+        if failures:
+            raise Failure(
+                description=f"activations.{name}: {len(failures)} of {len(failures) + len(reports)} scopes failed: "
+                + "; ".join(f"{scope}: {why}" for scope, why in failures.items()),
+                metadata=scoped_metadata(reports, job) if reports else None,
+            )
+        return MaterializeResult(metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)})
 
     project = config
     return _activation
+
+
+def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, options: SyncOptions,
+                    context: AssetExecutionContext, partition_key: str | None) -> SyncReport:
+    """One run of the engine for the activation, or one partition (day or scope) of it."""
+    try:
+        client = resource.client()
+    except PlatformError as exc:
+        raise Failure(f"activations.{name}: {exc}") from None
+    try:
+        return run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
+                        partition_key=partition_key, log=context.log)
+    except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
+        raise Failure(description=str(exc)) from None
+    finally:
+        client.close()
+
+
+def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, Any]:
+    """The scopes' reports added up, plus one table row per scope."""
+    total = SyncReport(run_id=next(iter(reports.values())).run_id, activation=job.target.activation)
+    for report in reports.values():
+        for name, n in report.counts.items():
+            total.bump(name, n)
+        total.failed_sample.extend(report.failed_sample)
+        total.requests += report.requests
+        total.retries += report.retries
+        total.duration_seconds = round(total.duration_seconds + report.duration_seconds, 3)
+        total.snapshot_size += report.snapshot_size
+        total.recovered += report.recovered
+        total.dry_run = report.dry_run
+    statuses = {r.status for r in reports.values()}
+    total.status = "succeeded" if statuses == {"succeeded"} else ("partial" if "partial" in statuses or "failed" in statuses else statuses.pop())
+    del total.failed_sample[20:]
+    metadata = activation_metadata(total, job)
+    rows = "\n".join(
+        f"| {scope} | {r.status} | {r.counts.get('succeeded_added', 0)} | {r.counts.get('succeeded_changed', 0)} "
+        f"| {r.counts.get('succeeded_removed', 0)} | {sum(v for k, v in r.counts.items() if k.startswith('failed_'))} "
+        f"| {r.counts.get('invalid', 0)} | {r.snapshot_size} |"
+        for scope, r in reports.items()
+    )
+    metadata["scopes"] = MetadataValue.md(
+        "| scope | status | added | changed | removed | failed | invalid | snapshot |\n|---|---|---|---|---|---|---|---|\n" + rows
+    )
+    return metadata
 
 
 def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:

@@ -41,11 +41,15 @@ class PlanRequest:
     only_keys: tuple[str, ...] = ()
     partition_column: str | None = None  # set for a partitioned segment: the diff covers one day
     partition_key: str | None = None
+    partition_kind: str = "day"  # "day": rows of that date; "value": rows whose column equals the key (a scope)
 
     def segment_rows_sql(self) -> str:
         if self.partition_key is None or self.partition_column is None:
             return self.segment_table
-        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE '{self.partition_key}')"
+        key = self.partition_key.replace("'", "''")
+        if self.partition_kind == "value":
+            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = '{key}')"
+        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE '{key}')"
 
 
 @dataclass
@@ -96,6 +100,8 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     available = segment_columns(conn, request.segment_table)
     wanted = {request.primary_key: "primary_key", request.identifier: "identifier"}
     wanted.update({column: f"mapping.{platform_field}" for platform_field, column in request.columns.items()})
+    if request.partition_column is not None and request.partition_kind == "value":
+        wanted.setdefault(request.partition_column, "scope.column")
     for column, where in wanted.items():
         if column not in available:
             raise PlanError(
@@ -117,7 +123,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     if request.only_keys:
         snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash WHERE false)"
     elif request.partition_key is not None:
-        snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = '{request.partition_key}')"
+        snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = '{request.partition_key.replace(chr(39), chr(39) * 2)}')"
     else:
         snapshot_side = snapshot
     rows = request.segment_rows_sql()

@@ -182,7 +182,7 @@ def _run_sync(
             "skipped": report.counts.get("skipped", 0), "requests": report.requests,
             "retries": report.retries, "snapshot_size": report.snapshot_size,
             "error": str(error)[:2000] if error else None,
-        })
+        }, partition_key)
     if error:
         raise error
     return report

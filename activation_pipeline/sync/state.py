@@ -42,13 +42,14 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_records (
 CREATE OR REPLACE VIEW {SCHEMA}.record_history AS
 SELECT r.activation, r.key, r.recorded_at, r.run_id, r.partition_key, s.status AS run_status,
        r.change, r.operation, r.status, r.message, r.attempt, r.payload
-FROM {SCHEMA}.sync_records r LEFT JOIN {SCHEMA}.sync_runs s USING (run_id, activation);
+FROM {SCHEMA}.sync_records r LEFT JOIN {SCHEMA}.sync_runs s
+  ON s.run_id = r.run_id AND s.activation = r.activation AND s.partition_key IS NOT DISTINCT FROM r.partition_key;
 -- the last version of every record that a platform confirmed, per activation
 CREATE OR REPLACE VIEW {SCHEMA}.latest_records AS
 SELECT activation, key, operation AS last_operation, operation IN ('upsert', 'update') AS in_platform,
        payload, row_hash, run_id, partition_key, recorded_at AS confirmed_at
 FROM {SCHEMA}.sync_records WHERE status = 'confirmed'
-QUALIFY row_number() OVER (PARTITION BY activation, key ORDER BY recorded_at DESC, seq DESC) = 1;
+QUALIFY row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY recorded_at DESC, seq DESC) = 1;
 """
 
 
@@ -140,8 +141,9 @@ def fold(
     journal twice (a crash between commit and journal removal) changes nothing.
     """
     folded = first_row(
-        conn, f"SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
-        [run_id, activation],
+        conn, f"""SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs
+                  WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
+        [run_id, activation, partition_key],
     )[0]
     fresh = [e for e in entries if e.seq > folded]
     if not fresh:
@@ -176,8 +178,8 @@ def fold(
             [run_id, partition_key, activation],
         )
         conn.execute(
-            f"UPDATE {SCHEMA}.sync_runs SET folded_seq = ? WHERE run_id = ? AND activation = ?",
-            [last, run_id, activation],
+            f"UPDATE {SCHEMA}.sync_runs SET folded_seq = ? WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?",
+            [last, run_id, activation, partition_key],
         )
         conn.execute("COMMIT")
     except Exception:
@@ -195,12 +197,8 @@ def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str, 
     by_run: dict[str, list[LedgerEntry]] = {}
     for run_id, entry in entries:
         by_run.setdefault(run_id, []).append(entry)
-    for run_id, run_entries in by_run.items():
-        partition = first_row(
-            conn, f"SELECT any_value(partition_key) FROM {SCHEMA}.sync_runs WHERE run_id = ? AND activation = ?",
-            [run_id, activation],
-        )[0]
-        fold(conn, activation, run_id, partition, run_entries)
+    for run_id, run_entries in by_run.items():  # the journal belongs to this (activation, partition)
+        fold(conn, activation, run_id, partition_key, run_entries)
     conn.execute(
         f"""UPDATE {SCHEMA}.sync_runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
             error = coalesce(error, 'the run stopped before it finished; its confirmed records were recovered')
@@ -219,11 +217,12 @@ def start_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     )
 
 
-def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, values: dict[str, Any]) -> None:
+def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, values: dict[str, Any],
+               partition_key: str | None = None) -> None:
     assignments = ", ".join(f"{column} = ?" for column in values)
     conn.execute(
-        f"UPDATE {SCHEMA}.sync_runs SET {assignments} WHERE run_id = ? AND activation = ?",
-        [*values.values(), run_id, activation],
+        f"UPDATE {SCHEMA}.sync_runs SET {assignments} WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?",
+        [*values.values(), run_id, activation, partition_key],
     )
 
 
