@@ -366,3 +366,31 @@ def test_verify_compares_prices_with_tolerance_and_lists_as_sets(connectif):
     target = SyncTarget(activation="to_connectif", title="to_connectif", object="products")
     assert [(v.matches, v.message) for v in client.verify(target, connectif.confirmed_records())] == [(True, "")]
     client.close()
+
+
+def test_a_wrong_api_key_stops_the_run_without_leaking_the_secret(connectif, monkeypatch):
+    monkeypatch.setenv("CONNECTIF_API_KEY", "sandbox-connectif-key:not-the-right-secret-42")
+    connectif.add_activation()
+    connectif.write_products(FIRST[:2])
+    assert not connectif.materialize(raise_on_error=False).success
+    status, error = connectif.sql("SELECT status, error FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1")[0]
+    assert status == "failed" and "HTTP 401" in error and "is the API key right?" in error
+    assert "not-the-right-secret-42" not in error
+    assert connectif.products() == {} and connectif.snapshot_keys() == set()
+
+
+def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(connectif, tmp_path):
+    demo = Path(__file__).resolve().parents[1] / "data" / "activations.yaml"
+    defs = build_definitions(load_config(demo), warehouse=tmp_path / "demo.duckdb")
+    selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "connectif_catalog"]), AssetKey(["activations", "catalog_to_connectif"])]
+    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=selection, resources=defs.resources,
+                         instance=connectif.instance)
+    assert metadata(result, "catalog_to_connectif")["invalid"] == 0
+    with open(demo.parent / "demo" / "products.csv", newline="") as handle:
+        rows = {r["sku"]: r for r in csv.DictReader(handle)}
+    products = connectif.products()
+    assert set(products) == set(rows)
+    for sku, row in rows.items():  # stock_status and category_path as Connectif holds them
+        assert products[sku]["availability"] == WIRE_AVAILABILITY[row["stock_status"]]
+        assert products[sku]["categories"] == [row["category_path"]]
+        assert products[sku]["unitPrice"] == float(row["price"])
