@@ -87,7 +87,6 @@ from activation_pipeline.sync.http import PlatformSession
 
 MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH (the bulk path is the CSV import)
 SANDBOX_API_KEY = "sandbox-connectif-key:sandbox-connectif-secret"
-REAL_BASE_URL = "https://api.connectif.cloud"
 SUCCESS = (200, 201, 204)
 RATE_LIMIT_ROUNDS = 3
 MAX_RESET_WAIT = 60.0
