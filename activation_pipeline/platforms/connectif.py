@@ -1,0 +1,294 @@
+"""Connectif products client: create, update, remove and verify products through the REST API.
+
+Contract used, and where it comes from (table, sources and open questions in
+docs/platforms/connectif.md):
+
+Verified (api-docs.connectif.cloud: /guides/authentication, /reference/products/patchsert-product,
+/resources/product?v=latest; support.connectif.ai "Product import"):
+- base ``https://api.connectif.cloud``; ``Authorization: apiKey <keyId>:<keySecret>``, the key
+  copied from the UI as one string; products read/write scopes (a missing one: 403);
+- ``PATCH /products/product-id/{id}`` patches or creates the product whose store identifier
+  is ``{id}``; body: the writable ProductCreation fields (name, productDetailUrl, imageUrl,
+  thumbnailUrl, description, unitPrice, unitPriceOriginal, unitPriceWithoutVAT,
+  discountedAmount, discountedPercentage, availability, inStockUnits, brand, categories,
+  tags, relatedExternalProductIds, rating, ratingCount, reviewCount, priority,
+  isBlacklisted, publishedAt, customField1-3);
+- ``availability`` written as ``instock`` / ``outofstock``; the read resource also has
+  ``unverified`` and ``discontinued``; sub-categories joined by ``/`` ("Pc/Keyboards/Special");
+- the product resource has the methods "get by Id", "get by store identifier" and "patch";
+  no delete method; 429 "Requests rate limit reached";
+- the product import requires productDetailUrl, productId, name, unitPrice for new products
+  and separates list entries with ``|``.
+Third-party [V-3p]: problem-JSON errors with ``detail`` and ``validationErrors[{path, reason}]``;
+``X-RateLimit-Limit/-Remaining/-Reset`` (epoch seconds) response headers.
+
+Chosen here where the public material is silent (all easy to correct in this module):
+- ``GET /products/product-id/{id}`` reads a product by store identifier [I] (200 or 404);
+  it serves verification, update_only (does the product exist?) and removals;
+- success of the PATCH is 200 or 201 (204 accepted too) [U];
+- removal (mirror, delete_only): activation option ``removal``: ``discontinue`` (default) patches
+  ``availability: discontinued`` on a product that exists (writing discontinued is [U]); a
+  product absent from Connectif is confirmed at once (nothing to remove). ``delete`` sends the
+  hypothetical ``DELETE /products/product-id/{id}`` [U] (404: already absent); an account
+  answering 405 stops the run with the way out;
+- creation needs name, productDetailUrl and unitPrice [I]: an upsert record with one of them
+  null is invalid; a null elsewhere is left out (Connectif keeps its value);
+- availability values are normalised (``in_stock``, ``In Stock``, ``out-of-stock`` → instock /
+  outofstock); a text ``categories``/``tags``/``relatedExternalProductIds`` column is split on ``|``,
+  so ``Women/Shoes/Boots`` is one category whose hierarchy Connectif reads from the ``/``;
+- invalid before sending: empty or over-long ids, unknown availability, non-finite or negative
+  prices, percentages over 100, non-integral counts, non-absolute or non-http(s) URLs,
+  non-boolean isBlacklisted, unparseable publishedAt, lists where text goes;
+- any other 4xx on a product is that product's rejection with Connectif's ``detail`` and
+  ``validationErrors``; 401/403 (key or scope) and 404 on the PATCH (wrong base URL) stop the run;
+- rate limit: the session retries 429/5xx honouring ``Retry-After``; ``X-RateLimit-Remaining: 0``
+  holds every thread until ``X-RateLimit-Reset``; a request still answered 429 queues again up
+  to ``RATE_LIMIT_ROUNDS`` times;
+- verification reads each product back (no documented batch read) and compares each field sent,
+  normalised as sent: numbers within 1e-6, lists as multisets, dates as instants.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from activation_pipeline.platforms.base import (
+    ItemOutcome,
+    NoAnswer,
+    Op,
+    PlatformError,
+    PlatformSpec,
+    Record,
+    SessionClient,
+    SyncTarget,
+    Verification,
+    ensure_reachable,
+    resolve_base_url,
+    resolve_secret,
+)
+from activation_pipeline.platforms.connectif_product import (
+    activation_problem,
+    creation_problem,
+    differences,
+    error_message,
+    field_problem,
+    identifier_problem,
+    product_body,
+)
+from activation_pipeline.sync.http import PlatformSession
+
+MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH (the bulk path is the CSV import)
+SANDBOX_API_KEY = "sandbox-connectif-key:sandbox-connectif-secret"
+SUCCESS = (200, 201, 204)
+RATE_LIMIT_ROUNDS = 3
+MAX_RESET_WAIT = 60.0
+
+
+class ConnectifClient(SessionClient):
+    """One Connectif account. Thread-safe: the engine sends ``concurrency`` requests at a time."""
+
+    def __init__(self, session: PlatformSession):
+        self.session = session
+        self._hold_lock = threading.Lock()
+        self._hold_until = 0.0
+
+    # --- DestinationClient ---------------------------------------------------------------
+    def prepare(self, target: SyncTarget) -> None:
+        """Connectif's catalog always exists: only check that the API answers."""
+        ensure_reachable(self.session.base_url)
+
+    def invalid_reason(self, record: Record, op: Op) -> str | None:
+        problem = identifier_problem(record.identifier)
+        if problem or op == "delete":
+            return problem
+        for name, value in record.fields.items():
+            problem = field_problem(name, value)
+            if problem:
+                return problem
+        return creation_problem(record.fields) if op == "upsert" else None
+
+    def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
+        """One request per product (two for update_only and removals: read, then write)."""
+        outcomes: list[ItemOutcome] = []
+        for position, record in enumerate(records):
+            try:
+                outcomes.append(self._send_one(target, op, record))
+            except NoAnswer as silence:
+                message = self.session.redact(str(silence))
+                outcomes.extend(ItemOutcome(r.key, "no_answer", message) for r in records[position:])
+                break
+        return outcomes
+
+    def verify(self, target: SyncTarget, records: Sequence[Record]) -> list[Verification]:
+        """Read each product back; a mismatch names every differing field with both values."""
+        results = []
+        for record in records:
+            try:
+                found = self._read(record.identifier)
+            except NoAnswer as silence:
+                results.append(Verification(record.key, False, f"not verified: {self.session.redact(str(silence))}"))
+                continue
+            if found is None:
+                results.append(Verification(record.key, False, "not in Connectif"))
+                continue
+            diffs = differences(product_body(record.fields), found)
+            results.append(Verification(record.key, not diffs, "; ".join(diffs)))
+        return results
+
+    # --- one product ---------------------------------------------------------------------
+    def _send_one(self, target: SyncTarget, op: Op, record: Record) -> ItemOutcome:
+        if op == "delete":
+            return self._remove(target, record)
+        if op == "update" and self._read(record.identifier) is None:
+            return ItemOutcome(record.key, "skipped", f"no Connectif product {record.identifier}; update_only creates none")
+        return self._patch(record, product_body(record.fields))
+
+    def _patch(self, record: Record, body: dict[str, Any]) -> ItemOutcome:
+        response = self._call("PATCH", _path(record.identifier), json=body)
+        if response.status_code in SUCCESS:
+            return ItemOutcome(record.key, "confirmed")
+        if response.status_code in (401, 403) or response.status_code == 404:
+            raise self._fail(response, f"PATCH product {record.identifier}")
+        if 400 <= response.status_code < 500:
+            return ItemOutcome(record.key, "rejected", error_message(response, self.session.redact))
+        raise self._fail(response, f"PATCH product {record.identifier}")
+
+    def _remove(self, target: SyncTarget, record: Record) -> ItemOutcome:
+        if target.options.get("removal", "discontinue") == "delete":
+            response = self._call("DELETE", _path(record.identifier))
+            if response.status_code in SUCCESS:
+                return ItemOutcome(record.key, "confirmed")
+            if response.status_code == 404:
+                return ItemOutcome(record.key, "confirmed", "not in Connectif: nothing to delete")
+            if response.status_code == 405:
+                raise PlatformError(f"{target.activation}: this Connectif account has no product DELETE endpoint; "
+                                    "set `options: {removal: discontinue}` to mark removed products discontinued")
+            if response.status_code in (401, 403) or response.status_code >= 500:
+                raise self._fail(response, f"DELETE product {record.identifier}")
+            return ItemOutcome(record.key, "rejected", error_message(response, self.session.redact))
+        if self._read(record.identifier) is None:
+            return ItemOutcome(record.key, "confirmed", "not in Connectif: nothing to discontinue")
+        return self._patch(record, {"availability": "discontinued"})
+
+    def _read(self, identifier: str) -> dict[str, Any] | None:
+        """The product with this store identifier, or None when Connectif has none."""
+        response = self._call("GET", _path(identifier))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"GET product {identifier}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise PlatformError(f"GET product {identifier}: HTTP 200 without a JSON product") from None
+        if not isinstance(body, dict):
+            raise PlatformError(f"GET product {identifier}: HTTP 200 without a JSON product")
+        return body
+
+    def _fail(self, response: Any, what: str) -> PlatformError:
+        hint = {401: " (is the API key right?)", 403: " (does the API key have the products read/write scopes?)",
+                404: " (is the base URL right?)"}.get(response.status_code, "")
+        return PlatformError(f"{what}: {error_message(response, self.session.redact)}{hint}")
+
+    # --- HTTP: honouring the rate limit --------------------------------------------------
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        for round_ in range(RATE_LIMIT_ROUNDS + 1):
+            self._wait_for_hold()
+            try:
+                response = self.session.request(method, path, **kwargs)
+            except NoAnswer as silence:
+                if "HTTP 429" not in str(silence) or round_ == RATE_LIMIT_ROUNDS:
+                    raise
+                self._hold(1.0 + random.uniform(0.0, 1.0))  # the account's limit is shared: queue again
+                continue
+            self._honour_rate_headers(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _wait_for_hold(self) -> None:
+        with self._hold_lock:
+            wait = self._hold_until - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _hold(self, seconds: float) -> None:
+        with self._hold_lock:
+            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
+
+    def _honour_rate_headers(self, response: Any) -> None:
+        """``X-RateLimit-Remaining: 0`` → every thread waits for ``X-RateLimit-Reset`` (epoch seconds)."""
+        remaining, reset = response.headers.get("X-RateLimit-Remaining"), response.headers.get("X-RateLimit-Reset")
+        try:
+            if remaining is None or int(float(remaining)) > 0:
+                return
+            wait = min(max(float(reset) - time.time(), 0.0), MAX_RESET_WAIT) if reset is not None else 1.0
+        except ValueError:
+            return
+        self._hold(wait + random.uniform(0.0, 0.1))
+
+
+def _path(identifier: str) -> str:
+    return f"/products/product-id/{quote(identifier, safe='')}"
+
+
+# --- Dagster resource and spec -----------------------------------------------------------
+class ConnectifResource(ConfigurableResource):
+    """A Connectif account. The API key ("keyId:keySecret") is read from the environment variable named here."""
+
+    base_url: str | None = Field(default=None, description="default: $CONNECTIF_BASE_URL, else the sandbox")
+    api_key_env: str = "CONNECTIF_API_KEY"
+    timeout_seconds: float = 30.0
+    max_retries: int = 8
+    backoff_seconds: float = 0.5
+
+    def client(self) -> ConnectifClient:
+        base_url = resolve_base_url("CONNECTIF_BASE_URL", self.base_url, "/connectif")
+        api_key = resolve_secret(self.api_key_env, base_url, SANDBOX_API_KEY)
+        if ":" not in api_key:
+            raise PlatformError(f"{self.api_key_env} must hold the Connectif API key as keyId:keySecret (one string, as the UI shows it)")
+        session = PlatformSession(
+            base_url,
+            {"Authorization": f"apiKey {api_key}", "Accept": "application/json"},
+            secrets=(api_key, *api_key.split(":", 1)),
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_seconds,
+            timeout=self.timeout_seconds,
+        )
+        return ConnectifClient(session)
+
+
+SETTINGS = ("timeout_seconds", "max_retries", "backoff_seconds")
+
+
+def connectif_resource(destination: Any) -> ConnectifResource:
+    """Build the resource from a destinations entry of activations.yaml."""
+    return ConnectifResource(
+        base_url=destination.base_url,
+        api_key_env=destination.secrets.get("api_key", "CONNECTIF_API_KEY"),
+        **destination.settings,  # names checked against CONNECTIF_SPEC.settings when the config loads
+    )
+
+
+CONNECTIF_SPEC = PlatformSpec(
+    name="connectif",
+    operations=frozenset({"upsert", "mirror", "delete_only", "update_only"}),
+    max_items_per_request=MAX_ITEMS_PER_REQUEST,
+    secrets=("api_key",),
+    field_pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+    field_rule="Connectif product field names (camelCase letters and digits, e.g. unitPrice, productDetailUrl)",
+    object_pattern=r"^products$",
+    object_rule="products (the Connectif catalog)",
+    resource_factory=connectif_resource,
+    settings=SETTINGS,
+    activation_problem=activation_problem,
+    activation_options=("removal",),
+    verifies=True,
+)

@@ -1,0 +1,396 @@
+"""Connectif products: real materializations against the sandbox's Connectif emulator over HTTP.
+
+Every operation over a first and two later runs (upsert, mirror with products discontinued or
+deleted, full-only upsert, delete_only, update_only), the demo's stock statuses and category
+paths normalised, bad values caught before sending, a per-product rejection retried next run,
+429s waited out, and verification: a product changed or deleted behind our back is reported
+with the field and both values, or as missing. Every run's result is checked against the
+emulator's products, read through its admin endpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import requests
+import yaml
+from dagster import AssetKey, DagsterInstance, materialize
+
+from activation_pipeline.config import ConfigError, load_config
+from activation_pipeline.definitions import build_definitions
+from activation_pipeline.platforms.base import Record, SyncTarget
+from activation_pipeline.platforms.connectif import ConnectifResource
+from activation_pipeline_tests.test_sync_modes import metadata
+
+COLUMNS = ["sku", "name", "price", "product_url", "image_url", "category_path", "brand", "stock_status"]
+MAPPING = {"name": "name", "unitPrice": "price", "productDetailUrl": "product_url", "imageUrl": "image_url",
+           "categories": "category_path", "brand": "brand", "availability": "stock_status"}
+BASE_ACTIVATION: dict[str, Any] = {
+    "segment": "catalog", "destination": "connectif_test", "object": "products", "identifier": "sku",
+    "mode": "full_then_delta", "operation": "upsert", "mapping": MAPPING, "concurrency": 2,
+}
+WIRE_AVAILABILITY = {"in_stock": "instock", "out_of_stock": "outofstock", "discontinued": "discontinued"}
+
+
+def item(i: int, **overrides: Any) -> dict[str, Any]:
+    row = {"sku": f"SKU-{i:04d}", "name": f"Product {i}", "price": 10.0 + i, "product_url": f"https://shop.example.com/p/{i}",
+           "image_url": f"https://cdn.example.com/img/{i}.jpg", "category_path": "Women/Shoes/Boots" if i % 2 else "Men/Clothing",
+           "brand": "Acme", "stock_status": "in_stock" if i % 3 else "out_of_stock"}
+    row.update(overrides)
+    return row
+
+
+def expected(rows: list[dict[str, Any]], **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What Connectif should hold for these rows under MAPPING (``overrides``: sku -> fields)."""
+    out = {}
+    for r in rows:
+        out[r["sku"]] = {"name": r["name"], "unitPrice": float(r["price"]), "productDetailUrl": r["product_url"],
+                         "imageUrl": r["image_url"], "categories": [r["category_path"]], "brand": r["brand"],
+                         "availability": WIRE_AVAILABILITY[r["stock_status"]]}
+    for sku, fields in overrides.items():
+        out[sku.replace("_", "-")] = {**out.get(sku.replace("_", "-"), {}), **fields}
+    return out
+
+
+class ConnectifProject:
+    """A throwaway project: products.csv → segments.catalog → Connectif activations."""
+
+    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
+        self.root, self.sandbox, self.instance = root, sandbox, instance
+        self.config_path = root / "activations.yaml"
+        self.warehouse = root / "warehouse.duckdb"
+        self.activations: dict[str, dict[str, Any]] = {}
+        self.settings: dict[str, Any] = {"backoff_seconds": 0.02, "max_retries": 6}
+
+    def write_products(self, rows: list[dict[str, Any]]) -> None:
+        with open(self.root / "products.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def add_activation(self, name: str = "to_connectif", **overrides: Any) -> str:
+        self.activations[name] = {**BASE_ACTIVATION, **overrides}
+        self.write_config()
+        return name
+
+    def write_config(self) -> None:
+        document = {
+            "sources": {"products": {"path": "products.csv"}},
+            "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT * FROM sources.products"}},
+            "destinations": {"connectif_test": {"platform": "connectif", "secrets": {"api_key": "CONNECTIF_API_KEY"},
+                                                "settings": self.settings}},
+            "activations": self.activations,
+        }
+        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def materialize(self, activation: str = "to_connectif", raise_on_error: bool = True):
+        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
+        selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"]), AssetKey(["activations", activation])]
+        assets = list(defs.assets or []) + list(defs.asset_checks or [])
+        return materialize(assets, selection=selection, resources=defs.resources, instance=self.instance, raise_on_error=raise_on_error)
+
+    def run(self, rows: list[dict[str, Any]], activation: str = "to_connectif") -> dict[str, Any]:
+        self.write_products(rows)
+        return metadata(self.materialize(activation), activation)
+
+    # --- the emulator's side -------------------------------------------------------------
+    def products(self) -> dict[str, dict[str, Any]]:
+        """Every product of the account, keyed by store id, with only the fields that hold a value."""
+        body = requests.get(f"{self.sandbox.url}/_sandbox/connectif/products", timeout=10).json()["products"]
+        return {pid: {k: v for k, v in p.items() if v is not None and k not in ("id", "productId", "createdAt", "updatedAt")}
+                for pid, p in body.items()}
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        response = requests.request(method, f"{self.sandbox.url}/_sandbox/connectif/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self, **fault: Any) -> None:
+        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "connectif", **fault}, timeout=5).raise_for_status()
+
+    # --- the ledger ----------------------------------------------------------------------
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
+            return conn.execute(query, params or []).fetchall()
+
+    def last_run_records(self, activation: str = "to_connectif") -> dict[str, tuple[str, str]]:
+        rows = self.sql(
+            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
+            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
+            [activation, activation],
+        )
+        return {key: (status, message) for key, status, message in rows}
+
+    def snapshot_keys(self, activation: str = "to_connectif") -> set[str]:
+        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
+
+    def confirmed_records(self, activation: str = "to_connectif") -> list[Record]:
+        """The last confirmed payload of every record in the snapshot, as the engine would verify it."""
+        rows = self.sql(
+            "SELECT key, payload FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed' "
+            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key", [activation])
+        return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
+
+
+@pytest.fixture
+def connectif(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> ConnectifProject:
+    monkeypatch.setenv("CONNECTIF_BASE_URL", f"{sandbox.url}/connectif")
+    monkeypatch.delenv("CONNECTIF_API_KEY", raising=False)  # the sandbox's demo key
+    return ConnectifProject(tmp_path, sandbox, instance)
+
+
+FIRST = [item(i) for i in range(1, 11)]
+# run 2: 1-2 leave the segment, 3 is repriced, 4 goes out of stock, 5 moves category, 11-12 arrive
+SECOND = [item(i, price=99.5 if i == 3 else 10.0 + i, stock_status="out_of_stock" if i == 4 else item(i)["stock_status"],
+               category_path="Sale/Boots" if i == 5 else item(i)["category_path"]) for i in range(3, 13)]
+# run 3: 6 is discontinued, 12 leaves, 1 comes back renamed
+THIRD = [item(1, name="Back again")] + [item(6, stock_status="discontinued") if r["sku"] == "SKU-0006" else r
+                                        for r in SECOND if r["sku"] != "SKU-0012"]
+
+
+# --- every operation, three runs, exact final state --------------------------------------------
+
+def test_upsert_creates_products_then_sends_only_adds_and_changes(connectif):
+    connectif.add_activation()
+    first = connectif.run(FIRST)
+    assert (first["added_planned"], first["added_succeeded"], first["invalid"], first["requests"]) == (10, 10, 0, 10)
+    assert connectif.products() == expected(FIRST)
+
+    second = connectif.run(SECOND)
+    assert (second["added_succeeded"], second["changed_succeeded"], second["unchanged_skipped"]) == (2, 3, 5)
+    assert (second["removed_left_in_platform"], second["requests"]) == (2, 5)
+    assert connectif.products() == {**expected(FIRST), **expected(SECOND)}
+
+    third = connectif.run(THIRD)
+    # 1 never left the snapshot (upsert leaves removed products alone): its renaming is a change, like 6's discontinuation
+    assert (third["added_succeeded"], third["changed_succeeded"], third["removed_left_in_platform"]) == (0, 2, 2)
+    assert connectif.products() == {**expected(FIRST), **expected(SECOND), **expected(THIRD)}
+    assert connectif.products()["SKU-0006"]["availability"] == "discontinued"
+    assert connectif.snapshot_keys() == {f"SKU-{i:04d}" for i in range(1, 13)}
+
+
+def test_mirror_marks_products_that_left_the_segment_discontinued(connectif):
+    connectif.add_activation(operation="mirror", max_delete_fraction=0.5)
+    connectif.run(FIRST)
+    second = connectif.run(SECOND)
+    assert (second["added_succeeded"], second["changed_succeeded"], second["removed_succeeded"]) == (2, 3, 2)
+    gone = {"availability": "discontinued"}
+    assert connectif.products() == expected(FIRST + SECOND[-2:], SKU_0001=gone, SKU_0002=gone) | expected(SECOND)
+
+    third = connectif.run(THIRD)
+    assert (third["added_succeeded"], third["changed_succeeded"], third["removed_succeeded"]) == (1, 1, 1)
+    # 1 came back (available again), 2 stays discontinued, 12 left
+    assert connectif.products() == expected([item(2), item(12)], SKU_0002=gone, SKU_0012=gone) | expected(THIRD)
+    assert connectif.snapshot_keys() == {r["sku"] for r in THIRD}
+
+
+def test_mirror_with_removal_delete_deletes_products_where_the_account_allows_it(connectif):
+    connectif.admin("POST", "config", {"allow_delete": True})
+    connectif.add_activation(operation="mirror", max_delete_fraction=0.5, options={"removal": "delete"})
+    connectif.run(FIRST)
+    second = connectif.run(SECOND)
+    assert second["removed_succeeded"] == 2
+    assert connectif.products() == expected(SECOND)
+    third = connectif.run(THIRD)
+    assert (third["added_succeeded"], third["removed_succeeded"]) == (1, 1)
+    assert connectif.products() == expected(THIRD)
+
+
+def test_removal_delete_on_an_account_without_delete_stops_with_the_way_out(connectif):
+    connectif.add_activation(operation="mirror", max_delete_fraction=0.5, options={"removal": "delete"})
+    connectif.run(FIRST)
+    connectif.write_products(SECOND)
+    result = connectif.materialize(raise_on_error=False)
+    assert not result.success
+    run = connectif.sql("SELECT status, error FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1")[0]
+    assert run[0] == "failed" and "removal: discontinue" in run[1]
+    assert {"SKU-0001", "SKU-0002"} <= connectif.snapshot_keys()  # not removed: resent next run
+
+
+def test_full_only_upsert_resends_every_product_every_run(connectif):
+    connectif.add_activation(mode="full_only")
+    assert connectif.run(FIRST)["added_succeeded"] == 10
+    second = connectif.run(SECOND)
+    assert (second["added_succeeded"], second["changed_succeeded"], second["unchanged_resent"]) == (2, 3, 5)
+    assert second["requests"] == 10
+    third = connectif.run(THIRD)
+    assert third["requests"] == len(THIRD)
+    assert connectif.products() == {**expected(FIRST), **expected(SECOND), **expected(THIRD)}
+
+
+def test_delete_only_discontinues_the_products_of_the_dataset(connectif):
+    seed = [item(i) for i in range(1, 21)]
+    connectif.add_activation("seed", mode="full_only")
+    connectif.run(seed, "seed")
+    connectif.add_activation(mode="full_only", operation="delete_only", mapping={})
+    first = connectif.run([item(i) for i in range(1, 4)] + [item(99)])  # 99 was never in Connectif
+    assert (first["added_succeeded"], first["requests"]) == (4, 4 + 3)  # read each, discontinue the 3 that exist
+    assert connectif.last_run_records()["SKU-0099"] == ("confirmed", "not in Connectif: nothing to discontinue")
+    connectif.run([item(i) for i in range(3, 6)])
+    connectif.run([item(20)])
+    gone = {f"SKU_{i:04d}": {"availability": "discontinued"} for i in (1, 2, 3, 4, 5, 20)}
+    assert connectif.products() == expected(seed, **gone)
+    assert "SKU-0099" not in connectif.products()
+
+
+def test_update_only_updates_existing_products_and_skips_the_rest_until_they_exist(connectif):
+    connectif.admin("POST", "products", [{"productId": r["sku"], "name": "old", "unitPrice": 1.0,
+                                          "productDetailUrl": r["product_url"]} for r in FIRST[:3]])
+    connectif.add_activation(operation="update_only", mapping={"unitPrice": "price", "availability": "stock_status"})
+    rows = FIRST[:5]
+    first = connectif.run(rows)
+    assert (first["added_succeeded"], first["skipped"]) == (3, 2)
+    assert set(connectif.products()) == {"SKU-0001", "SKU-0002", "SKU-0003"}
+    assert connectif.products()["SKU-0001"] == {"name": "old", "unitPrice": 11.0, "productDetailUrl": FIRST[0]["product_url"],
+                                                "availability": "instock"}
+    assert connectif.last_run_records()["SKU-0004"][0] == "skipped"
+
+    connectif.admin("POST", "products", [{"productId": "SKU-0004", "name": "shop", "unitPrice": 2.0, "productDetailUrl": "https://s.example/4"}])
+    second = connectif.run(rows)
+    assert (second["added_succeeded"], second["skipped"]) == (1, 1)  # 4 exists now; 5 still does not
+    assert connectif.products()["SKU-0004"]["unitPrice"] == 14.0
+    third = connectif.run(rows)
+    assert (third["skipped"], third["requests"]) == (1, 1)  # only 5 is read again
+    assert set(connectif.products()) == {f"SKU-{i:04d}" for i in range(1, 5)}
+
+
+# --- values: normalised, or caught before sending ------------------------------------------------
+
+def test_bad_values_are_counted_invalid_and_never_sent(connectif):
+    connectif.add_activation()
+    rows = [item(1), item(2, stock_status="preorder"), item(3, price=-5), item(4, product_url="/p/4"),
+            item(5, image_url="ftp://cdn.example.com/5.jpg"), item(6, name="")]
+    result = connectif.run(rows)
+    assert (result["added_succeeded"], result["invalid"]) == (1, 5)
+    assert set(connectif.products()) == {"SKU-0001"}
+    records = connectif.last_run_records()
+    assert records["SKU-0002"] == ("invalid", "availability: 'preorder' is not one of instock, outofstock, discontinued "
+                                              "(in_stock / out_of_stock and other spellings of these are accepted)")
+    assert "unitPrice: -5.0 is negative" in records["SKU-0003"][1]
+    assert "productDetailUrl: '/p/4' is not an absolute http(s) URL" in records["SKU-0004"][1]
+    assert "imageUrl" in records["SKU-0005"][1]
+    assert "name null" in records["SKU-0006"][1]  # an empty CSV cell is null: a product cannot be created without a name
+
+
+def test_a_field_connectif_does_not_have_is_a_config_error(connectif):
+    connectif.add_activation(mapping={**MAPPING, "colour": "brand"})
+    with pytest.raises(ConfigError, match="mapping.colour.*not a writable Connectif product field"):
+        load_config(connectif.config_path)
+    connectif.add_activation(mapping={"name": "name"})
+    with pytest.raises(ConfigError, match="map productDetailUrl, unitPrice"):
+        load_config(connectif.config_path)
+    connectif.add_activation(options={"removal": "erase"})
+    with pytest.raises(ConfigError, match="options.removal"):
+        load_config(connectif.config_path)
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+def test_a_rejected_product_keeps_its_message_and_is_sent_again_next_run(connectif):
+    connectif.add_activation()
+    connectif.fault(kind="reject_ids", ids=["SKU-0002"])
+    first = connectif.run(FIRST[:4])
+    assert (first["added_succeeded"], first["added_failed"], first["status"]) == (3, 1, "partial")
+    status, message = connectif.last_run_records()["SKU-0002"]
+    assert status == "rejected" and "HTTP 400: Product SKU-0002 rejected" in message and "code E0101" in message
+    assert "SKU-0002" not in connectif.snapshot_keys()
+
+    requests.delete(f"{connectif.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+    second = connectif.run(FIRST[:4])
+    assert (second["added_succeeded"], second["unchanged_skipped"]) == (1, 3)
+    assert connectif.products() == expected(FIRST[:4])
+
+
+def test_429_with_retry_after_is_waited_out(connectif):
+    connectif.add_activation()
+    connectif.fault(kind="status", status=429, retry_after=1, count=2, path_contains="products")
+    started = time.monotonic()
+    result = connectif.run(FIRST[:3])
+    assert (result["added_succeeded"], result["retries"]) == (3, 2)
+    assert time.monotonic() - started >= 1.0
+    assert connectif.products() == expected(FIRST[:3])
+
+
+def test_the_emulators_rate_limit_is_honoured_and_every_product_arrives(connectif):
+    requests.post(f"{connectif.sandbox.url}/_sandbox/ratelimit", json={"enabled": True, "requests_per_second": 4},
+                  timeout=5).raise_for_status()
+    try:
+        connectif.settings["backoff_seconds"] = 0.1
+        connectif.add_activation(concurrency=4)
+        result = connectif.run(FIRST)
+        assert (result["status"], result["added_succeeded"]) == ("succeeded", 10)
+        assert connectif.products() == expected(FIRST)
+    finally:
+        requests.post(f"{connectif.sandbox.url}/_sandbox/ratelimit", json={"enabled": False}, timeout=5).raise_for_status()
+
+
+# --- verification --------------------------------------------------------------------------------
+
+def test_verify_reports_a_product_changed_behind_our_back_and_one_deleted(connectif):
+    connectif.add_activation()
+    connectif.run(FIRST[:4])
+    client = ConnectifResource().client()
+    target = SyncTarget(activation="to_connectif", title="to_connectif", object="products")
+    records = connectif.confirmed_records()
+    assert [v.matches for v in client.verify(target, records)] == [True] * 4
+
+    connectif.admin("POST", "products/SKU-0002", {"unitPrice": 17.5, "categories": ["Other"], "availability": "unverified"})
+    connectif.admin("DELETE", "products/SKU-0003")
+    found = {v.key: v for v in client.verify(target, records)}
+    assert (found["SKU-0001"].matches, found["SKU-0004"].matches) == (True, True)
+    assert not found["SKU-0002"].matches
+    assert found["SKU-0002"].message == ('unitPrice: sent 12, Connectif has 17.5; categories: sent ["Men/Clothing"], '
+                                         'Connectif has ["Other"]; availability: sent "instock", Connectif has "unverified"')
+    assert (found["SKU-0003"].matches, found["SKU-0003"].message) == (False, "not in Connectif")
+
+    # the next push restores them: verification passes again
+    connectif.run(FIRST[:4] + [item(5)])
+    assert "SKU-0003" not in connectif.products()  # a delta does not resend unchanged rows: verification is what finds it
+    full = connectif.add_activation("resync", mode="full_only")
+    connectif.run(FIRST[:5], full)
+    assert all(v.matches for v in client.verify(target, connectif.confirmed_records()))
+    client.close()
+
+
+def test_verify_compares_prices_with_tolerance_and_lists_as_sets(connectif):
+    connectif.add_activation()
+    connectif.run([item(1, category_path="A/B|C")])
+    assert connectif.products()["SKU-0001"]["categories"] == ["A/B", "C"]
+    connectif.admin("POST", "products/SKU-0001", {"unitPrice": 11.0 + 1e-9, "categories": ["C", "A/B"]})
+    client = ConnectifResource().client()
+    target = SyncTarget(activation="to_connectif", title="to_connectif", object="products")
+    assert [(v.matches, v.message) for v in client.verify(target, connectif.confirmed_records())] == [(True, "")]
+    client.close()
+
+
+def test_a_wrong_api_key_stops_the_run_without_leaking_the_secret(connectif, monkeypatch):
+    monkeypatch.setenv("CONNECTIF_API_KEY", "sandbox-connectif-key:not-the-right-secret-42")
+    connectif.add_activation()
+    connectif.write_products(FIRST[:2])
+    assert not connectif.materialize(raise_on_error=False).success
+    status, error = connectif.sql("SELECT status, error FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1")[0]
+    assert status == "failed" and "HTTP 401" in error and "is the API key right?" in error
+    assert "not-the-right-secret-42" not in error
+    assert connectif.products() == {} and connectif.snapshot_keys() == set()
+
+
+def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(connectif, tmp_path):
+    demo = Path(__file__).resolve().parents[1] / "data" / "activations.yaml"
+    defs = build_definitions(load_config(demo), warehouse=tmp_path / "demo.duckdb")
+    selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "connectif_catalog"]), AssetKey(["activations", "catalog_to_connectif"])]
+    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=selection, resources=defs.resources,
+                         instance=connectif.instance)
+    assert metadata(result, "catalog_to_connectif")["invalid"] == 0
+    with open(demo.parent / "demo" / "products.csv", newline="") as handle:
+        rows = {r["sku"]: r for r in csv.DictReader(handle)}
+    products = connectif.products()
+    assert set(products) == set(rows)
+    for sku, row in rows.items():  # stock_status and category_path as Connectif holds them
+        assert products[sku]["availability"] == WIRE_AVAILABILITY[row["stock_status"]]
+        assert products[sku]["categories"] == [row["category_path"]]
+        assert products[sku]["unitPrice"] == float(row["price"])
