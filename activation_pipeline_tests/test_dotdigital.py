@@ -261,7 +261,6 @@ def test_a_contact_the_import_report_fails_is_rejected_and_retried_next_run(dd):
 
 
 def test_a_value_that_does_not_fit_an_existing_field_is_the_contacts_rejection(dd):
-    requests.post(f"{dd.sandbox.url}/_sandbox/dotdigital/contacts", json=[], timeout=5).raise_for_status()
     dd.add(mapping={"FIRSTNAME": "first_name", "GENDER": "ltv"})  # GENDER is a standard text field
     result = dd.run([person(1)])
     assert result["added_failed"] == 1

@@ -77,7 +77,6 @@ from pydantic import Field, field_validator
 from activation_pipeline.platforms.base import (
     BatchRejected,
     ItemOutcome,
-    NoAnswer,
     Op,
     PlatformError,
     PlatformSpec,

@@ -153,7 +153,7 @@ def identifier_failure(kind: str, value: Any) -> dict[str, str] | None:
     if not isinstance(value, str) or not value:
         return {"failureCode": "invalidIdentifier", "description": f"Missing value for '{kind}'"}
     if kind == "email" and not (len(value) <= 254 and EMAIL.fullmatch(value)):
-        return {"failureCode": "invalidEmail", "description": f"Invalid value for 'email'"}
+        return {"failureCode": "invalidEmail", "description": "Invalid value for 'email'"}
     if kind == "mobileNumber" and not MOBILE.fullmatch(value):
         return {"failureCode": "invalidMobileNumber", "description": "Invalid value for 'mobileNumber'"}
     return None
