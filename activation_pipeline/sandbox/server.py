@@ -52,6 +52,7 @@ PLATFORMS: dict[str, str] = {
     "batch": ".batch:BatchPlatform",
     "yotpo": ".yotpo:YotpoPlatform",
     "connectif": ".connectif:ConnectifPlatform",
+    "dotdigital": ".dotdigital:DotdigitalPlatform",
 }
 
 

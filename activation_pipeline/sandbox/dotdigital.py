@@ -1,0 +1,521 @@
+"""Emulator of Dotdigital's v2 lists/data fields and v3 contacts and insight data, under ``/dotdigital/...``.
+
+Real base URL: ``https://{r1|r2|r3}-api.dotdigital.com``; here ``{sandbox}/dotdigital``. HTTP Basic
+auth with env ``SANDBOX_DOTDIGITAL_API_USER`` (default ``apiuser-sandbox@apiconnector.com``) and
+``SANDBOX_DOTDIGITAL_API_PASSWORD`` (default ``sandbox-dotdigital-password``). Body checks live in
+:mod:`.dotdigital_validation`; this module holds routing, auth, storage, async jobs and admin.
+
+Endpoints (shapes from Dotdigital's OpenAPI documents, /work/shared/platforms/dotdigital-openapi/):
+``GET/POST /v2/address-books`` (``select`` <= 1000, ``skip``), ``GET /v2/address-books/{id}``,
+``GET /v2/address-books/{id}/contacts``, ``POST /v2/address-books/{id}/contacts/delete`` (contact ids
+-> 202 ``{id, status: "Started"}``), ``DELETE /v2/address-books/{id}/contacts/{contactId}`` (204),
+``GET/POST /v2/data-fields``; ``PUT /contacts/v3/import`` -> 202 ``{importId}``,
+``GET /contacts/v3/import/{id}``, ``GET /contacts/v3/{identifier}/{value}``;
+``PUT /insightData/v3/import`` -> 202 ``{importId}``, ``GET /insightData/v3/import/{id}``,
+``DELETE /insightData/v3/accounts/{collection}/deleteRecords`` ``{keys}`` -> 200 ``{summary, notFound}``,
+``GET /insightData/v3/account/{collection}/{key}``.
+
+Verified (REFERENCE.md section 3 and the OpenAPI files): Basic auth; 401 body
+``{"message": "Authorization has been denied for this request."}``; duplicate list names
+``ERROR_ADDRESSBOOK_DUPLICATE``; data-field names ``[a-zA-Z0-9_-]{1,20}``, unique case-insensitively
+(``ERROR_NON_UNIQUE_DATAFIELD``), types String/Numeric/Date/Boolean; v3 import bodies and report shape
+(``created``/``updated``/``failures`` with ``failureCode``/``description``), statuses; 25 active contact
+imports and 5 insight imports, beyond which 429 with ``errorCode``; collections auto-created by an
+import; contact-scoped records need ``contactIdentity`` and an existing contact
+(``ContactEmailDoesNotExist``); errors v3 ``{errorCode, description, details}``, v2 ``{message}``;
+429 with ``x-ratelimit-scope``/``-limit``/``-reset``.
+
+The emulator's own choices (configurable where marked [cfg], ``GET/POST /_sandbox/dotdigital/config``
+or env ``SANDBOX_DOTDIGITAL_<NAME>``):
+* an import is applied when it is submitted; its status answers ``NotFinished`` (insight:
+  ``NotStarted``) [cfg] ``polls_before_finished`` times (default 2), then [cfg] ``final_status``
+  (``Finished``; a failure status applies nothing). Insight imports end ``Finished`` (not the schema's
+  ``Complete``: the spec's own example and the Magento extension say ``Finished``);
+* an import counts as active until its final status was read or [cfg] ``active_import_seconds`` passed;
+* per-contact failures: ``invalidEmail``, ``invalidMobileNumber``, ``duplicateIdentifier`` (the same
+  identifier twice in one import), ``invalidDataField`` (a key that is not a data field; [cfg]
+  ``unknown_data_fields`` reject|ignore), ``invalidDataFieldValue`` (a value that does not fit the
+  field's type, text over 255 characters); an unknown list id refuses the whole import (400);
+* data-field keys of an import match case-insensitively; the stored contact keeps the field's name;
+* the standard fields FIRSTNAME, LASTNAME, FULLNAME, GENDER, POSTCODE (String) exist from the start;
+* a removal from a list (bulk or single) is applied at once; the contact stays in the account;
+* rate limiting: the sandbox's shared limiter, keyed ``dotdigital:<api user>``; every call counts;
+  429 carries ``Retry-After`` and ``x-ratelimit-reset`` (seconds), ``x-ratelimit-limit``,
+  ``x-ratelimit-scope: account``;
+* ``reject_ids`` / ``reject_rate`` faults: a contact whose identifier value, or an insight record whose
+  key, is drawn fails in the import report (``failureCode`` ``rejected`` / ``failureReason`` ``Unknown``).
+
+Admin (no auth): ``GET /_sandbox/dotdigital/state`` -> ``{lists, data_fields, contacts, insight}``;
+``POST /_sandbox/dotdigital/contacts`` (``[{email?, mobileNumber?, dataFields?, lists?: [name]}]``),
+``POST /_sandbox/dotdigital/lists`` (``[name]``), ``POST /_sandbox/dotdigital/lists/{name}/remove``
+(``[email]``: take contacts out behind the client's back); ``GET/POST /_sandbox/dotdigital/config``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import math
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from .dotdigital_validation import (DotdigitalError, DotdigitalSettings, address_book, contact_ids, contact_import,
+                                    data_field, data_field_failure, identifier_failure, insight_import, json_failure,
+                                    v2_error, v3_error)
+from .platform_interface import HandlerContext, Request, Response, parse_json
+from .store import Store
+
+DEFAULT_USER, DEFAULT_PASSWORD = "apiuser-sandbox@apiconnector.com", "sandbox-dotdigital-password"
+STANDARD_FIELDS = ("FIRSTNAME", "LASTNAME", "FULLNAME", "GENDER", "POSTCODE")
+DENIED = "Authorization has been denied for this request."
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS dd_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE COLLATE NOCASE, "
+    "visibility TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dd_data_fields (name TEXT PRIMARY KEY COLLATE NOCASE, type TEXT NOT NULL, "
+    "visibility TEXT NOT NULL, default_json TEXT)",
+    "CREATE TABLE IF NOT EXISTS dd_contacts (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT UNIQUE COLLATE NOCASE, "
+    "mobile TEXT UNIQUE, data_json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dd_members (list_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, "
+    "PRIMARY KEY (list_id, contact_id))",
+    "CREATE TABLE IF NOT EXISTS dd_imports (id TEXT PRIMARY KEY, service TEXT NOT NULL, polls_left INTEGER NOT NULL, "
+    "created REAL NOT NULL, report_json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dd_collections (name TEXT PRIMARY KEY COLLATE NOCASE, scope TEXT NOT NULL, type TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dd_insight (collection TEXT NOT NULL COLLATE NOCASE, owner INTEGER NOT NULL, key TEXT NOT NULL, "
+    "json TEXT NOT NULL, PRIMARY KEY (collection, owner, key))",  # owner 0: account scope, else the contact id
+)
+_TABLES = ("dd_lists", "dd_data_fields", "dd_contacts", "dd_members", "dd_imports", "dd_collections", "dd_insight")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _error(exc: DotdigitalError, headers: dict[str, str] | None = None) -> Response:
+    if exc.v2:
+        return Response(exc.status, {"message": exc.description}, dict(headers or {}))
+    body: dict[str, Any] = {"errorCode": exc.code, "description": exc.description}
+    if exc.details:
+        body["details"] = exc.details
+    return Response(exc.status, body, dict(headers or {}))
+
+
+class DotdigitalPlatform:
+    """Routes ``/dotdigital/...``; see the module docstring for the contract."""
+
+    name = "dotdigital"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.user = os.environ.get("SANDBOX_DOTDIGITAL_API_USER", DEFAULT_USER)
+        self._password = os.environ.get("SANDBOX_DOTDIGITAL_API_PASSWORD", DEFAULT_PASSWORD)
+        self.settings = DotdigitalSettings.from_env()
+        with store.transaction() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            self._seed_standard_fields(db)
+
+    # ----------------------------------------------------------------- plumbing
+    def handle(self, req: Request, ctx: HandlerContext) -> Response:
+        v2 = bool(req.segments) and req.segments[0] == "v2"
+        account = self._account(req)
+        wait = ctx.rate_check(f"dotdigital:{account or 'anonymous'}", 0)
+        if wait is not None:
+            return self.fault_response(429, max(1, math.ceil(wait)))
+        try:
+            if account is None:
+                raise DotdigitalError(401, "unauthorized", DENIED, v2=True)
+            return self._route(req, ctx)
+        except DotdigitalError as exc:
+            return _error(exc)
+        except ValueError as exc:  # unreadable JSON
+            service = "contacts" if not v2 and req.segments[:1] == ["contacts"] else "insightData"
+            return _error(v2_error(400, "ERROR_PARAMETER_INVALID", str(exc)) if v2 else v3_error(400, service, "badJson", str(exc)))
+
+    def _route(self, req: Request, ctx: HandlerContext) -> Response:
+        s, m = req.segments, req.method
+        if s[:2] == ["v2", "address-books"]:
+            if len(s) == 2:
+                return self._list_books(req) if m == "GET" else self._create_book(req) if m == "POST" else self._not_allowed(req)
+            book = self._book(s[2])
+            if len(s) == 3 and m == "GET":
+                return Response(200, book)
+            if s[3:] == ["contacts"] and m == "GET":
+                return self._book_contacts(book["id"], req)
+            if s[3:] == ["contacts", "delete"] and m == "POST":
+                return self._remove_members(book["id"], contact_ids(parse_json(req.body)))
+            if len(s) == 5 and s[3] == "contacts" and m == "DELETE" and s[4].isdigit():
+                self._remove_members(book["id"], [int(s[4])])
+                return Response(204)
+        elif s == ["v2", "data-fields"]:
+            return self._data_fields() if m == "GET" else self._create_data_field(req) if m == "POST" else self._not_allowed(req)
+        elif s[:2] == ["contacts", "v3"]:
+            if s[2:] == ["import"] and m == "PUT":
+                return self._import_contacts(req, ctx)
+            if len(s) == 4 and s[2] == "import" and m == "GET":
+                return self._import_status("contacts", s[3])
+            if len(s) == 4 and m == "GET":
+                return self._get_contact(s[2], s[3])
+        elif s[:2] == ["insightData", "v3"]:
+            if s[2:] == ["import"] and m == "PUT":
+                return self._import_insight(req, ctx)
+            if len(s) == 4 and s[2] == "import" and m == "GET":
+                return self._import_status("insightData", s[3])
+            if len(s) == 5 and s[2] == "accounts" and s[4] == "deleteRecords" and m == "DELETE":
+                return self._delete_records(s[3], req)
+            if len(s) == 5 and s[2] == "account" and m == "GET":
+                return self._get_record(s[3], s[4])
+        raise DotdigitalError(404, "notFound", f"No route for {m} {req.path}", v2=bool(s) and s[0] == "v2")
+
+    @staticmethod
+    def _not_allowed(req: Request) -> Response:
+        return _error(v2_error(405, "", f"The requested resource does not support http method '{req.method}'."))
+
+    def fault_response(self, status: int, retry_after: int | None) -> Response:
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if status == 429:
+            reset = str(max(1, retry_after or 1))
+            headers.update({"Retry-After": reset, "x-ratelimit-reset": reset, "x-ratelimit-scope": "account",
+                            "x-ratelimit-limit": "tiered"})
+            return _error(v3_error(429, "contacts", "tooManyRequests", "Too many requests: the call rate limit was exceeded"),
+                          headers)
+        return _error(v3_error(status, "contacts", "serverError", f"Injected HTTP {status}"), headers)
+
+    def reset(self) -> None:
+        with self.store.transaction() as db:
+            for table in _TABLES:
+                db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM sqlite_sequence WHERE name IN ('dd_lists', 'dd_contacts')")
+            self._seed_standard_fields(db)
+        self.settings = DotdigitalSettings.from_env()
+
+    @staticmethod
+    def _seed_standard_fields(db: sqlite3.Connection) -> None:
+        db.executemany("INSERT OR IGNORE INTO dd_data_fields VALUES (?, 'String', 'Public', NULL)", [(n,) for n in STANDARD_FIELDS])
+
+    def _account(self, req: Request) -> str | None:
+        header = req.header("Authorization") or ""
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        ok = hmac.compare_digest(user.encode(), self.user.encode()) & hmac.compare_digest(password.encode(), self._password.encode())
+        return user if ok else None
+
+    # ----------------------------------------------------------------- v2 lists and data fields
+    def _list_books(self, req: Request) -> Response:
+        try:
+            select, skip = int(req.query.get("select", 1000)), int(req.query.get("skip", 0))
+        except ValueError:
+            raise v2_error(400, "ERROR_PARAMETER_INVALID", "select and skip must be integers.") from None
+        if not 1 <= select <= 1000 or skip < 0:
+            raise v2_error(400, "ERROR_PARAMETER_INVALID", "select must be 1 to 1000 and skip at least 0.")
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT id, name, visibility, (SELECT count(*) FROM dd_members WHERE list_id = id) FROM dd_lists "
+                              "ORDER BY id LIMIT ? OFFSET ?", (select, skip)).fetchall()
+        return Response(200, [{"id": r[0], "name": r[1], "visibility": r[2], "contacts": r[3]} for r in rows])
+
+    def _create_book(self, req: Request) -> Response:
+        book = address_book(parse_json(req.body))
+        with self.store.transaction() as db:
+            try:
+                cursor = db.execute("INSERT INTO dd_lists (name, visibility) VALUES (?, ?)", (book["name"], book["visibility"]))
+            except sqlite3.IntegrityError:
+                raise v2_error(400, "ERROR_ADDRESSBOOK_DUPLICATE", "That name is in use already, please choose another.") from None
+        return Response(201, {"id": cursor.lastrowid, **book, "contacts": 0})
+
+    def _book(self, raw_id: str) -> dict[str, Any]:
+        with self.store.transaction() as db:
+            row = db.execute("SELECT id, name, visibility, (SELECT count(*) FROM dd_members WHERE list_id = id) FROM dd_lists "
+                             "WHERE id = ?", (int(raw_id) if raw_id.isdigit() else -1,)).fetchone()
+        if row is None:
+            raise v2_error(404, "ERROR_ADDRESSBOOK_NOT_FOUND", "Error:")
+        return {"id": row[0], "name": row[1], "visibility": row[2], "contacts": row[3]}
+
+    def _book_contacts(self, list_id: int, req: Request) -> Response:
+        select, skip = int(req.query.get("select", 1000)), int(req.query.get("skip", 0))
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT c.id, c.email, c.data_json FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id "
+                              "WHERE m.list_id = ? ORDER BY c.id LIMIT ? OFFSET ?", (list_id, min(select, 1000), skip)).fetchall()
+        return Response(200, [{"id": r[0], "email": r[1], "dataFields": [{"key": k, "value": v} for k, v in json.loads(r[2]).items()]}
+                              for r in rows])
+
+    def _remove_members(self, list_id: int, ids: list[int]) -> Response:
+        with self.store.transaction() as db:
+            db.executemany("DELETE FROM dd_members WHERE list_id = ? AND contact_id = ?", [(list_id, i) for i in ids])
+        return Response(202, {"id": str(uuid.uuid4()), "status": "Started"})
+
+    def _data_fields(self) -> Response:
+        with self.store.transaction() as db:
+            rows = db.execute("SELECT name, type, visibility, default_json FROM dd_data_fields ORDER BY name").fetchall()
+        return Response(200, [{"name": r[0], "type": r[1], "visibility": r[2], "defaultValue": json.loads(r[3] or "null")}
+                              for r in rows])
+
+    def _create_data_field(self, req: Request) -> Response:
+        field = data_field(parse_json(req.body))
+        with self.store.transaction() as db:
+            try:
+                db.execute("INSERT INTO dd_data_fields VALUES (?, ?, ?, ?)",
+                           (field["name"], field["type"], field["visibility"], json.dumps(field["defaultValue"])))
+            except sqlite3.IntegrityError:
+                raise v2_error(400, "ERROR_NON_UNIQUE_DATAFIELD", "Field already exists.") from None
+        return Response(201, field)
+
+    # ----------------------------------------------------------------- v3 contacts
+    def _import_contacts(self, req: Request, ctx: HandlerContext) -> Response:
+        merge, contacts = contact_import(parse_json(req.body))
+        ctx.items_received = len(contacts)
+        report: dict[str, Any] = {"created": [], "updated": [], "failures": []}
+        with self.store.transaction() as db:
+            self._check_capacity(db, "contacts")
+            fields = {r[0].upper(): (r[0], r[1]) for r in db.execute("SELECT name, type FROM dd_data_fields")}
+            known_lists = {r[0] for r in db.execute("SELECT id FROM dd_lists")}
+            for index, contact in enumerate(contacts):
+                for list_id in contact.get("lists", []):
+                    if list_id not in known_lists:
+                        raise v3_error(400, "contacts", "badRequest", f"List {list_id} does not exist", f"contacts[{index}].lists")
+            seen: set[str] = set()
+            for contact in contacts:
+                kind, identifiers = contact["matchIdentifier"], contact["identifiers"]
+                value = identifiers.get(kind)
+                failure = identifier_failure(kind, value) if kind in ("email", "mobileNumber") else {
+                    "failureCode": "invalidIdentifier", "description": f"'{kind}' is not an identifier of this account"}
+                if failure is None and str(value).lower() in seen:
+                    failure = {"failureCode": "duplicateIdentifier", "description": f"Duplicate identifier detected for {kind} '{value}'"}
+                if failure is None and value in ctx.rejected_ids:
+                    kind_of = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(value)
+                    failure = {"failureCode": "rejected", "description": f"Contact rejected by the platform (sandbox fault {kind_of})"}
+                data, failure = (None, failure) if failure else self._data_fields_of(contact.get("dataFields") or {}, fields)
+                if failure:
+                    report["failures"].append({"matchIdentifier": kind, "identifiers": identifiers, "failures": [failure]})
+                    continue
+                seen.add(str(value).lower())
+                contact_id, created = self._upsert_contact(db, kind, identifiers, data, merge)
+                db.executemany("INSERT OR IGNORE INTO dd_members VALUES (?, ?)", [(i, contact_id) for i in contact.get("lists", [])])
+                report["created" if created else "updated"].append({"contactId": contact_id, "identifiers": identifiers})
+            ctx.items_applied = len(report["created"]) + len(report["updated"])
+            report["summary"] = {"newContacts": len(report["created"]), "updatedContacts": len(report["updated"]),
+                                 "globallySuppressed": 0, "invalidEntries": len(report["failures"]), "duplicateIdentifiers":
+                                 sum(1 for f in report["failures"] if f["failures"][0]["failureCode"] == "duplicateIdentifier")}
+            return self._start_import(db, "contacts", report)
+
+    def _data_fields_of(self, sent: dict[str, Any], fields: dict[str, tuple[str, str]]) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+        data: dict[str, Any] = {}
+        for key, value in sent.items():
+            known = fields.get(key.upper())
+            if known is None:
+                if self.settings.unknown_data_fields == "reject":
+                    return None, {"failureCode": "invalidDataField", "description": f"Data field '{key}' does not exist"}
+                continue
+            failure = data_field_failure(known[0], known[1], value)
+            if failure:
+                return None, failure
+            data[known[0]] = value
+        return data, None
+
+    @staticmethod
+    def _upsert_contact(db: sqlite3.Connection, kind: str, identifiers: dict[str, Any], data: dict[str, Any],
+                        merge: str) -> tuple[int, bool]:
+        column = "email" if kind == "email" else "mobile"
+        row = db.execute(f"SELECT id, data_json FROM dd_contacts WHERE {column} = ?", (identifiers[kind],)).fetchone()
+        stored = json.loads(row[1]) if row else {}
+        for name, value in data.items():
+            if merge == "overwrite" or (merge == "overwriteIfNotEmpty" and value not in (None, "")) or (
+                    merge == "overwriteIfEmpty" and stored.get(name) in (None, "")):
+                if value is None:
+                    stored.pop(name, None)
+                else:
+                    stored[name] = value
+        encoded = json.dumps(stored, sort_keys=True)
+        if row is None:
+            cursor = db.execute("INSERT INTO dd_contacts (email, mobile, data_json, created, updated) VALUES (?, ?, ?, ?, ?)",
+                                (identifiers.get("email"), identifiers.get("mobileNumber"), encoded, _now(), _now()))
+            return int(cursor.lastrowid), True
+        db.execute("UPDATE dd_contacts SET data_json = ?, updated = ? WHERE id = ?", (encoded, _now(), row[0]))
+        return int(row[0]), False
+
+    def _get_contact(self, kind: str, value: str) -> Response:
+        if kind not in ("email", "mobileNumber", "contactId"):
+            raise v3_error(400, "contacts", "invalidId", f"'{kind}' is not a contact identifier")
+        column = {"email": "email", "mobileNumber": "mobile", "contactId": "id"}[kind]
+        with self.store.transaction() as db:
+            row = db.execute(f"SELECT id, email, mobile, data_json, created, updated FROM dd_contacts WHERE {column} = ?",
+                             (value,)).fetchone()
+            if row is None:
+                raise v3_error(404, "contacts", "contactNotFound", "The contact could not be found", value)
+            lists = db.execute("SELECT l.id, l.name FROM dd_lists l JOIN dd_members m ON m.list_id = l.id WHERE m.contact_id = ?",
+                               (row[0],)).fetchall()
+        identifiers = {k: v for k, v in (("email", row[1]), ("mobileNumber", row[2])) if v}
+        return Response(200, {"contactId": row[0], "status": "subscribed", "created": row[4], "updated": row[5],
+                              "identifiers": identifiers, "dataFields": json.loads(row[3]),
+                              "lists": [{"id": i, "name": n, "status": "subscribed"} for i, n in lists]})
+
+    # ----------------------------------------------------------------- v3 insight data
+    def _import_insight(self, req: Request, ctx: HandlerContext) -> Response:
+        name, scope, kind, records = insight_import(parse_json(req.body))
+        ctx.items_received = len(records)
+        failures: list[dict[str, Any]] = []
+        with self.store.transaction() as db:
+            self._check_capacity(db, "insightData")
+            existing = db.execute("SELECT scope FROM dd_collections WHERE name = ?", (name,)).fetchone()
+            if existing and existing[0] != scope:
+                raise v3_error(400, "insightData", "badRequest", f"Collection '{name}' is {existing[0]} scoped", "collectionScope")
+            db.execute("INSERT OR IGNORE INTO dd_collections VALUES (?, ?, ?)", (name, scope, kind))
+            seen: set[tuple[int, str]] = set()
+            for record in records:
+                key, owner = str(record["key"]), 0
+                reason = json_failure(record["json"])
+                identity = record.get("contactIdentity") or {}
+                if reason is None and scope == "contact":
+                    owner, reason = self._owner(db, identity)
+                if reason is None and (owner, key) in seen:
+                    reason = ("DuplicateKey", f"Key '{key}' appears twice in this import")
+                if reason is None and key in ctx.rejected_ids:
+                    reason = ("Unknown", f"Record rejected by the platform (sandbox fault "
+                                         f"{getattr(ctx.rejected_ids, 'kind', lambda _: 'reject_ids')(key)})")
+                if reason:
+                    owner_json = {"ownerType": scope, **({"contactIdentity": identity} if scope == "contact" else {})}
+                    failures.append({"collectionOwner": owner_json, "failureReason": reason[0], "details": [reason[1]],
+                                     "key": key, "json": record["json"]})
+                    continue
+                seen.add((owner, key))
+                db.execute("INSERT OR REPLACE INTO dd_insight VALUES (?, ?, ?, ?)",
+                           (name, owner, key, json.dumps(record["json"], sort_keys=True)))
+            ctx.items_applied = len(records) - len(failures)
+            report = {"collectionName": name, "summary": {"totalRecords": len(records), "totalImported": len(records) - len(failures),
+                                                          "totalRejected": len(failures)}}
+            if failures:
+                report["failures"] = failures
+            return self._start_import(db, "insightData", report)
+
+    @staticmethod
+    def _owner(db: sqlite3.Connection, identity: dict[str, Any]) -> tuple[int, tuple[str, str] | None]:
+        kind, value = identity.get("identifier"), identity.get("value")
+        column = {"email": "email", "mobileNumber": "mobile", "contactId": "id"}.get(str(kind))
+        if column is None or value is None:
+            return 0, ("InvalidContactIdentifier", f"'{kind}' is not a contact identifier")
+        row = db.execute(f"SELECT id FROM dd_contacts WHERE {column} = ?", (value,)).fetchone()
+        if row is None:
+            reason = "ContactEmailDoesNotExist" if kind == "email" else "ContactIdDoesNotExist"
+            return 0, (reason, f"No contact with {kind} '{value}'")
+        return int(row[0]), None
+
+    def _delete_records(self, collection: str, req: Request) -> Response:
+        body = parse_json(req.body)
+        keys = body.get("keys") if isinstance(body, dict) else None
+        if not isinstance(keys, list) or not 1 <= len(keys) <= 5000 or not all(isinstance(k, str) for k in keys):
+            raise v3_error(400, "insightData", "noRecordsSpecified", "You must specify 1 to 5000 keys of records to delete")
+        with self.store.transaction() as db:
+            found = db.execute("SELECT scope FROM dd_collections WHERE name = ?", (collection,)).fetchone()
+            if found is None or found[0] != "account":
+                raise v3_error(404, "insightData", "collectionNotFound", "The collection could not be found", collection)
+            missing = [k for k in keys if db.execute("DELETE FROM dd_insight WHERE collection = ? AND owner = 0 AND key = ?",
+                                                     (collection, k)).rowcount == 0]
+        return Response(200, {"summary": {"totalRecords": len(keys), "totalDeleted": len(keys) - len(missing),
+                                          "totalNotFound": len(missing)}, "notFound": missing})
+
+    def _get_record(self, collection: str, key: str) -> Response:
+        with self.store.transaction() as db:
+            row = db.execute("SELECT json FROM dd_insight WHERE collection = ? AND owner = 0 AND key = ?", (collection, key)).fetchone()
+        if row is None:
+            raise v3_error(404, "insightData", "recordNotFound", "The record could not be found", key)
+        return Response(200, {"key": key, "json": json.loads(row[0])})
+
+    # ----------------------------------------------------------------- async jobs
+    def _check_capacity(self, db: sqlite3.Connection, service: str) -> None:
+        limit = self.settings.max_active_contact_imports if service == "contacts" else self.settings.max_active_insight_imports
+        active = db.execute("SELECT count(*) FROM dd_imports WHERE service = ? AND polls_left >= 0 AND created > ?",
+                            (service, time.time() - self.settings.active_import_seconds)).fetchone()[0]
+        if active >= limit:
+            code = "tooManyActiveImports" if service == "contacts" else "tooManyConcurrentImports"
+            error = v3_error(429, service, code, "Your import request cannot be accepted as too many imports are being "
+                                                 "processed for your account. Please wait for an import to complete and then resubmit.")
+            raise error
+
+    def _start_import(self, db: sqlite3.Connection, service: str, report: dict[str, Any]) -> Response:
+        import_id = str(uuid.uuid4())
+        db.execute("INSERT INTO dd_imports VALUES (?, ?, ?, ?, ?)",
+                   (import_id, service, self.settings.polls_before_finished, time.time(), json.dumps(report)))
+        return Response(202, {"importId": import_id})
+
+    def _import_status(self, service: str, import_id: str) -> Response:
+        with self.store.transaction() as db:
+            row = db.execute("SELECT polls_left, report_json FROM dd_imports WHERE id = ? AND service = ?",
+                             (import_id, service)).fetchone()
+            if row is None:
+                raise v3_error(404, service, "importNotFound", f"The import request '{import_id}' could not be found!")
+            db.execute("UPDATE dd_imports SET polls_left = polls_left - 1 WHERE id = ?", (import_id,))
+        if row[0] > 0:
+            return Response(200, {"importId": import_id, "status": "NotFinished" if service == "contacts" else "NotStarted"})
+        status = self.settings.final_status
+        if status != "Finished":
+            return Response(200, {"importId": import_id, "status": status})
+        return Response(200, {"importId": import_id, "status": status, **json.loads(row[1])})
+
+    # ----------------------------------------------------------------- admin (no auth)
+    def admin(self, req: Request, segs: list[str]) -> Response:
+        try:
+            spec = parse_json(req.body) if req.body else {}
+            route = (req.method, "/".join(segs))
+            if route == ("GET", "state"):
+                return Response(200, self.state())
+            if route in (("GET", "config"), ("POST", "config")):
+                if req.method == "POST":
+                    self.settings.update(spec)
+                return Response(200, asdict(self.settings))
+            if route == ("POST", "lists"):
+                with self.store.transaction() as db:
+                    db.executemany("INSERT OR IGNORE INTO dd_lists (name, visibility) VALUES (?, 'Private')", [(n,) for n in spec])
+                return Response(201, self.state()["lists"])
+            if route == ("POST", "contacts"):
+                self._seed_contacts(spec)
+                return Response(201, self.state()["contacts"])
+            if req.method == "POST" and len(segs) == 3 and segs[0] == "lists" and segs[2] == "remove":
+                with self.store.transaction() as db:
+                    for email in spec:
+                        db.execute("DELETE FROM dd_members WHERE list_id = (SELECT id FROM dd_lists WHERE name = ?) AND "
+                                   "contact_id = (SELECT id FROM dd_contacts WHERE email = ?)", (segs[1], email))
+                return Response(200, self.state()["lists"])
+        except (ValueError, TypeError, KeyError) as exc:
+            return _error(v3_error(400, "sandbox", "badRequest", str(exc)))
+        return _error(v3_error(404, "sandbox", "notFound", f"No dotdigital admin route for {req.method} {req.path}"))
+
+    def _seed_contacts(self, contacts: Any) -> None:
+        if not isinstance(contacts, list):
+            raise ValueError("body must be a list of contacts")
+        with self.store.transaction() as db:
+            for contact in contacts:
+                kind = "email" if contact.get("email") else "mobileNumber"
+                identifiers = {k: contact[k] for k in ("email", "mobileNumber") if contact.get(k)}
+                contact_id, _ = self._upsert_contact(db, kind, identifiers, contact.get("dataFields") or {}, "overwrite")
+                for name in contact.get("lists") or []:
+                    db.execute("INSERT OR IGNORE INTO dd_lists (name, visibility) VALUES (?, 'Private')", (name,))
+                    db.execute("INSERT OR IGNORE INTO dd_members SELECT id, ? FROM dd_lists WHERE name = ?", (contact_id, name))
+
+    def state(self) -> dict[str, Any]:
+        """Everything the account holds, for tests: lists with their members' emails, data fields, contacts, insight."""
+        with self.store.transaction() as db:
+            lists = {name: {"id": i, "contacts": sorted(e or m for e, m in db.execute(
+                "SELECT c.email, c.mobile FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id WHERE m.list_id = ?", (i,)))}
+                for i, name in db.execute("SELECT id, name FROM dd_lists ORDER BY id").fetchall()}
+            fields = {n: t for n, t in db.execute("SELECT name, type FROM dd_data_fields ORDER BY name")}
+            contacts = {e or m: {"contactId": i, "mobileNumber": m, "dataFields": json.loads(d)}
+                        for i, e, m, d in db.execute("SELECT id, email, mobile, data_json FROM dd_contacts ORDER BY id")}
+            emails = {i: e or m for i, e, m in db.execute("SELECT id, email, mobile FROM dd_contacts")}
+            insight: dict[str, Any] = {}
+            for name, scope, kind in db.execute("SELECT name, scope, type FROM dd_collections ORDER BY name").fetchall():
+                records: dict[str, Any] = {}
+                for owner, key, doc in db.execute("SELECT owner, key, json FROM dd_insight WHERE collection = ? ORDER BY owner, key",
+                                                  (name,)):
+                    records.setdefault("account" if owner == 0 else emails.get(owner, str(owner)), {})[key] = json.loads(doc)
+                insight[name] = {"scope": scope, "type": kind, "records": records}
+        return {"lists": lists, "data_fields": fields, "contacts": contacts, "insight": insight}

@@ -1,0 +1,346 @@
+"""Dotdigital: real materializations against the sandbox's Dotdigital emulator over HTTP.
+
+Lists over three runs (created once, contacts added with their data fields, leavers removed
+from the list but kept in the account), data-field names refused at config load, import-report
+failures retried, failed jobs, malformed emails, 429s, account-scoped product insight data with
+mirror deletes, and contact-scoped orders partitioned by day. Each run's result is checked
+against the emulator's whole state, read through its admin endpoint."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import requests
+import yaml
+from dagster import AssetKey, DagsterInstance, materialize
+
+from activation_pipeline.config import ConfigError, load_config
+from activation_pipeline.definitions import build_definitions
+from activation_pipeline_tests.test_sync_modes import metadata
+
+COLUMNS = ["email", "first_name", "tier", "ltv", "vip", "signed_up"]
+LIST_ACTIVATION: dict[str, Any] = {
+    "title": "High value customers",
+    "segment": "people",
+    "destination": "dd",
+    "object": "list",
+    "mapping": {"FIRSTNAME": "first_name", "tier": "tier", "ltv": "ltv", "vip": "vip", "signed_up": "signed_up"},
+    "concurrency": 2,
+    "max_delete_fraction": 1.0,
+}
+STANDARD = {"FIRSTNAME": "String", "LASTNAME": "String", "FULLNAME": "String", "GENDER": "String", "POSTCODE": "String"}
+
+
+def person(i: int, **overrides: Any) -> dict[str, Any]:
+    row = {"email": f"person.{i}@example.com", "first_name": f"First{i}", "tier": "gold" if i % 2 else "silver",
+           "ltv": 100.5 + i, "vip": i % 3 == 0, "signed_up": f"2025-01-{i:02d}"}
+    row.update(overrides)
+    return row
+
+
+def contact(row: dict[str, Any]) -> dict[str, Any]:
+    """What the account should hold for a row under LIST_ACTIVATION's mapping."""
+    return {"FIRSTNAME": row["first_name"], "TIER": row["tier"], "LTV": row["ltv"], "VIP": row["vip"], "SIGNED_UP": row["signed_up"]}
+
+
+class DotdigitalProject:
+    """A throwaway project: people.csv → segments.people (keyed by email), orders.csv → daily segments."""
+
+    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
+        self.root, self.sandbox, self.instance = root, sandbox, instance
+        self.config_path = root / "activations.yaml"
+        self.warehouse = root / "warehouse.duckdb"
+        self.activations: dict[str, dict[str, Any]] = {}
+        self.settings: dict[str, Any] = {"backoff_seconds": 0.02, "poll_interval_seconds": 0.01,
+                                         "collections": {"products": "Catalog_Default", "orders": "Orders"}}
+        self.write_csv("orders.csv", ["order_id", "email", "order_date", "total"], [])
+
+    def write_csv(self, name: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        with open(self.root / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def add(self, name: str = "to_list", **overrides: Any) -> str:
+        self.activations[name] = {**LIST_ACTIVATION, **overrides}
+        self.write_config()
+        return name
+
+    def write_config(self) -> None:
+        document = {
+            "partitions": {"start_date": "2026-10-01"},
+            "sources": {"people": {"path": "people.csv"}, "orders": {"path": "orders.csv", "partition_column": "order_date"}},
+            "segments": {"people": {"primary_key": "email", "sql": "SELECT * FROM sources.people"},
+                         "daily_orders": {"primary_key": "order_id", "sql": "SELECT * FROM sources.orders"}},
+            "destinations": {"dd": {"platform": "dotdigital", "secrets": {"api_user": "DOTDIGITAL_API_USER",
+                                                                          "api_password": "DOTDIGITAL_API_PASSWORD"},
+                                    "settings": self.settings}},
+            "activations": self.activations,
+        }
+        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def materialize(self, activation: str = "to_list", partition: str | None = None, raise_on_error: bool = True):
+        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
+        segment = self.activations[activation]["segment"]
+        source = "orders" if segment == "daily_orders" else "people"
+        selection = [AssetKey(["sources", source]), AssetKey(["segments", segment]), AssetKey(["activations", activation])]
+        assets = list(defs.assets or []) + list(defs.asset_checks or [])
+        return materialize(assets, selection=selection, resources=defs.resources, instance=self.instance,
+                           partition_key=partition, raise_on_error=raise_on_error)
+
+    def run(self, rows: list[dict[str, Any]], activation: str = "to_list", columns: list[str] = COLUMNS) -> dict[str, Any]:
+        self.write_csv("people.csv", columns, rows)
+        return metadata(self.materialize(activation), activation)
+
+    # --- the emulator's side ---------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return requests.get(f"{self.sandbox.url}/_sandbox/dotdigital/state", timeout=10).json()
+
+    def contacts(self) -> dict[str, dict[str, Any]]:
+        return {email: c["dataFields"] for email, c in self.state()["contacts"].items()}
+
+    def members(self, title: str = LIST_ACTIVATION["title"]) -> list[str]:
+        return self.state()["lists"][title]["contacts"]
+
+    def seed_contacts(self, contacts: list[dict[str, Any]]) -> None:
+        requests.post(f"{self.sandbox.url}/_sandbox/dotdigital/contacts", json=contacts, timeout=10).raise_for_status()
+
+    def configure(self, **settings: Any) -> None:
+        requests.post(f"{self.sandbox.url}/_sandbox/dotdigital/config", json=settings, timeout=5).raise_for_status()
+
+    def fault(self, **fault: Any) -> None:
+        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "dotdigital", **fault}, timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+    # --- the ledger ------------------------------------------------------------------------
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
+            return conn.execute(query, params or []).fetchall()
+
+    def last_run_records(self, activation: str = "to_list") -> dict[str, tuple[str, str]]:
+        rows = self.sql(
+            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
+            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
+            [activation, activation])
+        return {key: (status, message) for key, status, message in rows}
+
+    def snapshot_keys(self, activation: str = "to_list") -> set[str]:
+        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
+
+
+@pytest.fixture
+def dd(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> DotdigitalProject:
+    monkeypatch.setenv("DOTDIGITAL_BASE_URL", f"{sandbox.url}/dotdigital")
+    for name in ("DOTDIGITAL_API_USER", "DOTDIGITAL_API_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)  # the sandbox's demo credentials
+    return DotdigitalProject(tmp_path, sandbox, instance)
+
+
+FIRST = [person(i) for i in range(1, 6)]
+SECOND = [person(1, tier="platinum"), *[person(i) for i in range(2, 5)], person(6)]  # 1 changed, 5 left, 6 added
+THIRD = [person(1, tier="platinum"), person(2, first_name="Renamed"), person(4), person(6), person(7)]  # 3 left, 7 added
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+def test_mirror_creates_the_list_once_and_removes_leavers_from_it_but_not_from_the_account(dd):
+    dd.add(operation="mirror")
+    first = dd.run(FIRST)
+    assert (first["added_succeeded"], first["added_failed"]) == (5, 0)
+    assert dd.state()["data_fields"] == {**STANDARD, "TIER": "String", "LTV": "Numeric", "VIP": "Boolean", "SIGNED_UP": "Date"}
+    second = dd.run(SECOND)
+    assert (second["added_succeeded"], second["changed_succeeded"], second["removed_succeeded"]) == (1, 1, 1)
+    third = dd.run(THIRD)
+    assert (third["added_succeeded"], third["changed_succeeded"], third["removed_succeeded"]) == (1, 1, 1)
+
+    state = dd.state()
+    assert list(state["lists"]) == ["High value customers"]  # one list across three runs
+    assert dd.members() == sorted(r["email"] for r in THIRD)
+    everyone = {r["email"]: contact(r) for r in [*FIRST, *SECOND, *THIRD]}  # last version of each row wins
+    assert dd.contacts() == everyone  # persons 3 and 5 left the list, not the account
+    assert dd.snapshot_keys() == {r["email"] for r in THIRD}
+
+
+def test_upsert_adds_and_updates_contacts_and_leaves_leavers_in_the_list(dd):
+    dd.add(operation="upsert")
+    for rows in (FIRST, SECOND, THIRD):
+        dd.run(rows)
+    assert list(dd.state()["lists"]) == ["High value customers"]
+    assert dd.members() == sorted({r["email"] for r in [*FIRST, *SECOND, *THIRD]})
+    assert dd.contacts() == {r["email"]: contact(r) for r in [*FIRST, *SECOND, *THIRD]}
+
+
+def test_an_existing_list_of_the_same_name_is_reused_not_duplicated(dd):
+    requests.post(f"{dd.sandbox.url}/_sandbox/dotdigital/lists", json=["Other", "High value customers"], timeout=5).raise_for_status()
+    dd.add(operation="upsert")
+    dd.run(FIRST[:2])
+    state = dd.state()
+    assert list(state["lists"]) == ["Other", "High value customers"]
+    assert state["lists"]["High value customers"]["contacts"] == [FIRST[0]["email"], FIRST[1]["email"]]
+
+
+def test_delete_only_removes_the_segments_contacts_from_the_list(dd):
+    dd.seed_contacts([{"email": r["email"], "lists": ["High value customers"]} for r in FIRST])
+    dd.add(mode="full_only", operation="delete_only", mapping={})
+    result = dd.run(FIRST[:2] + [person(9)])  # person 9 is not in the account: nothing to remove
+    assert result["added_succeeded"] == 3
+    assert dd.members() == sorted(r["email"] for r in FIRST[2:])
+    assert set(dd.contacts()) == {r["email"] for r in FIRST}
+
+
+def test_a_list_activation_without_a_schedule_runs_every_six_hours(dd):
+    dd.add()
+    assert load_config(dd.config_path).activations["to_list"].cron == ("0 */6 * * *", "UTC")
+
+
+@pytest.mark.parametrize("mapping, where, says", [
+    ({"LOYALTY_TIER_FOR_2026X": "tier"}, "mapping.LOYALTY_TIER_FOR_2026X", "at most 20"),
+    ({"loyalty-tier": "tier"}, "mapping.loyalty-tier", "letters, digits and underscores"),
+    ({"loyalty tier": "tier"}, "mapping.loyalty tier", "letters, digits and underscores"),
+    ({"Tier": "tier", "TIER": "first_name"}, "mapping.TIER", "case-insensitively"),
+])
+def test_an_invalid_data_field_name_fails_the_config_load_naming_the_field(dd, mapping, where, says):
+    dd.add(mapping=mapping)
+    with pytest.raises(ConfigError) as error:
+        load_config(dd.config_path)
+    assert (error.value.entry, error.value.field) == ("activations.to_list", where)
+    assert says in error.value.problem
+
+
+@pytest.mark.parametrize("overrides, where", [
+    ({"object": "contacts"}, "object"),
+    ({"object": "insight:x"}, "object"),  # collection names have at least 2 characters
+    ({"operation": "mirror", "identifier": "first_name"}, "identifier"),
+    ({"options": {"match_identifier": "phone"}}, "options.match_identifier"),
+    ({"object": "contact_insight:orders", "options": {"list_id": 3}}, "options.list_id"),
+    ({"operation": "update_only"}, "operation"),
+])
+def test_activations_dotdigital_cannot_serve_fail_at_config_load(dd, overrides, where):
+    dd.add(**overrides)
+    with pytest.raises(ConfigError) as error:
+        load_config(dd.config_path)
+    assert error.value.field == where
+
+
+def test_an_invalid_collection_name_in_the_destination_fails_the_config_load(dd):
+    dd.settings["collections"] = {"products": "1bad name"}
+    dd.add()
+    with pytest.raises(ConfigError) as error:
+        load_config(dd.config_path)
+    assert (error.value.entry, error.value.field) == ("destinations.dd", "settings.collections")
+
+
+def test_malformed_emails_are_invalid_and_never_sent(dd):
+    dd.add()
+    result = dd.run([person(1), person(2, email="not-an-email"), person(3, email="a@b@example.com")])
+    assert (result["added_succeeded"], result["invalid"]) == (1, 2)
+    assert set(dd.contacts()) == {"person.1@example.com"}
+    records = dd.last_run_records()
+    assert records["not-an-email"][0] == "invalid" and "malformed email" in records["not-an-email"][1]
+
+
+def test_a_contact_the_import_report_fails_is_rejected_and_retried_next_run(dd):
+    dd.add()
+    dd.fault(kind="reject_ids", ids=["person.2@example.com"])
+    first = dd.run(FIRST)
+    assert (first["added_succeeded"], first["added_failed"]) == (4, 1)
+    status, message = dd.last_run_records()["person.2@example.com"]
+    assert status == "rejected" and message.startswith("rejected: Contact rejected by the platform")
+    assert "person.2@example.com" not in dd.snapshot_keys() and "person.2@example.com" not in dd.members()
+    dd.clear_faults()
+    second = dd.run(FIRST)
+    assert (second["added_succeeded"], second["unchanged_skipped"]) == (1, 4)
+    assert dd.members() == sorted(r["email"] for r in FIRST)
+
+
+def test_a_value_that_does_not_fit_an_existing_field_is_the_contacts_rejection(dd):
+    dd.add(mapping={"FIRSTNAME": "first_name", "GENDER": "ltv"})  # GENDER is a standard text field
+    result = dd.run([person(1)])
+    assert result["added_failed"] == 1
+    assert "invalidDataFieldValue" in dd.last_run_records()["person.1@example.com"][1]
+
+
+def test_a_failed_import_job_rejects_its_batch_and_the_next_run_resends_it(dd):
+    dd.add()
+    dd.configure(final_status="RejectedByWatchdog")
+    first = dd.run(FIRST[:2])
+    assert first["added_failed"] == 2
+    assert "ended RejectedByWatchdog" in dd.last_run_records()[FIRST[0]["email"]][1]
+    assert dd.snapshot_keys() == set()
+    dd.configure(final_status="Finished")
+    assert dd.run(FIRST[:2])["added_succeeded"] == 2
+
+
+def test_an_import_still_running_at_the_poll_timeout_is_no_answer(dd):
+    dd.settings["poll_timeout_seconds"] = 0.2
+    dd.add()
+    dd.configure(polls_before_finished=1000)
+    result = dd.run(FIRST[:2])
+    assert result["added_failed"] == 2
+    status, message = dd.last_run_records()[FIRST[0]["email"]]
+    assert status == "no_answer" and "still running" in message
+
+
+def test_429s_with_retry_after_are_waited_out(dd):
+    dd.add()
+    dd.fault(kind="status", status=429, retry_after=1, count=2, path_contains="/contacts/v3/import")
+    started = time.monotonic()
+    result = dd.run(FIRST)
+    assert (result["added_succeeded"], result["retries"]) == (5, 2)
+    assert time.monotonic() - started >= 1.0
+    assert dd.members() == sorted(r["email"] for r in FIRST)
+
+
+def test_the_shared_rate_limit_is_honoured(dd):
+    requests.post(f"{dd.sandbox.url}/_sandbox/ratelimit", json={"enabled": True, "requests_per_second": 5}, timeout=5).raise_for_status()
+    try:
+        dd.add(max_items_per_request=2)
+        result = dd.run(FIRST)
+        assert result["added_succeeded"] == 5 and result["retries"] > 0  # 429s were met and waited out
+        assert dd.members() == sorted(r["email"] for r in FIRST)
+    finally:
+        requests.post(f"{dd.sandbox.url}/_sandbox/ratelimit", json={"enabled": False}, timeout=5).raise_for_status()
+
+
+# --- insight data ------------------------------------------------------------------------------
+
+def test_products_mirror_into_an_account_scoped_collection(dd):
+    columns = ["email", "first_name", "tier", "ltv", "vip", "signed_up"]  # reuse people.csv: email as the product key
+    dd.add("products", object="insight:products", operation="mirror", mapping={"name": "first_name", "price": "ltv"})
+    dd.run(FIRST, "products", columns)
+    dd.run(SECOND, "products", columns)
+    collection = dd.state()["insight"]["Catalog_Default"]
+    assert (collection["scope"], collection["type"]) == ("account", "catalog")
+    assert collection["records"] == {"account": {r["email"]: {"name": r["first_name"], "price": r["ltv"]} for r in SECOND}}
+
+
+def test_orders_go_to_a_contact_scoped_collection_one_day_at_a_time(dd):
+    dd.seed_contacts([{"email": "ann@example.com"}, {"email": "bob@example.com"}])
+    orders = [
+        {"order_id": "O1", "email": "ann@example.com", "order_date": "2026-10-01", "total": 10.5},
+        {"order_id": "O2", "email": "bob@example.com", "order_date": "2026-10-01", "total": 20.0},
+        {"order_id": "O3", "email": "ann@example.com", "order_date": "2026-10-02", "total": 30.0},
+        {"order_id": "O4", "email": "nobody@example.com", "order_date": "2026-10-02", "total": 40.0},
+    ]
+    dd.write_csv("orders.csv", ["order_id", "email", "order_date", "total"], orders)
+    dd.add("orders", segment="daily_orders", object="contact_insight:orders",
+           mapping={"email": "email", "order_date": "order_date", "total": "total"})
+    for day in ("2026-10-01", "2026-10-02"):
+        event = dd.materialize("orders", partition=day).asset_materializations_for_node("activations__orders")[0]
+        assert event.partition == day
+    assert dd.state()["insight"] == {"Orders": {"scope": "contact", "type": "orders", "records": {
+        "ann@example.com": {"O1": {"email": "ann@example.com", "order_date": "2026-10-01", "total": 10.5},
+                            "O3": {"email": "ann@example.com", "order_date": "2026-10-02", "total": 30.0}},
+        "bob@example.com": {"O2": {"email": "bob@example.com", "order_date": "2026-10-01", "total": 20.0}},
+    }}}
+    status, message = dd.last_run_records("orders")["O4"]  # the contact does not exist: that record's rejection
+    assert status == "rejected" and message.startswith("ContactEmailDoesNotExist")
+    assert dd.sql('SELECT partition_key, count(*) FROM activation_state."orders" GROUP BY 1 ORDER BY 1') == [
+        ("2026-10-01", 2), ("2026-10-02", 1)]
