@@ -394,3 +394,60 @@ def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(conn
         assert products[sku]["availability"] == WIRE_AVAILABILITY[row["stock_status"]]
         assert products[sku]["categories"] == [row["category_path"]]
         assert products[sku]["unitPrice"] == float(row["price"])
+
+
+# --- verification through Dagster: the platform_matches check, "verify now", massive verification --------
+
+def check_evaluation(result: Any) -> Any:
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "platform_matches"]
+    return evaluation
+
+
+def verify_job(connectif: ConnectifProject, job: str, run_config: dict[str, Any] | None = None) -> Any:
+    defs = build_definitions(load_config(connectif.config_path), warehouse=connectif.warehouse)
+    return defs.resolve_job_def(job).execute_in_process(run_config=run_config, instance=connectif.instance, raise_on_error=False)
+
+
+def test_the_check_after_a_push_verify_now_and_massive_verification_find_drift_and_the_next_sync_repairs_it(connectif):
+    from activation_pipeline.automation import verification_op
+
+    connectif.add_activation()
+    connectif.write_products(FIRST[:4])
+    pushed = check_evaluation(connectif.materialize())  # runs after the push, on what it pushed
+    assert pushed.passed and pushed.metadata["verified"].value == 4
+
+    connectif.admin("POST", "products/SKU-0002", {"unitPrice": 17.5})
+    connectif.admin("DELETE", "products/SKU-0003")
+
+    # "verify now": just the listed products, without syncing anything
+    now = verify_job(connectif, "verify_to_connectif", {"ops": {verification_op("to_connectif"): {"config": {"keys": ["SKU-0002", "SKU-0001"]}}}})
+    evaluation = check_evaluation(now)
+    assert not evaluation.passed and evaluation.severity.value == "WARN"
+    assert (evaluation.metadata["verified"].value, evaluation.metadata["mismatched"].value) == (2, 1)
+    assert "| SKU-0002 | unitPrice: sent 12, Connectif has 17.5 |" in evaluation.metadata["mismatches"].value
+    assert connectif.sql("SELECT key, status, message FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? "
+                         "ORDER BY key", [now.run_id]) == [
+        ("SKU-0001", "matched", None), ("SKU-0002", "mismatch", "unitPrice: sent 12, Connectif has 17.5")]
+
+    # the scheduled massive verification: every product the platform should hold
+    everything = check_evaluation(verify_job(connectif, "verify_to_connectif_all"))
+    assert (everything.metadata["verified"].value, everything.metadata["mismatched"].value) == (4, 2)
+    assert "| SKU-0003 | not in Connectif |" in everything.metadata["mismatches"].value
+
+    # the next incremental sync resends what drifted (and only that), and its check passes
+    result = connectif.materialize()
+    assert metadata(result, "to_connectif")["changed_succeeded"] == 2
+    assert check_evaluation(result).passed
+    assert connectif.products()["SKU-0002"]["unitPrice"] == 12 and "SKU-0003" in connectif.products()
+
+
+def test_the_massive_verification_runs_off_peak_by_default_and_follows_enabled(connectif):
+    connectif.add_activation(schedule="hourly")
+    defs = build_definitions(load_config(connectif.config_path), warehouse=connectif.warehouse)
+    schedule = defs.resolve_schedule_def("verify_to_connectif_all_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 4 * * *", "UTC")
+    assert schedule.default_status.value == "RUNNING"
+    connectif.add_activation(verification_schedule={"cron": "30 1 * * 0", "timezone": "Europe/Madrid"}, enabled=False)
+    defs = build_definitions(load_config(connectif.config_path), warehouse=connectif.warehouse)
+    schedule = defs.resolve_schedule_def("verify_to_connectif_all_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.default_status.value) == ("30 1 * * 0", "Europe/Madrid", "STOPPED")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-10-31"
@@ -26,7 +27,8 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "ACTIVATION_CONFIG": str(data / "activations.yaml"), "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
            "DAGSTER_HOME": str(home), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
-           "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}"}
+           "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}",
+           "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1]}  # every other platform: its sandbox default
     completed = subprocess.run(
         [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", "*",
          "--partition", DAY],  # the partitioned orders flow syncs that day; everything else syncs in full
@@ -45,6 +47,10 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     batch_activations = ("products_to_batch", "in_stock_to_batch", "price_refresh_to_batch", "discontinued_cleanup", "orders_to_batch")
     assert {name: runs.get(name) for name in batch_activations} == {name: "succeeded" for name in batch_activations}
     assert partitions["orders_to_batch"] == DAY and partitions["products_to_batch"] is None
+    # every demo activation, on every platform, ran to the end (Dotdigital's orders are "partial": some
+    # buyers are not contacts there, which its emulator refuses per record as the real API does)
+    declared = set(yaml.safe_load((data / "activations.yaml").read_text())["activations"])
+    assert {name: runs.get(name) in ("succeeded", "partial") for name in declared} == {name: True for name in declared}, runs
 
     def catalog(name: str) -> dict:
         return requests.get(f"{sandbox.url}/_sandbox/batch/catalogs/{name}/items", timeout=30).json()["items"]

@@ -51,7 +51,8 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # pools, nux off, telemetry off
     env = {**os.environ, "DAGSTER_HOME": str(home), "ACTIVATION_CONFIG": str(data / "activations.yaml"),
-           "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11"}
+           "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
+           "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1]}
     # the activation's upstream sources and segment exist before the click, as after a first run
     subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions",
                     "--select", "sources/products,sources/order_lines,segments/sellable_products"],

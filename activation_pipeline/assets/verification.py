@@ -56,7 +56,7 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         keys, everything = context.op_execution_context.op_config["keys"], context.op_execution_context.op_config["all"]
         warehouse = context.resources.warehouse
         with warehouse.get_connection() as conn:
-            expected = _expected(conn, name, activation.segment, segment.primary_key, identifier, keys, everything, context.run_id)
+            expected = _expected(conn, name, activation.segment, segment.primary_key, identifier, keys, everything, context.op_execution_context.run_id)
         if keys:
             missing = sorted(set(keys) - set(expected["key"].to_list()))
         else:
@@ -76,12 +76,12 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
             client.close()
         mismatched = [(key, partition, r.message) for key, partition, r in results if not r.matches]
         with warehouse.get_connection() as conn:
-            _record(conn, name, context.run_id, results)
+            _record(conn, name, context.op_execution_context.run_id, results)
         scope = "the listed keys" if keys else ("every record" if everything else "the records of the latest sync")
         metadata: dict[str, Any] = {"verified": len(results), "mismatched": len(mismatched), "scope": scope,
                                     "ledger_query": MetadataValue.md(
                                         "```sql\nSELECT key, partition_key, status, message FROM activation_state.sync_records\n"
-                                        f"WHERE run_id = '{context.run_id}' AND activation = '{name}' AND operation = 'verify';\n```")}
+                                        f"WHERE run_id = '{context.op_execution_context.run_id}' AND activation = '{name}' AND operation = 'verify';\n```")}
         if missing:
             metadata["keys_never_confirmed"] = ", ".join(missing[:SAMPLE])
         if mismatched:
@@ -112,14 +112,14 @@ def _expected(conn: Any, name: str, segment: str, primary_key: str, identifier: 
             (SELECT run_id FROM {SCHEMA}.sync_runs WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1))"""
         params = [name, name, run_id, name]
     # the identifier is not in the ledger's payload: take it from the segment (the key when the row left it)
-    return conn.execute(
+    return conn.sql(
         f"""SELECT lr.key, coalesce(CAST(seg."{identifier}" AS VARCHAR), lr.key) AS identifier, lr.partition_key, lr.payload::VARCHAR AS payload
             FROM {SCHEMA}.latest_records lr
             LEFT JOIN (SELECT * FROM segments."{segment}" QUALIFY row_number() OVER (PARTITION BY "{primary_key}") = 1) seg
               ON CAST(seg."{primary_key}" AS VARCHAR) = lr.key
             WHERE lr.activation = ? AND lr.in_platform {chosen}
             ORDER BY lr.partition_key, lr.key""",
-        params,
+        params=params,
     ).pl()
 
 
