@@ -51,6 +51,7 @@ _VERSION_RE = re.compile(r"v?\d+(\.\d+)*")
 PLATFORMS: dict[str, str] = {
     "batch": ".batch:BatchPlatform",
     "yotpo": ".yotpo:YotpoPlatform",
+    "synerise": ".synerise:SynerisePlatform",
 }
 
 
