@@ -26,7 +26,8 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "ACTIVATION_CONFIG": str(data / "activations.yaml"), "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
            "DAGSTER_HOME": str(home), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
-           "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}"}
+           "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}",
+           "SANDBOX_PORT": str(sandbox.port)}  # every other platform's default base URL: this sandbox
     completed = subprocess.run(
         [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", "*",
          "--partition", DAY],  # the partitioned orders flow syncs that day; everything else syncs in full
