@@ -53,6 +53,7 @@ PLATFORMS: dict[str, str] = {
     "yotpo": ".yotpo:YotpoPlatform",
     "connectif": ".connectif:ConnectifPlatform",
     "dotdigital": ".dotdigital:DotdigitalPlatform",
+    "synerise": ".synerise:SynerisePlatform",
 }
 
 
