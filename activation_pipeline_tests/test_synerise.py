@@ -27,7 +27,7 @@ from activation_pipeline.platforms.synerise import SyneriseResource
 from activation_pipeline_tests.test_sync_modes import metadata
 
 TABLES = {
-    "customers": ["customer_id", "email", "phone", "first_name", "last_name", "tier", "ltv"],
+    "customers": ["customer_id", "email", "phone", "first_name", "last_name", "tier", "ltv", "store_view"],
     "products": ["sku", "parent_sku", "name", "price", "tax_rate", "colour_id", "colour_label", "category_path", "image_url",
                  "product_url"],
     "subscribers": ["subscriber_id", "email", "status"],
@@ -128,7 +128,8 @@ def synerise(tmp_path, sandbox, instance, monkeypatch) -> SyneriseProject:
 
 def customer(i: int, **overrides: Any) -> dict[str, Any]:
     return {"customer_id": i, "email": f"person.{i}@example.com", "phone": f"+4477009{i:05d}", "first_name": f"First{i}",
-            "last_name": f"Last{i}", "tier": "gold" if i % 2 else "silver", "ltv": 100.0 + i, **overrides}
+            "last_name": f"Last{i}", "tier": "gold" if i % 2 else "silver", "ltv": 100.0 + i,
+            "store_view": ["en_gb", "fr_fr", "de_de"][i % 3], **overrides}
 
 
 def profile(row: dict[str, Any]) -> dict[str, Any]:
@@ -315,6 +316,26 @@ def test_429_with_retry_after_is_waited_out_and_an_expired_token_replaced(syneri
     assert time.monotonic() - started >= 1.0
     assert result["requests"] == 2 + 2 + 1 + 1  # two logins, two batches, one retry after 429, one replay after 401
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in range(1, 5)}
+
+
+def test_profiles_scoped_to_store_views_sync_each_view_as_its_own_partition(synerise):
+    synerise.add("to_profiles", PROFILES, scope={"column": "store_view", "values": ["en_gb", "fr_fr"]})
+    rows = [customer(i) for i in range(1, 10)]  # 3, 6, 9: en_gb; 1, 4, 7: fr_fr; 2, 5, 8: de_de (not listed)
+    synerise.write("customers", rows)
+    result = synerise.run("to_profiles")
+    assert result["added_succeeded"] == 6
+    assert synerise.profiles() == {str(i): profile(customer(i)) for i in (1, 3, 4, 6, 7, 9)}
+    with duckdb.connect(str(synerise.warehouse), read_only=True) as conn:
+        assert dict(conn.execute('SELECT partition_key, count(*) FROM activation_state."to_profiles" GROUP BY ALL').fetchall()) == {
+            "en_gb": 3, "fr_fr": 3}
+
+    # only the French view this time: its change goes out, the British one waits for its own run
+    rows = [customer(i, first_name="Renamed") if i in (3, 4) else customer(i) for i in range(1, 10)]
+    synerise.write("customers", rows)
+    assert synerise.run("to_profiles", run_config={"scopes": ["fr_fr"]})["changed_succeeded"] == 1
+    assert (synerise.profiles()["4"]["firstName"], synerise.profiles()["3"]["firstName"]) == ("Renamed", "First3")
+    assert synerise.run("to_profiles")["changed_succeeded"] == 1
+    assert synerise.profiles()["3"]["firstName"] == "Renamed"
 
 
 def test_a_store_view_partition_on_the_target_changes_nothing_in_the_requests(synerise):
