@@ -76,6 +76,8 @@ class DotdigitalProject:
             "partitions": {"start_date": "2026-10-01"},
             "sources": {"people": {"path": "people.csv"}, "orders": {"path": "orders.csv", "partition_column": "order_date"}},
             "segments": {"people": {"primary_key": "email", "sql": "SELECT * FROM sources.people"},
+                         "people_by_id": {"primary_key": "person_id",
+                                          "sql": r"SELECT regexp_extract(email, 'person\.(\d+)@', 1) AS person_id, * FROM sources.people"},
                          "daily_orders": {"primary_key": "order_id", "sql": "SELECT * FROM sources.orders"}},
             "destinations": {"dd": {"platform": "dotdigital", "secrets": {"api_user": "DOTDIGITAL_API_USER",
                                                                           "api_password": "DOTDIGITAL_API_PASSWORD"},
@@ -168,6 +170,17 @@ def test_mirror_creates_the_list_once_and_removes_leavers_from_it_but_not_from_t
     assert dd.snapshot_keys() == {r["email"] for r in THIRD}
 
 
+def test_mirror_of_a_segment_keyed_by_customer_removes_leavers_by_the_email_it_confirmed(dd):
+    """The snapshot keeps each record's identifier: a leaver is removed by the email the list holds."""
+    dd.add(segment="people_by_id", identifier="email", operation="mirror")
+    for rows in (FIRST, SECOND, THIRD):
+        dd.run(rows)
+    assert dd.members() == sorted(r["email"] for r in THIRD)
+    assert dd.contacts() == {r["email"]: contact(r) for r in [*FIRST, *SECOND, *THIRD]}
+    assert dict(dd.sql('SELECT key, identifier FROM activation_state."to_list"')) == {
+        r["email"].split(".")[1].split("@")[0]: r["email"] for r in THIRD}
+
+
 def test_upsert_adds_and_updates_contacts_and_leaves_leavers_in_the_list(dd):
     dd.add(operation="upsert")
     for rows in (FIRST, SECOND, THIRD):
@@ -217,7 +230,6 @@ def test_an_invalid_data_field_name_fails_the_config_load_naming_the_field(dd, m
 @pytest.mark.parametrize("overrides, where", [
     ({"object": "contacts"}, "object"),
     ({"object": "insight:x"}, "object"),  # collection names have at least 2 characters
-    ({"operation": "mirror", "identifier": "first_name"}, "identifier"),
     ({"options": {"match_identifier": "phone"}}, "options.match_identifier"),
     ({"object": "contact_insight:orders", "options": {"list_id": 3}}, "options.list_id"),
     ({"operation": "update_only"}, "operation"),

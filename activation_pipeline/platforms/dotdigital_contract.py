@@ -89,9 +89,6 @@ def activation_problem(activation: Any) -> tuple[str, str] | None:
     problem = _option_problem(activation.options)
     if problem:
         return problem
-    if activation.operation == "mirror" and activation.identifier is not None:
-        return "identifier", ("mirror removes records that left the segment by their identifier, and the engine knows a "
-                              "leaver only by its primary key: key the segment by the identifier and leave `identifier` unset")
     if kind == LIST:
         return _data_field_problem(activation)
     if kind == CONTACT_INSIGHT:

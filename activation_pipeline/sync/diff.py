@@ -121,7 +121,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
         key_filter = f"WHERE CAST({_quote(request.primary_key)} AS VARCHAR) IN ({keys})"
     snapshot = snapshot_table(request.activation)
     if request.only_keys:
-        snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash WHERE false)"
+        snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash, NULL::VARCHAR AS identifier WHERE false)"
     elif request.partition_key is not None:
         snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = '{request.partition_key.replace(chr(39), chr(39) * 2)}')"
     else:
@@ -142,7 +142,9 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
                    {payload}{',' if payload else ''} true AS __in_segment
             FROM {rows} {key_filter}
           ), classified AS (
-            SELECT coalesce(seg.__key, snap.key) AS __key, seg.__identifier, seg.__hash,
+            SELECT coalesce(seg.__key, snap.key) AS __key,
+                   -- a removed record is deleted by the identifier the platform confirmed
+                   CASE WHEN seg.__in_segment THEN seg.__identifier ELSE snap.identifier END AS __identifier, seg.__hash,
                    CASE
                      WHEN seg.__in_segment IS NULL THEN 'removed'
                      WHEN seg.__key IS NULL OR dup.__copies IS NOT NULL THEN 'invalid'

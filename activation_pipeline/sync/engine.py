@@ -287,7 +287,7 @@ class _Pusher:
                     continue
                 identifier = row["__identifier"]
                 if identifier is None and change == "removed" and self.job.plan.identifier == self.job.plan.primary_key:
-                    identifier = key  # a removed record has no segment row; its key is its identifier
+                    identifier = key  # confirmed before snapshots kept identifiers: the key is the identifier
                 record = Record(key=key, identifier=identifier, fields=fields)
                 reason = (f"the identifier ({self.job.plan.identifier}) is null or unknown" if identifier is None
                           else self.client.invalid_reason(record, op))
@@ -297,7 +297,7 @@ class _Pusher:
                     continue
                 batch = buffers.setdefault(op, _Batch(op, [], {}))
                 batch.records.append(record)
-                batch.meta[key] = (change, row["__hash"], payload)
+                batch.meta[key] = (change, row["__hash"], payload, identifier)
                 if len(batch.records) >= size:
                     yield buffers.pop(op)
             if invalid:
@@ -328,8 +328,9 @@ class _Pusher:
             answered = any(o.status != "no_answer" for o, _ in outcomes)
             self.consecutive_no_answer = 0 if answered else self.consecutive_no_answer + 1
             for outcome, attempt in outcomes:
-                change, row_hash, payload = batch.meta[outcome.key]
-                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload))
+                change, row_hash, payload, identifier = batch.meta[outcome.key]
+                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload,
+                                           identifier))
                 kind = "succeeded" if outcome.status == "confirmed" else ("skipped" if outcome.status == "skipped" else "failed")
                 bucket = "removed" if batch.op == "delete" and change == "removed" else change
                 self.report.bump(f"{kind}_{bucket}" if kind != "skipped" else "skipped")
@@ -341,9 +342,9 @@ class _Pusher:
         return rest
 
     def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None,
-               attempt: int = 1, payload: str | None = None) -> state.LedgerEntry:
+               attempt: int = 1, payload: str | None = None, identifier: str | None = None) -> state.LedgerEntry:
         self.seq += 1
-        return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash, payload)
+        return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash, payload, identifier)
 
     def _record(self, entries: list[state.LedgerEntry]) -> None:
         self.journal.append(self.run_id, entries)

@@ -66,6 +66,7 @@ class LedgerEntry(NamedTuple):
     attempt: int
     row_hash: int | None
     payload: str | None = None  # the fields sent, as JSON
+    identifier: str | None = None  # the platform id sent (kept in the snapshot: a removed record is deleted by it)
 
 
 def first_row(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> tuple | None:
@@ -83,8 +84,10 @@ def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
     conn.execute(LEDGER_DDL)
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
-        "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR)"
+        "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
     )
+    # snapshots made before the identifier was kept: it fills in as records are confirmed again
+    conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
 
 
 def now() -> datetime:
@@ -151,7 +154,7 @@ def fold(
     frame = pl.DataFrame(
         fresh, orient="row",
         schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
-                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64, "payload": pl.Utf8},
+                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64, "payload": pl.Utf8, "identifier": pl.Utf8},
     )
     last = int(frame["seq"].max())
     snap = snapshot_table(activation)
@@ -164,8 +167,8 @@ def fold(
             [partition_key],
         )
         conn.execute(
-            f"""INSERT INTO {snap}
-                SELECT key, arg_max(row_hash, seq), ?, now(), ? FROM journal_batch
+            f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
+                SELECT key, arg_max(row_hash, seq), ?, now(), ?, arg_max(identifier, seq) FROM journal_batch
                 WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
                   AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
                 GROUP BY key""",
