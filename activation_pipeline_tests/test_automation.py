@@ -107,11 +107,12 @@ def test_a_changed_source_file_launches_only_what_reads_it_and_only_once(tmp_pat
     requests, cursor, _ = sensor_tick(sensor_def, instance, cursor)
     assert len(requests) == 1
     selected = {key.to_user_string() for key in requests[0].asset_selection}
-    # products feeds three segments, but sellable_products serves only products_to_batch, which is
-    # continuous and has its own sensor: it is left to that one
+    # every segment reading products and every activation pushing them, except products_to_batch: it is
+    # continuous and has its own sensor, so it is left to that one
     assert selected == {"sources/products", "segments/in_stock_products", "segments/discontinued_products",
                         "activations/in_stock_to_batch", "activations/price_refresh_to_batch", "activations/discontinued_cleanup",
-                        "segments/synerise_products", "activations/products_to_synerise"}
+                        "segments/synerise_products", "activations/products_to_synerise", "segments/connectif_catalog",
+                        "activations/catalog_to_connectif", "segments/sellable_products", "activations/products_to_dotdigital"}
     assert requests[0].tags["changed_sources"] == "products"
     again, _, skip = sensor_tick(sensor_def, instance, cursor)
     assert again == [] and skip == "no source file changed"
