@@ -106,7 +106,8 @@ def test_the_source_sensor_launches_only_the_days_whose_rows_changed(shop, insta
         result = sensor_def.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests] == [DAYS[1]]
     assert {k.to_user_string() for k in result.run_requests[0].asset_selection} == {
-        "sources/orders", "segments/daily_orders", "activations/orders_to_batch"}
+        "sources/orders", "segments/daily_orders", "activations/orders_to_batch", "activations/orders_to_dotdigital",
+        "segments/synerise_orders", "activations/orders_to_synerise"}
 
 
 def test_an_unpartitioned_activation_in_a_daily_run_still_syncs_everything(shop, sandbox, instance):
