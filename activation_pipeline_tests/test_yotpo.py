@@ -397,7 +397,7 @@ def test_tokens_are_scrubbed_from_every_message_of_the_session(sandbox, monkeypa
     monkeypatch.setenv("YOTPO_BASE_URL", f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}")
     client: YotpoClient = YotpoResource(requests_per_second=0).client()
     client.prepare(SyncTarget("unit", "unit", "email"))
-    token = client._token
+    token = client._tokens.current()
     assert token and token not in client.session.redact(f"header X-Yotpo-Token: {token}")
     assert "sandbox-yotpo-secret" not in client.session.redact("secret sandbox-yotpo-secret")
     assert client.invalid_reason(Record("1", "a@b.co", {"gender": "X"}), "upsert") == "gender: 'X' is not one of F, M, Other"

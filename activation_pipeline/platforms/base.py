@@ -103,6 +103,42 @@ class VerifyingClient(DestinationClient, Protocol):
         """Read each record back and compare it with the fields last confirmed; one result per record."""
 
 
+class TokenCache:
+    """A short-lived access token shared by a client's threads (Yotpo, Synerise): fetched on first
+    use, and replaced once when the platform refuses it (one login even if many threads see the 401)."""
+
+    def __init__(self, fetch: Callable[[], str]):
+        import threading
+
+        self._fetch, self._token, self._lock = fetch, None, threading.Lock()
+
+    def current(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._fetch()
+            return self._token
+
+    def refresh(self, rejected: str) -> str:
+        with self._lock:
+            if self._token in (None, rejected):  # another thread may have refreshed it already
+                self._token = self._fetch()
+            return self._token
+
+
+def send_one_by_one(records: Sequence[Record], send_one: Callable[[Record], ItemOutcome], redact: Callable[[str], str]) -> list[ItemOutcome]:
+    """For APIs that take one record per request: one outcome each; once the platform stops
+    answering, that record and the rest of the batch are ``no_answer`` (sent again next run)."""
+    outcomes: list[ItemOutcome] = []
+    for position, record in enumerate(records):
+        try:
+            outcomes.append(send_one(record))
+        except NoAnswer as silence:
+            message = redact(str(silence))
+            outcomes.extend(ItemOutcome(r.key, "no_answer", message) for r in records[position:])
+            break
+    return outcomes
+
+
 class SessionClient:
     """What every HTTP client shares: the counters of its ``PlatformSession`` and closing it."""
 

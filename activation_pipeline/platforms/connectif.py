@@ -70,6 +70,7 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     Verification,
+    send_one_by_one,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
@@ -117,15 +118,7 @@ class ConnectifClient(SessionClient):
 
     def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
         """One request per product (two for update_only and removals: read, then write)."""
-        outcomes: list[ItemOutcome] = []
-        for position, record in enumerate(records):
-            try:
-                outcomes.append(self._send_one(target, op, record))
-            except NoAnswer as silence:
-                message = self.session.redact(str(silence))
-                outcomes.extend(ItemOutcome(r.key, "no_answer", message) for r in records[position:])
-                break
-        return outcomes
+        return send_one_by_one(records, lambda record: self._send_one(target, op, record), self.session.redact)
 
     def verify(self, target: SyncTarget, records: Sequence[Record]) -> list[Verification]:
         """Read each product back; a mismatch names every differing field with both values."""

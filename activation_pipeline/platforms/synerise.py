@@ -59,6 +59,7 @@ from activation_pipeline.platforms.base import (
     Record,
     SessionClient,
     SyncTarget,
+    TokenCache,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
@@ -91,8 +92,7 @@ class SyneriseClient(SessionClient):
     def __init__(self, session: PlatformSession, api_key: str):
         self.session = session
         self._api_key = api_key
-        self._token: str | None = None
-        self._token_lock = threading.Lock()
+        self._tokens = TokenCache(self._login)
         self._catalog_lock = threading.Lock()
         self._catalog_id: int | None = None
         self._target: SyncTarget | None = None
@@ -102,9 +102,7 @@ class SyneriseClient(SessionClient):
         """Log in; for a catalog, find it by name or create it."""
         self._target = target
         ensure_reachable(self.session.base_url)
-        with self._token_lock:
-            if self._token is None:
-                self._token = self._login()
+        self._tokens.current()
         if kind_of(target.object) == "catalog":
             self._catalog_id = self._find_or_create_catalog(catalog_name(target.object))
 
@@ -220,10 +218,10 @@ class SyneriseClient(SessionClient):
 
     # --- HTTP: token, one replay on 401 ----------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        token = self._current_token()
+        token = self._tokens.current()
         response = self.session.request(method, path, headers=self._headers(token), **kwargs)
         if response.status_code == 401:
-            token = self._refresh_token(token)
+            token = self._tokens.refresh(token)
             response = self.session.request(method, path, headers=self._headers(token), **kwargs)
             if response.status_code == 401:
                 raise PlatformError(f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}")
@@ -234,18 +232,6 @@ class SyneriseClient(SessionClient):
     @staticmethod
     def _headers(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "Api-Version": API_VERSION}
-
-    def _current_token(self) -> str:
-        with self._token_lock:
-            if self._token is None:
-                self._token = self._login()
-            return self._token
-
-    def _refresh_token(self, rejected: str) -> str:
-        with self._token_lock:
-            if self._token == rejected:  # another thread may have refreshed it already
-                self._token = self._login()
-            return self._token  # type: ignore[return-value]
 
     def _login(self) -> str:
         response = self.session.request("POST", "/v4/auth/login/profile", json={"apiKey": self._api_key},

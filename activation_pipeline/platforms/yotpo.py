@@ -71,6 +71,8 @@ from activation_pipeline.platforms.base import (
     Record,
     SessionClient,
     SyncTarget,
+    TokenCache,
+    send_one_by_one,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
@@ -109,8 +111,7 @@ class YotpoClient(SessionClient):
     def __init__(self, session: PlatformSession, secret: str, *, requests_per_second: float = 5.0):
         self.session = session
         self._secret = secret
-        self._token: str | None = None
-        self._token_lock = threading.Lock()
+        self._tokens = TokenCache(self._new_token)
         self._base_interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
         self._interval = self._base_interval
         self._pace_lock = threading.Lock()
@@ -124,9 +125,7 @@ class YotpoClient(SessionClient):
         """Check the store answers and the secret is accepted (one token request)."""
         self._kind = _kind_of(target)
         ensure_reachable(self.session.base_url)
-        with self._token_lock:
-            if self._token is None:
-                self._token = self._new_token()
+        self._tokens.current()
 
     def invalid_reason(self, record: Record, op: Op) -> str | None:
         kind = self._kind or "external_id"
@@ -152,15 +151,7 @@ class YotpoClient(SessionClient):
         kind = _kind_of(target)
         if op == "delete":
             raise PlatformError("Yotpo customers cannot be deleted through the Core API (operations: upsert, update_only)")
-        outcomes: list[ItemOutcome] = []
-        for position, record in enumerate(records):
-            try:
-                outcomes.append(self._send_one(kind, op, record))
-            except NoAnswer as silence:
-                message = self.session.redact(str(silence))
-                outcomes.extend(ItemOutcome(r.key, "no_answer", message) for r in records[position:])
-                break
-        return outcomes
+        return send_one_by_one(records, lambda record: self._send_one(kind, op, record), self.session.redact)
 
     # --- one customer --------------------------------------------------------------------
     def _send_one(self, kind: str, op: Op, record: Record) -> ItemOutcome:
@@ -215,10 +206,10 @@ class YotpoClient(SessionClient):
 
     # --- HTTP: pacing, token, one replay on 401/403 ---------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        token = self._current_token()
+        token = self._tokens.current()
         response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
         if response.status_code in TOKEN_INVALID:
-            token = self._refresh_token(token)
+            token = self._tokens.refresh(token)
             response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
             if response.status_code in TOKEN_INVALID:
                 raise PlatformError(self.session.redact(
@@ -277,18 +268,6 @@ class YotpoClient(SessionClient):
                     self._next_slot = max(self._next_slot, time.monotonic() + wait)
         except ValueError:
             return
-
-    def _current_token(self) -> str:
-        with self._token_lock:
-            if self._token is None:
-                self._token = self._new_token()
-            return self._token
-
-    def _refresh_token(self, rejected: str) -> str:
-        with self._token_lock:
-            if self._token == rejected:  # another thread may have refreshed it already
-                self._token = self._new_token()
-            return self._token  # type: ignore[return-value]
 
     def _new_token(self) -> str:
         response = self._paced("POST", "/access_tokens", json={"secret": self._secret})
