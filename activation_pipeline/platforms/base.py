@@ -183,6 +183,14 @@ class PlatformSpec:
         return None if re.fullmatch(self.object_pattern, name) else f"{self.name} object names allow {self.object_rule}"
 
 
+# the address shapes platforms refuse; one definition for every client's checks before sending
+EMAIL = re.compile(  # the HTML5 "valid e-mail address", with a dotted domain (what the platforms accept)
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+E164_DIGITS = r"[1-9][0-9]{6,14}"  # E.164: at most 15 digits; the shortest numbers in use have 7
+
+
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_START_HINT = "start it with `python -m activation_pipeline.sandbox` (or run `activation-pipeline demo`)"
 

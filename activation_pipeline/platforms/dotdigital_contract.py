@@ -17,7 +17,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import Record
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record
 
 # --- the contract --------------------------------------------------------------------------
 LIST = "list"
@@ -41,11 +41,7 @@ COLLECTION_TYPES = ("cartInsight", "catalog", "consentInsight", "custom", "easyE
 OPTIONS = ("list_id", "match_identifier", "merge_option", "collection_type", "contact_email")
 LIST_OPTIONS = frozenset({"list_id", "match_identifier", "merge_option"})
 INSIGHT_OPTIONS = frozenset({"collection_type", "contact_email"})
-EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-MOBILE = re.compile(r"^\+?[1-9][0-9]{6,14}$")  # E.164, the leading + optional (the spec's examples omit it)
+MOBILE = re.compile(rf"^\+?{E164_DIGITS}$")  # E.164, the leading + optional (the spec's examples omit it)
 
 
 @dataclass(frozen=True)

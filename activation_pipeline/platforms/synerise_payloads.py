@@ -24,7 +24,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import Record
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record
 
 PROFILE_FIELDS = frozenset({
     "email", "phone", "firstName", "lastName", "displayName", "avatarUrl", "birthDate", "company", "city",
@@ -42,11 +42,7 @@ TRANSACTION_FIELDS = frozenset({"client.customId", "client.email", "client.uuid"
 SOURCES = ("WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP")
 PRODUCT_MONEY = ("finalUnitPrice", "regularPrice", "netUnitPrice")
 ATTRIBUTE_NAME = re.compile(r"^[-_a-zA-Z0-9]+$")
-EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-PHONE = re.compile(r"^\+?[1-9][0-9]{6,14}$")  # E.164 digits, "+" optional (Synerise stores it as text)
+PHONE = re.compile(rf"^\+?{E164_DIGITS}$")  # E.164 digits, "+" optional (Synerise stores it as text)
 MAX_STRING = 4096
 OPERATIONS = {"profiles": ("upsert",), "subscriptions": ("upsert",), "catalog": ("upsert", "mirror", "delete_only"),
               "transactions": ("upsert",)}

@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import Record
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record
 
 
 # --- the customer contract ---------------------------------------------------------------
@@ -39,13 +39,9 @@ CUSTOM_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 MAX_CUSTOM_VALUE = 255
 MAX_STRING = 255
 # HTML5's "valid e-mail address", with at least one dot in the domain
-EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
 # E.164: "+", country code, subscriber number; at most 15 digits; the shortest numbers in use have
 # 7 (a 3-digit country code + 4 digits, e.g. Niue +683). Per-country length plans are not checked.
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+E164 = re.compile(rf"^\+{E164_DIGITS}$")
 
 
 def mapped_field_names() -> str:
