@@ -70,3 +70,20 @@ def test_a_long_sync_reports_progress_in_the_run_log(project, instance):
     progress = [m for m in messages if "records," in m and "ETA" in m]
     assert progress, "no progress line in the run log"
     assert "sent " in progress[0] and "/120 records" in progress[0]
+
+
+def test_the_readmes_ledger_queries_run_and_answer(project):
+    """The SQL a user copies from the README works against a real ledger."""
+    import re
+    from pathlib import Path
+
+    three_runs(project)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The ledger", 1)[1].split("\n## ", 1)[0]
+    queries = [q.strip() for block in re.findall(r"```sql\n(.*?)```", section, re.S) for q in block.split(";") if q.strip()]
+    assert len(queries) == 3
+    answers = [project.sql(q.replace("products_to_batch", "sync_products").replace("SKU-0000042", "SKU-0003")) for q in queries]
+    latest, history, failures = answers
+    assert [(op, in_platform) for op, in_platform, *_ in latest] == [("upsert", True)]
+    assert [status for *_, status, _message, _payload in history] == ["confirmed", "rejected", "confirmed"]
+    assert [(key, message is not None) for *_, key, message in failures] == [("SKU-0003", True)]
