@@ -277,9 +277,10 @@ class SandboxServer:
             self._drop(handler)
             self.stats.record(platform.name, req.method, stats_path, None, ctx, kind, time.perf_counter() - started)
             return
-        self._send(handler, resp)
+        # counted before the answer leaves: a client reading /_sandbox/stats right after it sees it
         self.stats.record(platform.name, req.method, stats_path, resp.status, ctx, kind,
                           time.perf_counter() - started)
+        self._send(handler, resp)
 
     @staticmethod
     def _hold(handler: BaseHTTPRequestHandler, seconds: float) -> bool:
