@@ -92,13 +92,13 @@ def demo(args: argparse.Namespace) -> None:
           f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n")
     with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
         rows = conn.execute(
-            f"""SELECT activation, count(DISTINCT partition_key) AS days, string_agg(DISTINCT status, ',') AS status,
+            f"""SELECT activation, count(DISTINCT partition_key) AS parts,  -- days, or scopes (store views) string_agg(DISTINCT status, ',') AS status,
                        sum(planned_added + planned_changed + planned_removed + planned_unchanged), sum(succeeded), sum(failed),
                        sum(invalid), sum(snapshot_size)
                 FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(results))})
                 GROUP BY activation ORDER BY activation""", [r.run_id for r in results]
         ).fetchall()
-    print(f"{'activation':<28}{'days':>5} {'status':<11}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'snapshot':>10}")
+    print(f"{'activation':<28}{'parts':>5} {'status':<11}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'snapshot':>10}")
     for row in rows:
         print(f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<11}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], (8, 9, 8, 9, 10))))
     print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
