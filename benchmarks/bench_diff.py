@@ -39,7 +39,7 @@ def prepare(database: Path, rows: int) -> None:
         conn.execute("CREATE TABLE segments.bench AS SELECT * FROM products")
         # the snapshot a first sync leaves: key + hash of the sent columns
         columns = ", ".join(["sku", *SENT.values()])
-        conn.execute(f"CREATE TABLE activation_state.bench AS SELECT sku AS key, hash({columns}) AS row_hash, 'r0' AS run_id, now() AS confirmed_at FROM segments.bench")
+        conn.execute(f"CREATE TABLE activation_state.bench AS SELECT sku AS key, hash({columns}) AS row_hash, 'r0' AS run_id, now() AS confirmed_at, NULL::VARCHAR AS partition_key, sku AS identifier FROM segments.bench")
         conn.execute("UPDATE segments.bench SET price = price + 1 WHERE hash(sku) % 100 = 0")  # 1% changed
 
 
