@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, peak_rss_mb, run_child  # noqa: E402
+from common import emit, peak_rss_mb, reset_peak_rss, run_child  # noqa: E402
 
 SENT = {"name": "name", "price": "price", "brand": "brand", "category": "category_path", "stock_status": "stock_status"}
 HEADERS = {"Authorization": "Bearer sandbox-batch-rest-key", "X-Batch-Project": "project_sandbox"}
@@ -92,6 +92,22 @@ def bare_loop(url: str, database: Path) -> float:
     return time.perf_counter() - started
 
 
+class PhasedClient:
+    """The Batch client, noting the peak RSS of planning when the engine asks it to prepare (the plan
+    is written by then) and starting a new high-water mark for the push that follows."""
+
+    def __init__(self, inner: Any):
+        self.inner, self.planning_rss_mb, self.phases_split = inner, None, False
+
+    def prepare(self, target: Any) -> None:
+        self.planning_rss_mb = peak_rss_mb()
+        self.phases_split = reset_peak_rss()
+        self.inner.prepare(target)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engine") -> tuple[float, dict]:
     """One run of the engine (mirror, concurrency 4, 200 items/request) against the snapshot in ``database``."""
     from activation_pipeline.platforms.base import SyncTarget
@@ -101,7 +117,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     from activation_pipeline.warehouse import WarehouseResource
 
     os.environ["BATCH_BASE_URL"] = f"{url}/batch/2.11"
-    client = BatchResource().client()
+    client = PhasedClient(BatchResource().client())
     job = SyncJob(
         plan=PlanRequest(activation="bench", segment_table="segments.bench", primary_key="sku", identifier="sku",
                          columns=SENT, mode="full_then_delta", operation="mirror"),
@@ -117,8 +133,9 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
             yield conn
 
     started = time.perf_counter()
-    report = run_sync(job, client, connect)
-    return time.perf_counter() - started, report.counts
+    report = run_sync(job, client, connect)  # type: ignore[arg-type]
+    phases = {"planning_rss_mb": client.planning_rss_mb, "pushing_rss_mb": peak_rss_mb() if client.phases_split else None}
+    return time.perf_counter() - started, {**report.counts, **{k: v for k, v in phases.items() if v is not None}}
 
 
 def measure(side: str, url: str, database: Path, state_dir: Path) -> dict[str, Any]:

@@ -29,6 +29,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
+def reset_peak_rss() -> bool:
+    """Start a new high-water mark at the current RSS (Linux >= 4.0: ``clear_refs`` 5); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def emit(result: dict[str, Any]) -> None:
     """A child's answer: one JSON line on stdout, always the last."""
     print(json.dumps(result), flush=True)

@@ -78,19 +78,25 @@ def run(diff_sizes: list[int], sync_rows: int, sizes: list[int]) -> list[tuple[s
                   "<= 10%", f"{s['changed_rows']:,} rows changed; {inc['counts'].get('planned_changed', 0):,} planned, "
                             f"{changed_ok:,} confirmed, {inc['counts'].get('unchanged_skipped', 0):,} unchanged skipped"))
 
-    peaks: dict[int, tuple[float, float, int]] = {sync_rows: (first["seconds"], first["rss_mb"], confirmed)}
+    def phases(counts: dict[str, Any]) -> str:
+        if "pushing_rss_mb" not in counts:
+            return ""
+        return f"; planning peak {counts['planning_rss_mb']:,.0f} MB, pushing peak {counts['pushing_rss_mb']:,.0f} MB"
+
+    peaks: dict[int, tuple[float, float, int, str]] = {sync_rows: (first["seconds"], first["rss_mb"], confirmed, phases(first["counts"]))}
     for rows in sizes:
         if rows in peaks:
             continue
         log(f"engine first sync at {rows:,} rows (peak RSS)")
         r = bench_first_sync.first_sync(rows, bare=False)
-        peaks[rows] = (r["engine"]["seconds"], r["engine"]["rss_mb"], r["engine"]["counts"].get("succeeded_added", 0))
+        peaks[rows] = (r["engine"]["seconds"], r["engine"]["rss_mb"], r["engine"]["counts"].get("succeeded_added", 0),
+                       phases(r["engine"]["counts"]))
     smallest = peaks[min(sizes)][1] if sizes else 0.0
     for i, rows in enumerate(sorted(set(sizes))):
-        seconds, rss, done = peaks[rows]
+        seconds, rss, done, split = peaks[rows]
         table.append(("first sync peak RSS as the segment grows" if i == 0 else "", f"{rows:,}", rate(rows, seconds), "",
                       f"RSS {rss / smallest:.2f}x of {min(sizes):,}", f"{rss:,.0f} MB", "", "flat",
-                      f"{done:,} of {rows:,} confirmed"))
+                      f"{done:,} of {rows:,} confirmed{split}"))
     return table
 
 
