@@ -91,20 +91,27 @@ def demo(args: argparse.Namespace) -> None:
     print(f"\nmaterialized {sum(len(r.get_asset_materialization_events()) for r in results)} assets in {len(results)} runs "
           f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n")
     with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
-        rows = conn.execute(
-            f"""SELECT activation, count(DISTINCT partition_key) AS parts,  -- days, or scopes (store views) string_agg(DISTINCT status, ',') AS status,
-                       sum(planned_added + planned_changed + planned_removed + planned_unchanged), sum(succeeded), sum(failed),
-                       sum(invalid), sum(snapshot_size)
-                FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(results))})
-                GROUP BY activation ORDER BY activation""", [r.run_id for r in results]
-        ).fetchall()
-    print(f"{'activation':<28}{'parts':>5} {'status':<11}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'snapshot':>10}")
-    for row in rows:
-        print(f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<11}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], (8, 9, 8, 9, 10))))
+        print("\n".join(run_summary(conn, [r.run_id for r in results])))
     print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
     print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
     if not success:
         sys.exit(1)
+
+
+def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
+    """One line per activation synced by these runs; ``parts``: its days, or its scopes (store views)."""
+    rows = conn.execute(
+        f"""SELECT activation, count(DISTINCT partition_key) AS parts, string_agg(DISTINCT status, ',' ORDER BY status) AS status,
+                   sum(planned_added + planned_changed + planned_removed + planned_unchanged), sum(succeeded), sum(failed),
+                   sum(invalid), sum(skipped), sum(snapshot_size)
+            FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(run_ids))})
+            GROUP BY activation ORDER BY activation""", run_ids,
+    ).fetchall()
+    widths = (8, 9, 8, 9, 9, 10)
+    lines = [f"{'activation':<28}{'parts':>5} {'status':<18}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'skipped':>9}{'snapshot':>10}"]
+    for row in rows:
+        lines.append(f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<18}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], widths)))
+    return lines
 
 
 LEDGER_LIMIT = 50

@@ -87,3 +87,20 @@ def test_the_readmes_ledger_queries_run_and_answer(project):
     assert [(op, in_platform) for op, in_platform, *_ in latest] == [("upsert", True)]
     assert [status for *_, status, _message, _payload in history] == ["confirmed", "rejected", "confirmed"]
     assert [(key, message is not None) for *_, key, message in failures] == [("SKU-0003", True)]
+
+
+def test_the_demo_summary_has_one_aligned_line_per_activation(project):
+    """What `activation-pipeline demo` prints after its runs, read from the ledger."""
+    import duckdb
+
+    from activation_pipeline.cli import run_summary
+
+    three_runs(project)
+    with duckdb.connect(str(project.warehouse), read_only=True) as conn:
+        run_ids = [r[0] for r in conn.execute("SELECT run_id FROM activation_state.sync_runs ORDER BY started_at").fetchall()]
+        header, *rows = run_summary(conn, run_ids)
+    assert header.split() == ["activation", "parts", "status", "planned", "sent", "ok", "failed", "invalid", "skipped", "snapshot"]
+    assert len(rows) == 1
+    # run 1 plans 5 adds, run 2 two changes and a removal, run 3 the rejected change again: 9 planned, 8 confirmed,
+    # 1 failed (the rejection); the snapshot held 5, then 4, then 4 records
+    assert rows[0].split() == ["sync_products", "-", "partial,succeeded", "9", "8", "1", "0", "0", "13"]
