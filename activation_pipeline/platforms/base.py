@@ -191,6 +191,18 @@ EMAIL = re.compile(  # the HTML5 "valid e-mail address", with a dotted domain (w
 E164_DIGITS = r"[1-9][0-9]{6,14}"  # E.164: at most 15 digits; the shortest numbers in use have 7
 
 
+def resource_factory(resource_cls: type) -> Callable[[Any], Any]:
+    """``PlatformSpec.resource_factory`` for a resource whose secrets are fields named ``<secret>_env``
+    (their defaults: the usual variable names): base URL, secret variable names and settings from a
+    destinations entry. Secret and setting names are checked against the spec when the config loads."""
+
+    def build(destination: Any) -> Any:
+        envs = {f"{secret}_env": variable for secret, variable in destination.secrets.items()}
+        return resource_cls(base_url=destination.base_url, **envs, **destination.settings)
+
+    return build
+
+
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_START_HINT = "start it with `python -m activation_pipeline.sandbox` (or run `activation-pipeline demo`)"
 

@@ -36,7 +36,6 @@ from activation_pipeline.platforms.base import (
     BatchRejected,
     ItemOutcome,
     Op,
-    PlatformError,
     PlatformSpec,
     Record,
     SessionClient,
@@ -44,6 +43,7 @@ from activation_pipeline.platforms.base import (
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
+    resource_factory,
 )
 from activation_pipeline.sync.http import PlatformSession
 
@@ -149,8 +149,6 @@ class BatchResource(ConfigurableResource):
         base_url = resolve_base_url("BATCH_BASE_URL", self.base_url, f"/batch/{self.api_version}")
         rest_key = resolve_secret(self.rest_api_key_env, base_url, SANDBOX_REST_KEY)
         project = resolve_secret(self.project_key_env, base_url, SANDBOX_PROJECT_KEY)
-        if not rest_key or not project:
-            raise PlatformError("Batch needs a REST API key and a project key")
         session = PlatformSession(
             base_url,
             {"Authorization": f"Bearer {rest_key}", "X-Batch-Project": project},
@@ -162,17 +160,6 @@ class BatchResource(ConfigurableResource):
         return BatchClient(session, delete_action=self.delete_action)
 
 
-def batch_resource(destination: Any) -> BatchResource:
-    """Build the resource from a destinations entry of activations.yaml."""
-    secrets = destination.secrets
-    return BatchResource(
-        base_url=destination.base_url,
-        rest_api_key_env=secrets.get("rest_api_key", "BATCH_REST_API_KEY"),
-        project_key_env=secrets.get("project_key", "BATCH_PROJECT_KEY"),
-        **destination.settings,  # names checked against BATCH_SPEC.settings when the config loads
-    )
-
-
 BATCH_SPEC = PlatformSpec(
     name="batch",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
@@ -182,6 +169,6 @@ BATCH_SPEC = PlatformSpec(
     field_rule="lowercase letters, digits and underscores (Batch attribute keys)",
     object_pattern=r"^[a-z0-9_]{1,100}$",
     object_rule="lowercase letters, digits and underscores (Batch catalog names)",
-    resource_factory=batch_resource,
+    resource_factory=resource_factory(BatchResource),
     settings=("api_version", "delete_action", "timeout_seconds", "max_retries", "backoff_seconds"),
 )

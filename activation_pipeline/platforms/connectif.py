@@ -74,6 +74,7 @@ from activation_pipeline.platforms.base import (
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
+    resource_factory,
 )
 from activation_pipeline.platforms.connectif_product import (
     activation_problem,
@@ -261,15 +262,6 @@ class ConnectifResource(ConfigurableResource):
 SETTINGS = ("timeout_seconds", "max_retries", "backoff_seconds")
 
 
-def connectif_resource(destination: Any) -> ConnectifResource:
-    """Build the resource from a destinations entry of activations.yaml."""
-    return ConnectifResource(
-        base_url=destination.base_url,
-        api_key_env=destination.secrets.get("api_key", "CONNECTIF_API_KEY"),
-        **destination.settings,  # names checked against CONNECTIF_SPEC.settings when the config loads
-    )
-
-
 CONNECTIF_SPEC = PlatformSpec(
     name="connectif",
     operations=frozenset({"upsert", "mirror", "delete_only", "update_only"}),
@@ -279,7 +271,7 @@ CONNECTIF_SPEC = PlatformSpec(
     field_rule="Connectif product field names (camelCase letters and digits, e.g. unitPrice, productDetailUrl)",
     object_pattern=r"^products$",
     object_rule="products (the Connectif catalog)",
-    resource_factory=connectif_resource,
+    resource_factory=resource_factory(ConnectifResource),
     settings=SETTINGS,
     activation_problem=activation_problem,
     activation_options=("removal",),

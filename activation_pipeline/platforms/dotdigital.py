@@ -87,6 +87,7 @@ from activation_pipeline.platforms.base import (
     is_loopback,
     resolve_base_url,
     resolve_secret,
+    resource_factory,
 )
 from activation_pipeline.platforms.dotdigital_contract import (
     COLLECTION_NAME,
@@ -269,8 +270,11 @@ class DotdigitalClient(SessionClient):
         if members:
             response = self.session.request("POST", f"/v2/address-books/{list_id}/contacts/delete",
                                             json=sorted(set(members.values())))
+            if response.status_code == 404:  # the list itself is gone: its contacts are out of it already
+                outcomes.update({key: ItemOutcome(key, "confirmed", "the list no longer exists: nothing to remove") for key in members})
+                return [outcomes[r.key] for r in records]
             if response.status_code not in (200, 202, 204):
-                if response.status_code in (400, 404):
+                if response.status_code == 400:
                     raise BatchRejected(self._message(response), response.status_code)
                 raise self._fail(response, f"remove contacts from list {list_id}")
             outcomes.update({key: ItemOutcome(key, "confirmed") for key in members})
@@ -402,17 +406,6 @@ class DotdigitalResource(ConfigurableResource):
                                 poll_timeout=self.poll_timeout_seconds)
 
 
-def dotdigital_resource(destination: Any) -> DotdigitalResource:
-    """Build the resource from a destinations entry of activations.yaml."""
-    secrets = destination.secrets
-    return DotdigitalResource(
-        base_url=destination.base_url,
-        api_user_env=secrets.get("api_user", "DOTDIGITAL_API_USER"),
-        api_password_env=secrets.get("api_password", "DOTDIGITAL_API_PASSWORD"),
-        **destination.settings,  # names checked against DOTDIGITAL_SPEC.settings when the config loads
-    )
-
-
 DOTDIGITAL_SPEC = PlatformSpec(
     name="dotdigital",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
@@ -422,7 +415,7 @@ DOTDIGITAL_SPEC = PlatformSpec(
     field_rule=FIELD_RULE,
     object_pattern=OBJECT_PATTERN,
     object_rule=OBJECT_RULE,
-    resource_factory=dotdigital_resource,
+    resource_factory=resource_factory(DotdigitalResource),
     settings=("region", "collections", "poll_interval_seconds", "poll_timeout_seconds", "timeout_seconds",
               "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,

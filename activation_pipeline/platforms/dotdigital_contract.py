@@ -204,7 +204,7 @@ def error_message(response: Any, scrub: Any = lambda text: text) -> str:
         return f"{prefix}: {str(body)[:300]}"
     if body.get("errorCode"):
         details = "; ".join(f"{d.get('item')}: {d.get('description')}" for d in body.get("details") or [] if isinstance(d, dict))
-        return f"{prefix}: {body['errorCode']} - {body.get('description', '')}" + (f" ({details})" if details else "")[:500]
+        return (f"{prefix}: {body['errorCode']} - {body.get('description', '')}" + (f" ({details})" if details else ""))[:500]
     return f"{prefix}: {str(body.get('message') or body)[:500]}"
 
 

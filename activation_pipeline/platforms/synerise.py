@@ -63,6 +63,7 @@ from activation_pipeline.platforms.base import (
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
+    resource_factory,
 )
 from activation_pipeline.platforms.synerise_payloads import (
     activation_problem,
@@ -161,12 +162,13 @@ class SyneriseClient(SessionClient):
         """Re-upsert each item with ``deleted: 1`` and the attributes it holds (read back first)."""
         outcomes: list[ItemOutcome] = []
         pairs: list[tuple[Record, dict[str, Any]]] = []
-        for record in records:
+        for position, record in enumerate(records):
             try:
                 response = self._call("GET", f"/catalogs/bags/{self._catalog_id}/items/itemKey/{quote(record.identifier, safe='')}")
-            except NoAnswer as silence:
-                outcomes.append(ItemOutcome(record.key, "no_answer", self.session.redact(str(silence))))
-                continue
+            except NoAnswer as silence:  # the platform stopped answering: the rest waits for the next run
+                message = self.session.redact(str(silence))
+                waiting = [r for r, _ in pairs] + list(records[position:])
+                return outcomes + [ItemOutcome(r.key, "no_answer", message) for r in waiting]
             if response.status_code == 404:
                 outcomes.append(ItemOutcome(record.key, "confirmed", "not in the catalog: nothing to delete"))
                 continue
@@ -195,7 +197,7 @@ class SyneriseClient(SessionClient):
         recreated = False
         while pairs:
             url = path() if callable(path) else path
-            response = self._call("POST", url, json=[payload for _, payload in pairs])
+            response = self._call("POST", url, data=_body([payload for _, payload in pairs]))
             status = response.status_code
             if status in ACCEPTED:
                 return outcomes + [ItemOutcome(r.key, "confirmed") for r, _ in pairs]
@@ -231,7 +233,7 @@ class SyneriseClient(SessionClient):
 
     @staticmethod
     def _headers(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}", "Api-Version": API_VERSION}
+        return {"Authorization": f"Bearer {token}", "Api-Version": API_VERSION, "Content-Type": "application/json"}
 
     def _login(self) -> str:
         response = self.session.request("POST", "/v4/auth/login/profile", json={"apiKey": self._api_key},
@@ -306,12 +308,17 @@ def _named_items(response: Any, pairs: list[tuple[Record, dict[str, Any]]], scru
     return named
 
 
+def _body(value: Any) -> bytes:
+    """The exact bytes a request carries: compact UTF-8 JSON (what ``_by_size`` measures is what is sent)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _by_size(pairs: list[tuple[Record, dict[str, Any]]]) -> list[list[tuple[Record, dict[str, Any]]]]:
     """Split into requests whose JSON bodies stay under 1 MB (a single oversized item goes alone)."""
     chunks: list[list[tuple[Record, dict[str, Any]]]] = [[]]
     size = 2
     for pair in pairs:
-        item = len(json.dumps(pair[1], separators=(",", ":"), ensure_ascii=False).encode()) + 1
+        item = len(_body(pair[1])) + 1  # measured as sent (_body), plus its comma
         if chunks[-1] and size + item > MAX_BODY_BYTES:
             chunks.append([])
             size = 2
@@ -338,12 +345,6 @@ class SyneriseResource(ConfigurableResource):
         return SyneriseClient(session, api_key)
 
 
-def synerise_resource(destination: Any) -> SyneriseResource:
-    """Build the resource from a destinations entry of activations.yaml."""
-    return SyneriseResource(base_url=destination.base_url, api_key_env=destination.secrets.get("api_key", "SYNERISE_API_KEY"),
-                            **destination.settings)  # names checked against SYNERISE_SPEC.settings at load
-
-
 SYNERISE_SPEC = PlatformSpec(
     name="synerise",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
@@ -353,7 +354,7 @@ SYNERISE_SPEC = PlatformSpec(
     field_rule="letters, digits, '-' and '_' (agreements.<channel>, client.<id>, paymentInfo.method for the dotted ones)",
     object_pattern=r"^(profiles|subscriptions|transactions|catalog:.+)$",
     object_rule="profiles, subscriptions, transactions or catalog:<name>",
-    resource_factory=synerise_resource,
+    resource_factory=resource_factory(SyneriseResource),
     settings=("timeout_seconds", "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,
     activation_options=("tax_inclusive_price", "labels_as_values"),

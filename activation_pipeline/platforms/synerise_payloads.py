@@ -252,10 +252,6 @@ def profile_payload(record: Record, kind: str) -> dict[str, Any]:
     return body
 
 
-def profile_key(payload: dict[str, Any]) -> str:
-    return str(payload.get("customId") or payload.get("email") or "")
-
-
 # --- catalog items -------------------------------------------------------------------------------
 def item_problem(record: Record, options: dict[str, Any]) -> str | None:
     fields = record.fields
@@ -355,7 +351,7 @@ def _money(amount: Any, currency: str) -> dict[str, Any]:
     return {"amount": round(float(amount), 2), "currency": currency}
 
 
-def transaction_payload(record: Record, salted: bool = True) -> dict[str, Any]:
+def transaction_payload(record: Record) -> dict[str, Any]:
     """One element of ``transactions/batch``; ``eventSalt`` = the order id makes a re-send overwrite."""
     fields = record.fields
     currency = fields["currency"]
@@ -372,8 +368,7 @@ def transaction_payload(record: Record, salted: bool = True) -> dict[str, Any]:
         revenue = sum(p["finalUnitPrice"]["amount"] * float(p["quantity"]) for p in products)
     body: dict[str, Any] = {"client": client, "orderId": record.identifier, "recordedAt": wire(fields["recordedAt"]),
                             "products": products, "revenue": _money(revenue, currency)}
-    if salted:
-        body["eventSalt"] = record.identifier
+    body["eventSalt"] = record.identifier  # stable per order: a re-send overwrites its events
     if fields.get("value") is not None:
         body["value"] = _money(fields["value"], currency)
     if fields.get("discountAmount") and float(fields["discountAmount"]) > 0:

@@ -76,6 +76,7 @@ from activation_pipeline.platforms.base import (
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
+    resource_factory,
 )
 from activation_pipeline.platforms.yotpo_customer import (
     IDENTIFIER_FIELDS,
@@ -234,8 +235,10 @@ class YotpoClient(SessionClient):
             try:
                 response = self.session.request(method, path, **kwargs)
             except NoAnswer as silence:
+                if "HTTP 429" not in str(silence):
+                    raise  # a transport failure or a 5xx says nothing about the rate limit
                 self._adapt(throttled=True)
-                if "HTTP 429" not in str(silence) or round_ == RATE_LIMIT_ROUNDS:
+                if round_ == RATE_LIMIT_ROUNDS:
                     raise
                 # still rate-limited after the session's retries (other processes share the store's
                 # limit): queue again behind this client's pacing, after a jittered pause
@@ -326,21 +329,6 @@ class YotpoResource(ConfigurableResource):
         return YotpoClient(session, secret, requests_per_second=self.requests_per_second)
 
 
-def yotpo_resource(destination: Any) -> YotpoResource:
-    """Build the resource from a destinations entry of activations.yaml."""
-    secrets = destination.secrets
-    unknown = set(destination.settings) - (set(YotpoResource.model_fields) - {"base_url", "store_id_env", "secret_env"})
-    if unknown:
-        allowed = ", ".join(sorted(set(YotpoResource.model_fields) - {"base_url", "store_id_env", "secret_env"}))
-        raise TypeError(f"unknown setting {sorted(unknown)[0]!r}; yotpo takes {allowed}")
-    return YotpoResource(
-        base_url=destination.base_url,
-        store_id_env=secrets.get("store_id", "YOTPO_STORE_ID"),
-        secret_env=secrets.get("secret", "YOTPO_SECRET"),
-        **destination.settings,
-    )
-
-
 YOTPO_SPEC = PlatformSpec(
     name="yotpo",
     operations=frozenset({"upsert", "update_only"}),
@@ -350,6 +338,7 @@ YOTPO_SPEC = PlatformSpec(
     field_rule="lowercase letters, digits and underscores (address fields as address.<name>)",
     object_pattern=r"^(external_id|email|phone)$",
     object_rule="external_id, email or phone: the identifier Yotpo customers are matched by",
-    resource_factory=yotpo_resource,
+    resource_factory=resource_factory(YotpoResource),
+    settings=("timeout_seconds", "max_retries", "backoff_seconds", "requests_per_second"),
     activation_problem=activation_problem,
 )

@@ -38,7 +38,6 @@ DATETIME_FIELDS = frozenset({"account_created_at", "account_updated_at"})
 CUSTOM_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 MAX_CUSTOM_VALUE = 255
 MAX_STRING = 255
-# HTML5's "valid e-mail address", with at least one dot in the domain
 # E.164: "+", country code, subscriber number; at most 15 digits; the shortest numbers in use have
 # 7 (a 3-digit country code + 4 digits, e.g. Niue +683). Per-country length plans are not checked.
 E164 = re.compile(rf"^\+{E164_DIGITS}$")
