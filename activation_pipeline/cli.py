@@ -103,8 +103,10 @@ def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str
     rows = conn.execute(
         f"""SELECT activation, count(DISTINCT partition_key) AS parts, string_agg(DISTINCT status, ',' ORDER BY status) AS status,
                    sum(planned_added + planned_changed + planned_removed + planned_unchanged), sum(succeeded), sum(failed),
-                   sum(invalid), sum(skipped), sum(snapshot_size)
-            FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(run_ids))})
+                   sum(invalid), sum(skipped),
+                   sum(snapshot_size) FILTER (WHERE latest) AS snapshot  -- what each partition holds now
+            FROM (SELECT *, row_number() OVER (PARTITION BY activation, partition_key ORDER BY started_at DESC) = 1 AS latest
+                  FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(run_ids))}))
             GROUP BY activation ORDER BY activation""", run_ids,
     ).fetchall()
     widths = (8, 9, 8, 9, 9, 10)

@@ -181,6 +181,17 @@ def test_mirror_of_a_segment_keyed_by_customer_removes_leavers_by_the_email_it_c
         r["email"].split(".")[1].split("@")[0]: r["email"] for r in THIRD}
 
 
+def test_a_snapshot_from_before_identifiers_were_kept_gets_them_from_the_segment(dd):
+    dd.add(segment="people_by_id", identifier="email", operation="mirror")
+    dd.run(FIRST)
+    with duckdb.connect(str(dd.warehouse)) as conn:  # as an older version left it: no identifier column values
+        conn.execute('UPDATE activation_state."to_list" SET identifier = NULL')
+    dd.run(FIRST)  # nothing changed: the diff fills the identifiers in from the segment
+    assert dict(dd.sql('SELECT key, identifier FROM activation_state."to_list"')) == {str(i): f"person.{i}@example.com" for i in range(1, 6)}
+    assert dd.run(SECOND)["removed_succeeded"] == 1  # person 5 left: removed by its email
+    assert dd.members() == sorted(r["email"] for r in SECOND)
+
+
 def test_upsert_adds_and_updates_contacts_and_leaves_leavers_in_the_list(dd):
     dd.add(operation="upsert")
     for rows in (FIRST, SECOND, THIRD):

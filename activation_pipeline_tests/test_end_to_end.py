@@ -39,7 +39,9 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     assert "Could not set lock" not in output and "multiprocess" in output
 
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as conn:
-        runs = dict(conn.execute("SELECT activation, status FROM activation_state.sync_runs").fetchall())
+        # every run of an activation (a scoped one has one per scope), its statuses together
+        runs = dict(conn.execute("SELECT activation, string_agg(DISTINCT status, ',' ORDER BY status) "
+                                 "FROM activation_state.sync_runs GROUP BY activation").fetchall())
         sellable = {r[0] for r in conn.execute("SELECT sku FROM segments.sellable_products").fetchall()}
         in_stock = {r[0] for r in conn.execute("SELECT sku FROM segments.in_stock_products").fetchall()}
         orders = {r[0] for r in conn.execute(f"SELECT order_id FROM segments.daily_orders WHERE order_date = DATE '{DAY}'").fetchall()}
@@ -47,10 +49,11 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     batch_activations = ("products_to_batch", "in_stock_to_batch", "price_refresh_to_batch", "discontinued_cleanup", "orders_to_batch")
     assert {name: runs.get(name) for name in batch_activations} == {name: "succeeded" for name in batch_activations}
     assert partitions["orders_to_batch"] == DAY and partitions["products_to_batch"] is None
-    # every demo activation, on every platform, ran to the end (Dotdigital's orders are "partial": some
-    # buyers are not contacts there, which its emulator refuses per record as the real API does)
+    # every demo activation, on every platform, succeeded; only Dotdigital's orders may be "partial": a buyer who
+    # is not (yet: the list activation runs in parallel) a contact there is refused per record, as the real API does
     declared = set(yaml.safe_load((data / "activations.yaml").read_text())["activations"])
-    assert {name: runs.get(name) in ("succeeded", "partial") for name in declared} == {name: True for name in declared}, runs
+    assert {name: runs.get(name) for name in declared - {"orders_to_dotdigital"}} == {name: "succeeded" for name in declared - {"orders_to_dotdigital"}}
+    assert runs["orders_to_dotdigital"] in ("succeeded", "partial")
 
     def catalog(name: str) -> dict:
         return requests.get(f"{sandbox.url}/_sandbox/batch/catalogs/{name}/items", timeout=30).json()["items"]

@@ -69,7 +69,10 @@ def test_an_unknown_scope_in_run_config_fails_and_sends_nothing(scoped):
     scoped.write_products(rows())
     result = scoped.materialize(run_config={"scopes": ["hooli"]}, raise_on_error=False)
     assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure and "activations" in (e.step_key or ""))
+    assert "run config scopes ['hooli'] are not among its scopes ['acme', 'globex']" in str(failure.event_specific_data.error)
     assert scoped.catalog("products_acme") == {}
+    assert scoped.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activation_state' AND table_name = 'sync_runs'")[0][0] == 0
 
 
 def test_scope_config_errors_name_the_field(scoped):

@@ -190,8 +190,9 @@ def test_a_backfill_over_a_date_range_syncs_each_day_as_its_own_partition(dagste
         time.sleep(2)
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
     busy = '{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }'
-    while time.monotonic() < deadline and graphql(url, busy)["runsOrError"]["results"]:
+    while (running := graphql(url, busy)["runsOrError"]["results"]) and time.monotonic() < deadline:
         time.sleep(1)  # "completed" may mean every run was launched: wait for them to finish
+    assert not running, f"runs still in progress at the deadline: {running}"
 
     import duckdb
 

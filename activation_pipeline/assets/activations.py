@@ -1,7 +1,6 @@
 """``activations/<name>``: diff the segment against the platform's confirmed snapshot and push the changes."""
 
 
-from dataclasses import replace
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
@@ -13,7 +12,7 @@ from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import PlatformError, SyncTarget
 from activation_pipeline.sync.diff import PlanError, PlanRequest
-from activation_pipeline.sync.engine import ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
+from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
 
 
 class SyncRunConfig(Config):
@@ -91,6 +90,8 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         lineage = {field: [(segment_key, column)] for field, column in job.plan.columns.items()}
         lineage["id"] = [(segment_key, job.plan.identifier)]
         if activation.scope is None:
+            if config.scopes:
+                raise Failure(f"activations.{name}: run config scopes {config.scopes} given, but the activation has no scope")
             report = _sync_partition(name, job, resource, warehouse, options, context, context.partition_key if partitioned else None)
             return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)})
         # a scoped activation: each scope (store view) is its own partition of the snapshot and ledger,
@@ -102,8 +103,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         failures: dict[str, str] = {}
         for scope in config.scopes or activation.scope.values:
             try:
-                scoped_job = replace(job, target=replace(job.target, object=activation.object.replace("{scope}", scope)))
-                reports[scope] = _sync_partition(name, scoped_job, resource, warehouse, options, context, scope)
+                reports[scope] = _sync_partition(name, job, resource, warehouse, options, context, scope)
             except Failure as exc:
                 failures[scope] = exc.description or str(exc)
                 context.log.error(f"{name} [{activation.scope.column} = {scope}]: {failures[scope]}")
@@ -149,8 +149,8 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
         total.recovered += report.recovered
         total.dry_run = report.dry_run
     statuses = {r.status for r in reports.values()}
-    total.status = "succeeded" if statuses == {"succeeded"} else ("partial" if "partial" in statuses or "failed" in statuses else statuses.pop())
-    del total.failed_sample[20:]
+    total.status = statuses.pop() if len(statuses) == 1 else "partial"  # a failed scope raises: it is never here
+    del total.failed_sample[FAILED_SAMPLE_SIZE:]
     metadata = activation_metadata(total, job)
     rows = "\n".join(
         f"| {scope} | {r.status} | {r.counts.get('succeeded_added', 0)} | {r.counts.get('succeeded_changed', 0)} "

@@ -24,7 +24,8 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import PlatformError, Record, SyncTarget, Verification
+from activation_pipeline.assets.activations import build_sync_job
+from activation_pipeline.platforms.base import PlatformError, Record, Verification
 from activation_pipeline.sync.state import SCHEMA, first_row, snapshot_table
 
 CHECK_NAME = "platform_matches"
@@ -37,10 +38,8 @@ def verifies(config: ProjectConfig, name: str) -> bool:
 
 
 def build_verification_check(config: ProjectConfig, name: str, resource_key: str) -> AssetChecksDefinition:
-    activation = config.activations[name]
-    segment = config.segments[activation.segment]
-    identifier = activation.identifier or segment.primary_key
-    limit = activation.max_items_per_request or PLATFORMS[config.destinations[activation.destination].platform].max_items_per_request
+    job = build_sync_job(config, name, state_dir=None)  # the target, identifier and request size a sync uses
+    keyed_by_identifier = job.plan.identifier == job.plan.primary_key
 
     @asset_check(
         asset=AssetKey(["activations", name]),
@@ -56,7 +55,7 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         keys, everything = context.op_execution_context.op_config["keys"], context.op_execution_context.op_config["all"]
         warehouse = context.resources.warehouse
         with warehouse.get_connection() as conn:
-            expected = _expected(conn, name, activation.segment, segment.primary_key, identifier, keys, everything, context.op_execution_context.run_id)
+            expected = _expected(conn, name, keyed_by_identifier, keys, everything, context.op_execution_context.run_id)
         if keys:
             missing = sorted(set(keys) - set(expected["key"].to_list()))
         else:
@@ -64,9 +63,8 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         client = getattr(context.resources, resource_key).client()
         results: list[tuple[str, str | None, Verification]] = []
         try:
-            for partition, batch in _batches(expected, limit):
-                target = SyncTarget(activation=name, title=activation.title or name, partition=partition, options=dict(activation.options),
-                                    object=activation.object.replace("{scope}", partition or ""))
+            for partition, batch in _batches(expected, job.max_items_per_request):
+                target = job.target.for_partition(partition)
                 records = [Record(key=k, identifier=i, fields=json.loads(p) if p else {}) for k, i, p in
                            batch.select("key", "identifier", "payload").iter_rows()]
                 results.extend((r.key, partition, r) for r in client.verify(target, records))
@@ -74,11 +72,12 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description=f"verification could not read the platform: {exc}")
         finally:
             client.close()
-        mismatched = [(key, partition, r.message) for key, partition, r in results if not r.matches]
+        mismatched = [(key, partition, r.message) for key, partition, r in results if r.verified and not r.matches]
+        unread = [key for key, _, r in results if not r.verified]
         with warehouse.get_connection() as conn:
             _record(conn, name, context.op_execution_context.run_id, results)
         scope = "the listed keys" if keys else ("every record" if everything else "the records of the latest sync")
-        metadata: dict[str, Any] = {"verified": len(results), "mismatched": len(mismatched), "scope": scope,
+        metadata: dict[str, Any] = {"verified": len(results) - len(unread), "mismatched": len(mismatched), "unread": len(unread), "scope": scope,
                                     "ledger_query": MetadataValue.md(
                                         "```sql\nSELECT key, partition_key, status, message FROM activation_state.sync_records\n"
                                         f"WHERE run_id = '{context.op_execution_context.run_id}' AND activation = '{name}' AND operation = 'verify';\n```")}
@@ -87,19 +86,21 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         if mismatched:
             rows = "\n".join(f"| {k} | {m[:300].replace('|', '/')} |" for k, _, m in mismatched[:SAMPLE])
             metadata["mismatches"] = MetadataValue.md(f"| key | difference |\n|---|---|\n{rows}")
-        passed = not mismatched and not missing
+        passed = not mismatched and not missing and not unread
         description = (f"{len(results)} records verified against the platform" if passed else
                        f"{len(mismatched)} of {len(results)} records differ from what the platform confirmed"
+                       + (f"; {len(unread)} could not be read (the platform did not answer)" if unread else "")
                        + (f"; {len(missing)} listed keys were never confirmed" if missing else "")
-                       + ("; the next sync resends them" if mismatched else ""))
+                       + ("; the next sync resends the ones that differ" if mismatched else ""))
         return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.WARN, description=description, metadata=metadata)
 
     return _verify
 
 
-def _expected(conn: Any, name: str, segment: str, primary_key: str, identifier: str, keys: list[str], everything: bool, run_id: str) -> pl.DataFrame:
+def _expected(conn: Any, name: str, keyed_by_identifier: bool, keys: list[str], everything: bool, run_id: str) -> pl.DataFrame:
     """Key, identifier, partition and last confirmed payload of the records to verify."""
-    exists = first_row(conn, f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{SCHEMA}' AND table_name = 'sync_records'")[0]
+    # no snapshot yet (never synced): nothing to verify (the snapshot and the ledger are created together)
+    exists = first_row(conn, "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [SCHEMA, name])[0]
     if not exists:
         return pl.DataFrame(schema={"key": pl.Utf8, "identifier": pl.Utf8, "partition_key": pl.Utf8, "payload": pl.Utf8})
     if keys:
@@ -111,13 +112,13 @@ def _expected(conn: Any, name: str, segment: str, primary_key: str, identifier: 
             (SELECT any_value(run_id) FROM {SCHEMA}.sync_runs WHERE activation = ? AND run_id = ?),
             (SELECT run_id FROM {SCHEMA}.sync_runs WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1))"""
         params = [name, name, run_id, name]
-    # the identifier is not in the ledger's payload: take it from the segment (the key when the row left it)
+    # the identifier the platform confirmed, from the snapshot (the key itself when they are one column)
+    fallback = "lr.key" if keyed_by_identifier else "NULL"
     return conn.sql(
-        f"""SELECT lr.key, coalesce(CAST(seg."{identifier}" AS VARCHAR), lr.key) AS identifier, lr.partition_key, lr.payload::VARCHAR AS payload
+        f"""SELECT lr.key, coalesce(snap.identifier, {fallback}) AS identifier, lr.partition_key, lr.payload::VARCHAR AS payload
             FROM {SCHEMA}.latest_records lr
-            LEFT JOIN (SELECT * FROM segments."{segment}" QUALIFY row_number() OVER (PARTITION BY "{primary_key}") = 1) seg
-              ON CAST(seg."{primary_key}" AS VARCHAR) = lr.key
-            WHERE lr.activation = ? AND lr.in_platform {chosen}
+            JOIN {snapshot_table(name)} snap ON snap.key = lr.key AND snap.partition_key IS NOT DISTINCT FROM lr.partition_key
+            WHERE lr.activation = ? AND lr.in_platform AND coalesce(snap.identifier, {fallback}) IS NOT NULL {chosen}
             ORDER BY lr.partition_key, lr.key""",
         params=params,
     ).pl()
@@ -130,11 +131,13 @@ def _batches(expected: pl.DataFrame, size: int) -> Iterator[tuple[str | None, pl
 
 
 def _record(conn: Any, name: str, run_id: str, results: list[tuple[str, str | None, Verification]]) -> None:
-    """Ledger rows for every verified record; the snapshot forgets the hash of each mismatch."""
+    """Ledger rows for every verified record; the snapshot forgets the hash of each mismatch (a sync folding
+    at the same moment may have just written it: the cost of that race is one extra resend, never a loss)."""
     if not results:
         return
     frame = pl.DataFrame(
-        [(key, partition, "matched" if r.matches else "mismatch", r.message or None) for key, partition, r in results],
+        [(key, partition, "unread" if not r.verified else ("matched" if r.matches else "mismatch"), r.message or None)
+         for key, partition, r in results],
         schema={"key": pl.Utf8, "partition_key": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8}, orient="row",
     )
     conn.register("verified", frame)

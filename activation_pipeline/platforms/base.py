@@ -44,6 +44,12 @@ class SyncTarget:
     options: dict[str, Any] = field(default_factory=dict)  # the activation's `options` (PlatformSpec.activation_options)
     partition: str | None = None  # the partition (day or scope) this run syncs, if the activation is partitioned
 
+    def for_partition(self, partition: str | None) -> "SyncTarget":
+        """This target for one partition: ``{scope}`` in the object names the scope's own platform object."""
+        from dataclasses import replace
+
+        return replace(self, partition=partition, object=self.object.replace("{scope}", partition or ""))
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -52,6 +58,7 @@ class Verification:
     key: str
     matches: bool
     message: str = ""
+    verified: bool = True  # False: the platform could not be read (no answer); says nothing about drift
 
 
 class PlatformError(RuntimeError):

@@ -128,7 +128,7 @@ class ConnectifClient(SessionClient):
             try:
                 found = self._read(record.identifier)
             except NoAnswer as silence:
-                results.append(Verification(record.key, False, f"not verified: {self.session.redact(str(silence))}"))
+                results.append(Verification(record.key, False, f"not verified: {self.session.redact(str(silence))}", verified=False))
                 continue
             if found is None:
                 results.append(Verification(record.key, False, "not in Connectif"))

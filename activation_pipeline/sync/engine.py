@@ -156,7 +156,7 @@ def _run_sync(
         return report
 
     # the platform may create fields from the segment's column types (Batch catalogs do)
-    job = replace(job, target=replace(job.target, field_types=plan.field_types, partition=partition_key))
+    job = replace(job, target=replace(job.target.for_partition(partition_key), field_types=plan.field_types))
     with connect() as conn:
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
@@ -232,7 +232,7 @@ def _run_row(job: SyncJob, options: SyncOptions, run_id: str, partition_key: str
 class _Batch:
     op: Op
     records: list[Record]
-    meta: dict[str, tuple[str, int | None, str | None]]  # key -> (change, row_hash, payload JSON)
+    meta: dict[str, tuple[str, int | None, str | None, str | None]]  # key -> (change, row_hash, payload JSON, identifier)
 
 
 class _Pusher:

@@ -86,7 +86,7 @@ def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
         f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
         "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
     )
-    # snapshots made before the identifier was kept: it fills in as records are confirmed again
+    # snapshots made before the identifier was kept: the diff fills it in from the segment (diff._fill_missing_identifiers)
     conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
 
 
