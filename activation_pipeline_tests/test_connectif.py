@@ -451,3 +451,22 @@ def test_the_massive_verification_runs_off_peak_by_default_and_follows_enabled(c
     defs = build_definitions(load_config(connectif.config_path), warehouse=connectif.warehouse)
     schedule = defs.resolve_schedule_def("verify_to_connectif_all_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.default_status.value) == ("30 1 * * 0", "Europe/Madrid", "STOPPED")
+
+
+def test_a_product_the_platform_does_not_answer_for_is_unread_not_drift(connectif):
+    """Silence during verification says nothing about the product: no mismatch, nothing resent."""
+    from activation_pipeline.automation import verification_op
+
+    connectif.settings = {"backoff_seconds": 0.01, "max_retries": 1}
+    connectif.add_activation()
+    connectif.write_products(FIRST[:2])
+    connectif.materialize()
+    connectif.fault(kind="status", status=503, count=50, path_contains="SKU-0002")  # every GET of SKU-0002 answers 503
+    result = verify_job(connectif, "verify_to_connectif", {"ops": {verification_op("to_connectif"): {"config": {"all": True}}}})
+    evaluation = check_evaluation(result)
+    requests.delete(f"{connectif.sandbox.url}/_sandbox/faults", timeout=5)
+    assert not evaluation.passed and "1 could not be read" in evaluation.description
+    assert (evaluation.metadata["verified"].value, evaluation.metadata["mismatched"].value, evaluation.metadata["unread"].value) == (1, 0, 1)
+    assert connectif.sql("SELECT key, status FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? ORDER BY key",
+                         [result.run_id]) == [("SKU-0001", "matched"), ("SKU-0002", "unread")]
+    assert connectif.sql('SELECT count(*) FROM activation_state."to_connectif" WHERE row_hash IS NULL')[0][0] == 0  # nothing to resend

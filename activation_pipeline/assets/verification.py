@@ -16,6 +16,7 @@ snapshot's hash of that record is cleared: the next sync resends it, repairing t
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,12 +63,15 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
             missing = []
         client = getattr(context.resources, resource_key).client()
         results: list[tuple[str, str | None, Verification]] = []
-        try:
-            for partition, batch in _batches(expected, job.max_items_per_request):
-                target = job.target.for_partition(partition)
-                records = [Record(key=k, identifier=i, fields=json.loads(p) if p else {}) for k, i, p in
-                           batch.select("key", "identifier", "payload").iter_rows()]
-                results.extend((r.key, partition, r) for r in client.verify(target, records))
+        def read_back(partition: str | None, batch: pl.DataFrame) -> list[tuple[str, str | None, Verification]]:
+            records = [Record(key=k, identifier=i, fields=json.loads(p) if p else {})
+                       for k, i, p in batch.select("key", "identifier", "payload").iter_rows()]
+            return [(r.key, partition, r) for r in client.verify(job.target.for_partition(partition), records)]
+
+        try:  # the activation's `concurrency` requests in flight, as a sync has
+            with ThreadPoolExecutor(max_workers=job.concurrency) as pool:
+                for found in pool.map(lambda b: read_back(*b), _batches(expected, job.max_items_per_request)):
+                    results.extend(found)
         except PlatformError as exc:
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description=f"verification could not read the platform: {exc}")
         finally:
