@@ -82,7 +82,8 @@ def check_types(target: Target, old: Target | None, recorded: dict[str, list[str
     """``types``: the segment's DuckDB types; ``columns``: platform field -> segment column."""
     current = {f: [c, types[c]] for f, c in columns.items() if c in types}
     refused, widened = type_changes(recorded, current)
-    return TargetCheck(target, old, current, tuple(refused), tuple(widened), bool(recorded))
+    # a field no longer mapped keeps its type on the platform: mapped again later, it is checked against it
+    return TargetCheck(target, old, {**recorded, **current}, tuple(refused), tuple(widened), bool(recorded))
 
 
 def retarget_refusal(activation: str, check: TargetCheck, snapshot_size: int, operation: str) -> str | None:
