@@ -22,6 +22,8 @@ class SyncRunConfig(Config):
     dry_run: bool = Field(default=False, description="plan and report only: send nothing, change no state")
     allow_mass_delete: bool = Field(default=False, description="lift max_delete_fraction for this run")
     allow_segment_change: bool = Field(default=False, description="accept a changed segment SQL on an auto-synced activation")
+    allow_retarget: bool = Field(default=False, description="let a mirror activation move to its new destination/object/identifier")
+    allow_type_change: bool = Field(default=False, description="send a mapped column whose type changed (not a safe widening)")
     keys: list[str] = Field(default_factory=list, description="sync just these primary keys now, whatever the snapshot says")
     scopes: list[str] = Field(default_factory=list, description="a scoped activation: sync only these of its scopes (default: all)")
 
@@ -56,6 +58,8 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         auto_synced=activation.auto_synced,
         segment_sql_hash=segment.sql_hash,
         state_dir=state_dir,
+        destination=activation.destination,
+        target_options=spec.target_options,
     )
 
 
@@ -83,7 +87,8 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         job = build_sync_job(project, name, warehouse.state_dir)
         options = SyncOptions(
             full_resync=config.full_resync, dry_run=config.dry_run, allow_mass_delete=config.allow_mass_delete,
-            allow_segment_change=config.allow_segment_change, only_keys=tuple(config.keys),
+            allow_segment_change=config.allow_segment_change, allow_retarget=config.allow_retarget,
+            allow_type_change=config.allow_type_change, only_keys=tuple(config.keys),
         )
         resource = getattr(context.resources, resource_key)
         segment_key = AssetKey(["segments", activation.segment])
@@ -148,6 +153,8 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
         total.snapshot_size += report.snapshot_size
         total.recovered += report.recovered
         total.dry_run = report.dry_run
+        total.type_changes += report.type_changes
+    total.retargeted = "; ".join(f"{scope}: {r.retargeted}" for scope, r in reports.items() if r.retargeted)
     statuses = {r.status for r in reports.values()}
     total.status = statuses.pop() if len(statuses) == 1 else "partial"  # a failed scope raises: it is never here
     del total.failed_sample[FAILED_SAMPLE_SIZE:]
@@ -189,6 +196,10 @@ def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
             f"WHERE run_id = '{report.run_id}' AND activation = '{report.activation}';\n```"
         ),
     })
+    if report.retargeted:  # a first sync of a new target; the old one keeps what it holds
+        metadata["retargeted"] = report.retargeted
+    if report.type_changes:
+        metadata["column_type_changes"] = list(report.type_changes)
     if report.failed_sample:
         rows = "\n".join(f"| {k} | {c} | {s} | {m[:200].replace('|', '/')} |" for k, c, s, m in report.failed_sample)
         metadata["failed_records"] = MetadataValue.md(f"| key | change | status | platform message |\n|---|---|---|---|\n{rows}")

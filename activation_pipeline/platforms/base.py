@@ -180,6 +180,7 @@ class PlatformSpec:
     # optional: (field, problem) when an activation (config.ActivationConfig) cannot work on this platform
     activation_problem: Callable[[Any], tuple[str, str] | None] | None = None
     activation_options: tuple[str, ...] = ()  # names an activation may set under `options`
+    target_options: tuple[str, ...] = ()  # those of them that change which platform record a row addresses
     default_schedule: str | None = None  # schedule of an activation that names none (a preset or cron)
     verifies: bool = False  # the client implements VerifyingClient.verify
 

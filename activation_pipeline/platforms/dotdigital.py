@@ -420,5 +420,6 @@ DOTDIGITAL_SPEC = PlatformSpec(
               "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,
     activation_options=OPTIONS,
+    target_options=("list_id", "match_identifier", "contact_email"),  # another list, contact key, or contact of an order
     default_schedule="every_6_hours",
 )

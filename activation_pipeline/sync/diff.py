@@ -42,6 +42,7 @@ class PlanRequest:
     partition_column: str | None = None  # set for a partitioned segment: the diff covers one day
     partition_key: str | None = None
     partition_kind: str = "day"  # "day": rows of that date; "value": rows whose column equals the key (a scope)
+    ignore_snapshot: bool = False  # the target changed: plan a first sync of the new one (sync/target_guard.py)
 
     def segment_rows_sql(self) -> str:
         if self.partition_key is None or self.partition_column is None:
@@ -135,14 +136,14 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
         keys = ", ".join("'" + k.replace("'", "''") + "'" for k in request.only_keys)
         key_filter = f"WHERE CAST({_quote(request.primary_key)} AS VARCHAR) IN ({keys})"
     snapshot = snapshot_table(request.activation)
-    if request.only_keys:
+    if request.only_keys or request.ignore_snapshot:
         snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash, NULL::VARCHAR AS identifier WHERE false)"
     elif request.partition_key is not None:
         snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = '{request.partition_key.replace(chr(39), chr(39) * 2)}')"
     else:
         snapshot_side = snapshot
     rows = request.segment_rows_sql()
-    if request.identifier != request.primary_key:
+    if request.identifier != request.primary_key and not request.ignore_snapshot:
         _fill_missing_identifiers(conn, request, snapshot, rows)
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it

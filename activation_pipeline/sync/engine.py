@@ -5,8 +5,9 @@ Rules kept here (DESIGN.md "Sync semantics"):
 2. a per-record rejection is recorded and never fatal; a request rejected whole is split
    until the offending record stands alone; retries/backoff live in sync/http.py;
 3. invalid rows (null/duplicate key, a value the platform cannot take) are never sent;
-4. safeguards: mass deletion and a changed segment on an auto-synced activation refuse
-   to run, naming the numbers and the run-config override;
+4. safeguards: mass deletion, a changed segment on an auto-synced activation, a mirror whose
+   target changed and a mapped column whose type changed refuse to run, naming the numbers
+   and the run-config override (target and types: sync/target_guard.py);
 5. a full resync resends everything and deletes nothing;
 6. at most ``max_items_per_request`` per request, ``concurrency`` requests in flight.
 """
@@ -29,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record, SyncTarget
-from activation_pipeline.sync import state
-from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanError, PlanRequest, plan_operations
+from activation_pipeline.sync import state, target_guard
+from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanError, PlanRequest, plan_operations, segment_columns
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FOLD_EVERY_SECONDS = 2.0
@@ -53,6 +54,8 @@ class SyncOptions:
     dry_run: bool = False
     allow_mass_delete: bool = False
     allow_segment_change: bool = False
+    allow_retarget: bool = False
+    allow_type_change: bool = False
     only_keys: tuple[str, ...] = ()
 
 
@@ -69,6 +72,8 @@ class SyncJob:
     auto_synced: bool
     segment_sql_hash: str
     state_dir: Path
+    destination: str = ""
+    target_options: tuple[str, ...] = ()  # PlatformSpec.target_options: options that choose the platform record
 
 
 @dataclass
@@ -84,6 +89,8 @@ class SyncReport:
     snapshot_size: int = 0
     recovered: int = 0
     dry_run: bool = False
+    retargeted: str = ""  # "old target -> new target" when this run is a first sync of a new target
+    type_changes: tuple[str, ...] = ()  # mapped columns whose type changed (safe widenings, or accepted)
 
     def bump(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -125,13 +132,20 @@ def _run_sync(
     journal = state.Journal(job.state_dir / "journal", activation, partition_key)
     plan_path = job.state_dir / "plans" / f"{activation}-{run_id}.parquet"
     request = _plan_request(job, options, partition_key)
+    target = target_guard.target_of(job, partition_key)
     with connect() as conn:
         state.ensure_state(conn, activation)
         report.recovered = state.recover(conn, journal, activation, partition_key)
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
         snapshot_before = state.snapshot_size(conn, activation, partition_key)
+        recorded = state.recorded_target(conn, activation, partition_key)
+        old_target = target_guard.Target.from_row(recorded) if recorded else None
+        # a changed target: the snapshot says nothing of the new one, so this is its first sync
+        request = replace(request, ignore_snapshot=old_target is not None and old_target != target)
         try:
             plan = plan_operations(conn, request, plan_path)
+            check = target_guard.check_types(target, old_target, state.recorded_column_types(conn, activation, partition_key),
+                                             segment_columns(conn, request.segment_table), request.columns)
         except PlanError as unfit:  # e.g. a mapped column left the segment: the ledger shows the run and why
             if not options.dry_run:
                 state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
@@ -140,8 +154,12 @@ def _run_sync(
     if report.recovered:
         log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
     _count_planned(report, plan, request)
+    report.retargeted, report.type_changes = check.retargeted, check.refused_types + check.widened_types
+    if report.retargeted:
+        log.warning(f"{activation}: target changed ({report.retargeted}), a first sync of the new one; the {snapshot_before} records "
+                    f"synced to the old one stay there{' (dry run: nothing changed)' if options.dry_run else ''}")
     try:
-        _check_safeguards(job, options, plan, snapshot_before, previous_sql_hash)
+        _check_safeguards(job, options, plan, snapshot_before, previous_sql_hash, check)
     except SafeguardTripped as refusal:
         if not options.dry_run:
             with connect() as conn:
@@ -158,6 +176,9 @@ def _run_sync(
     # the platform may create fields from the segment's column types (Batch catalogs do)
     job = replace(job, target=replace(job.target.for_partition(partition_key), field_types=plan.field_types))
     with connect() as conn:
+        if old_target is None or report.retargeted:  # adopt (first run, or a snapshot from before targets were kept)
+            state.record_target(conn, activation, partition_key, target.as_row(), run_id,
+                                retire_from=old_target.label if report.retargeted else None)
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
     try:
@@ -174,6 +195,8 @@ def _run_sync(
     report.status = "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
+        if report.snapshot_size and not error and (not check.types_recorded or any(k.startswith("succeeded_") for k in report.counts)):
+            state.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
             **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed", "unchanged")},
@@ -202,7 +225,8 @@ def _count_planned(report: SyncReport, plan: Plan, request: PlanRequest) -> None
     report.counts["invalid"] = counts.get("invalid", 0)
 
 
-def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_before: int, previous_sql_hash: str | None) -> None:
+def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_before: int, previous_sql_hash: str | None,
+                      check: target_guard.TargetCheck) -> None:
     name = job.target.activation
     if job.auto_synced and previous_sql_hash and previous_sql_hash != job.segment_sql_hash and not options.allow_segment_change:
         raise SafeguardTripped(
@@ -210,6 +234,11 @@ def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_b
             "and this activation is auto-synced; check the segment, then launch the run with run config "
             "`allow_segment_change: true` to accept the change"
         )
+    retarget = target_guard.retarget_refusal(name, check, snapshot_before, job.plan.operation)
+    if retarget and not options.allow_retarget:
+        raise SafeguardTripped(retarget)
+    if check.refused_types and not options.allow_type_change:
+        raise SafeguardTripped(target_guard.type_change_refusal(name, check.new, list(check.refused_types)))
     deletes = plan.counts.get("removed_delete", 0)
     if deletes and snapshot_before and deletes / snapshot_before > job.max_delete_fraction and not options.allow_mass_delete:
         raise SafeguardTripped(
@@ -222,7 +251,7 @@ def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_b
 def _run_row(job: SyncJob, options: SyncOptions, run_id: str, partition_key: str | None, status: str, error: str | None) -> dict[str, Any]:
     return {
         "run_id": run_id, "activation": job.target.activation, "partition_key": partition_key,
-        "platform": job.platform, "mode": job.plan.mode, "operation": job.plan.operation,
+        "platform": job.platform, "target": target_guard.target_of(job, partition_key).label, "mode": job.plan.mode, "operation": job.plan.operation,
         "full_resync": options.full_resync, "segment_sql_hash": job.segment_sql_hash, "status": status,
         "started_at": state.now(), "folded_seq": -1, "error": error,
     }

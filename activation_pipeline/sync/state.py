@@ -53,6 +53,20 @@ QUALIFY row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY 
 """
 
 
+# which target each (activation, partition) snapshot describes, and the rows retired when it changed
+TARGET_DDL = f"""
+ALTER TABLE {SCHEMA}.sync_runs ADD COLUMN IF NOT EXISTS target VARCHAR;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.snapshot_targets (
+    activation VARCHAR, partition_key VARCHAR, destination VARCHAR, platform VARCHAR, object VARCHAR,
+    identifier VARCHAR, options JSON, target VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ,
+    column_types JSON, types_run_id VARCHAR, types_recorded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.retired_snapshots (
+    activation VARCHAR, partition_key VARCHAR, key VARCHAR, row_hash UBIGINT, run_id VARCHAR,
+    confirmed_at TIMESTAMPTZ, identifier VARCHAR, target VARCHAR, retired_by_run VARCHAR, retired_at TIMESTAMPTZ
+);
+"""
+
 
 class LedgerEntry(NamedTuple):
     """One journal/ledger line (a tuple: a million of them must be cheap to make and write)."""
@@ -88,6 +102,7 @@ def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
     )
     # snapshots made before the identifier was kept: the diff fills it in from the segment (diff._fill_missing_identifiers)
     conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
+    conn.execute(TARGET_DDL)
 
 
 def now() -> datetime:
@@ -243,3 +258,76 @@ def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
     if partition_key is None:
         return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")[0]
     return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)} WHERE partition_key = ?", [partition_key])[0]
+
+
+TARGET_FIELDS = ("destination", "platform", "object", "identifier", "options")
+
+
+def recorded_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, Any] | None:
+    """The target this (activation, partition)'s snapshot was confirmed against; None before any was recorded."""
+    row = first_row(
+        conn, f"""SELECT destination, platform, object, identifier, options, target FROM {SCHEMA}.snapshot_targets
+                  WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
+        [activation, partition_key],
+    )
+    if row is None:
+        return None
+    return {**dict(zip(TARGET_FIELDS, row[:4])), "options": json.loads(row[4]) if row[4] else {}, "target": row[5]}
+
+
+def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, target: dict[str, Any],
+                  run_id: str, retire_from: str | None = None) -> int:
+    """Record the target the snapshot now describes. With ``retire_from`` (the old target's label), first move
+    the old target's snapshot rows to ``retired_snapshots``, in the same transaction; returns the rows retired."""
+    snap = snapshot_table(activation)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        retired = 0
+        if retire_from is not None:
+            retired = first_row(conn, f"SELECT count(*) FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ?", [partition_key])[0]
+            conn.execute(
+                f"""INSERT INTO {SCHEMA}.retired_snapshots
+                    SELECT ?, partition_key, key, row_hash, run_id, confirmed_at, identifier, ?, ?, now()
+                    FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ?""",
+                [activation, retire_from, run_id, partition_key],
+            )
+            conn.execute(f"DELETE FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ?", [partition_key])
+        updated = conn.execute(
+            f"""UPDATE {SCHEMA}.snapshot_targets SET destination = ?, platform = ?, object = ?, identifier = ?, options = ?,
+                target = ?, run_id = ?, recorded_at = now() WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?
+                RETURNING 1""",
+            [*(target[f] for f in TARGET_FIELDS[:4]), json.dumps(target["options"], sort_keys=True), target["target"],
+             run_id, activation, partition_key],
+        ).fetchall()
+        if not updated:
+            conn.execute(
+                f"""INSERT INTO {SCHEMA}.snapshot_targets (activation, partition_key, destination, platform, object,
+                    identifier, options, target, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())""",
+                [activation, partition_key, *(target[f] for f in TARGET_FIELDS[:4]),
+                 json.dumps(target["options"], sort_keys=True), target["target"], run_id],
+            )
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return retired
+
+
+def recorded_column_types(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, list[str]]:
+    """Platform field -> [segment column, DuckDB type] as last confirmed: this partition's, else the
+    activation's latest (a new day or scope starts from what the platform fields already hold)."""
+    row = first_row(
+        conn, f"""SELECT column_types FROM {SCHEMA}.snapshot_targets WHERE activation = ? AND column_types IS NOT NULL
+                  ORDER BY (partition_key IS NOT DISTINCT FROM ?) DESC, types_recorded_at DESC LIMIT 1""",
+        [activation, partition_key],
+    )
+    return json.loads(row[0]) if row else {}
+
+
+def record_column_types(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None,
+                        column_types: dict[str, list[str]], run_id: str) -> None:
+    conn.execute(
+        f"""UPDATE {SCHEMA}.snapshot_targets SET column_types = ?, types_run_id = ?, types_recorded_at = now()
+            WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
+        [json.dumps(column_types, sort_keys=True), run_id, activation, partition_key],
+    )
