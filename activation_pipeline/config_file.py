@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
 
 class ConfigError(ValueError):
     """activations.yaml is invalid; the message names file, entry, field and what is allowed."""
@@ -85,9 +87,11 @@ def _refuse_duplicate_keys(path: Path, loader: yaml.SafeLoader, node: Node, wher
         return
     first_line: dict[Any, int] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True) if isinstance(key_node, ScalarNode) else None
+        scalar = isinstance(key_node, ScalarNode)
+        # compared as YAML will build them (`yes` and `true` are one key); a `<<` merge key has no value of its own
+        key = "<<" if key_node.tag == MERGE_TAG else loader.construct_object(key_node, deep=True) if scalar else None
         name = str(key)
-        if isinstance(key_node, ScalarNode):
+        if scalar:
             line = key_node.start_mark.line + 1
             if key in first_line:
                 location = [*where, name]
