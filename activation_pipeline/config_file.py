@@ -85,17 +85,17 @@ def _refuse_duplicate_keys(path: Path, loader: yaml.SafeLoader, node: Node, wher
             _refuse_duplicate_keys(path, loader, item, [*where, str(index)], seen)
     if not isinstance(node, MappingNode):
         return
-    first_line: dict[Any, int] = {}
+    first_seen: dict[Any, Any] = {}  # key -> its Mark
     for key_node, value_node in node.value:
         scalar = isinstance(key_node, ScalarNode)
         # compared as YAML will build them (`yes` and `true` are one key); a `<<` merge key has no value of its own
         key = "<<" if key_node.tag == MERGE_TAG else loader.construct_object(key_node, deep=True) if scalar else None
         name = str(key)
         if scalar:
-            line = key_node.start_mark.line + 1
-            if key in first_line:
-                location = [*where, name]
-                raise ConfigError(path, ".".join(location[:2]), ".".join(location[2:]),
-                                  f"given twice, on lines {first_line[key]} and {line}; each key once in a mapping")
-            first_line[key] = line
+            if key in first_seen:
+                location, first, again = [*where, name], first_seen[key], key_node.start_mark
+                lines = (f"on lines {first.line + 1} and {again.line + 1}" if first.line != again.line
+                         else f"on line {first.line + 1} (columns {first.column + 1} and {again.column + 1})")
+                raise ConfigError(path, ".".join(location[:2]), ".".join(location[2:]), f"given twice, {lines}; each key once in a mapping")
+            first_seen[key] = key_node.start_mark
         _refuse_duplicate_keys(path, loader, value_node, [*where, name], seen)

@@ -229,16 +229,17 @@ def test_a_mapping_that_names_a_field_twice_fails_the_load_naming_both_lines(syn
     assert warehouse_state(synced) == before
 
 
-@pytest.mark.parametrize("twice, where", [
-    ("sources:\n  products: {path: products.csv}\n", "sources"),  # a whole section given twice
-    ("yes: 1\ntrue: 2\n", "True"),  # two spellings of one YAML key: safe_load would keep the last silently
+@pytest.mark.parametrize("text, says", [
+    ("sources:\n  products: {path: a.csv}\nsources:\n  products: {path: b.csv}\n",  # a whole section given twice
+     "sources: given twice, on lines 1 and 3"),
+    ("yes: 1\ntrue: 2\n", "True: given twice, on lines 1 and 2"),  # two spellings of one YAML key (both are True)
 ])
-def test_any_key_given_twice_in_one_mapping_is_refused_with_both_lines(tmp_path, twice, where):
+def test_any_key_given_twice_in_one_mapping_is_refused_with_both_lines(tmp_path, text, says):
     path = tmp_path / "activations.yaml"
-    path.write_text("sources:\n  products: {path: a.csv}\n" + twice if where == "sources" else twice)
-    with pytest.raises(ConfigError, match=r"given twice, on lines (1|2) and (3|2)") as error:
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
         load_config(path)
-    assert str(error.value).startswith(f"{path}: {where}: ")
+    assert str(error.value) == f"{path}: {says}; each key once in a mapping"
 
 
 def test_a_key_brought_in_by_a_merge_may_still_be_overridden(tmp_path):
@@ -267,21 +268,28 @@ activations:
     assert config.activations["to_archive"].mapping == config.activations["to_products"].mapping == {"name": "name"}
 
 
-@pytest.mark.parametrize("text, line, says", [
-    ("sources:\n  products: {path: products.csv\nsegments: {}\n", 2, "that starts on line 2"),  # an unclosed brace
-    ("sources:\n  products:\n\tpath: products.csv\n", 3, "found character '\\t' that cannot start any token"),
-    ("sources:\n  products:\n    path: a.csv\n   format: csv\n", 4, ""),  # indentation that fits no level
-    ("partitions:\n  start_date: 2026-02-30\n", 2, "'2026-02-30' is not a valid date"),
+@pytest.mark.parametrize("text, says", [
+    ("sources:\n  products: {path: products.csv\nsegments: {}\n",  # an unclosed brace: found on the next line
+     "line 3: not valid YAML (expected ',' or '}', but got ':', while parsing a flow mapping that starts on line 2)"),
+    ("sources:\n  products:\n\tpath: products.csv\n", "line 3: not valid YAML (found character '\\t' that cannot start any token)"),
+    ("sources:\n  products:\n    path: a.csv\n   format: csv\n",  # an indentation that fits no level
+     "line 4: not valid YAML (expected <block end>, but found '<block mapping start>', while parsing a block mapping that starts on line 2)"),
+    ("partitions:\n  start_date: 2026-02-30\n", "line 2: not valid YAML ('2026-02-30' is not a valid date (day is out of range for month))"),
 ])
-def test_a_yaml_syntax_error_or_an_impossible_date_names_its_line(tmp_path, text, line, says):
+def test_a_yaml_syntax_error_or_an_impossible_date_names_its_line(tmp_path, text, says):
     path = tmp_path / "activations.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as error:
         load_config(path)
-    message = str(error.value)
-    assert message.startswith(f"{path}: ") and "not valid YAML" in message
-    assert f"line {line}: " in message or f"line {line}" in says
-    assert says in message
+    assert str(error.value) == f"{path}: : {says}"
+
+
+def test_a_key_given_twice_on_one_line_names_its_columns(tmp_path):
+    path = tmp_path / "activations.yaml"
+    path.write_text("activations:\n  x:\n    mapping: {name: name, name: title}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: activations.x.mapping.name: given twice, on line 3 (columns 15 and 27); each key once in a mapping"
 
 
 def test_a_plain_http_base_url_from_the_environment_fails_the_load_naming_the_variable(synced, monkeypatch):
