@@ -82,7 +82,7 @@ def hostile_names(draw: st.DrawFn) -> str:
     return draw(st.sampled_from([" ", "  ", "\u3000"])) + base if draw(st.booleans()) else base + " "
 
 
-# (what to change, where the error must point): "{name}" is the hostile name
+# every field whose name reaches SQL, as the error must name it ("{name}": the hostile name itself)
 FIELDS = [
     "segments.catalog.primary_key", "segments.catalog.partition_column", "sources.products.partition_column",
     "activations.sync_products.identifier", "activations.sync_products.scope.column",
@@ -129,6 +129,7 @@ def test_a_hostile_name_in_any_field_that_reaches_sql_fails_the_load_naming_it_a
     # and says what is allowed: the SQL name rule, the entry-name rule or the platform's field rule
     assert any(says in error.value.problem for says in ("allowed: 1 to 255 printable characters", "names are lowercase letters", "batch field names allow"))
     assert warehouse_state(synced) == before
+    assert synced.catalog() == expected_items(ROWS)
 
 
 def test_after_every_hostile_config_the_valid_one_still_syncs_and_resends_nothing(synced):
@@ -327,15 +328,15 @@ def test_a_relative_source_path_with_dotdot_fails_the_load_naming_the_path(synce
 
 
 def test_an_absolute_source_path_outside_the_config_folder_loads_and_syncs(sandbox, instance, tmp_path):
-    (tmp_path / "elsewhere").mkdir()
     project = Project(tmp_path / "project", sandbox, instance)
     project.root.mkdir()
-    project.root = tmp_path / "elsewhere"  # products.csv is written there ...
     project.write_products(ROWS)
-    project.root = tmp_path / "project"
+    elsewhere = tmp_path / "elsewhere" / "products.csv"
+    elsewhere.parent.mkdir()
+    (project.root / "products.csv").rename(elsewhere)
     project.add_activation()
     doc = document(project)
-    doc["sources"]["products"]["path"] = str(tmp_path / "elsewhere" / "products.csv")  # ... and named by its absolute path
+    doc["sources"]["products"]["path"] = str(elsewhere)
     project.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     project.materialize()
     assert project.catalog() == expected_items(ROWS)
