@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Union
+from zoneinfo import ZoneInfo
 
-import yaml
-from dagster._time import get_timezone
-from dagster._utils.schedules import is_valid_cron_string
+from dagster import ScheduleDefinition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from activation_pipeline.config_file import ConfigError, read_document
 from activation_pipeline.platforms import PLATFORMS
+from activation_pipeline.platforms.base import base_url_problem
+from activation_pipeline.sql_identifiers import identifier_problem
 
 DEFAULT_CONFIG = Path("data/activations.yaml")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -37,18 +40,10 @@ ALLOWED_OPERATIONS: dict[str, frozenset[str]] = {
 }
 
 
-class ConfigError(ValueError):
-    """activations.yaml is invalid; the message names file, entry, field and what is allowed."""
-
-    def __init__(self, path: Path | str, entry: str, field: str, problem: str):
-        self.path, self.entry, self.field, self.problem = str(path), entry, field, problem
-        where = ".".join(part for part in (entry, field) if part)
-        super().__init__(f"{path}: {where}: {problem}")
-
-
 def _timezone(value: str) -> str:
     try:
-        get_timezone(value)  # what Dagster's schedules and partitions will load
+        if value not in ("UTC", "utc"):  # Dagster reads both as UTC and any other name from the IANA database, as here
+            ZoneInfo(value)
     except Exception:  # ZoneInfoNotFoundError, ValueError, or an OSError for a folder name such as "Europe"
         raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris)") from None
     return value
@@ -57,8 +52,11 @@ def _timezone(value: str) -> str:
 def _is_cron(value: str) -> bool:
     """Whether Dagster will take ``value`` as a schedule's cron (checked here, where the file and field are known)."""
     try:
-        return is_valid_cron_string(value)
-    except Exception:  # the cron parser raises more than its own error type on garbage
+        with warnings.catch_warnings():  # an out-of-range interval warns again where the real schedule is built
+            warnings.simplefilter("ignore")
+            ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")  # Dagster's own check, public
+        return True
+    except Exception:  # DagsterInvalidDefinitionError, or the cron parser's own errors on garbage
         return False
 
 
@@ -73,6 +71,13 @@ class SourceConfig(_Model):
     partition_column: str | None = Field(
         default=None, description="a date/timestamp column: the source is partitioned by its day (needs partitions.start_date)"
     )
+
+    @field_validator("path")
+    @classmethod
+    def _stays_in_config_folder(cls, value: str) -> str:
+        if not Path(value).is_absolute() and ".." in re.split(r"[/\\]", value):
+            raise ValueError(f"{value!r}: a relative path may not contain '..' (it would leave the config file's folder); give an absolute path for a file elsewhere")
+        return value
 
     @property
     def file_format(self) -> str:
@@ -264,22 +269,7 @@ def config_path() -> Path:
 def load_config(path: Path | str | None = None) -> ProjectConfig:
     """Read, validate and cross-check the config file; raise ConfigError on any problem."""
     path = Path(path) if path is not None else config_path()
-    if not path.exists():
-        raise ConfigError(path, "", "", "file not found (set ACTIVATION_CONFIG to its path)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, "", "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except OSError as exc:
-        raise ConfigError(path, "", "", f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(path, "", "", f"{line}not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    except RecursionError:
-        raise ConfigError(path, "", "", "not valid YAML here (nested too deeply)") from None
+    raw = read_document(path)
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "", "the file must be a mapping with sources, segments, destinations, activations")
     if "path" in raw:  # ProjectConfig.path is set from the file's location, never from its content
@@ -294,6 +284,7 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
         field = ".".join(location[2:])
         raise ConfigError(path, entry, field, _describe(error)) from None
     _check_references(config)
+    _check_identifiers(config)
     return config
 
 
@@ -348,6 +339,8 @@ def _check_references(config: ProjectConfig) -> None:
         unknown = set(destination.secrets) - set(spec.secrets)
         if unknown:
             raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")
+        if problem := base_url_problem(destination.base_url, spec.base_url_env):  # at load, not at the first run
+            raise ConfigError(path, f"destinations.{name}", "base_url", problem)
         for secret, env_name in destination.secrets.items():
             if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", env_name):
                 raise ConfigError(path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself")
@@ -395,3 +388,18 @@ def _check_references(config: ProjectConfig) -> None:
             found = spec.activation_problem(activation)
             if found:
                 raise ConfigError(path, entry, *found)
+
+
+def _check_identifiers(config: ProjectConfig) -> None:
+    """Every name that reaches SQL follows sql_identifiers' rule (entry names follow NAME_PATTERN); checked after
+    the platforms' field-name rules, which say more. A mapping's platform field becomes an f__<field> alias."""
+    named = [(f"sources.{n}", "partition_column", s.partition_column) for n, s in config.sources.items()]
+    named += [(f"segments.{n}", f, getattr(s, f)) for n, s in config.segments.items() for f in ("primary_key", "partition_column")]
+    for name, activation in config.activations.items():
+        entry = f"activations.{name}"
+        named += [(entry, "identifier", activation.identifier), (entry, "scope.column", activation.scope and activation.scope.column)]
+        named += [(entry, f"mapping.{field}", n) for field, column in activation.mapping.items() for n in (field, column)]
+        named += [(entry, "custom_attributes", column) for column in activation.custom_attributes]
+    for entry, field, column in named:
+        if column is not None and (problem := identifier_problem(column)):
+            raise ConfigError(config.path, entry, field, f"name {problem}")

@@ -21,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from activation_pipeline.config import ConfigError
 from activation_pipeline.platforms.base import BatchRejected, NoAnswer, PlatformError, Record, SyncTarget, resolve_base_url
 from activation_pipeline.platforms.batch import BatchClient, BatchResource
 from activation_pipeline.sync.http import PlatformSession
@@ -60,15 +61,14 @@ def set_base_url(project, url: str) -> None:
 
 # --------------------------------------------------------------------------- https or loopback
 
-def test_a_plain_http_base_url_off_this_machine_fails_the_activation_before_any_request(project, external_lookups):
+def test_a_plain_http_base_url_off_this_machine_fails_the_load_before_any_request(project, external_lookups):
     project.add_activation()
     set_base_url(project, "http://api.example.com/2.11")
     project.write_products([product(i) for i in range(1, 4)])
-    result = project.materialize(raise_on_error=False)
-    message = failure_message(result)
-    assert "activations.sync_products: " in message  # after the exception type Dagster puts first
-    assert "'http://api.example.com/2.11': a non-loopback base URL must use https" in message
-    assert result.asset_materializations_for_node("activations__sync_products") == []
+    with pytest.raises(ConfigError) as error:  # the load refuses it: no run starts
+        project.materialize()
+    assert str(error.value).startswith(f"{project.config_path}: destinations.batch_test.base_url: ")
+    assert "'http://api.example.com/2.11': a non-loopback base URL must use https" in str(error.value)
     assert external_lookups == []  # refused before any connection was even attempted
     assert project.catalog() == {}
 
@@ -77,8 +77,9 @@ def test_the_refusal_of_a_plain_http_url_names_the_config_field_it_came_from(pro
     project.add_activation()
     set_base_url(project, "http://api.example.com/2.11")
     project.write_products([product(1)])
-    message = failure_message(project.materialize(raise_on_error=False))
-    assert "base_url" in message and "BATCH_BASE_URL" not in message
+    with pytest.raises(ConfigError) as error:
+        project.materialize()
+    assert "base_url" in str(error.value) and "BATCH_BASE_URL" not in str(error.value)
 
 
 @pytest.mark.parametrize("url", [

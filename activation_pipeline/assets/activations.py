@@ -11,6 +11,7 @@ from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import PlatformError, SyncTarget
+from activation_pipeline.sql_identifiers import qualified_name, quote_literal
 from activation_pipeline.sync.diff import PlanError, PlanRequest
 from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
 
@@ -41,7 +42,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
     return SyncJob(
         plan=PlanRequest(
             activation=name,
-            segment_table=f'segments."{activation.segment}"',
+            segment_table=qualified_name("segments", activation.segment),
             primary_key=segment.primary_key,
             identifier=activation.identifier or segment.primary_key,
             columns=activation.sent_columns(segment.primary_key),
@@ -193,7 +194,7 @@ def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
         "ledger_run_id": report.run_id,
         "ledger_query": MetadataValue.md(
             "```sql\nSELECT key, change, operation, status, message\nFROM activation_state.sync_records\n"
-            f"WHERE run_id = '{report.run_id}' AND activation = '{report.activation}';\n```"
+            f"WHERE run_id = {quote_literal(report.run_id)} AND activation = {quote_literal(report.activation)};\n```"
         ),
     })
     if report.retargeted:  # a first sync of a new target; the old one keeps what it holds

@@ -4,6 +4,7 @@
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AssetsDefinition, multi_asset_check
 
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
 from activation_pipeline.sync.state import first_row
 
 SAMPLE = 20
@@ -13,8 +14,8 @@ MAX_ROW_COUNT_DROP = 0.5
 def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
     segment = config.segments[name]
     key = AssetKey(["segments", name])
-    pk = f'"{segment.primary_key}"'
-    table = f'segments."{name}"'
+    pk = quote_identifier(segment.primary_key)
+    table = qualified_name("segments", name)
 
     # a partitioned segment's materializations are different days: their row counts are not comparable
     compare_row_counts = config.segment_partition_column(name) is None

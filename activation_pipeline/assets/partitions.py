@@ -8,6 +8,7 @@ import polars as pl
 from dagster import DailyPartitionsDefinition, Failure
 
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
 
 
 def daily_partitions(config: ProjectConfig) -> DailyPartitionsDefinition | None:
@@ -26,7 +27,7 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, schema: str, table: str, 
     The table keeps every day; a day whose columns differ from the table's is refused,
     naming the difference, rather than silently dropping the other days.
     """
-    qualified = f'{schema}."{table}"'
+    qualified = qualified_name(schema, table)
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     conn.register("partition_frame", frame)
     try:
@@ -43,7 +44,7 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, schema: str, table: str, 
                 f"drop {qualified} and backfill every partition to rebuild it with the new columns"
             )
         conn.execute("BEGIN TRANSACTION")
-        conn.execute(f'DELETE FROM {qualified} WHERE CAST("{column}" AS DATE) = ?', [day])
+        conn.execute(f"DELETE FROM {qualified} WHERE CAST({quote_identifier(column)} AS DATE) = ?", [day])
         conn.execute(f"INSERT INTO {qualified} SELECT * FROM partition_frame")
         conn.execute("COMMIT")
     finally:

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, 
 from activation_pipeline.assets.metadata import column_lineage, frame_metadata
 from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
 
 
 def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
@@ -27,18 +28,18 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         partitions_def=daily_partitions(config) if partition_column else None,
     )
     def _segment(context: AssetExecutionContext) -> MaterializeResult:
-        query = segment.sql
+        query, params = segment.sql, None
         if partition_column:  # one day of the segment: DuckDB pushes the filter down to the partitioned source
             day = partition_day(context.partition_key)
-            query = f'SELECT * FROM ({segment.sql}) AS segment WHERE CAST("{partition_column}" AS DATE) = DATE \'{day}\''
+            query, params = f"SELECT * FROM ({segment.sql}) AS segment WHERE CAST({quote_identifier(partition_column)} AS DATE) = ?", [day]
         with context.resources.warehouse.get_connection() as conn:
             try:
-                frame = conn.sql(query).pl()
+                frame = conn.sql(query, params=params).pl()
             except duckdb.Error as exc:
                 hint = f" (a partitioned segment must output its day column {partition_column!r}: set segments.{name}.partition_column)" if partition_column else ""
                 raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}{hint}") from None
             upstream = {
-                (schema, table): [row[0] for row in conn.execute(f'DESCRIBE {schema}."{table}"').fetchall()]
+                (schema, table): [row[0] for row in conn.execute(f"DESCRIBE {qualified_name(schema, table)}").fetchall()]
                 for schema in ("sources", "segments") for table in sorted(segment.referenced_tables(schema))
             }
             if partition_column:
@@ -47,7 +48,7 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
                 # CREATE OR REPLACE: a segment whose columns change replaces its table instead of failing an append.
                 conn.execute("CREATE SCHEMA IF NOT EXISTS segments")
                 conn.register("segment_frame", frame)
-                conn.execute(f'CREATE OR REPLACE TABLE segments."{name}" AS SELECT * FROM segment_frame')
+                conn.execute(f"CREATE OR REPLACE TABLE {qualified_name('segments', name)} AS SELECT * FROM segment_frame")
                 conn.unregister("segment_frame")
         return MaterializeResult(metadata={
             **frame_metadata(frame),

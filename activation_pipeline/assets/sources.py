@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, Failure, Materializ
 from activation_pipeline.assets.metadata import frame_metadata
 from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.sql_identifiers import qualified_name
 
 
 def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
@@ -31,7 +32,7 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             with context.resources.warehouse.get_connection() as conn:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS sources")
                 conn.register("loaded_frame", frame)
-                conn.execute(f'CREATE OR REPLACE TABLE sources."{name}" AS SELECT * FROM loaded_frame')
+                conn.execute(f"CREATE OR REPLACE TABLE {qualified_name('sources', name)} AS SELECT * FROM loaded_frame")
                 conn.unregister("loaded_frame")
         else:  # one day of the file replaces that day in sources.<name>
             day = partition_day(context.partition_key)

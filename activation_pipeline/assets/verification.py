@@ -27,6 +27,7 @@ from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.assets.activations import build_sync_job
 from activation_pipeline.platforms.base import PlatformError, Record, Verification
+from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state import SCHEMA, first_row, snapshot_table
 
 CHECK_NAME = "platform_matches"
@@ -84,7 +85,7 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         metadata: dict[str, Any] = {"verified": len(results) - len(unread), "mismatched": len(mismatched), "unread": len(unread), "scope": scope,
                                     "ledger_query": MetadataValue.md(
                                         "```sql\nSELECT key, partition_key, status, message FROM activation_state.sync_records\n"
-                                        f"WHERE run_id = '{context.op_execution_context.run_id}' AND activation = '{name}' AND operation = 'verify';\n```")}
+                                        f"WHERE run_id = {quote_literal(context.op_execution_context.run_id)} AND activation = {quote_literal(name)} AND operation = 'verify';\n```")}
         if missing:
             metadata["keys_never_confirmed"] = ", ".join(missing[:SAMPLE])
         if mismatched:

@@ -184,6 +184,11 @@ class PlatformSpec:
     default_schedule: str | None = None  # schedule of an activation that names none (a preset or cron)
     verifies: bool = False  # the client implements VerifyingClient.verify
 
+    @property
+    def base_url_env(self) -> str:
+        """The environment variable a destination's unset base_url falls back to (each client resolves it)."""
+        return f"{self.name.upper()}_BASE_URL"
+
     def field_name_problem(self, name: str) -> str | None:
         return None if re.fullmatch(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"
 
@@ -238,6 +243,18 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def base_url_problem(configured: str | None, env_name: str) -> str | None:
+    """Why the base URL a client resolves (the config's, else ``env_name``'s) may not carry credentials, or None.
+    Checked when the config loads and again when a client is made (the variable may have changed since)."""
+    import os
+
+    url = configured or os.environ.get(env_name)
+    if not url or is_loopback(url) or url.startswith("https://"):
+        return None
+    origin = "base_url of the destination in the config file" if configured else env_name
+    return f"{origin} = {url!r}: a non-loopback base URL must use https (credentials never travel in clear)"
+
+
 def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -> str:
     """Config override, else ``<PLATFORM>_BASE_URL``, else the local sandbox.
 
@@ -245,10 +262,10 @@ def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -
     """
     import os
 
+    problem = base_url_problem(configured, env_name)
+    if problem:
+        raise PlatformError(problem)
     url = configured or os.environ.get(env_name) or f"{sandbox_url()}{sandbox_path}"
-    if not is_loopback(url) and not url.startswith("https://"):
-        origin = "base_url of the destination in the config file" if configured else env_name
-        raise PlatformError(f"{origin} = {url!r}: a non-loopback base URL must use https (credentials never travel in clear)")
     return url.rstrip("/")
 
 

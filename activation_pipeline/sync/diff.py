@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from activation_pipeline.sql_identifiers import quote_identifier as _quote, quote_literal
 from activation_pipeline.sync.state import snapshot_table
 
 PAYLOAD_PREFIX = "f__"
@@ -47,10 +48,10 @@ class PlanRequest:
     def segment_rows_sql(self) -> str:
         if self.partition_key is None or self.partition_column is None:
             return self.segment_table
-        key = self.partition_key.replace("'", "''")
+        key = quote_literal(self.partition_key)
         if self.partition_kind == "value":
-            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = '{key}')"
-        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE '{key}')"
+            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = {key})"
+        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE {key})"
 
 
 @dataclass
@@ -62,10 +63,6 @@ class Plan:
     @property
     def to_send(self) -> int:
         return self.counts.get("op_upsert", 0) + self.counts.get("op_update", 0) + self.counts.get("op_delete", 0)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _logical_type(duckdb_type: str) -> str:
@@ -133,13 +130,13 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
                     if request.columns else "NULL")
     key_filter = ""
     if request.only_keys:
-        keys = ", ".join("'" + k.replace("'", "''") + "'" for k in request.only_keys)
+        keys = ", ".join(map(quote_literal, request.only_keys))
         key_filter = f"WHERE CAST({_quote(request.primary_key)} AS VARCHAR) IN ({keys})"
     snapshot = snapshot_table(request.activation)
     if request.only_keys or request.ignore_snapshot:
         snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash, NULL::VARCHAR AS identifier WHERE false)"
     elif request.partition_key is not None:
-        snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = '{request.partition_key.replace(chr(39), chr(39) * 2)}')"
+        snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = {quote_literal(request.partition_key)})"
     else:
         snapshot_side = snapshot
     rows = request.segment_rows_sql()
@@ -179,13 +176,13 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
           )
           SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload
           FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified)
-        ) TO '{plan_path}' (FORMAT parquet, COMPRESSION zstd)
+        ) TO {quote_literal(str(plan_path))} (FORMAT parquet, COMPRESSION zstd)
         """
     )
     conn.execute("RESET preserve_insertion_order")
     counts = {"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "invalid": 0}
     for change, op, n in conn.execute(
-        f"SELECT __change, __op, count(*) FROM read_parquet('{plan_path}') GROUP BY ALL"
+        f"SELECT __change, __op, count(*) FROM read_parquet({quote_literal(str(plan_path))}) GROUP BY ALL"
     ).fetchall():
         counts[change] = counts.get(change, 0) + n
         if op:

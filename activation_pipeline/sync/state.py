@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import duckdb
 import polars as pl
 
+from activation_pipeline.sql_identifiers import qualified_name
+
 SCHEMA = "activation_state"
 
 LEDGER_DDL = f"""
@@ -91,7 +93,7 @@ def first_row(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | N
 
 
 def snapshot_table(activation: str) -> str:
-    return f'{SCHEMA}."{activation}"'
+    return qualified_name(SCHEMA, activation)
 
 
 def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
