@@ -31,12 +31,15 @@ import pyarrow.parquet as pq
 from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record, SyncTarget
 from activation_pipeline.sync import state
 from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanError, PlanRequest, plan_operations
+from activation_pipeline.sync.stopping import StopRequest, SyncInterrupted
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FOLD_EVERY_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 5.0
 MAX_CONSECUTIVE_NO_ANSWER = 3
 FAILED_SAMPLE_SIZE = 20
+STOP_WAIT_SECONDS = 10.0  # on SIGTERM/SIGINT, how long requests already sent get to answer
+STOP_POLL_SECONDS = 0.2  # how often the pusher looks for a stop request while it waits
 
 
 class SafeguardTripped(RuntimeError):
@@ -69,6 +72,7 @@ class SyncJob:
     auto_synced: bool
     segment_sql_hash: str
     state_dir: Path
+    ledger_retention_days: int | None = None  # applied to this activation's records after each successful run
 
 
 @dataclass
@@ -123,11 +127,13 @@ def _run_sync(
     report = SyncReport(run_id=run_id, activation=activation, dry_run=options.dry_run)
     started = time.monotonic()
     journal = state.Journal(job.state_dir / "journal", activation, partition_key)
-    plan_path = job.state_dir / "plans" / f"{activation}-{run_id}.parquet"
+    plan_dir = job.state_dir / "plans" / state.run_scope(activation, partition_key)
+    plan_path = plan_dir / f"{run_id}.parquet"
     request = _plan_request(job, options, partition_key)
     with connect() as conn:
         state.ensure_state(conn, activation)
         report.recovered = state.recover(conn, journal, activation, partition_key)
+        _remove_stale_plans(job.state_dir / "plans", plan_dir, activation)
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
         snapshot_before = state.snapshot_size(conn, activation, partition_key)
         try:
@@ -160,32 +166,61 @@ def _run_sync(
     with connect() as conn:
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
-    try:
-        if plan.to_send:
-            client.prepare(job.target)
-        _Pusher(job, client, connect, report, journal, run_id, partition_key, log).push(plan)
-    except BaseException as exc:  # recorded in the ledger, then re-raised
-        error = exc
-    finally:
-        plan_path.unlink(missing_ok=True)
+    with StopRequest() as stop:  # SIGTERM/SIGINT from here on: stop sending, keep what arrived, record the run
+        try:
+            if plan.to_send:
+                client.prepare(job.target)
+            _Pusher(job, client, connect, report, journal, run_id, partition_key, log).push(plan, stop)
+        except BaseException as exc:  # recorded in the ledger, then re-raised
+            error = exc
+        finally:
+            plan_path.unlink(missing_ok=True)
+        _finish(job, report, connect, client, run_id, partition_key, started, plan.to_send, error)
+    if stop.requested:
+        log.warning(str(error))
+        stop.replay()  # the process now stops as the signal meant (the handler we took it from acts)
+    if error:
+        raise error
+    return report
+
+
+def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: DestinationClient, run_id: str,
+            partition_key: str | None, started: float, to_send: int, error: BaseException | None) -> None:
+    """Record the run's outcome in its ledger row (and apply the ledger's retention after a successful run)."""
+    activation = job.target.activation
     report.requests, report.retries = client.requests_sent, client.retries
     report.duration_seconds = round(time.monotonic() - started, 3)
     failed = sum(v for k, v in report.counts.items() if k.startswith("failed_"))
-    report.status = "failed" if error else ("partial" if failed else "succeeded")
+    succeeded = sum(v for k, v in report.counts.items() if k.startswith("succeeded_"))
+    # a BaseException that is not an Exception (KeyboardInterrupt, Dagster's interruption) is a stop, not a failure
+    interrupted = isinstance(error, SyncInterrupted) or (error is not None and not isinstance(error, Exception))
+    report.status = "interrupted" if interrupted else "failed" if error else ("partial" if failed else "succeeded")
+    message = str(error) if isinstance(error, SyncInterrupted) or not interrupted else (
+        f"the run was interrupted ({type(error).__name__}) after {succeeded} of {to_send} records were confirmed; "
+        "the rest is sent next run")
     with connect() as conn:
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
-            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed", "unchanged")},
-            "succeeded": sum(v for k, v in report.counts.items() if k.startswith("succeeded_")),
-            "failed": failed, "invalid": report.counts.get("invalid", 0),
+            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed")},
+            "unchanged_resent": report.counts.get("planned_unchanged", 0),
+            "unchanged_skipped": report.counts.get("unchanged_skipped", 0),
+            "succeeded": succeeded, "failed": failed, "invalid": report.counts.get("invalid", 0),
             "skipped": report.counts.get("skipped", 0), "requests": report.requests,
             "retries": report.retries, "snapshot_size": report.snapshot_size,
-            "error": str(error)[:2000] if error else None,
+            "error": message[:2000] if error else None,
         }, partition_key)
-    if error:
-        raise error
-    return report
+        if job.ledger_retention_days and report.status in ("succeeded", "partial"):
+            state.prune_ledger(conn, job.ledger_retention_days, activation)
+
+
+def _remove_stale_plans(plans: Path, plan_dir: Path, activation: str) -> None:
+    """Plan files hold personal data: a run removes its own, and the next run of the same activation
+    (partition) removes what a killed one left. Called under the run's lock, so none is in use."""
+    stale = list(plan_dir.glob("*.parquet"))
+    stale += plans.glob(f"{activation}-*.parquet")  # named so before plans had a folder per activation (partition)
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:
@@ -248,22 +283,37 @@ class _Pusher:
         self.sent = 0
         self.consecutive_no_answer = 0
 
-    def push(self, plan: Plan) -> None:
+    def push(self, plan: Plan, stop: StopRequest | None = None) -> None:
         total = plan.to_send
-        with ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync") as pool:
-            in_flight: set[Future] = set()
-            try:
-                for batch in self._batches(plan):
-                    if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
-                        break
-                    future = pool.submit(self._deliver, batch)
-                    future.batch = batch  # type: ignore[attr-defined]
-                    in_flight.add(future)
-                    if len(in_flight) >= self.job.concurrency * 2:
-                        in_flight = self._collect(in_flight, FIRST_COMPLETED, total)
-                self._collect(in_flight, ALL_COMPLETED, total)
-            finally:
-                self._fold()
+        stop = stop or StopRequest()
+        pool = ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync")
+        in_flight: set[Future] = set()
+        stopping = False
+        try:
+            for batch in self._batches(plan):
+                if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER or stop.requested:
+                    break
+                future = pool.submit(self._deliver, batch)
+                future.batch = batch  # type: ignore[attr-defined]
+                in_flight.add(future)
+                while len(in_flight) >= self.job.concurrency * 2 and not stop.requested:
+                    self._collect(in_flight, FIRST_COMPLETED, total, STOP_POLL_SECONDS)
+            while in_flight and not stop.requested:
+                self._collect(in_flight, ALL_COMPLETED, total, STOP_POLL_SECONDS)
+        except BaseException as exc:
+            stopping = not isinstance(exc, Exception)  # interrupted by an exception (KeyboardInterrupt, Dagster's)
+            raise
+        finally:
+            stopping = stopping or stop.requested
+            unanswered = self._drain(in_flight, total) if stopping else 0
+            pool.shutdown(wait=not stopping, cancel_futures=stopping)
+            self._fold()
+        if stop.requested:
+            succeeded = sum(v for k, v in self.report.counts.items() if k.startswith("succeeded_"))
+            raise SyncInterrupted(
+                f"{self.job.target.activation}: stopped by {stop.signal_name} after {succeeded} of {total} records were confirmed"
+                + (f" ({unanswered} requests still unanswered after {STOP_WAIT_SECONDS:.0f}s)" if unanswered else "")
+                + "; the rest is sent next run")
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
             raise NoAnswer(f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
                            "the run stopped, everything unconfirmed is resent next run")
@@ -318,9 +368,23 @@ class _Pusher:
                 return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
         return attempt(batch.records, 1)
 
-    def _collect(self, futures: set[Future], return_when: str, total: int) -> set[Future]:
-        """Journal the outcomes of the finished requests; return those still in flight."""
-        done, rest = wait(futures, return_when=return_when)
+    def _drain(self, in_flight: set[Future], total: int) -> int:
+        """Stopping: drop the requests not yet started, give those on the wire STOP_WAIT_SECONDS to
+        answer and journal what they say; return how many never answered (resent next run)."""
+        for future in list(in_flight):
+            if future.cancel():
+                in_flight.discard(future)
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        try:
+            while in_flight and time.monotonic() < deadline:
+                self._collect(in_flight, ALL_COMPLETED, total, max(deadline - time.monotonic(), 0.0))
+        except Exception as exc:  # a request that failed outright while stopping: unconfirmed, resent next run
+            self.log.warning(f"{self.job.target.activation}: while stopping: {exc}")
+        return len(in_flight)
+
+    def _collect(self, futures: set[Future], return_when: str, total: int, timeout: float | None = None) -> None:
+        """Journal the outcomes of the finished requests, removing them from ``futures``."""
+        done, _ = wait(futures, timeout=timeout, return_when=return_when)
         for future in done:
             batch: _Batch = future.batch  # type: ignore[attr-defined]
             entries = []
@@ -338,8 +402,8 @@ class _Pusher:
                     self.report.failed_sample.append((outcome.key, change, outcome.status, outcome.message))
             self.sent += len(batch.records)
             self._record(entries)
+            futures.discard(future)  # journaled: an interruption from here on cannot journal it twice
         self._maybe_report_progress(total)
-        return rest
 
     def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None,
                attempt: int = 1, payload: str | None = None, identifier: str | None = None) -> state.LedgerEntry:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
     run_id VARCHAR, activation VARCHAR, partition_key VARCHAR, platform VARCHAR,
     mode VARCHAR, operation VARCHAR, full_resync BOOLEAN, segment_sql_hash VARCHAR,
     status VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-    planned_added BIGINT, planned_changed BIGINT, planned_removed BIGINT, planned_unchanged BIGINT,
+    planned_added BIGINT, planned_changed BIGINT, planned_removed BIGINT,
+    unchanged_resent BIGINT, unchanged_skipped BIGINT,  -- unchanged rows sent again (full_only, full resync) / left alone
     succeeded BIGINT, failed BIGINT, invalid BIGINT, skipped BIGINT,
     requests BIGINT, retries BIGINT, snapshot_size BIGINT, folded_seq BIGINT, error VARCHAR
 );
@@ -82,12 +83,22 @@ def snapshot_table(activation: str) -> str:
 
 def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
     conn.execute(LEDGER_DDL)
+    _migrate_ledger(conn)
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
         "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
     )
     # snapshots made before the identifier was kept: the diff fills it in from the segment (diff._fill_missing_identifiers)
     conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
+
+
+def _migrate_ledger(conn: duckdb.DuckDBPyConnection) -> None:
+    """Bring a ledger made by an older version to the current columns (idempotent)."""
+    columns = {row[0] for row in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'sync_runs'", [SCHEMA]).fetchall()}
+    if "planned_unchanged" in columns:  # it always counted the unchanged rows that were resent
+        conn.execute(f"ALTER TABLE {SCHEMA}.sync_runs RENAME COLUMN planned_unchanged TO unchanged_resent")
+    conn.execute(f"ALTER TABLE {SCHEMA}.sync_runs ADD COLUMN IF NOT EXISTS unchanged_skipped BIGINT")
 
 
 def now() -> datetime:
@@ -243,3 +254,38 @@ def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
     if partition_key is None:
         return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")[0]
     return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)} WHERE partition_key = ?", [partition_key])[0]
+
+
+class Pruned(NamedTuple):
+    deleted: int  # record rows dropped (their counts stay in sync_runs)
+    cleared: int  # rows kept (the last confirmed version of a record) whose payload and message were dropped
+
+
+def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None) -> Pruned:
+    """Drop what the ledger holds about records beyond ``retention_days``, keeping the counts.
+
+    ``sync_runs`` is untouched. Of the ``sync_records`` rows older than the retention, the last
+    confirmed version of each record (what ``latest_records`` shows) stays, so "is it in the
+    platform, since when, from which run" is still answered, but it loses its payload and
+    message (either may hold personal data); every other old row is deleted.
+    """
+    cutoff = now() - timedelta(days=retention_days)
+    where, params = ("activation = ?", [activation]) if activation else ("TRUE", [])
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        deleted = conn.execute(
+            f"""DELETE FROM {SCHEMA}.sync_records WHERE {where} AND recorded_at < ? AND rowid NOT IN (
+                SELECT rowid FROM {SCHEMA}.sync_records WHERE {where} AND status = 'confirmed'
+                QUALIFY row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY recorded_at DESC, seq DESC) = 1)""",
+            [*params, cutoff, *params],
+        ).fetchall()[0][0]
+        cleared = conn.execute(
+            f"""UPDATE {SCHEMA}.sync_records SET payload = NULL, message = NULL
+                WHERE {where} AND recorded_at < ? AND (payload IS NOT NULL OR message IS NOT NULL)""",
+            [*params, cutoff],
+        ).fetchall()[0][0]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return Pruned(deleted, cleared)
