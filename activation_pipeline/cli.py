@@ -180,7 +180,7 @@ def prune(args: argparse.Namespace) -> None:
     except (FileNotFoundError, duckdb.Error) as exc:
         sys.exit(str(exc))
     print(f"ledger in {warehouse_path()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
-          f"{pruned.cleared} kept as the last confirmed version without payload or message; run counts unchanged")
+          f"{pruned.cleared} cleared of payload and message (each record's last confirmed version stays); run counts unchanged")
 
 
 def sandbox(args: argparse.Namespace) -> None:

@@ -258,7 +258,7 @@ def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
 
 class Pruned(NamedTuple):
     deleted: int  # record rows dropped (their counts stay in sync_runs)
-    cleared: int  # rows kept (the last confirmed version of a record) whose payload and message were dropped
+    cleared: int  # rows kept (each record's last confirmed version) whose payload and message were dropped
 
 
 def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None) -> Pruned:
