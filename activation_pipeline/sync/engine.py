@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,14 @@ import pyarrow.parquet as pq
 from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record, SyncTarget
 from activation_pipeline.sync import state
 from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanError, PlanRequest, plan_operations
-from activation_pipeline.sync.stopping import StopRequest, SyncInterrupted
+from activation_pipeline.sync.stopping import StopRequest, describe_error, drain, is_stop
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FOLD_EVERY_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 5.0
 MAX_CONSECUTIVE_NO_ANSWER = 3
 FAILED_SAMPLE_SIZE = 20
-STOP_WAIT_SECONDS = 10.0  # on SIGTERM/SIGINT, how long requests already sent get to answer
-STOP_POLL_SECONDS = 0.2  # how often the pusher looks for a stop request while it waits
+STOP_POLL_SECONDS = 0.2  # how often the pusher looks for a stop request (SIGTERM/SIGINT) while it waits
 
 
 class SafeguardTripped(RuntimeError):
@@ -127,13 +127,12 @@ def _run_sync(
     report = SyncReport(run_id=run_id, activation=activation, dry_run=options.dry_run)
     started = time.monotonic()
     journal = state.Journal(job.state_dir / "journal", activation, partition_key)
-    plan_dir = job.state_dir / "plans" / state.run_scope(activation, partition_key)
-    plan_path = plan_dir / f"{run_id}.parquet"
+    plan_path = state.plan_path(job.state_dir, activation, partition_key, run_id)
     request = _plan_request(job, options, partition_key)
     with connect() as conn:
         state.ensure_state(conn, activation)
         report.recovered = state.recover(conn, journal, activation, partition_key)
-        _remove_stale_plans(job.state_dir / "plans", plan_dir, activation)
+        state.remove_stale_plans(job.state_dir, activation, partition_key)  # a killed run's: they hold personal data
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
         snapshot_before = state.snapshot_size(conn, activation, partition_key)
         try:
@@ -192,12 +191,7 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
     report.duration_seconds = round(time.monotonic() - started, 3)
     failed = sum(v for k, v in report.counts.items() if k.startswith("failed_"))
     succeeded = sum(v for k, v in report.counts.items() if k.startswith("succeeded_"))
-    # a BaseException that is not an Exception (KeyboardInterrupt, Dagster's interruption) is a stop, not a failure
-    interrupted = isinstance(error, SyncInterrupted) or (error is not None and not isinstance(error, Exception))
-    report.status = "interrupted" if interrupted else "failed" if error else ("partial" if failed else "succeeded")
-    message = str(error) if isinstance(error, SyncInterrupted) or not interrupted else (
-        f"the run was interrupted ({type(error).__name__}) after {succeeded} of {to_send} records were confirmed; "
-        "the rest is sent next run")
+    report.status = "interrupted" if is_stop(error) else "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         state.finish_run(conn, run_id, activation, {
@@ -208,19 +202,10 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
             "succeeded": succeeded, "failed": failed, "invalid": report.counts.get("invalid", 0),
             "skipped": report.counts.get("skipped", 0), "requests": report.requests,
             "retries": report.retries, "snapshot_size": report.snapshot_size,
-            "error": message[:2000] if error else None,
+            "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
         }, partition_key)
         if job.ledger_retention_days and report.status in ("succeeded", "partial"):
             state.prune_ledger(conn, job.ledger_retention_days, activation)
-
-
-def _remove_stale_plans(plans: Path, plan_dir: Path, activation: str) -> None:
-    """Plan files hold personal data: a run removes its own, and the next run of the same activation
-    (partition) removes what a killed one left. Called under the run's lock, so none is in use."""
-    stale = list(plan_dir.glob("*.parquet"))
-    stale += plans.glob(f"{activation}-*.parquet")  # named so before plans had a folder per activation (partition)
-    for path in stale:
-        path.unlink(missing_ok=True)
 
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:
@@ -301,19 +286,16 @@ class _Pusher:
             while in_flight and not stop.requested:
                 self._collect(in_flight, ALL_COMPLETED, total, STOP_POLL_SECONDS)
         except BaseException as exc:
-            stopping = not isinstance(exc, Exception)  # interrupted by an exception (KeyboardInterrupt, Dagster's)
+            stopping = is_stop(exc)  # interrupted by an exception (KeyboardInterrupt, Dagster's) rather than our handler
             raise
         finally:
             stopping = stopping or stop.requested
-            unanswered = self._drain(in_flight, total) if stopping else 0
+            unanswered = drain(in_flight, partial(self._collect, in_flight, ALL_COMPLETED, total), self.log) if stopping else 0
             pool.shutdown(wait=not stopping, cancel_futures=stopping)
             self._fold()
         if stop.requested:
             succeeded = sum(v for k, v in self.report.counts.items() if k.startswith("succeeded_"))
-            raise SyncInterrupted(
-                f"{self.job.target.activation}: stopped by {stop.signal_name} after {succeeded} of {total} records were confirmed"
-                + (f" ({unanswered} requests still unanswered after {STOP_WAIT_SECONDS:.0f}s)" if unanswered else "")
-                + "; the rest is sent next run")
+            raise stop.interrupted(self.job.target.activation, succeeded, total, unanswered)
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
             raise NoAnswer(f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
                            "the run stopped, everything unconfirmed is resent next run")
@@ -367,20 +349,6 @@ class _Pusher:
             except NoAnswer as silence:
                 return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
         return attempt(batch.records, 1)
-
-    def _drain(self, in_flight: set[Future], total: int) -> int:
-        """Stopping: drop the requests not yet started, give those on the wire STOP_WAIT_SECONDS to
-        answer and journal what they say; return how many never answered (resent next run)."""
-        for future in list(in_flight):
-            if future.cancel():
-                in_flight.discard(future)
-        deadline = time.monotonic() + STOP_WAIT_SECONDS
-        try:
-            while in_flight and time.monotonic() < deadline:
-                self._collect(in_flight, ALL_COMPLETED, total, max(deadline - time.monotonic(), 0.0))
-        except Exception as exc:  # a request that failed outright while stopping: unconfirmed, resent next run
-            self.log.warning(f"{self.job.target.activation}: while stopping: {exc}")
-        return len(in_flight)
 
     def _collect(self, futures: set[Future], return_when: str, total: int, timeout: float | None = None) -> None:
         """Journal the outcomes of the finished requests, removing them from ``futures``."""

@@ -110,6 +110,19 @@ def run_scope(activation: str, partition_key: str | None) -> str:
     return activation if partition_key is None else f"{activation}.{partition_key}"
 
 
+def plan_path(state_dir: Path, activation: str, partition_key: str | None, run_id: str) -> Path:
+    """Where a run writes its plan: a folder per activation (partition), so its next run can clean it."""
+    return state_dir / "plans" / run_scope(activation, partition_key) / f"{run_id}.parquet"
+
+
+def remove_stale_plans(state_dir: Path, activation: str, partition_key: str | None) -> None:
+    """Delete plans a killed run of this activation (partition) left; call under the run's lock (none is in use)."""
+    stale = list(plan_path(state_dir, activation, partition_key, "_").parent.glob("*.parquet"))
+    stale += (state_dir / "plans").glob(f"{activation}-*.parquet")  # named so before plans had a folder each
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
 class Journal:
     """Append-only, fsynced record of platform answers not yet folded into DuckDB."""
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from types import FrameType, TracebackType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_WAIT_SECONDS = 10.0  # how long requests already sent get to answer once a stop is asked
 
 
 class SyncInterrupted(RuntimeError):
@@ -60,7 +64,41 @@ class StopRequest:
             signal.signal(signum, previous)
         self._previous.clear()
 
+    def interrupted(self, activation: str, succeeded: int, to_send: int, unanswered: int) -> SyncInterrupted:
+        waited = f" ({unanswered} requests still unanswered after {STOP_WAIT_SECONDS:.0f}s)" if unanswered else ""
+        return SyncInterrupted(f"{activation}: stopped by {self.signal_name} after {succeeded} of {to_send} records were "
+                               f"confirmed{waited}; the rest is sent next run")
+
     def replay(self) -> None:
         """Hand the signal to the handler it was taken from (call after leaving the context)."""
         if self.signum is not None:
             signal.raise_signal(self.signum)
+
+
+def is_stop(error: BaseException | None) -> bool:
+    """A stop, not a failure: ours, or a BaseException that is no Exception (KeyboardInterrupt, Dagster's interruption)."""
+    return isinstance(error, SyncInterrupted) or (error is not None and not isinstance(error, Exception))
+
+
+def describe_error(error: BaseException, succeeded: int, to_send: int) -> str:
+    """The run row's error text; an interruption raised as an exception has no message of its own."""
+    if isinstance(error, Exception):
+        return str(error)
+    return (f"the run was interrupted ({type(error).__name__}) after {succeeded} of {to_send} records were confirmed; "
+            "the rest is sent next run")
+
+
+def drain(in_flight: set[Future], collect: Callable[[float], None], log: Any, seconds: float = STOP_WAIT_SECONDS) -> int:
+    """Stopping: cancel the requests not yet started, give those on the wire ``seconds`` to answer
+    while ``collect(timeout)`` journals them (and removes them from ``in_flight``); return how many
+    never answered (their records are resent next run)."""
+    for future in list(in_flight):
+        if future.cancel():
+            in_flight.discard(future)
+    deadline = time.monotonic() + seconds
+    try:
+        while in_flight and time.monotonic() < deadline:
+            collect(max(deadline - time.monotonic(), 0.0))
+    except Exception as exc:  # a request that failed outright while stopping: unconfirmed, resent next run
+        log.warning(f"while stopping: {exc}")
+    return len(in_flight)
