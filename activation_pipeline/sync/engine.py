@@ -205,7 +205,7 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
             "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
         }, partition_key)
         if job.ledger_retention_days and report.status in ("succeeded", "partial"):
-            state.prune_ledger(conn, job.ledger_retention_days, activation)
+            state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
 
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:

@@ -274,16 +274,24 @@ class Pruned(NamedTuple):
     cleared: int  # rows kept (each record's last confirmed version) whose payload and message were dropped
 
 
-def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None) -> Pruned:
+def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None,
+                 when_due: bool = False) -> Pruned:
     """Drop what the ledger holds about records beyond ``retention_days``, keeping the counts.
 
-    ``sync_runs`` is untouched. Of the ``sync_records`` rows older than the retention, the last
-    confirmed version of each record (what ``latest_records`` shows) stays, so "is it in the
-    platform, since when, from which run" is still answered, but it loses its payload and
-    message (either may hold personal data); every other old row is deleted.
+    ``sync_runs`` is untouched. Of the ``sync_records`` rows recorded before the start of the UTC
+    day ``retention_days`` ago, the last confirmed version of each record (what ``latest_records``
+    shows) stays, so "is it in the platform, since when, from which run" is still answered, but it
+    loses its payload and message (either may hold personal data); every other old row is deleted.
+    ``when_due`` (after each run): do nothing unless an old row still holds a payload or message,
+    so the full pass runs about once a day (measured: ~0.5 s per million rows) instead of every run.
     """
-    cutoff = now() - timedelta(days=retention_days)
+    today = now().replace(hour=0, minute=0, second=0, microsecond=0)
+    cutoff = today - timedelta(days=retention_days)
     where, params = ("activation = ?", [activation]) if activation else ("TRUE", [])
+    if when_due and not first_row(
+        conn, f"""SELECT 1 FROM {SCHEMA}.sync_records WHERE {where} AND recorded_at < ?
+                  AND (payload IS NOT NULL OR message IS NOT NULL) LIMIT 1""", [*params, cutoff]):
+        return Pruned(0, 0)
     conn.execute("BEGIN TRANSACTION")
     try:
         deleted = conn.execute(
