@@ -6,6 +6,9 @@
     activation-pipeline ledger ACTIVATION [KEY]
                                     the last confirmed version of each record (or every
                                     operation on KEY across runs), as a table
+    activation-pipeline ledger prune [--days N]
+                                    drop record payloads older than ledger_retention_days
+                                    (or N days), keeping every run's counts
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str
     """One line per activation synced by these runs; ``parts``: its days, or its scopes (store views)."""
     rows = conn.execute(
         f"""SELECT activation, count(DISTINCT partition_key) AS parts, string_agg(DISTINCT status, ',' ORDER BY status) AS status,
-                   sum(planned_added + planned_changed + planned_removed + planned_unchanged), sum(succeeded), sum(failed),
+                   sum(planned_added + planned_changed + planned_removed + unchanged_resent), sum(succeeded), sum(failed),
                    sum(invalid), sum(skipped),
                    sum(snapshot_size) FILTER (WHERE latest) AS snapshot  -- what each partition holds now
             FROM (SELECT *, row_number() OVER (PARTITION BY activation, partition_key ORDER BY started_at DESC) = 1 AS latest
@@ -124,6 +127,10 @@ def ledger(args: argparse.Namespace) -> None:
 
     from activation_pipeline.warehouse import read_warehouse
 
+    if args.activation == "prune":  # a command, not an activation (the config refuses that name)
+        return prune(args)
+    if args.days is not None:
+        sys.exit("--days goes with `activation-pipeline ledger prune`")
     if args.key is None:
         query = """SELECT key, last_operation, in_platform, confirmed_at, run_id, partition_key, payload
                    FROM activation_state.latest_records WHERE activation = ? ORDER BY key LIMIT ?"""
@@ -148,6 +155,34 @@ def ledger(args: argparse.Namespace) -> None:
         print(frame)
 
 
+def prune(args: argparse.Namespace) -> None:
+    from activation_pipeline.config import ConfigError, config_path, load_config
+    from activation_pipeline.sync.state import prune_ledger
+    from activation_pipeline.warehouse import warehouse_path, write_warehouse
+
+    if args.key is not None:
+        sys.exit(f"`activation-pipeline ledger prune` takes no key (got {args.key!r}); it prunes every activation")
+    days = args.days
+    if days is None:
+        try:
+            days = load_config().ledger_retention_days
+        except ConfigError as exc:
+            sys.exit(str(exc))
+        if days is None:
+            sys.exit(f"no retention: set ledger_retention_days in {config_path()} or pass --days N")
+    if days < 1:
+        sys.exit(f"--days must be 1 or more, got {days}")
+    try:
+        with write_warehouse() as conn:
+            if not conn.execute("SELECT 1 FROM duckdb_tables() WHERE schema_name = 'activation_state' AND table_name = 'sync_records'").fetchall():
+                sys.exit(f"no ledger yet in {warehouse_path()}: nothing to prune")
+            pruned = prune_ledger(conn, days)
+    except (FileNotFoundError, duckdb.Error) as exc:
+        sys.exit(str(exc))
+    print(f"ledger in {warehouse_path()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
+          f"{pruned.cleared} cleared of payload and message (each record's last confirmed version stays); run counts unchanged")
+
+
 def sandbox(args: argparse.Namespace) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "activation_pipeline.sandbox", *args.rest])
 
@@ -159,9 +194,10 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--regenerate", action="store_true", help="rewrite the demo dataset first")
     demo_parser.set_defaults(func=demo)
     ledger_parser = commands.add_parser("ledger", help="what was sent, when, and what the platform said")
-    ledger_parser.add_argument("activation")
+    ledger_parser.add_argument("activation", help="an activation, or `prune` to apply the ledger's retention")
     ledger_parser.add_argument("key", nargs="?", help="a primary key: its every operation across runs")
     ledger_parser.add_argument("--limit", type=int, default=LEDGER_LIMIT)
+    ledger_parser.add_argument("--days", type=int, help="prune: the retention in days (default: ledger_retention_days)")
     ledger_parser.set_defaults(func=ledger)
     sandbox_parser = commands.add_parser("sandbox", help="run the sandbox in the foreground")
     sandbox_parser.add_argument("rest", nargs=argparse.REMAINDER)

@@ -239,6 +239,8 @@ class ProjectConfig(_Model):
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     activations: dict[str, ActivationConfig] = Field(default_factory=dict)
+    ledger_retention_days: int | None = Field(
+        default=None, ge=1, description="record payloads and messages older than this many days are dropped (counts stay)")
     path: Path = Path(".")
 
     @property
@@ -355,6 +357,8 @@ def _check_references(config: ProjectConfig) -> None:
                 raise ConfigError(path, f"destinations.{name}", "settings", f"not accepted by {spec.name} ({exc})") from None
     for name, activation in config.activations.items():
         entry = f"activations.{name}"
+        if name == "prune":  # `activation-pipeline ledger prune` is a command
+            raise ConfigError(path, entry, "", "the name 'prune' is reserved (`activation-pipeline ledger prune`); choose another")
         if activation.segment not in config.segments:
             raise ConfigError(path, entry, "segment", f"{activation.segment!r} is not a declared segment; declared: {', '.join(sorted(config.segments))}")
         if activation.destination not in config.destinations:

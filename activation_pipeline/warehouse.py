@@ -64,3 +64,14 @@ def read_warehouse(path: Path | None = None, timeout: float = 60.0) -> Iterator[
     with FileLock(f"{database}.lock", timeout=timeout):
         with duckdb.connect(str(database), read_only=True) as conn:
             yield conn
+
+
+@contextmanager
+def write_warehouse(path: Path | None = None, timeout: float = 600.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short writing session for tools (``ledger prune``), taken under the same lock as the assets'."""
+    database = Path(path or warehouse_path())
+    if not database.exists():
+        raise FileNotFoundError(f"no warehouse at {database} (set ACTIVATION_WAREHOUSE, or run `activation-pipeline demo` first)")
+    with FileLock(f"{database}.lock", timeout=timeout):
+        with duckdb.connect(str(database)) as conn:
+            yield conn

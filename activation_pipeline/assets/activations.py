@@ -61,6 +61,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         state_dir=state_dir,
         destination=activation.destination,
         target_options=spec.target_options,
+        ledger_retention_days=config.ledger_retention_days,
     )
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,14 @@ import pyarrow.parquet as pq
 from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record, SyncTarget
 from activation_pipeline.sync import state, target_guard
 from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, PlanError, PlanRequest, plan_operations, segment_columns
+from activation_pipeline.sync.stopping import StopRequest, describe_error, drain, is_stop
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FOLD_EVERY_SECONDS = 2.0
 PROGRESS_EVERY_SECONDS = 5.0
 MAX_CONSECUTIVE_NO_ANSWER = 3
 FAILED_SAMPLE_SIZE = 20
+STOP_POLL_SECONDS = 0.2  # how often the pusher looks for a stop request (SIGTERM/SIGINT) while it waits
 
 
 class SafeguardTripped(RuntimeError):
@@ -74,6 +77,7 @@ class SyncJob:
     state_dir: Path
     destination: str = ""
     target_options: tuple[str, ...] = ()  # PlatformSpec.target_options: options that choose the platform record
+    ledger_retention_days: int | None = None  # applied to this activation's records after each successful run
 
 
 @dataclass
@@ -130,12 +134,13 @@ def _run_sync(
     report = SyncReport(run_id=run_id, activation=activation, dry_run=options.dry_run)
     started = time.monotonic()
     journal = state.Journal(job.state_dir / "journal", activation, partition_key)
-    plan_path = job.state_dir / "plans" / f"{activation}-{run_id}.parquet"
+    plan_path = state.plan_path(job.state_dir, activation, partition_key, run_id)
     request = _plan_request(job, options, partition_key)
     target = target_guard.target_of(job, partition_key)
     with connect() as conn:
         state.ensure_state(conn, activation)
         report.recovered = state.recover(conn, journal, activation, partition_key)
+        state.remove_stale_plans(job.state_dir, activation, partition_key)  # a killed run's: they hold personal data
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
         snapshot_before = state.snapshot_size(conn, activation, partition_key)
         recorded = state.recorded_target(conn, activation, partition_key)
@@ -181,34 +186,50 @@ def _run_sync(
                                 retire_from=old_target.label if report.retargeted else None)
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
-    try:
-        if plan.to_send:
-            client.prepare(job.target)
-        _Pusher(job, client, connect, report, journal, run_id, partition_key, log).push(plan)
-    except BaseException as exc:  # recorded in the ledger, then re-raised
-        error = exc
-    finally:
-        plan_path.unlink(missing_ok=True)
+    with StopRequest() as stop:  # SIGTERM/SIGINT from here on: stop sending, keep what arrived, record the run
+        try:
+            if plan.to_send:
+                client.prepare(job.target)
+            _Pusher(job, client, connect, report, journal, run_id, partition_key, log).push(plan, stop)
+        except BaseException as exc:  # recorded in the ledger, then re-raised
+            error = exc
+        finally:
+            plan_path.unlink(missing_ok=True)
+        _finish(job, report, connect, client, run_id, partition_key, started, plan.to_send, error, check)
+    if stop.requested:
+        log.warning(str(error))
+        stop.replay()  # the process now stops as the signal meant (the handler we took it from acts)
+    if error:
+        raise error
+    return report
+
+
+def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: DestinationClient, run_id: str,
+            partition_key: str | None, started: float, to_send: int, error: BaseException | None,
+            check: target_guard.TargetCheck) -> None:
+    """Record the run's outcome in its ledger row (and apply the ledger's retention after a successful run)."""
+    activation = job.target.activation
     report.requests, report.retries = client.requests_sent, client.retries
     report.duration_seconds = round(time.monotonic() - started, 3)
     failed = sum(v for k, v in report.counts.items() if k.startswith("failed_"))
-    report.status = "failed" if error else ("partial" if failed else "succeeded")
+    succeeded = sum(v for k, v in report.counts.items() if k.startswith("succeeded_"))
+    report.status = "interrupted" if is_stop(error) else "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         if report.snapshot_size and not error and (not check.types_recorded or any(k.startswith("succeeded_") for k in report.counts)):
             state.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
-            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed", "unchanged")},
-            "succeeded": sum(v for k, v in report.counts.items() if k.startswith("succeeded_")),
-            "failed": failed, "invalid": report.counts.get("invalid", 0),
+            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed")},
+            "unchanged_resent": report.counts.get("planned_unchanged", 0),
+            "unchanged_skipped": report.counts.get("unchanged_skipped", 0),
+            "succeeded": succeeded, "failed": failed, "invalid": report.counts.get("invalid", 0),
             "skipped": report.counts.get("skipped", 0), "requests": report.requests,
             "retries": report.retries, "snapshot_size": report.snapshot_size,
-            "error": str(error)[:2000] if error else None,
+            "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
         }, partition_key)
-    if error:
-        raise error
-    return report
+        if job.ledger_retention_days and report.status in ("succeeded", "partial"):
+            state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
 
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:
@@ -277,22 +298,34 @@ class _Pusher:
         self.sent = 0
         self.consecutive_no_answer = 0
 
-    def push(self, plan: Plan) -> None:
+    def push(self, plan: Plan, stop: StopRequest | None = None) -> None:
         total = plan.to_send
-        with ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync") as pool:
-            in_flight: set[Future] = set()
-            try:
-                for batch in self._batches(plan):
-                    if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
-                        break
-                    future = pool.submit(self._deliver, batch)
-                    future.batch = batch  # type: ignore[attr-defined]
-                    in_flight.add(future)
-                    if len(in_flight) >= self.job.concurrency * 2:
-                        in_flight = self._collect(in_flight, FIRST_COMPLETED, total)
-                self._collect(in_flight, ALL_COMPLETED, total)
-            finally:
-                self._fold()
+        stop = stop or StopRequest()
+        pool = ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync")
+        in_flight: set[Future] = set()
+        stopping = False
+        try:
+            for batch in self._batches(plan):
+                if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER or stop.requested:
+                    break
+                future = pool.submit(self._deliver, batch)
+                future.batch = batch  # type: ignore[attr-defined]
+                in_flight.add(future)
+                while len(in_flight) >= self.job.concurrency * 2 and not stop.requested:
+                    self._collect(in_flight, FIRST_COMPLETED, total, STOP_POLL_SECONDS)
+            while in_flight and not stop.requested:
+                self._collect(in_flight, ALL_COMPLETED, total, STOP_POLL_SECONDS)
+        except BaseException as exc:
+            stopping = is_stop(exc)  # interrupted by an exception (KeyboardInterrupt, Dagster's) rather than our handler
+            raise
+        finally:
+            stopping = stopping or stop.requested
+            unanswered = drain(in_flight, partial(self._collect, in_flight, ALL_COMPLETED, total), self.log) if stopping else 0
+            pool.shutdown(wait=not stopping, cancel_futures=stopping)
+            self._fold()
+        if stop.requested:
+            succeeded = sum(v for k, v in self.report.counts.items() if k.startswith("succeeded_"))
+            raise stop.interrupted(self.job.target.activation, succeeded, total, unanswered)
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
             raise NoAnswer(f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
                            "the run stopped, everything unconfirmed is resent next run")
@@ -347,9 +380,9 @@ class _Pusher:
                 return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
         return attempt(batch.records, 1)
 
-    def _collect(self, futures: set[Future], return_when: str, total: int) -> set[Future]:
-        """Journal the outcomes of the finished requests; return those still in flight."""
-        done, rest = wait(futures, return_when=return_when)
+    def _collect(self, futures: set[Future], return_when: str, total: int, timeout: float | None = None) -> None:
+        """Journal the outcomes of the finished requests, removing them from ``futures``."""
+        done, _ = wait(futures, timeout=timeout, return_when=return_when)
         for future in done:
             batch: _Batch = future.batch  # type: ignore[attr-defined]
             entries = []
@@ -367,8 +400,8 @@ class _Pusher:
                     self.report.failed_sample.append((outcome.key, change, outcome.status, outcome.message))
             self.sent += len(batch.records)
             self._record(entries)
+            futures.discard(future)  # journaled: an interruption from here on cannot journal it twice
         self._maybe_report_progress(total)
-        return rest
 
     def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None,
                attempt: int = 1, payload: str | None = None, identifier: str | None = None) -> state.LedgerEntry:
