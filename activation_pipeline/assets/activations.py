@@ -56,6 +56,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         auto_synced=activation.auto_synced,
         segment_sql_hash=segment.sql_hash,
         state_dir=state_dir,
+        nulls=activation.nulls or spec.nulls_default,
     )
 
 

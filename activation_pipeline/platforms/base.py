@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 Op = Literal["upsert", "delete", "update"]
 ItemStatus = Literal["confirmed", "rejected", "skipped", "no_answer"]
+NullChoice = Literal["send", "omit"]
 
 
 @dataclass(frozen=True)
@@ -182,12 +183,21 @@ class PlatformSpec:
     activation_options: tuple[str, ...] = ()  # names an activation may set under `options`
     default_schedule: str | None = None  # schedule of an activation that names none (a preset or cron)
     verifies: bool = False  # the client implements VerifyingClient.verify
+    # what a null mapped value does when the activation sets no `nulls:`: "send" (the client sends the
+    # platform's null / clear) or "omit" (the field is left out of that record: the platform keeps its value)
+    nulls_default: NullChoice = "send"
+    # (choice, object pattern, why): a `nulls:` choice this platform cannot honour for those objects; the load refuses it
+    nulls_refused: tuple[tuple[NullChoice, str, str], ...] = ()
 
     def field_name_problem(self, name: str) -> str | None:
         return None if re.fullmatch(self.field_pattern, name) else f"{self.name} field names allow {self.field_rule}"
 
     def object_name_problem(self, name: str) -> str | None:
         return None if re.fullmatch(self.object_pattern, name) else f"{self.name} object names allow {self.object_rule}"
+
+    def nulls_problem(self, choice: NullChoice, object_name: str) -> str | None:
+        """Why ``nulls: <choice>`` cannot work for this object of this platform; None if it can."""
+        return next((why for refused, pattern, why in self.nulls_refused if refused == choice and re.fullmatch(pattern, object_name)), None)
 
 
 # the address shapes platforms refuse; one definition for every client's checks before sending

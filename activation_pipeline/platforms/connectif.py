@@ -276,4 +276,8 @@ CONNECTIF_SPEC = PlatformSpec(
     activation_problem=activation_problem,
     activation_options=("removal",),
     verifies=True,
+    nulls_default="omit",  # a PATCH merges the fields sent: a field left out keeps Connectif's value
+    nulls_refused=(("send", r".*", "a PATCH merges the fields sent and what Connectif does with a null is undocumented "
+                    "([U]: REFERENCE.md §4.2 gives no null rule; the sandbox leaves the field alone), so a null cannot "
+                    "clear a Connectif field; use nulls: omit (Connectif keeps its value)"),),
 )

@@ -421,4 +421,5 @@ DOTDIGITAL_SPEC = PlatformSpec(
     activation_problem=activation_problem,
     activation_options=OPTIONS,
     default_schedule="every_6_hours",
+    nulls_default="send",  # list contacts: a null data field clears it [V]; insight records are replaced whole
 )

@@ -358,4 +358,8 @@ SYNERISE_SPEC = PlatformSpec(
     settings=("timeout_seconds", "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,
     activation_options=("tax_inclusive_price", "labels_as_values"),
+    nulls_default="send",  # profiles: null resets a native field / deletes an attribute [V]; transactions never carry nulls
+    nulls_refused=(("omit", r"catalog:.+", "items/batch stores an item's value whole (REFERENCE.md §5.3 [V]: Synerise's own "
+                    "plugin resends every attribute), so a left-out attribute would be dropped, not kept; use nulls: send "
+                    "(the attribute is stored as null)"),),
 )

@@ -341,4 +341,5 @@ YOTPO_SPEC = PlatformSpec(
     resource_factory=resource_factory(YotpoResource),
     settings=("timeout_seconds", "max_retries", "backoff_seconds", "requests_per_second"),
     activation_problem=activation_problem,
+    nulls_default="send",  # a null custom property is sent as "" (removes it); a null standard field is skipped
 )
