@@ -1,6 +1,7 @@
 """``activations/<name>``: diff the segment against the platform's confirmed snapshot and push the changes."""
 
 
+import os
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
@@ -10,7 +11,7 @@ from activation_pipeline.assets.metadata import column_lineage
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import PlatformError, SyncTarget
+from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, SyncTarget
 from activation_pipeline.sync.diff import PlanError, PlanRequest
 from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
 
@@ -50,6 +51,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         ),
         target=SyncTarget(activation=name, title=activation.title or name, object=activation.object, options=dict(activation.options)),
         platform=platform,
+        destination=activation.destination,
         max_items_per_request=activation.max_items_per_request or spec.max_items_per_request,
         concurrency=activation.concurrency,
         max_delete_fraction=activation.max_delete_fraction,
@@ -130,10 +132,24 @@ def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, opti
     try:
         return run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
                         partition_key=partition_key, log=context.log)
+    except CredentialsRefused as refused:
+        raise Failure(description=f"activations.{name}: {credentials_hint(job, resource, refused)}") from None
     except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
         raise Failure(description=str(exc)) from None
     finally:
         client.close()
+
+
+def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -> str:
+    """What a 401/403 means and where to look: the platform, the destination entry and its secrets' env vars."""
+    variables = []
+    for secret in PLATFORMS[job.platform].secrets:
+        variable = getattr(resource, f"{secret}_env", None)  # destinations.<d>.secrets, else the resource's default name
+        if variable:
+            variables.append(f"{variable} (secrets.{secret}, {'set' if os.environ.get(variable) else 'not set'})")
+    scope = " or lack a permission this sync needs" if refused.status == 403 else ""
+    return (f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}){scope}: "
+            f"check the environment variable(s) {', '.join(variables)}. The platform said: {refused}")
 
 
 def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, Any]:

@@ -66,6 +66,22 @@ class PlatformError(RuntimeError):
     """The platform could not be used at all (bad credentials, unreachable, misconfigured)."""
 
 
+class CredentialsRefused(PlatformError):
+    """The platform answered 401/403: the credentials, or their permissions, are wrong (the asset names the env vars)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+AUTH_STATUSES = (401, 403)
+
+
+def answer_error(status: int, message: str) -> PlatformError:
+    """The run-stopping error for an unexpected answer: ``CredentialsRefused`` for a 401/403."""
+    return CredentialsRefused(message, status) if status in AUTH_STATUSES else PlatformError(message)
+
+
 class BatchRejected(PlatformError):
     """The platform refused a whole request because of its content (a 4xx naming no item).
 

@@ -70,11 +70,12 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     Verification,
-    send_one_by_one,
+    answer_error,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
     resource_factory,
+    send_one_by_one,
 )
 from activation_pipeline.platforms.connectif_product import (
     activation_problem,
@@ -190,7 +191,7 @@ class ConnectifClient(SessionClient):
     def _fail(self, response: Any, what: str) -> PlatformError:
         hint = {401: " (is the API key right?)", 403: " (does the API key have the products read/write scopes?)",
                 404: " (is the base URL right?)"}.get(response.status_code, "")
-        return PlatformError(f"{what}: {error_message(response, self.session.redact)}{hint}")
+        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}{hint}")
 
     # --- HTTP: honouring the rate limit --------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:

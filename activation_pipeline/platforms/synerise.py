@@ -51,6 +51,7 @@ from pydantic import Field
 
 from activation_pipeline.platforms.base import (
     BatchRejected,
+    CredentialsRefused,
     ItemOutcome,
     NoAnswer,
     Op,
@@ -60,6 +61,7 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     TokenCache,
+    answer_error,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
@@ -226,7 +228,7 @@ class SyneriseClient(SessionClient):
             token = self._tokens.refresh(token)
             response = self.session.request(method, path, headers=self._headers(token), **kwargs)
             if response.status_code == 401:
-                raise PlatformError(f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}")
+                raise CredentialsRefused(f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}", 401)
         if response.status_code == 403:
             raise self._fail(response, f"{method} {path} (does the API key have the permission for it?)")
         return response
@@ -239,8 +241,8 @@ class SyneriseClient(SessionClient):
         response = self.session.request("POST", "/v4/auth/login/profile", json={"apiKey": self._api_key},
                                         headers={"Api-Version": API_VERSION})
         if response.status_code in (401, 403):
-            raise PlatformError(f"Synerise refused the API key (HTTP {response.status_code}): check the workspace API key "
-                                "in the environment variable named by the destination's secrets.api_key")
+            raise CredentialsRefused(f"Synerise refused the API key (HTTP {response.status_code}): "
+                                     f"{error_message(response, self.session.redact)}", response.status_code)
         if response.status_code != 200:
             raise self._fail(response, "POST /v4/auth/login/profile")
         token = _json(response).get("token")
@@ -250,7 +252,7 @@ class SyneriseClient(SessionClient):
         return token
 
     def _fail(self, response: Any, what: str) -> PlatformError:
-        return PlatformError(f"{what}: {error_message(response, self.session.redact)}")
+        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}")
 
 
 # --- reading answers ---------------------------------------------------------------------------

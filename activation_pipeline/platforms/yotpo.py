@@ -63,6 +63,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from activation_pipeline.platforms.base import (
+    CredentialsRefused,
     ItemOutcome,
     NoAnswer,
     Op,
@@ -72,6 +73,7 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     TokenCache,
+    answer_error,
     send_one_by_one,
     ensure_reachable,
     resolve_base_url,
@@ -203,7 +205,7 @@ class YotpoClient(SessionClient):
 
     def _fail(self, response: Any, what: str) -> PlatformError:
         """An unexpected answer, as a run-stopping error (scrubbed before it is cut)."""
-        return PlatformError(f"{what}: {error_message(response, self.session.redact)}")
+        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}")
 
     # --- HTTP: pacing, token, one replay on 401/403 ---------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -213,9 +215,9 @@ class YotpoClient(SessionClient):
             token = self._tokens.refresh(token)
             response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
             if response.status_code in TOKEN_INVALID:
-                raise PlatformError(self.session.redact(
+                raise CredentialsRefused(self.session.redact(
                     f"{method} {path}: Yotpo refused a fresh access token: {error_message(response, self.session.redact)}"
-                ))
+                ), response.status_code)
         return response
 
     def _paced(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -275,7 +277,7 @@ class YotpoClient(SessionClient):
     def _new_token(self) -> str:
         response = self._paced("POST", "/access_tokens", json={"secret": self._secret})
         if response.status_code in TOKEN_INVALID or response.status_code == 400:
-            raise PlatformError(self.session.redact(
+            raise answer_error(response.status_code, self.session.redact(
                 f"Yotpo refused the API secret at {self.session.base_url}/access_tokens "
                 f"({error_message(response, self.session.redact)}); check the store id and secret"
             ))
@@ -321,7 +323,7 @@ class YotpoResource(ConfigurableResource):
         session = PlatformSession(
             base_url,
             {"Accept": "application/json"},
-            secrets=(secret,),
+            secrets=(secret, store_id),  # the store id is in every URL: scrubbed like the secret
             max_retries=self.max_retries,
             backoff_factor=self.backoff_seconds,
             timeout=self.timeout_seconds,

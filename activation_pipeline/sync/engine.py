@@ -70,6 +70,7 @@ class SyncJob:
     segment_sql_hash: str
     state_dir: Path
     nulls: str = "send"  # "omit": a null field is left out of its record, so the platform keeps its value
+    destination: str = ""  # the destinations entry (named in errors a user acts on)
 
 
 @dataclass
