@@ -165,6 +165,8 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
         total.snapshot_size += report.snapshot_size
         total.recovered += report.recovered
         total.dry_run = report.dry_run
+    # a key is not found when no scope has it
+    total.keys_not_found = [k for k in next(iter(reports.values())).keys_not_found if all(k in r.keys_not_found for r in reports.values())]
     statuses = {r.status for r in reports.values()}
     total.status = statuses.pop() if len(statuses) == 1 else "partial"  # a failed scope raises: it is never here
     del total.failed_sample[FAILED_SAMPLE_SIZE:]
@@ -206,6 +208,8 @@ def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
             f"WHERE run_id = '{report.run_id}' AND activation = '{report.activation}';\n```"
         ),
     })
+    if report.keys_not_found:
+        metadata["keys_not_found"] = MetadataValue.json(report.keys_not_found)
     if report.failed_sample:
         rows = "\n".join(f"| {k} | {c} | {s} | {m[:200].replace('|', '/')} |" for k, c, s, m in report.failed_sample)
         metadata["failed_records"] = MetadataValue.md(f"| key | change | status | platform message |\n|---|---|---|---|\n{rows}")

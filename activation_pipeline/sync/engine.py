@@ -86,6 +86,7 @@ class SyncReport:
     snapshot_size: int = 0
     recovered: int = 0
     dry_run: bool = False
+    keys_not_found: list[str] = field(default_factory=list)  # run config keys that match no segment row
 
     def bump(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -139,6 +140,10 @@ def _run_sync(
                 state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
             plan_path.unlink(missing_ok=True)
             raise
+        report.keys_not_found = _keys_not_found(conn, plan, request.only_keys)
+    if report.keys_not_found:
+        where = f" (partition {partition_key})" if partition_key else ""
+        log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")
     if report.recovered:
         log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
     _count_planned(report, plan, request)
@@ -192,6 +197,13 @@ def _run_sync(
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:
     return replace(job.plan, full_resync=options.full_resync, only_keys=options.only_keys, partition_key=partition_key)
+
+
+def _keys_not_found(conn: duckdb.DuckDBPyConnection, plan: Plan, only_keys: tuple[str, ...]) -> list[str]:
+    if not only_keys:
+        return []
+    found = {row[0] for row in conn.execute("SELECT DISTINCT __key FROM read_parquet(?)", [str(plan.path)]).fetchall()}
+    return [key for key in dict.fromkeys(only_keys) if key not in found]
 
 
 def _count_planned(report: SyncReport, plan: Plan, request: PlanRequest) -> None:
