@@ -99,20 +99,28 @@ class NullsProject:
                              instance=self.instance)
         return metadata(result, "sync")
 
+    def sql(self, query: str) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
+            return conn.execute(query).fetchall()
+
     def changed_statuses(self) -> dict[str, str]:
         """The ledger's outcome of each record the second run sent as changed."""
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return dict(conn.execute("SELECT key, status FROM activation_state.sync_records WHERE change = 'changed'").fetchall())
+        return dict(self.sql("SELECT key, status FROM activation_state.sync_records WHERE change = 'changed'"))
+
+
+def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
+    """``make(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
+    def make(platform: str) -> NullsProject:
+        monkeypatch.setenv(f"{platform.upper()}_BASE_URL", f"{sandbox.url}{BASE_URLS[platform]}")
+        for variable in SECRETS[platform].values():
+            monkeypatch.delenv(variable, raising=False)
+        return NullsProject(tmp_path, sandbox, instance, platform)
+    return make
 
 
 @pytest.fixture
 def nulls_project(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
-    def make(platform: str) -> NullsProject:
-        monkeypatch.setenv(f"{platform.upper()}_BASE_URL", f"{sandbox.url}{BASE_URLS[platform]}")
-        for variable in SECRETS[platform].values():
-            monkeypatch.delenv(variable, raising=False)  # the sandbox's demo credentials
-        return NullsProject(tmp_path, sandbox, instance, platform)
-    return make
+    return project_maker(tmp_path, sandbox, instance, monkeypatch)
 
 
 # platform, nulls (None: the platform's default), what the platform holds for P1 once its tier is null

@@ -147,8 +147,8 @@ def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -
         variable = getattr(resource, f"{secret}_env", None)  # destinations.<d>.secrets, else the resource's default name
         if variable:
             variables.append(f"{variable} (secrets.{secret}, {'set' if os.environ.get(variable) else 'not set'})")
-    scope = " or lack a permission this sync needs" if refused.status == 403 else ""
-    return (f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}){scope}: "
+    why = "wrong credentials, or a key without a permission this sync needs" if refused.status == 403 else "wrong credentials"
+    return (f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}: {why}); "
             f"check the environment variable(s) {', '.join(variables)}. The platform said: {refused}")
 
 
