@@ -134,14 +134,16 @@ def ledger(args: argparse.Namespace) -> None:
                    FROM activation_state.record_history WHERE activation = ? AND key = ? ORDER BY recorded_at DESC LIMIT ?"""
         params = [args.activation, args.key, args.limit]
         title = f"history of {args.key} in {args.activation}"
-    how = f"materialize it first: `dagster asset materialize -m activation_pipeline.definitions --select activations/{args.activation}` (or `activation-pipeline demo`)"
+    how = ("materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
+           f"--select activations/{args.activation}` (or `activation-pipeline demo`)")
     if not warehouse_path().exists():  # nothing has run here yet: say so, and how to make it (exit 1)
         sys.exit(f"nothing recorded yet: no warehouse at {warehouse_path()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
     try:
         with read_warehouse() as conn:
             has_ledger = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'activation_state' "
                                       "AND table_name = 'sync_runs'").fetchall()[0][0]
-            known = {row[0] for row in conn.execute("SELECT DISTINCT activation FROM activation_state.sync_runs").fetchall()} if has_ledger else set()
+            known = ({row[0] for row in conn.execute("SELECT DISTINCT activation FROM activation_state.sync_runs").fetchall()}
+                     if has_ledger else set())
             if args.activation not in known:
                 sys.exit(f"nothing recorded yet for activation {args.activation!r} in {warehouse_path()} "
                          f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}")

@@ -108,7 +108,8 @@ class NullsProject:
         return dict(self.sql("SELECT key, status FROM activation_state.sync_records WHERE change = 'changed'"))
 
 
-def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
+def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
+                  monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
     """``make(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
     def make(platform: str) -> NullsProject:
         monkeypatch.setenv(f"{platform.upper()}_BASE_URL", f"{sandbox.url}{BASE_URLS[platform]}")
@@ -119,7 +120,8 @@ def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monke
 
 
 @pytest.fixture
-def nulls_project(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
+def nulls_project(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
+                  monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
     return project_maker(tmp_path, sandbox, instance, monkeypatch)
 
 

@@ -32,7 +32,8 @@ Chosen here where the public material is silent (all easy to correct in this mod
   hypothetical ``DELETE /products/product-id/{id}`` [U] (404: already absent); an account
   answering 405 stops the run with the way out;
 - creation needs name, productDetailUrl and unitPrice [I]: an upsert record with one of them
-  null is invalid; a null elsewhere is left out (Connectif keeps its value);
+  null is invalid; a null elsewhere is left out (Connectif keeps its value: ``nulls: omit``, the
+  only choice accepted, as the effect of a null is undocumented);
 - availability values are normalised (``in_stock``, ``In Stock``, ``out-of-stock`` → instock /
   outofstock); a text ``categories``/``tags``/``relatedExternalProductIds`` column is split on ``|``,
   so ``Women/Shoes/Boots`` is one category whose hierarchy Connectif reads from the ``/``;

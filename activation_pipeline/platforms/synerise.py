@@ -34,7 +34,8 @@ Chosen here where the public material is silent (all in this module or synerise_
 - soft delete (mirror, delete_only): the item is read back and re-upserted whole with
   ``deleted: 1`` (the plugin resends all attributes); an item that is not in the catalog is
   confirmed as nothing to delete;
-- a null email on a profile is left out (Synerise would reset it); other nulls are sent.
+- a null email on a profile is left out (Synerise would reset it); other nulls are sent (``nulls: send``,
+  the default; ``omit`` leaves them out, refused for catalog items, whose value is replaced whole).
 """
 
 from __future__ import annotations
@@ -228,7 +229,8 @@ class SyneriseClient(SessionClient):
             token = self._tokens.refresh(token)
             response = self.session.request(method, path, headers=self._headers(token), **kwargs)
             if response.status_code == 401:
-                raise CredentialsRefused(f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}", 401)
+                raise CredentialsRefused(
+                    f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}", 401)
         if response.status_code == 403:
             raise self._fail(response, f"{method} {path} (does the API key have the permission for it?)")
         return response

@@ -41,7 +41,8 @@ Chosen here where the public material is silent (all in this module, easy to cor
   (``Retry-After`` honoured), and a request still answered 429 goes back through the pacing
   up to ``RATE_LIMIT_ROUNDS`` more times;
 - a null custom attribute is sent as ``""`` (removes the property); a null standard
-  field is left out of the payload (partial update: Yotpo keeps its value);
+  field is left out of the payload (partial update: Yotpo keeps its value); with the
+  activation's ``nulls: omit`` the engine leaves every null out, so custom properties are kept too;
 - invalid before sending (never sent): an empty identifier, an email that is not an HTML5
   valid address with a dotted domain, a phone that is not ``+`` then 7-15 digits (E.164's
   maximum; the shortest numbers in use have 7), enum/language/currency/boolean values out of
