@@ -51,6 +51,8 @@ def held(platform: str, sandbox_url: str) -> dict[str, Any]:
     """What the platform holds for the `tier` value of each record, by id: the value, or MISSING."""
     def get(path: str, **params: Any) -> Any:
         response = requests.get(f"{sandbox_url}/_sandbox/{path}", params=params, timeout=10)
+        if response.status_code == 404:  # a Batch catalog not created yet
+            return {"items": {}}
         response.raise_for_status()
         return response.json()
     if platform == "batch":
@@ -99,9 +101,9 @@ class NullsProject:
                              instance=self.instance)
         return metadata(result, "sync")
 
-    def sql(self, query: str) -> list[tuple]:
+    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query).fetchall()
+            return conn.execute(query, params or []).fetchall()
 
     def changed_statuses(self) -> dict[str, str]:
         """The ledger's outcome of each record the second run sent as changed."""

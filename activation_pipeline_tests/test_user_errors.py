@@ -22,7 +22,7 @@ from dagster import AssetKey, materialize
 from activation_pipeline.config import load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline_tests.conftest import product
-from activation_pipeline_tests.test_nulls import project_maker, row
+from activation_pipeline_tests.test_nulls import held, project_maker, row
 from activation_pipeline_tests.test_safeguards_and_secrets import everything_written, failure_message
 from activation_pipeline_tests.test_sync_modes import metadata
 
@@ -52,6 +52,28 @@ def test_a_refused_key_names_the_platform_the_destination_entry_and_the_env_vars
     assert WRONG_KEY not in message
     assert project.catalog() == before  # nothing confirmed changed
     assert project.snapshot_keys() == {"SKU-0001", "SKU-0002", "SKU-0003"}
+
+
+@pytest.mark.parametrize("platform, variable, secret, wrong", [
+    ("batch", "BATCH_REST_API_KEY", "rest_api_key", WRONG_KEY),
+    ("yotpo", "YOTPO_SECRET", "secret", WRONG_KEY),
+    ("dotdigital", "DOTDIGITAL_API_PASSWORD", "api_password", WRONG_KEY),
+    ("connectif", "CONNECTIF_API_KEY", "api_key", f"sandbox-connectif-key:{WRONG_KEY}"),
+    ("synerise", "SYNERISE_API_KEY", "api_key", WRONG_KEY),
+])
+def test_every_platform_names_itself_the_destination_and_the_variable_when_it_refuses_a_key(
+        platform_project, monkeypatch, platform, variable, secret, wrong):
+    project = platform_project(platform)
+    project.configure(None)
+    monkeypatch.setenv(variable, wrong)
+    with pytest.raises(Exception) as raised:
+        project.run([row(1, "gold")])
+    message = str(raised.value)
+    assert f"activations.sync: {platform} refused the credentials of destinations.dest (HTTP 401: wrong credentials)" in message
+    assert f"{variable} (secrets.{secret}, set)" in message
+    assert WRONG_KEY not in message
+    assert held(platform, project.sandbox.url) == {}  # nothing reached the platform
+    assert project.sql("SELECT status, error LIKE '%' || ? || '%' FROM activation_state.sync_runs", [WRONG_KEY]) == [("failed", False)]
 
 
 def test_the_env_vars_named_are_the_ones_the_destination_declares(platform_project, monkeypatch):
@@ -216,3 +238,17 @@ def test_keys_that_all_match_leave_no_warning(project):
     assert "keys_not_found" not in metadata(result)
     assert not [e for e in project.instance.all_logs(result.run_id) if e.level == 30 and "run config keys" in e.message]
     assert project.catalog()["SKU-0001"]["price"] == 11.0
+
+
+def test_a_verification_refused_by_the_platform_names_the_variable_to_check(platform_project, monkeypatch):
+    project = platform_project("connectif")
+    project.configure(None)
+    project.run([row(1, "gold")])
+    monkeypatch.setenv("CONNECTIF_API_KEY", f"sandbox-connectif-key:{WRONG_KEY}")
+    defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
+    result = defs.resolve_job_def("verify_sync_all").execute_in_process(instance=project.instance, raise_on_error=False)
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "platform_matches"]
+    assert not evaluation.passed
+    assert "connectif refused the credentials of destinations.dest (HTTP 401" in evaluation.description
+    assert "CONNECTIF_API_KEY (secrets.api_key, set)" in evaluation.description and WRONG_KEY not in evaluation.description
+    assert held("connectif", project.sandbox.url) == {"P1": "gold"}
