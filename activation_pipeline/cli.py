@@ -125,7 +125,7 @@ LEDGER_LIMIT = 50
 def ledger(args: argparse.Namespace) -> None:
     import polars as pl
 
-    from activation_pipeline.warehouse import read_warehouse
+    from activation_pipeline.warehouse import read_warehouse, warehouse_path
 
     if args.activation == "prune":  # a command, not an activation (the config refuses that name)
         return prune(args)
@@ -141,11 +141,19 @@ def ledger(args: argparse.Namespace) -> None:
                    FROM activation_state.record_history WHERE activation = ? AND key = ? ORDER BY recorded_at DESC LIMIT ?"""
         params = [args.activation, args.key, args.limit]
         title = f"history of {args.key} in {args.activation}"
+    how = ("materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
+           f"--select activations/{args.activation}` (or `activation-pipeline demo`)")
+    if not warehouse_path().exists():  # nothing has run here yet: say so, and how to make it (exit 1)
+        sys.exit(f"nothing recorded yet: no warehouse at {warehouse_path()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
     try:
         with read_warehouse() as conn:
-            known = {row[0] for row in conn.execute("SELECT DISTINCT activation FROM activation_state.sync_runs").fetchall()}
+            has_ledger = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'activation_state' "
+                                      "AND table_name = 'sync_runs'").fetchall()[0][0]
+            known = ({row[0] for row in conn.execute("SELECT DISTINCT activation FROM activation_state.sync_runs").fetchall()}
+                     if has_ledger else set())
             if args.activation not in known:
-                sys.exit(f"no runs recorded for activation {args.activation!r}; known: {', '.join(sorted(known)) or 'none'}")
+                sys.exit(f"nothing recorded yet for activation {args.activation!r} in {warehouse_path()} "
+                         f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}")
             frame = conn.sql(query, params=params).pl()
             total = conn.execute("SELECT count(*) FROM activation_state.latest_records WHERE activation = ?", [args.activation]).fetchall()[0][0]
     except (FileNotFoundError, duckdb.Error) as exc:

@@ -173,6 +173,10 @@ class ActivationConfig(_Model):
     scope: ScopeConfig | None = Field(
         default=None, description="sync each listed value of a column (e.g. store view) as its own partition: own snapshot and ledger rows"
     )
+    nulls: Literal["send", "omit"] | None = Field(
+        default=None, description="a null mapped value: send it as the platform's null/clear, or omit the field (the platform "
+        "keeps its value); default per platform (README, platform operations)"
+    )
 
     @model_validator(mode="after")
     def _operation_fits_mode(self) -> "ActivationConfig":
@@ -385,6 +389,8 @@ def _check_references(config: ProjectConfig) -> None:
         for option in sorted(set(activation.options) - set(spec.activation_options)):
             allowed = ", ".join(spec.activation_options) or "none"
             raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")
+        if activation.nulls is not None and (why := spec.nulls_problem(activation.nulls, activation.object)):
+            raise ConfigError(path, entry, "nulls", f"{activation.nulls!r} is not possible on {spec.name} {activation.object!r}: {why}")
         if activation.schedule is None and spec.default_schedule is not None:
             # the platform's default (Dotdigital: every six hours)
             activation = config.activations[name] = activation.model_copy(update={"schedule": spec.default_schedule})

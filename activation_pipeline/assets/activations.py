@@ -1,6 +1,7 @@
 """``activations/<name>``: diff the segment against the platform's confirmed snapshot and push the changes."""
 
 
+import os
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
@@ -10,7 +11,7 @@ from activation_pipeline.assets.metadata import column_lineage
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import PlatformError, SyncTarget
+from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, SyncTarget
 from activation_pipeline.sql_identifiers import qualified_name, quote_literal
 from activation_pipeline.sync.diff import PlanError, PlanRequest
 from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
@@ -53,15 +54,16 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         ),
         target=SyncTarget(activation=name, title=activation.title or name, object=activation.object, options=dict(activation.options)),
         platform=platform,
+        destination=activation.destination,
         max_items_per_request=activation.max_items_per_request or spec.max_items_per_request,
         concurrency=activation.concurrency,
         max_delete_fraction=activation.max_delete_fraction,
         auto_synced=activation.auto_synced,
         segment_sql_hash=segment.sql_hash,
         state_dir=state_dir,
-        destination=activation.destination,
         target_options=spec.target_options,
         ledger_retention_days=config.ledger_retention_days,
+        nulls=activation.nulls or spec.nulls_default,
     )
 
 
@@ -136,10 +138,24 @@ def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, opti
     try:
         return run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
                         partition_key=partition_key, log=context.log)
+    except CredentialsRefused as refused:
+        raise Failure(description=f"activations.{name}: {credentials_hint(job, resource, refused)}") from None
     except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
         raise Failure(description=str(exc)) from None
     finally:
         client.close()
+
+
+def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -> str:
+    """What a 401/403 means and where to look: the platform, the destination entry and its secrets' env vars."""
+    variables = []
+    for secret in PLATFORMS[job.platform].secrets:
+        variable = getattr(resource, f"{secret}_env", None)  # destinations.<d>.secrets, else the resource's default name
+        if variable:
+            variables.append(f"{variable} (secrets.{secret}, {'set' if os.environ.get(variable) else 'not set'})")
+    why = "wrong credentials, or a key without a permission this sync needs" if refused.status == 403 else "wrong credentials"
+    return (f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}: {why}); "
+            f"check the environment variable(s) {', '.join(variables)}. The platform said: {refused}")
 
 
 def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, Any]:
@@ -157,6 +173,8 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
         total.dry_run = report.dry_run
         total.type_changes += report.type_changes
     total.retargeted = "; ".join(f"{scope}: {r.retargeted}" for scope, r in reports.items() if r.retargeted)
+    # a key is not found when no scope has it
+    total.keys_not_found = [k for k in next(iter(reports.values())).keys_not_found if all(k in r.keys_not_found for r in reports.values())]
     statuses = {r.status for r in reports.values()}
     total.status = statuses.pop() if len(statuses) == 1 else "partial"  # a failed scope raises: it is never here
     del total.failed_sample[FAILED_SAMPLE_SIZE:]
@@ -202,6 +220,8 @@ def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
         metadata["retargeted"] = report.retargeted
     if report.type_changes:
         metadata["column_type_changes"] = list(report.type_changes)
+    if report.keys_not_found:
+        metadata["keys_not_found"] = MetadataValue.json(report.keys_not_found)
     if report.failed_sample:
         rows = "\n".join(f"| {k} | {c} | {s} | {m[:200].replace('|', '/')} |" for k, c, s, m in report.failed_sample)
         metadata["failed_records"] = MetadataValue.md(f"| key | change | status | platform message |\n|---|---|---|---|\n{rows}")

@@ -25,8 +25,8 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.assets.activations import build_sync_job
-from activation_pipeline.platforms.base import PlatformError, Record, Verification
+from activation_pipeline.assets.activations import build_sync_job, credentials_hint
+from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, Record, Verification
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state import SCHEMA, first_row, snapshot_table
 
@@ -62,7 +62,8 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
             missing = sorted(set(keys) - set(expected["key"].to_list()))
         else:
             missing = []
-        client = getattr(context.resources, resource_key).client()
+        resource = getattr(context.resources, resource_key)
+        client = resource.client()
         results: list[tuple[str, str | None, Verification]] = []
         def read_back(partition: str | None, batch: pl.DataFrame) -> list[tuple[str, str | None, Verification]]:
             records = [Record(key=k, identifier=i, fields=json.loads(p) if p else {})
@@ -73,6 +74,9 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
             with ThreadPoolExecutor(max_workers=job.concurrency) as pool:
                 for found in pool.map(lambda b: read_back(*b), _batches(expected, job.max_items_per_request)):
                     results.extend(found)
+        except CredentialsRefused as refused:
+            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
+                                    description=f"verification could not read the platform: {credentials_hint(job, resource, refused)}")
         except PlatformError as exc:
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description=f"verification could not read the platform: {exc}")
         finally:

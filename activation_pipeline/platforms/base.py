@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 Op = Literal["upsert", "delete", "update"]
 ItemStatus = Literal["confirmed", "rejected", "skipped", "no_answer"]
+NullChoice = Literal["send", "omit"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,22 @@ class Verification:
 
 class PlatformError(RuntimeError):
     """The platform could not be used at all (bad credentials, unreachable, misconfigured)."""
+
+
+class CredentialsRefused(PlatformError):
+    """The platform answered 401/403: the credentials, or their permissions, are wrong (the asset names the env vars)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+AUTH_STATUSES = (401, 403)
+
+
+def answer_error(status: int, message: str) -> PlatformError:
+    """The run-stopping error for an unexpected answer: ``CredentialsRefused`` for a 401/403."""
+    return CredentialsRefused(message, status) if status in AUTH_STATUSES else PlatformError(message)
 
 
 class BatchRejected(PlatformError):
@@ -183,6 +200,11 @@ class PlatformSpec:
     target_options: tuple[str, ...] = ()  # those of them that change which platform record a row addresses
     default_schedule: str | None = None  # schedule of an activation that names none (a preset or cron)
     verifies: bool = False  # the client implements VerifyingClient.verify
+    # what a null mapped value does when the activation sets no `nulls:`: "send" (the client sends the
+    # platform's null / clear) or "omit" (the field is left out of that record: the platform keeps its value)
+    nulls_default: NullChoice = "send"
+    # (choice, object pattern, why): a `nulls:` choice this platform cannot honour for those objects; the load refuses it
+    nulls_refused: tuple[tuple[NullChoice, str, str], ...] = ()
 
     @property
     def base_url_env(self) -> str:
@@ -194,6 +216,10 @@ class PlatformSpec:
 
     def object_name_problem(self, name: str) -> str | None:
         return None if re.fullmatch(self.object_pattern, name) else f"{self.name} object names allow {self.object_rule}"
+
+    def nulls_problem(self, choice: NullChoice, object_name: str) -> str | None:
+        """Why ``nulls: <choice>`` cannot work for this object of this platform; None if it can."""
+        return next((why for refused, pattern, why in self.nulls_refused if refused == choice and re.fullmatch(pattern, object_name)), None)
 
 
 # the address shapes platforms refuse; one definition for every client's checks before sending

@@ -32,7 +32,8 @@ Chosen here where the public material is silent (all easy to correct in this mod
   hypothetical ``DELETE /products/product-id/{id}`` [U] (404: already absent); an account
   answering 405 stops the run with the way out;
 - creation needs name, productDetailUrl and unitPrice [I]: an upsert record with one of them
-  null is invalid; a null elsewhere is left out (Connectif keeps its value);
+  null is invalid; a null elsewhere is left out (Connectif keeps its value: ``nulls: omit``, the
+  only choice accepted, as the effect of a null is undocumented);
 - availability values are normalised (``in_stock``, ``In Stock``, ``out-of-stock`` → instock /
   outofstock); a text ``categories``/``tags``/``relatedExternalProductIds`` column is split on ``|``,
   so ``Women/Shoes/Boots`` is one category whose hierarchy Connectif reads from the ``/``;
@@ -70,11 +71,12 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     Verification,
-    send_one_by_one,
+    answer_error,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
     resource_factory,
+    send_one_by_one,
 )
 from activation_pipeline.platforms.connectif_product import (
     activation_problem,
@@ -190,7 +192,7 @@ class ConnectifClient(SessionClient):
     def _fail(self, response: Any, what: str) -> PlatformError:
         hint = {401: " (is the API key right?)", 403: " (does the API key have the products read/write scopes?)",
                 404: " (is the base URL right?)"}.get(response.status_code, "")
-        return PlatformError(f"{what}: {error_message(response, self.session.redact)}{hint}")
+        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}{hint}")
 
     # --- HTTP: honouring the rate limit --------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -276,4 +278,8 @@ CONNECTIF_SPEC = PlatformSpec(
     activation_problem=activation_problem,
     activation_options=("removal",),
     verifies=True,
+    nulls_default="omit",  # a PATCH merges the fields sent: a field left out keeps Connectif's value
+    nulls_refused=(("send", r".*", "a PATCH merges the fields sent and what Connectif does with a null is undocumented "
+                    "([U]: REFERENCE.md §4.2 gives no null rule; the sandbox leaves the field alone), so a null cannot "
+                    "clear a Connectif field; use nulls: omit (Connectif keeps its value)"),),
 )

@@ -83,6 +83,7 @@ from activation_pipeline.platforms.base import (
     Record,
     SessionClient,
     SyncTarget,
+    answer_error,
     ensure_reachable,
     is_loopback,
     resolve_base_url,
@@ -353,7 +354,7 @@ class DotdigitalClient(SessionClient):
         return error_message(response, self.session.redact)
 
     def _fail(self, response: Any, what: str) -> PlatformError:
-        return PlatformError(f"{what}: {self._message(response)}")
+        return answer_error(response.status_code, f"{what}: {self._message(response)}")
 
 
 def _insight_outcomes(report: dict[str, Any], records: Sequence[Record]) -> list[ItemOutcome]:
@@ -399,7 +400,7 @@ class DotdigitalResource(ConfigurableResource):
         password = resolve_secret(self.api_password_env, base_url, SANDBOX_API_PASSWORD)
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
         session = PlatformSession(base_url, {"Accept": "application/json", "Authorization": f"Basic {basic}"},
-                                  secrets=(password, basic), max_retries=self.max_retries,
+                                  secrets=(user, password, basic), max_retries=self.max_retries,
                                   backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds)
         interval = self.poll_interval_seconds or (0.05 if is_loopback(base_url) else 5.0)
         return DotdigitalClient(session, collections=dict(self.collections), poll_interval=interval,
@@ -422,4 +423,5 @@ DOTDIGITAL_SPEC = PlatformSpec(
     activation_options=OPTIONS,
     target_options=("list_id", "match_identifier", "contact_email"),  # another list, contact key, or contact of an order
     default_schedule="every_6_hours",
+    nulls_default="send",  # list contacts: a null data field clears it [V]; insight records are replaced whole
 )

@@ -34,7 +34,8 @@ Chosen here where the public material is silent (all in this module or synerise_
 - soft delete (mirror, delete_only): the item is read back and re-upserted whole with
   ``deleted: 1`` (the plugin resends all attributes); an item that is not in the catalog is
   confirmed as nothing to delete;
-- a null email on a profile is left out (Synerise would reset it); other nulls are sent.
+- a null email on a profile is left out (Synerise would reset it); other nulls are sent (``nulls: send``,
+  the default; ``omit`` leaves them out, refused for catalog items, whose value is replaced whole).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from pydantic import Field
 
 from activation_pipeline.platforms.base import (
     BatchRejected,
+    CredentialsRefused,
     ItemOutcome,
     NoAnswer,
     Op,
@@ -60,6 +62,7 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     TokenCache,
+    answer_error,
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
@@ -226,7 +229,8 @@ class SyneriseClient(SessionClient):
             token = self._tokens.refresh(token)
             response = self.session.request(method, path, headers=self._headers(token), **kwargs)
             if response.status_code == 401:
-                raise PlatformError(f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}")
+                raise CredentialsRefused(
+                    f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}", 401)
         if response.status_code == 403:
             raise self._fail(response, f"{method} {path} (does the API key have the permission for it?)")
         return response
@@ -239,8 +243,8 @@ class SyneriseClient(SessionClient):
         response = self.session.request("POST", "/v4/auth/login/profile", json={"apiKey": self._api_key},
                                         headers={"Api-Version": API_VERSION})
         if response.status_code in (401, 403):
-            raise PlatformError(f"Synerise refused the API key (HTTP {response.status_code}): check the workspace API key "
-                                "in the environment variable named by the destination's secrets.api_key")
+            raise CredentialsRefused(f"Synerise refused the API key (HTTP {response.status_code}): "
+                                     f"{error_message(response, self.session.redact)}", response.status_code)
         if response.status_code != 200:
             raise self._fail(response, "POST /v4/auth/login/profile")
         token = _json(response).get("token")
@@ -250,7 +254,7 @@ class SyneriseClient(SessionClient):
         return token
 
     def _fail(self, response: Any, what: str) -> PlatformError:
-        return PlatformError(f"{what}: {error_message(response, self.session.redact)}")
+        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}")
 
 
 # --- reading answers ---------------------------------------------------------------------------
@@ -358,4 +362,8 @@ SYNERISE_SPEC = PlatformSpec(
     settings=("timeout_seconds", "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,
     activation_options=("tax_inclusive_price", "labels_as_values"),
+    nulls_default="send",  # profiles: null resets a native field / deletes an attribute [V]; transactions never carry nulls
+    nulls_refused=(("omit", r"catalog:.+", "items/batch stores an item's value whole (REFERENCE.md §5.3 [V]: Synerise's own "
+                    "plugin resends every attribute), so a left-out attribute would be dropped, not kept; use nulls: send "
+                    "(the attribute is stored as null)"),),
 )

@@ -41,7 +41,8 @@ Chosen here where the public material is silent (all in this module, easy to cor
   (``Retry-After`` honoured), and a request still answered 429 goes back through the pacing
   up to ``RATE_LIMIT_ROUNDS`` more times;
 - a null custom attribute is sent as ``""`` (removes the property); a null standard
-  field is left out of the payload (partial update: Yotpo keeps its value);
+  field is left out of the payload (partial update: Yotpo keeps its value); with the
+  activation's ``nulls: omit`` the engine leaves every null out, so custom properties are kept too;
 - invalid before sending (never sent): an empty identifier, an email that is not an HTML5
   valid address with a dotted domain, a phone that is not ``+`` then 7-15 digits (E.164's
   maximum; the shortest numbers in use have 7), enum/language/currency/boolean values out of
@@ -63,6 +64,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from activation_pipeline.platforms.base import (
+    CredentialsRefused,
     ItemOutcome,
     NoAnswer,
     Op,
@@ -72,6 +74,7 @@ from activation_pipeline.platforms.base import (
     SessionClient,
     SyncTarget,
     TokenCache,
+    answer_error,
     send_one_by_one,
     ensure_reachable,
     resolve_base_url,
@@ -203,7 +206,7 @@ class YotpoClient(SessionClient):
 
     def _fail(self, response: Any, what: str) -> PlatformError:
         """An unexpected answer, as a run-stopping error (scrubbed before it is cut)."""
-        return PlatformError(f"{what}: {error_message(response, self.session.redact)}")
+        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}")
 
     # --- HTTP: pacing, token, one replay on 401/403 ---------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -213,9 +216,9 @@ class YotpoClient(SessionClient):
             token = self._tokens.refresh(token)
             response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
             if response.status_code in TOKEN_INVALID:
-                raise PlatformError(self.session.redact(
+                raise CredentialsRefused(self.session.redact(
                     f"{method} {path}: Yotpo refused a fresh access token: {error_message(response, self.session.redact)}"
-                ))
+                ), response.status_code)
         return response
 
     def _paced(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -275,7 +278,7 @@ class YotpoClient(SessionClient):
     def _new_token(self) -> str:
         response = self._paced("POST", "/access_tokens", json={"secret": self._secret})
         if response.status_code in TOKEN_INVALID or response.status_code == 400:
-            raise PlatformError(self.session.redact(
+            raise answer_error(response.status_code, self.session.redact(
                 f"Yotpo refused the API secret at {self.session.base_url}/access_tokens "
                 f"({error_message(response, self.session.redact)}); check the store id and secret"
             ))
@@ -321,7 +324,7 @@ class YotpoResource(ConfigurableResource):
         session = PlatformSession(
             base_url,
             {"Accept": "application/json"},
-            secrets=(secret,),
+            secrets=(secret, store_id),  # the store id is in every URL: scrubbed like the secret
             max_retries=self.max_retries,
             backoff_factor=self.backoff_seconds,
             timeout=self.timeout_seconds,
@@ -341,4 +344,5 @@ YOTPO_SPEC = PlatformSpec(
     resource_factory=resource_factory(YotpoResource),
     settings=("timeout_seconds", "max_retries", "backoff_seconds", "requests_per_second"),
     activation_problem=activation_problem,
+    nulls_default="send",  # a null custom property is sent as "" (removes it); a null standard field is skipped
 )

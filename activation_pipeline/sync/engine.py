@@ -75,9 +75,10 @@ class SyncJob:
     auto_synced: bool
     segment_sql_hash: str
     state_dir: Path
-    destination: str = ""
+    destination: str = ""  # the destinations entry (named in errors a user acts on, part of the target)
     target_options: tuple[str, ...] = ()  # PlatformSpec.target_options: options that choose the platform record
     ledger_retention_days: int | None = None  # applied to this activation's records after each successful run
+    nulls: str = "send"  # "omit": a null field is left out of its record, so the platform keeps its value
 
 
 @dataclass
@@ -95,6 +96,7 @@ class SyncReport:
     dry_run: bool = False
     retargeted: str = ""  # "old target -> new target" when this run is a first sync of a new target
     type_changes: tuple[str, ...] = ()  # mapped columns whose type changed (safe widenings, or accepted)
+    keys_not_found: list[str] = field(default_factory=list)  # run config keys that match no segment row
 
     def bump(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -156,6 +158,10 @@ def _run_sync(
                 state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
             plan_path.unlink(missing_ok=True)
             raise
+        report.keys_not_found = _keys_not_found(conn, plan, request.only_keys)
+    if report.keys_not_found:
+        where = f" (partition {partition_key})" if partition_key else ""
+        log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")
     if report.recovered:
         log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
     _count_planned(report, plan, request)
@@ -234,6 +240,13 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:
     return replace(job.plan, full_resync=options.full_resync, only_keys=options.only_keys, partition_key=partition_key)
+
+
+def _keys_not_found(conn: duckdb.DuckDBPyConnection, plan: Plan, only_keys: tuple[str, ...]) -> list[str]:
+    if not only_keys:
+        return []
+    found = {row[0] for row in conn.execute("SELECT DISTINCT __key FROM read_parquet(?)", [str(plan.path)]).fetchall()}
+    return [key for key in dict.fromkeys(only_keys) if key not in found]
 
 
 def _count_planned(report: SyncReport, plan: Plan, request: PlanRequest) -> None:
@@ -333,6 +346,7 @@ class _Pusher:
     def _batches(self, plan: Plan) -> Iterator[_Batch]:
         size = self.job.max_items_per_request
         buffers: dict[str, _Batch] = {}
+        omit_nulls = self.job.nulls == "omit"
         # ParquetFile.iter_batches reads as we go; a dataset scan reads ahead of the pusher and
         # would hold most of a large plan in memory (measured: 981 MB at 3M rows vs ~160 MB)
         plan_file = pq.ParquetFile(plan.path)
@@ -342,7 +356,8 @@ class _Pusher:
             invalid: list[state.LedgerEntry] = []
             for row in arrow_batch.to_pylist():
                 change, op, key = row["__change"], row["__op"], row["__key"]
-                fields = {} if op == "delete" else {k[len(PAYLOAD_PREFIX):]: v for k, v in row.items() if k.startswith(PAYLOAD_PREFIX)}
+                fields = {} if op == "delete" else {k[len(PAYLOAD_PREFIX):]: v for k, v in row.items()
+                                                    if k.startswith(PAYLOAD_PREFIX) and not (v is None and omit_nulls)}
                 payload = row["__payload"]
                 if change == "invalid":
                     invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"], payload=payload))

@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from activation_pipeline.platforms.base import NoAnswer, PlatformError
+from activation_pipeline.platforms.base import NoAnswer, PlatformError, answer_error
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -26,7 +28,9 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            # as written, and as it appears in a URL path or query (a store id in the path) or inside JSON
+            for form in dict.fromkeys((secret, quote(secret, safe=""), quote(secret), quote_plus(secret), json.dumps(secret)[1:-1])):
+                text = text.replace(form, "***")
     return text
 
 
@@ -94,13 +98,14 @@ class PlatformSession:
             self.requests_sent += 1 + len(history)
             self.retries += len(history)
         if response.status_code in RETRY_STATUSES:
-            raise NoAnswer(f"{method} {path}: HTTP {response.status_code} after {len(history)} retries: {self.redact(response.text)[:300]}")
+            raise NoAnswer(self.redact(f"{method} {path}: HTTP {response.status_code} after {len(history)} retries: ")
+                           + self.redact(response.text)[:300])
         return response
 
     def fail(self, response: requests.Response, what: str) -> PlatformError:
         """A redacted PlatformError describing an unexpected answer."""
         # redact the whole body first: a key cut in half by the truncation would no longer match
-        return PlatformError(self.redact(f"{what}: HTTP {response.status_code}: ") + self.redact(response.text)[:500])
+        return answer_error(response.status_code, self.redact(f"{what}: HTTP {response.status_code}: ") + self.redact(response.text)[:500])
 
     def close(self) -> None:
         self._session.close()
