@@ -12,13 +12,14 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from dagster._time import get_timezone
 from dagster._utils.schedules import is_valid_cron_string
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from activation_pipeline.assets.source_types import column_type_problem
 from activation_pipeline.platforms import PLATFORMS
 
 DEFAULT_CONFIG = Path("data/activations.yaml")
@@ -62,6 +63,12 @@ def _is_cron(value: str) -> bool:
         return False
 
 
+def _column_type(value: str) -> str:
+    if problem := column_type_problem(value):
+        raise ValueError(problem)
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,6 +80,10 @@ class SourceConfig(_Model):
     partition_column: str | None = Field(
         default=None, description="a date/timestamp column: the source is partitioned by its day (needs partitions.start_date)"
     )
+    columns: dict[str, Annotated[str, AfterValidator(_column_type)]] = Field(
+        default_factory=dict, description="column -> type (string, integer, double, boolean, date, timestamp, decimal(p, s)); others are inferred"
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field separator, one character, e.g. ';' or a tab")
 
     @property
     def file_format(self) -> str:
