@@ -15,7 +15,7 @@ COLUMN_TYPES = ("string", "integer", "double", "boolean", "date", "timestamp")
 DECIMAL = re.compile(r"decimal\((\d{1,2}),\s*(\d{1,2})\)")
 ALLOWED_TYPES = ", ".join(COLUMN_TYPES) + ", decimal(precision, scale)"
 
-LEADING_ZERO = r"^[+-]?0\d"  # 007, -012 (not 0, 0.5): an identifier, not a number
+WRITTEN_AS_TEXT = r"^(\+|[+-]?0\d)"  # 007, -012 (not 0, 0.5), +4477…: identifiers and phone numbers, not numbers
 INTEGER_TEXT = r"^[+-]?\d+$"
 LONG_INTEGER_TEXT = r"^[+-]?\d{16,}$"  # more digits than a double keeps exactly
 DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
@@ -100,7 +100,8 @@ def _candidates(first: str) -> list[str]:
 
 def infer_types(frame: pl.DataFrame, skip: set[str]) -> dict[str, str]:
     """The type of each text column not in ``skip``: the narrowest one EVERY non-null value of the
-    whole column parses as; a column with leading zeros, or any contradicting value, stays string."""
+    whole column parses as; a column with leading zeros or a leading +, or any contradicting value,
+    stays string."""
     columns = [c for c in frame.columns if c not in skip and frame.schema[c] == pl.String]
     if not columns or frame.height == 0:
         return {}
@@ -111,7 +112,7 @@ def infer_types(frame: pl.DataFrame, skip: set[str]) -> dict[str, str]:
         candidates[column] = _candidates(first) if first is not None else []
         numeric = [t for t in candidates[column] if t in ("integer", "double")]
         if numeric:
-            checks.append(pl.col(column).str.contains(LEADING_ZERO).any().alias(f"{index}:leading_zero"))
+            checks.append(pl.col(column).str.contains(WRITTEN_AS_TEXT).any().alias(f"{index}:as_text"))
             checks.append(pl.col(column).str.contains(LONG_INTEGER_TEXT).any().alias(f"{index}:long"))
         checks.append(pl.col(column).null_count().alias(f"{index}:nulls"))
         for kind in candidates[column]:
@@ -119,7 +120,7 @@ def infer_types(frame: pl.DataFrame, skip: set[str]) -> dict[str, str]:
     stats = frame.select(checks).row(0, named=True)
     inferred: dict[str, str] = {}
     for index, column in enumerate(columns):
-        if stats.get(f"{index}:leading_zero"):
+        if stats.get(f"{index}:as_text"):
             continue
         for kind in candidates[column]:
             if kind == "double" and stats[f"{index}:long"]:
