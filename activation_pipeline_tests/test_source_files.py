@@ -19,6 +19,7 @@ from dagster import AssetKey, materialize
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.test_dotdigital import DotdigitalProject
 from activation_pipeline_tests.test_sync_modes import metadata
 
 GOOD = b"sku,name,price,brand\nSKU-1,Mug,12.5,Acme\nSKU-2,Cup,3,Acme\n"
@@ -221,3 +222,49 @@ def test_a_semicolon_separated_file_loads_with_the_delimiter_option(files):
     files.source = {"delimiter": ";"}
     assert files.load_source(b'sku;name;price;brand\nSKU-1;"Mug; large";12.5;Acme\nSKU-2;Cup;3;Acme\n').success
     assert files.table() == [("SKU-1", "Mug; large", 12.5, "Acme"), ("SKU-2", "Cup", 3.0, "Acme")]
+
+
+# --------------------------------------------------------------------------- NaN on a JSON platform
+
+
+class NestedPricesProject(DotdigitalProject):
+    """Dotdigital insight data whose records hold a nested object built from a CSV price."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        document = yaml.safe_load(self.config_path.read_text())
+        document["segments"]["people_details"] = {
+            "primary_key": "email", "sql": "SELECT email, first_name, {'ltv': ltv, 'tier': tier} AS details FROM sources.people"}
+        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def materialize(self, activation: str = "to_list", partition: str | None = None, raise_on_error: bool = True):
+        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
+        selection = [AssetKey(["sources", "people"]), AssetKey(["segments", "people_details"]), AssetKey(["activations", activation])]
+        return materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources,
+                           instance=self.instance, raise_on_error=raise_on_error)
+
+
+def test_a_nan_csv_value_nested_in_dotdigital_insight_data_is_refused_with_its_reason(tmp_path, sandbox, instance, monkeypatch):
+    monkeypatch.setenv("DOTDIGITAL_BASE_URL", f"{sandbox.url}/dotdigital")
+    for name in ("DOTDIGITAL_API_USER", "DOTDIGITAL_API_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)  # the sandbox's demo credentials
+    dd = NestedPricesProject(tmp_path, sandbox, instance)
+    dd.add("products", segment="people_details", object="insight:products", mapping={"name": "first_name", "details": "details"})
+    (tmp_path / "people.csv").write_text("email,first_name,tier,ltv\na@example.com,Ann,gold,10.5\nb@example.com,Bob,gold,NaN\n")
+    meta = metadata(dd.materialize("products"), "products")
+    assert (meta["invalid"], meta["added_succeeded"]) == (1, 1)
+    assert dd.last_run_records("products")["b@example.com"] == ("invalid", "details.ltv: nan is not a finite number")
+    assert dd.state()["insight"]["Catalog_Default"]["records"] == {
+        "account": {"a@example.com": {"name": "Ann", "details": {"ltv": 10.5, "tier": "gold"}}}}
+    assert dd.snapshot_keys("products") == {"a@example.com"}
+
+
+def test_a_nan_csv_price_inside_an_array_is_refused_by_batch_and_the_rest_of_the_request_is_sent(files):
+    files.segment_sql = "SELECT sku, name, brand, CASE WHEN isnan(price) THEN [price] ELSE [] END AS price FROM sources.products"
+    files.add_activation()
+    files.write_file(b"sku,name,price,brand\nSKU-1,Mug,12.5,Acme\nSKU-2,Cup,NaN,Acme\n")
+    meta = metadata(files.materialize())
+    assert (meta["invalid"], meta["added_succeeded"], meta["added_failed"]) == (1, 1, 0)
+    assert dict(files.sql("SELECT key, message FROM activation_state.sync_records WHERE status = 'invalid'")) == {
+        "SKU-2": "price[0]: nan is not a finite number"}
+    assert files.catalog() == {"SKU-1": {"name": "Mug", "price": [], "brand": "Acme"}}
