@@ -81,7 +81,7 @@ class SourceConfig(_Model):
         default=None, description="a date/timestamp column: the source is partitioned by its day (needs partitions.start_date)"
     )
     columns: dict[str, Annotated[str, AfterValidator(_column_type)]] = Field(
-        default_factory=dict, description="column -> type (string, integer, double, boolean, date, timestamp, decimal(p, s)); others are inferred"
+        default_factory=dict, description="column -> declared type (see the README); undeclared columns are inferred"
     )
     delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field separator, one character, e.g. ';' or a tab")
 

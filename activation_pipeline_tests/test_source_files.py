@@ -9,6 +9,7 @@ before is untouched.
 from __future__ import annotations
 
 import codecs
+import math
 from typing import Any
 
 import polars as pl
@@ -16,8 +17,10 @@ import pytest
 import yaml
 from dagster import AssetKey, materialize
 
-from activation_pipeline.config import ConfigError, load_config
+from activation_pipeline.config import ConfigError, DestinationConfig, load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline.platforms import PLATFORMS
+from activation_pipeline.platforms.base import Record
 from activation_pipeline_tests.conftest import Project
 from activation_pipeline_tests.test_dotdigital import DotdigitalProject
 from activation_pipeline_tests.test_sync_modes import metadata
@@ -268,3 +271,11 @@ def test_a_nan_csv_price_inside_an_array_is_refused_by_batch_and_the_rest_of_the
     assert dict(files.sql("SELECT key, message FROM activation_state.sync_records WHERE status = 'invalid'")) == {
         "SKU-2": "price[0]: nan is not a finite number"}
     assert files.catalog() == {"SKU-1": {"name": "Mug", "price": [], "brand": "Acme"}}
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_every_platform_refuses_a_non_finite_number_alone_or_inside_a_list_never_sending_it_as_text(platform, value):
+    client = PLATFORMS[platform].resource_factory(DestinationConfig(platform=platform)).client()
+    assert client.invalid_reason(Record("k1", "ann@example.com", {"tags": ["a", value]}), "upsert") == f"tags[1]: {value} is not a finite number"
+    assert client.invalid_reason(Record("k1", "ann@example.com", {"price": value}), "upsert") == f"price: {value} is not a finite number"
