@@ -27,7 +27,7 @@ from activation_pipeline.assets.source_types import (
 )
 from activation_pipeline.config import SourceConfig
 
-OTHER_DELIMITERS = (";", "\t", "|")
+DELIMITERS = (",", ";", "\t", "|")
 HEADER_BYTES = 1 << 20  # the header line is looked for in the first megabyte
 CSV_READER = """SELECT * FROM read_csv($path, auto_detect = false, columns = $columns, header = true, delim = $delim,
     quote = '"', escape = '"', comment = '', strict_mode = true, null_padding = false,
@@ -110,7 +110,7 @@ def _read_header(name: str, label: str, path: Path, delimiter: str) -> list[str]
     except (csv.Error, StopIteration):
         raise SourceFileError(name, label, "the header line cannot be read as CSV", line=1) from None
     if len(header) == 1:
-        other = next((d for d in OTHER_DELIMITERS if d in header[0]), None)
+        other = next((d for d in DELIMITERS if d != delimiter and d in header[0]), None)
         if other is not None:
             raise SourceFileError(
                 name, label, f"the header is one column {header[0]!r}: the file looks {other!r}-separated; "
