@@ -13,12 +13,13 @@ import re
 import warnings
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo
 
 from dagster import ScheduleDefinition
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from activation_pipeline.assets.source_types import column_type_problem
 from activation_pipeline.config_file import ConfigError, read_document
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import base_url_problem
@@ -60,6 +61,12 @@ def _is_cron(value: str) -> bool:
         return False
 
 
+def _column_type(value: str) -> str:
+    if problem := column_type_problem(value):
+        raise ValueError(problem)
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,6 +78,10 @@ class SourceConfig(_Model):
     partition_column: str | None = Field(
         default=None, description="a date/timestamp column: the source is partitioned by its day (needs partitions.start_date)"
     )
+    columns: dict[str, Annotated[str, AfterValidator(_column_type)]] = Field(
+        default_factory=dict, description="column -> declared type (see the README); undeclared columns are inferred"
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field separator, one character, e.g. ';' or a tab")
 
     @field_validator("path")
     @classmethod

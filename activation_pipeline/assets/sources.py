@@ -5,6 +5,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
 from activation_pipeline.assets.metadata import frame_metadata
+from activation_pipeline.assets.source_files import SourceFileError, read_source
 from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.sql_identifiers import qualified_name
@@ -26,9 +27,12 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
     def _source(context: AssetExecutionContext) -> MaterializeResult:
         if not path.exists():
             raise Failure(f"sources.{name}.path: file {path} does not exist (paths are relative to {config.path})")
-        scan = pl.scan_parquet(path) if source.file_format == "parquet" else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+        try:
+            frame = read_source(name, path, source)  # parsed and typed before the warehouse is touched
+        except SourceFileError as exc:
+            place = {"file": str(path), "line": exc.line, "row": exc.row, "column": exc.column}
+            raise Failure(str(exc), metadata={k: v for k, v in place.items() if v is not None}) from None
         if source.partition_column is None:
-            frame = scan.collect()
             with context.resources.warehouse.get_connection() as conn:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS sources")
                 conn.register("loaded_frame", frame)
@@ -37,9 +41,12 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         else:  # one day of the file replaces that day in sources.<name>
             day = partition_day(context.partition_key)
             column = source.partition_column
-            if column not in scan.collect_schema():
+            if column not in frame.columns:
                 raise Failure(f"sources.{name}.partition_column: {column!r} is not a column of {path}")
-            frame = scan.filter(pl.col(column).cast(pl.Date) == day).collect()
+            if not frame.schema[column].is_temporal():
+                raise Failure(f"sources.{name}.partition_column: {column!r} does not hold dates in every row of {path} "
+                              f"(read as {frame.schema[column]}); declare it under columns as date or timestamp to see the first bad value")
+            frame = frame.filter(pl.col(column).cast(pl.Date) == day)
             with context.resources.warehouse.get_connection() as conn:
                 replace_partition(conn, "sources", name, frame, column, day, f"sources.{name}")
         return MaterializeResult(metadata={**frame_metadata(frame), "path": MetadataValue.path(str(path))})

@@ -84,8 +84,8 @@ class BatchClient(SessionClient):
         if op == "delete":
             return None
         for name, value in record.fields.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                return f"{name}: {value} is not a finite number"
+            if problem := _non_finite(name, value):
+                return problem
             if isinstance(value, str) and len(value) > MAX_STRING:
                 return f"{name}: string of {len(value)} characters exceeds {MAX_STRING}"
             if isinstance(value, list) and (
@@ -108,6 +108,17 @@ class BatchClient(SessionClient):
         if response.status_code in (400, 413, 422):
             raise BatchRejected(self.session.redact(_error_message(response)), response.status_code)
         raise self.session.fail(response, f"edit items of catalog {target.object!r}")
+
+
+def _non_finite(name: str, value: Any) -> str | None:
+    """JSON cannot carry NaN or infinity, inside an array or object either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name}: {value} is not a finite number"
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _non_finite(f"{name}.{k}", v))), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := _non_finite(f"{name}[{i}]", v))), None)
+    return None
 
 
 def _attributes(fields: dict[str, Any]) -> dict[str, Any]:

@@ -115,6 +115,10 @@ def field_problem(name: str, value: Any) -> str | None:
             return None
         return f"publishedAt: {value!r} is not an ISO 8601 date-time"
     if name in LIST_FIELDS:
+        if isinstance(value, (list, tuple)):
+            bad = next((i for i, v in enumerate(value) if isinstance(v, float) and not math.isfinite(v)), None)
+            if bad is not None:  # never sent as the text "nan"
+                return f"{name}[{bad}]: {value[bad]} is not a finite number"
         items = as_list(value)
         if items is None:
             return f"{name}: {value!r} is neither a list nor {LIST_SEPARATOR!r}-separated text"

@@ -137,11 +137,22 @@ def identifier_problem(kind: str, value: str | None) -> str | None:
     return None if len(value) <= 256 else f"{kind} longer than 256 characters"
 
 
+def _non_finite(name: str, value: Any) -> str | None:
+    """JSON cannot carry NaN or infinity, at any depth of an insight record."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name}: {value} is not a finite number"
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _non_finite(f"{name}.{k}", v))), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := _non_finite(f"{name}[{i}]", v))), None)
+    return None
+
+
 def value_problem(name: str, value: Any, *, data_field: bool) -> str | None:
     if value is None:
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
+    if problem := _non_finite(name, value):
+        return problem
     if data_field:
         if isinstance(value, (list, tuple, dict)):
             return f"{name}: a data field holds text, a number, a date or a yes/no, not a {type(value).__name__}"

@@ -108,6 +108,10 @@ def field_problem(name: str, value: Any) -> str | None:
         return f"default_language: {value!r} is not an ISO 639-1 code (two lowercase letters)"
     if name == "default_currency" and not re.fullmatch(r"[A-Z]{3}", str(value)):
         return f"default_currency: {value!r} is not an ISO 4217 code (three capital letters)"
+    if isinstance(value, (list, tuple)):
+        bad = next((i for i, v in enumerate(value) if isinstance(v, float) and not math.isfinite(v)), None)
+        if bad is not None:  # never sent as the text "nan"
+            return f"{name}[{bad}]: {value[bad]} is not a finite number"
     if isinstance(value, (list, tuple)) and name != "tags":
         return f"{name}: a list cannot be sent (Yotpo takes primitives)"
     if isinstance(value, dict):
