@@ -19,14 +19,11 @@ from zoneinfo import ZoneInfo
 from dagster import ScheduleDefinition
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from activation_pipeline.assets.source_types import column_type_problem
-from activation_pipeline.config_file import ConfigError, read_document
-from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import base_url_problem
-from activation_pipeline.sql_identifiers import identifier_problem
+from activation_pipeline.column_types import column_type_problem
+from activation_pipeline.config_references import check_identifiers, check_references
+from activation_pipeline.config_file import UNION_TAGS, ConfigError, describe_error, most_specific, read_document
 
 DEFAULT_CONFIG = Path("data/activations.yaml")
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SCHEDULE_PRESETS = {
     "hourly": "0 * * * *",
     "daily": "0 2 * * *",
@@ -290,137 +287,18 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "", "the file must be a mapping with sources, segments, destinations, activations")
     if "path" in raw:  # ProjectConfig.path is set from the file's location, never from its content
-        raise ConfigError(path, "path", "", _describe({"type": "extra_forbidden"}))
+        raise ConfigError(path, "path", "", describe_error({"type": "extra_forbidden"}))
     try:
         config = ProjectConfig.model_validate({**raw, "path": path})
     except ValidationError as exc:
-        error = _most_specific(exc.errors())
+        error = most_specific(exc.errors())
         location = [str(part) for i, part in enumerate(error["loc"])
-                    if not (i == 3 and error["loc"][2] in ("schedule", "full_resync_schedule") and part in _UNION_TAGS)]
+                    if not (i == 3 and error["loc"][2] in ("schedule", "full_resync_schedule") and part in UNION_TAGS)]
         entry = ".".join(location[:2])
         field = ".".join(location[2:])
-        raise ConfigError(path, entry, field, _describe(error)) from None
-    _check_references(config)
-    _check_identifiers(config)
+        raise ConfigError(path, entry, field, describe_error(error)) from None
+    check_references(config)
+    check_identifiers(config)
     return config
 
 
-_UNION_TAGS = {"str", "CronSchedule"}  # pydantic's branch names in the locations of schedule errors
-
-
-def _most_specific(errors: list[Any]) -> Any:
-    """The first error, unless the same field has one that is not a mere type mismatch: a union
-    (``schedule``: a preset string or ``{cron, timezone}``) reports every branch, and the branch
-    the input's shape chose says what is wrong."""
-    first = errors[0]
-    for error in errors:
-        if error["loc"][:3] == first["loc"][:3] and not error["type"].endswith("_type"):
-            return error
-    return first
-
-
-def _describe(error: dict[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field (check its spelling against the README's config reference)"
-    if error["type"] == "missing":
-        return "required field is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "literal_error":
-        return f"got {error.get('input')!r}; {message}"
-    return message
-
-
-def _check_references(config: ProjectConfig) -> None:
-    path = config.path
-    for kind in ("sources", "segments", "destinations", "activations"):
-        for name in getattr(config, kind):
-            if not NAME_PATTERN.fullmatch(name):
-                raise ConfigError(path, f"{kind}.{name}", "", "names are lowercase letters, digits and underscores, starting with a letter")
-    partitioned = [n for n, source in config.sources.items() if source.partition_column]
-    if partitioned and config.partitions is None:
-        raise ConfigError(path, f"sources.{partitioned[0]}", "partition_column", "a partitioned source needs partitions.start_date at the top of the file")
-    for name, segment in config.segments.items():
-        for table in segment.referenced_tables("sources"):
-            if table not in config.sources:
-                raise ConfigError(path, f"segments.{name}", "sql", f"reads sources.{table}, which is not declared under sources")
-        for table in segment.referenced_tables("segments"):
-            if table not in config.segments or table == name:
-                raise ConfigError(path, f"segments.{name}", "sql", f"reads segments.{table}, which is not another declared segment")
-    for name, destination in config.destinations.items():
-        spec = PLATFORMS.get(destination.platform)
-        if spec is None:
-            raise ConfigError(path, f"destinations.{name}", "platform", f"{destination.platform!r} is not supported; allowed: {', '.join(sorted(PLATFORMS))}")
-        if spec.settings is not None:
-            for setting in sorted(set(destination.settings) - set(spec.settings)):
-                raise ConfigError(path, f"destinations.{name}", f"settings.{setting}", f"unknown setting; {spec.name} takes {', '.join(spec.settings)}")
-        unknown = set(destination.secrets) - set(spec.secrets)
-        if unknown:
-            raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")
-        if problem := base_url_problem(destination.base_url, spec.base_url_env):  # at load, not at the first run
-            raise ConfigError(path, f"destinations.{name}", "base_url", problem)
-        for secret, env_name in destination.secrets.items():
-            if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", env_name):
-                raise ConfigError(path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself")
-        if spec.resource_factory is not None:  # settings the platform's resource refuses would fail the code location later
-            try:
-                spec.resource_factory(destination)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(["settings", *(str(part) for part in error["loc"])])
-                raise ConfigError(path, f"destinations.{name}", where, _describe(error)) from None
-            except TypeError as exc:
-                raise ConfigError(path, f"destinations.{name}", "settings", f"not accepted by {spec.name} ({exc})") from None
-    for name, activation in config.activations.items():
-        entry = f"activations.{name}"
-        if name == "prune":  # `activation-pipeline ledger prune` is a command
-            raise ConfigError(path, entry, "", "the name 'prune' is reserved (`activation-pipeline ledger prune`); choose another")
-        if activation.segment not in config.segments:
-            raise ConfigError(path, entry, "segment", f"{activation.segment!r} is not a declared segment; declared: {', '.join(sorted(config.segments))}")
-        if activation.destination not in config.destinations:
-            raise ConfigError(path, entry, "destination", f"{activation.destination!r} is not a declared destination; declared: {', '.join(sorted(config.destinations))}")
-        spec = PLATFORMS[config.destinations[activation.destination].platform]
-        if activation.operation not in spec.operations:
-            raise ConfigError(path, entry, "operation", f"{spec.name} supports {', '.join(sorted(spec.operations))}, not {activation.operation!r}")
-        limit = activation.max_items_per_request
-        if limit is not None and limit > spec.max_items_per_request:
-            raise ConfigError(path, entry, "max_items_per_request", f"{limit} exceeds {spec.name}'s limit of {spec.max_items_per_request} items per request")
-        for field in [*activation.mapping, *activation.custom_attributes]:
-            problem = spec.field_name_problem(field)
-            if problem:
-                where = f"mapping.{field}" if field in activation.mapping else "custom_attributes"
-                raise ConfigError(path, entry, where, f"{field!r}: {problem}")
-        if "{scope}" in activation.object and activation.scope is None:
-            raise ConfigError(path, entry, "object", f"{activation.object!r} names {{scope}} but the activation has no scope")
-        objects = [activation.object.replace("{scope}", v) for v in activation.scope.values] if activation.scope else [activation.object]
-        object_problem = next(filter(None, map(spec.object_name_problem, objects)), None)
-        if object_problem:
-            raise ConfigError(path, entry, "object", f"{activation.object!r}: {object_problem}")
-        if activation.scope is not None and config.segment_partition_column(activation.segment) is not None:
-            raise ConfigError(path, entry, "scope", f"segment {activation.segment!r} is partitioned by day; a scope applies to unpartitioned segments only")
-        for option in sorted(set(activation.options) - set(spec.activation_options)):
-            allowed = ", ".join(spec.activation_options) or "none"
-            raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")
-        if activation.nulls is not None and (why := spec.nulls_problem(activation.nulls, activation.object)):
-            raise ConfigError(path, entry, "nulls", f"{activation.nulls!r} is not possible on {spec.name} {activation.object!r}: {why}")
-        if activation.schedule is None and spec.default_schedule is not None:
-            # the platform's default (Dotdigital: every six hours)
-            activation = config.activations[name] = activation.model_copy(update={"schedule": spec.default_schedule})
-        if spec.activation_problem is not None:  # a platform's own rules (e.g. Yotpo's identity rules)
-            found = spec.activation_problem(activation)
-            if found:
-                raise ConfigError(path, entry, *found)
-
-
-def _check_identifiers(config: ProjectConfig) -> None:
-    """Every name that reaches SQL follows sql_identifiers' rule (entry names follow NAME_PATTERN); checked after
-    the platforms' field-name rules, which say more. A mapping's platform field becomes an f__<field> alias."""
-    named = [(f"sources.{n}", "partition_column", s.partition_column) for n, s in config.sources.items()]
-    named += [(f"segments.{n}", f, getattr(s, f)) for n, s in config.segments.items() for f in ("primary_key", "partition_column")]
-    for name, activation in config.activations.items():
-        entry = f"activations.{name}"
-        named += [(entry, "identifier", activation.identifier), (entry, "scope.column", activation.scope and activation.scope.column)]
-        named += [(entry, f"mapping.{field}", n) for field, column in activation.mapping.items() for n in (field, column)]
-        named += [(entry, "custom_attributes", column) for column in activation.custom_attributes]
-    for entry, field, column in named:
-        if column is not None and (problem := identifier_problem(column)):
-            raise ConfigError(config.path, entry, field, f"name {problem}")

@@ -99,3 +99,28 @@ def _refuse_duplicate_keys(path: Path, loader: yaml.SafeLoader, node: Node, wher
                 raise ConfigError(path, ".".join(location[:2]), ".".join(location[2:]), f"given twice, {lines}; each key once in a mapping")
             first_seen[key] = key_node.start_mark
         _refuse_duplicate_keys(path, loader, value_node, [*where, name], seen)
+
+
+UNION_TAGS = {"str", "CronSchedule"}  # pydantic's branch names in the locations of schedule errors
+
+
+def most_specific(errors: list[Any]) -> Any:
+    """The first error, unless the same field has one that is not a mere type mismatch: a union
+    (``schedule``: a preset string or ``{cron, timezone}``) reports every branch, and the branch
+    the input's shape chose says what is wrong."""
+    first = errors[0]
+    for error in errors:
+        if error["loc"][:3] == first["loc"][:3] and not error["type"].endswith("_type"):
+            return error
+    return first
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check its spelling against the README's config reference)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "literal_error":
+        return f"got {error.get('input')!r}; {message}"
+    return message

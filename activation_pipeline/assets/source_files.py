@@ -3,7 +3,7 @@
 CSV cells are read as text (DuckDB's reader with its dialect sniffing off, so it never skips a
 line or guesses a comment prefix, and reports ragged or non-UTF-8 records with their byte
 position); each column then gets its declared type, or one inferred from every value of the
-file (source_types.py). Parquet keeps its own types; declared columns are cast strictly.
+file (activation_pipeline/column_types.py). Parquet keeps its own types; declared columns are cast strictly.
 Nothing here writes to the warehouse: a file that fails leaves ``sources.<name>`` as it was.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from activation_pipeline.assets.source_types import (
+from activation_pipeline.column_types import (
     apply_types,
     cast_typed,
     described,
