@@ -210,6 +210,32 @@ def test_an_existing_list_of_the_same_name_is_reused_not_duplicated(dd):
     assert state["lists"]["High value customers"]["contacts"] == [FIRST[0]["email"], FIRST[1]["email"]]
 
 
+def test_a_new_title_is_a_first_sync_of_the_list_it_names_and_the_old_list_keeps_its_contacts(dd):
+    """The list is found by its title: a new title is another list, never a silent 'nothing to send'."""
+    dd.add(operation="upsert")
+    dd.run(FIRST)
+    dd.add(operation="upsert", title="Gold customers")
+    again = dd.run(FIRST)  # the same rows: only the retarget makes them go to the new list
+    assert again["added_succeeded"] == 5
+    assert "High value customers" in again["retargeted"] and "Gold customers" in again["retargeted"]
+    assert dd.members("Gold customers") == sorted(r["email"] for r in FIRST)
+    assert dd.members() == sorted(r["email"] for r in FIRST)  # the old list is left as it was
+    assert dd.sql("SELECT target FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1")[0][0].count("Gold customers") == 1
+
+
+def test_a_new_title_on_a_mirror_list_is_refused_until_allowed(dd):
+    dd.add(operation="mirror")
+    dd.run(FIRST)
+    dd.add(operation="mirror", title="Gold customers")
+    dd.write_csv("people.csv", COLUMNS, FIRST)
+    result = dd.materialize(raise_on_error=False)
+    assert not result.success
+    assert "Gold customers" not in dd.state()["lists"]  # nothing was sent
+    assert dd.snapshot_keys() == {r["email"] for r in FIRST}
+    status, error = dd.sql("SELECT status, error FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1")[0]
+    assert status == "refused" and "allow_retarget: true" in error and "Gold customers" in error
+
+
 def test_delete_only_removes_the_segments_contacts_from_the_list(dd):
     dd.seed_contacts([{"email": r["email"], "lists": ["High value customers"]} for r in FIRST])
     dd.add(mode="full_only", operation="delete_only", mapping={})

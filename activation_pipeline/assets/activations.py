@@ -62,6 +62,8 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         segment_sql_hash=segment.sql_hash,
         state_dir=state_dir,
         target_options=spec.target_options,
+        target_details=tuple(spec.target_details(activation.object, activation.title or name, dict(activation.options)).items())
+        if spec.target_details else (),
         ledger_retention_days=config.ledger_retention_days,
         nulls=activation.nulls or spec.nulls_default,
     )

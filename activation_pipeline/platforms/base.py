@@ -198,6 +198,8 @@ class PlatformSpec:
     activation_problem: Callable[[Any], tuple[str, str] | None] | None = None
     activation_options: tuple[str, ...] = ()  # names an activation may set under `options`
     target_options: tuple[str, ...] = ()  # those of them that change which platform record a row addresses
+    # more that names the platform object, from (object, title, options): a Dotdigital list is found by its title
+    target_details: Callable[[str, str, dict[str, Any]], dict[str, str]] | None = None
     default_schedule: str | None = None  # schedule of an activation that names none (a preset or cron)
     verifies: bool = False  # the client implements VerifyingClient.verify
     # what a null mapped value does when the activation sets no `nulls:`: "send" (the client sends the

@@ -407,6 +407,11 @@ class DotdigitalResource(ConfigurableResource):
                                 poll_timeout=self.poll_timeout_seconds)
 
 
+def list_named_by_title(object_: str, title: str, options: dict[str, Any]) -> dict[str, str]:
+    """A list without ``list_id`` is found (or created) by its name, the title: a new title is another list."""
+    return {"list": title[:MAX_LIST_NAME]} if object_ == "list" and "list_id" not in options else {}
+
+
 DOTDIGITAL_SPEC = PlatformSpec(
     name="dotdigital",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
@@ -422,6 +427,7 @@ DOTDIGITAL_SPEC = PlatformSpec(
     activation_problem=activation_problem,
     activation_options=OPTIONS,
     target_options=("list_id", "match_identifier", "contact_email"),  # another list, contact key, or contact of an order
+    target_details=list_named_by_title,
     default_schedule="every_6_hours",
     nulls_default="send",  # list contacts: a null data field clears it [V]; insight records are replaced whole
 )

@@ -71,6 +71,7 @@ class SyncJob:
     state_dir: Path
     destination: str = ""  # the destinations entry (named in errors a user acts on, part of the target)
     target_options: tuple[str, ...] = ()  # PlatformSpec.target_options: options that choose the platform record
+    target_details: tuple[tuple[str, str], ...] = ()  # PlatformSpec.target_details: e.g. the title a Dotdigital list is named by
     ledger_retention_days: int | None = None  # applied to this activation's records after each successful run
     nulls: str = "send"  # "omit": a null field is left out of its record, so the platform keeps its value
 

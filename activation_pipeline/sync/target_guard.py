@@ -58,7 +58,7 @@ def target_of(job: SyncJob, partition_key: str | None) -> Target:
     """The target a run of ``job`` (one partition of it) addresses, ``{scope}`` substituted."""
     options = job.target.options
     return Target(job.destination or job.platform, job.platform, job.target.for_partition(partition_key).object,
-                  job.plan.identifier, {k: options[k] for k in job.target_options if k in options})
+                  job.plan.identifier, {**{k: options[k] for k in job.target_options if k in options}, **dict(job.target_details)})
 
 
 @dataclass(frozen=True)
