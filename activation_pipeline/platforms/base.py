@@ -8,6 +8,7 @@ line in ``platforms/__init__.py``. Nothing here knows Dagster.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,6 +226,17 @@ class PlatformSpec:
 
 
 # the address shapes platforms refuse; one definition for every client's checks before sending
+def non_finite_number(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be sent as JSON, if it is or holds (at any depth) a NaN or an infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name}: {value} is not a finite number"
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := non_finite_number(f"{name}.{k}", v))), None)
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := non_finite_number(f"{name}[{i}]", v))), None)
+    return None
+
+
 EMAIL = re.compile(  # the HTML5 "valid e-mail address", with a dotted domain (what the platforms accept)
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"

@@ -23,7 +23,6 @@ Unverified, chosen here and kept configurable (``settings`` of the destination):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -43,6 +42,7 @@ from activation_pipeline.platforms.base import (
     ensure_reachable,
     resolve_base_url,
     resolve_secret,
+    non_finite_number,
     resource_factory,
 )
 from activation_pipeline.sync.http import PlatformSession
@@ -84,7 +84,7 @@ class BatchClient(SessionClient):
         if op == "delete":
             return None
         for name, value in record.fields.items():
-            if problem := _non_finite(name, value):
+            if problem := non_finite_number(name, value):
                 return problem
             if isinstance(value, str) and len(value) > MAX_STRING:
                 return f"{name}: string of {len(value)} characters exceeds {MAX_STRING}"
@@ -108,17 +108,6 @@ class BatchClient(SessionClient):
         if response.status_code in (400, 413, 422):
             raise BatchRejected(self.session.redact(_error_message(response)), response.status_code)
         raise self.session.fail(response, f"edit items of catalog {target.object!r}")
-
-
-def _non_finite(name: str, value: Any) -> str | None:
-    """JSON cannot carry NaN or infinity, inside an array or object either."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
-    if isinstance(value, dict):
-        return next((p for k, v in value.items() if (p := _non_finite(f"{name}.{k}", v))), None)
-    if isinstance(value, (list, tuple)):
-        return next((p for i, v in enumerate(value) if (p := _non_finite(f"{name}[{i}]", v))), None)
-    return None
 
 
 def _attributes(fields: dict[str, Any]) -> dict[str, Any]:

@@ -10,14 +10,13 @@ Which rules are verified and which are chosen here is set out in the docstring o
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, non_finite_number
 
 # --- the contract --------------------------------------------------------------------------
 LIST = "list"
@@ -137,21 +136,10 @@ def identifier_problem(kind: str, value: str | None) -> str | None:
     return None if len(value) <= 256 else f"{kind} longer than 256 characters"
 
 
-def _non_finite(name: str, value: Any) -> str | None:
-    """JSON cannot carry NaN or infinity, at any depth of an insight record."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
-    if isinstance(value, dict):
-        return next((p for k, v in value.items() if (p := _non_finite(f"{name}.{k}", v))), None)
-    if isinstance(value, (list, tuple)):
-        return next((p for i, v in enumerate(value) if (p := _non_finite(f"{name}[{i}]", v))), None)
-    return None
-
-
 def value_problem(name: str, value: Any, *, data_field: bool) -> str | None:
     if value is None:
         return None
-    if problem := _non_finite(name, value):
+    if problem := non_finite_number(name, value):
         return problem
     if data_field:
         if isinstance(value, (list, tuple, dict)):
