@@ -264,11 +264,18 @@ def test_a_column_added_to_the_segment_but_not_mapped_sends_nothing(project, san
 
 
 def test_a_column_whose_type_changes_resends_every_row_and_records_what_the_platform_stored(project, sandbox):
+    """A typed platform field is never overwritten with another type unasked (issue #10 item 6): the run
+    refuses first, sending nothing; accepted with `allow_type_change`, every row is resent."""
     synced_once(project, sandbox)
     project.segment_sql = "SELECT sku, name, CAST(price AS VARCHAR) AS price, brand FROM sources.products"
     project.write_config()
 
-    second = metadata(project.materialize())
+    refused = project.materialize(raise_on_error=False)
+    assert not refused.success and sandbox_stats(sandbox)["items_received"] == 0
+    status, error = project.sql("SELECT status, error FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1")[0]
+    assert status == "refused" and "DOUBLE -> VARCHAR" in error and "allow_type_change: true" in error
+
+    second = metadata(project.materialize(run_config={"allow_type_change": True}))
 
     assert (second["status"], second["changed_planned"], second["changed_succeeded"]) == ("succeeded", len(SMALL), len(SMALL))
     assert sandbox_stats(sandbox)["items_received"] == len(SMALL)
