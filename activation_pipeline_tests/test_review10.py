@@ -56,3 +56,8 @@ def test_a_blank_line_in_a_one_column_file_counts_in_the_line_number(files):
     files.segment_sql = "SELECT sku FROM sources.products"
     files.source = {"columns": {"sku": "integer"}}
     assert failure(files.load_source(b"sku\n1\n\nfoo\n")) == "sources.products: products.csv: line 4, column sku: 'foo' is not an integer (64-bit)"
+
+
+def test_a_quoted_empty_cell_stays_an_empty_string_and_an_empty_cell_is_null(files):
+    assert files.load_source(b'sku,name,price,brand\nSKU-1,"",1,\nSKU-2,Cup,2,Acme\n').success
+    assert files.table() == [("SKU-1", "", 1, None), ("SKU-2", "Cup", 2, "Acme")]

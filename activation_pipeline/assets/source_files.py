@@ -31,7 +31,7 @@ DELIMITERS = (",", ";", "\t", "|")
 HEADER_BYTES = 1 << 20  # the header line is looked for in the first megabyte
 CSV_READER = """SELECT * FROM read_csv($path, auto_detect = false, columns = $columns, header = true, delim = $delim,
     quote = '"', escape = '"', comment = '', strict_mode = true, null_padding = false,
-    store_rejects = true, rejects_limit = 10, parallel = true)"""
+    store_rejects = true, rejects_limit = 10, parallel = true, allow_quoted_nulls = false)"""
 
 
 class SourceFileError(ValueError):
