@@ -58,6 +58,8 @@ def parse_text(column: str, type_name: str, *, declared: bool = True) -> pl.Expr
     text = pl.col(column)
     if type_name == "string":
         return text
+    if declared:  # a quoted empty cell ("") of a typed column is no value (inferred, it keeps the column string)
+        text = pl.when(text != "").then(text)
     if type_name == "integer":
         return text.str.to_integer(strict=False)
     if type_name == "boolean":
@@ -139,7 +141,7 @@ def first_unparsed(frame: pl.DataFrame, types: dict[str, str]) -> tuple[int, str
     if not types or frame.height == 0:
         return None
     failed = frame.select(
-        (pl.col(c).is_not_null() & parse_text(c, t).is_null()).arg_true().first().alias(c) for c, t in types.items()
+        (pl.col(c).is_not_null() & (pl.col(c) != "") & parse_text(c, t).is_null()).arg_true().first().alias(c) for c, t in types.items()
     ).row(0, named=True)
     found = [(row, column) for column, row in failed.items() if row is not None]
     return min(found, key=lambda hit: (hit[0], list(types).index(hit[1]))) if found else None

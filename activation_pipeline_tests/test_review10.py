@@ -61,3 +61,9 @@ def test_a_blank_line_in_a_one_column_file_counts_in_the_line_number(files):
 def test_a_quoted_empty_cell_stays_an_empty_string_and_an_empty_cell_is_null(files):
     assert files.load_source(b'sku,name,price,brand\nSKU-1,"",1,\nSKU-2,Cup,2,Acme\n').success
     assert files.table() == [("SKU-1", "", 1, None), ("SKU-2", "Cup", 2, "Acme")]
+
+
+def test_a_quoted_empty_cell_of_a_declared_typed_column_is_null(files):
+    files.source = {"columns": {"price": "double"}}
+    assert files.load_source(b'"sku","name","price","brand"\n"SKU-1","Mug","","Acme"\n"SKU-2","Cup","2.5",""\n').success
+    assert files.table() == [("SKU-1", "Mug", None, "Acme"), ("SKU-2", "Cup", 2.5, "")]
