@@ -6,14 +6,20 @@ from datetime import datetime
 from decimal import Decimal
 
 import polars as pl
+import pytest
 import requests
 
 from activation_pipeline_tests.conftest import product
 from activation_pipeline_tests.test_retargeting import retarget, snapshot
-from activation_pipeline_tests.test_source_files import failure, files  # noqa: F401  (the source project fixture)
+from activation_pipeline_tests.test_source_files import SourceProject, failure
 from activation_pipeline_tests.test_sync_modes import metadata
 
 ROWS = [product(i) for i in range(1, 11)]
+
+
+@pytest.fixture
+def files(tmp_path, sandbox, instance) -> SourceProject:
+    return SourceProject(tmp_path, sandbox, instance)
 
 
 def test_a_retarget_whose_push_fails_keeps_the_old_snapshot_so_reverting_resends_nothing(project):
