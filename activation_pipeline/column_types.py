@@ -58,6 +58,8 @@ def parse_text(column: str, type_name: str, *, declared: bool = True) -> pl.Expr
     text = pl.col(column)
     if type_name == "string":
         return text
+    if declared:  # a quoted empty cell ("") of a typed column is no value (inferred, it keeps the column string)
+        text = pl.when(text != "").then(text)
     if type_name == "integer":
         return text.str.to_integer(strict=False)
     if type_name == "boolean":
@@ -76,8 +78,11 @@ def parse_text(column: str, type_name: str, *, declared: bool = True) -> pl.Expr
         )
     match = DECIMAL.fullmatch(type_name)
     if match:  # a digit beyond the scale would be rounded away: not a value of this type
+        parsed = text.cast(polars_type(type_name), strict=False)
         beyond = text.str.contains(rf"\.\d{{{match[2]}}}\d*[1-9]")
-        return pl.when(beyond).then(None).otherwise(text.cast(polars_type(type_name), strict=False))
+        # 1.5e-3 has no digit after the scale as written, yet it is rounded to 0.00
+        beyond = beyond | (text.str.contains("[eE]") & (parsed.cast(pl.Float64) != text.cast(pl.Float64, strict=False)).fill_null(False))
+        return pl.when(beyond).then(None).otherwise(parsed)
     return text.cast(pl.Float64, strict=False)  # NaN and inf included
 
 
@@ -136,7 +141,7 @@ def first_unparsed(frame: pl.DataFrame, types: dict[str, str]) -> tuple[int, str
     if not types or frame.height == 0:
         return None
     failed = frame.select(
-        (pl.col(c).is_not_null() & parse_text(c, t).is_null()).arg_true().first().alias(c) for c, t in types.items()
+        (pl.col(c).is_not_null() & (pl.col(c) != "") & parse_text(c, t).is_null()).arg_true().first().alias(c) for c, t in types.items()
     ).row(0, named=True)
     found = [(row, column) for column, row in failed.items() if row is not None]
     return min(found, key=lambda hit: (hit[0], list(types).index(hit[1]))) if found else None
@@ -156,7 +161,8 @@ def first_lossy_cast(frame: pl.DataFrame, types: dict[str, str]) -> tuple[int, s
         else:
             converted = pl.col(column).cast(target, strict=False)
         lost = pl.col(column).is_not_null() & converted.is_null()
-        if source.is_numeric() and target.is_numeric():  # 1.5 -> 1 is a cast Polars allows; here it is a loss
+        # 1.5 -> 1 and 10:30 on a day -> that day are casts Polars allows; here they are a loss
+        if (source.is_numeric() and target.is_numeric()) or (source.is_temporal() and target == pl.Date()):
             lost = lost | (converted.cast(source, strict=False) != pl.col(column)).fill_null(False)
         exprs.append(lost.arg_true().first().alias(column))
     if not exprs or frame.height == 0:

@@ -31,7 +31,7 @@ DELIMITERS = (",", ";", "\t", "|")
 HEADER_BYTES = 1 << 20  # the header line is looked for in the first megabyte
 CSV_READER = """SELECT * FROM read_csv($path, auto_detect = false, columns = $columns, header = true, delim = $delim,
     quote = '"', escape = '"', comment = '', strict_mode = true, null_padding = false,
-    store_rejects = true, rejects_limit = 10, parallel = true)"""
+    store_rejects = true, rejects_limit = 10, parallel = true, allow_quoted_nulls = false)"""
 
 
 class SourceFileError(ValueError):
@@ -88,7 +88,7 @@ def _read_csv(name: str, path: Path, source: SourceConfig) -> pl.DataFrame:
     bad = first_unparsed(frame, declared)
     if bad is not None:
         record, column = bad
-        line = _line_of_record(path, record, delimiter)
+        line = _line_of_record(path, record, delimiter, len(header))
         raise SourceFileError(name, label, _not_a(frame[column][record], declared[column]), line=line, column=column)
     return apply_types(frame, {**infer_types(frame, skip=set(declared)), **declared})
 
@@ -161,8 +161,9 @@ def _line_at_byte(path: Path, position: int) -> int:
     return newlines + 1
 
 
-def _line_of_record(path: Path, record: int, delimiter: str) -> int:
-    """1-based line where data record ``record`` (0-based, blank lines skipped as the reader does) starts.
+def _line_of_record(path: Path, record: int, delimiter: str, columns: int = 2) -> int:
+    """1-based line where data record ``record`` (0-based, blank lines skipped as the reader does, except in a
+    one-column file, where the reader reads a blank line as a null value) starts.
 
     Only called to name an offending value: the loop stops at that record."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -170,7 +171,7 @@ def _line_of_record(path: Path, record: int, delimiter: str) -> int:
         next(reader, None)
         previous_end, seen = reader.line_num, -1
         for row in reader:
-            if row:
+            if row or columns == 1:
                 seen += 1
                 if seen == record:
                     return previous_end + 1

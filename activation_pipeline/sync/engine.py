@@ -216,6 +216,8 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
     succeeded = sum(v for k, v in report.counts.items() if k.startswith("succeeded_"))
     report.status = "interrupted" if is_stop(error) else "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
+        if check.retargeted and check.old is not None and not succeeded:  # nothing moved: the old target still holds it all
+            state.undo_retarget(conn, activation, partition_key, check.old.as_row(), run_id)
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         if report.snapshot_size and not error and (not check.types_recorded or any(k.startswith("succeeded_") for k in report.counts)):
             state.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now

@@ -339,6 +339,36 @@ def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
     return retired
 
 
+def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, old_target: dict[str, Any],
+                  run_id: str) -> None:
+    """A retargeting run that confirmed nothing on its new target: put back the old target and the snapshot rows
+    ``record_target`` retired for it, in one transaction (reverting the config then resends nothing)."""
+    snap = snapshot_table(activation)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
+                SELECT key, row_hash, run_id, confirmed_at, partition_key, identifier FROM {SCHEMA}.retired_snapshots
+                WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ? AND retired_by_run = ?""",
+            [activation, partition_key, run_id],
+        )
+        conn.execute(
+            f"""DELETE FROM {SCHEMA}.retired_snapshots
+                WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ? AND retired_by_run = ?""",
+            [activation, partition_key, run_id],
+        )
+        conn.execute(
+            f"""UPDATE {SCHEMA}.snapshot_targets SET destination = ?, platform = ?, object = ?, identifier = ?, options = ?,
+                target = ?, recorded_at = now() WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
+            [*(old_target[f] for f in TARGET_FIELDS[:4]), json.dumps(old_target["options"], sort_keys=True),
+             old_target["target"], activation, partition_key],
+        )
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def recorded_column_types(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, list[str]]:
     """Platform field -> [segment column, DuckDB type] as last confirmed: this partition's, else the
     activation's latest (a new day or scope starts from what the platform fields already hold)."""
