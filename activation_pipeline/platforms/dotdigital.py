@@ -67,7 +67,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -184,7 +184,7 @@ class DotdigitalClient(SessionClient):
         if op == "delete":
             return self._delete_insight(collection, records)
         body = insight_import_body(parsed, collection, list(records))
-        return self._import("insightData", body, records, lambda report: _insight_outcomes(report, records))
+        return self._import("insightData", body, records, lambda report: _insight_outcomes(report, records, self.session.redact))
 
     def collection_name(self, alias: str) -> str:
         return self.collections.get(alias, alias)
@@ -334,15 +334,14 @@ class DotdigitalClient(SessionClient):
                 return None
             time.sleep(self.poll_interval)
 
-    @staticmethod
-    def _contact_outcomes(parsed: Target, report: dict[str, Any], records: Sequence[Record]) -> list[ItemOutcome]:
+    def _contact_outcomes(self, parsed: Target, report: dict[str, Any], records: Sequence[Record]) -> list[ItemOutcome]:
         kind = parsed.match_identifier
         failures, successes = contact_failures(report, kind), contact_successes(report, kind)
         outcomes = []
         for record in records:
             value = normalised(kind, record.identifier)
             if value in failures:
-                outcomes.append(ItemOutcome(record.key, "rejected", failures[value]))
+                outcomes.append(ItemOutcome(record.key, "rejected", self.session.redact(failures[value])))
             elif value in successes:
                 outcomes.append(ItemOutcome(record.key, "confirmed"))
             else:
@@ -357,9 +356,9 @@ class DotdigitalClient(SessionClient):
         return answer_error(response.status_code, f"{what}: {self._message(response)}")
 
 
-def _insight_outcomes(report: dict[str, Any], records: Sequence[Record]) -> list[ItemOutcome]:
+def _insight_outcomes(report: dict[str, Any], records: Sequence[Record], redact: Callable[[str], str]) -> list[ItemOutcome]:
     failures = insight_failures(report)
-    return [ItemOutcome(r.key, "rejected", failures[r.identifier]) if r.identifier in failures else ItemOutcome(r.key, "confirmed")
+    return [ItemOutcome(r.key, "rejected", redact(failures[r.identifier])) if r.identifier in failures else ItemOutcome(r.key, "confirmed")
             for r in records]
 
 

@@ -27,7 +27,7 @@ import duckdb
 import filelock
 
 from activation_pipeline.platforms.base import DestinationClient, SyncTarget
-from activation_pipeline.sync import state, target_guard
+from activation_pipeline.sync import snapshot_targets, state, target_guard
 from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations, segment_columns
 from activation_pipeline.sync.push import FAILED_SAMPLE_SIZE, Pusher
 from activation_pipeline.sync.stopping import StopRequest, describe_error, is_stop
@@ -140,13 +140,13 @@ def _run_sync(
         state.remove_stale_plans(job.state_dir, activation, partition_key)  # a killed run's: they hold personal data
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
         snapshot_before = state.snapshot_size(conn, activation, partition_key)
-        recorded = state.recorded_target(conn, activation, partition_key)
+        recorded = snapshot_targets.recorded_target(conn, activation, partition_key)
         old_target = target_guard.Target.from_row(recorded) if recorded else None
         # a changed target: the snapshot says nothing of the new one, so this is its first sync
         request = replace(request, ignore_snapshot=old_target is not None and old_target != target)
         try:
             plan = plan_operations(conn, request, plan_path)
-            check = target_guard.check_types(target, old_target, state.recorded_column_types(conn, activation, partition_key),
+            check = target_guard.check_types(target, old_target, snapshot_targets.recorded_column_types(conn, activation, partition_key),
                                              segment_columns(conn, request.segment_table), request.columns)
         except PlanError as unfit:  # e.g. a mapped column left the segment: the ledger shows the run and why
             if not options.dry_run:
@@ -183,7 +183,7 @@ def _run_sync(
     job = replace(job, target=replace(job.target.for_partition(partition_key), field_types=plan.field_types))
     with connect() as conn:
         if old_target is None or report.retargeted:  # adopt (first run, or a snapshot from before targets were kept)
-            state.record_target(conn, activation, partition_key, target.as_row(), run_id,
+            snapshot_targets.record_target(conn, activation, partition_key, target.as_row(), run_id,
                                 retire_from=old_target.label if report.retargeted else None)
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
@@ -196,7 +196,7 @@ def _run_sync(
             error = exc
         finally:
             plan_path.unlink(missing_ok=True)
-        _finish(job, report, connect, client, run_id, partition_key, started, plan.to_send, error, check)
+        _finish(job, report, connect, client, run_id, partition_key, started, plan.to_send, error, check, log)
     if stop.requested:
         log.warning(str(error))
         stop.replay()  # the process now stops as the signal meant (the handler we took it from acts)
@@ -207,7 +207,7 @@ def _run_sync(
 
 def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: DestinationClient, run_id: str,
             partition_key: str | None, started: float, to_send: int, error: BaseException | None,
-            check: target_guard.TargetCheck) -> None:
+            check: target_guard.TargetCheck, log: Any) -> None:
     """Record the run's outcome in its ledger row (and apply the ledger's retention after a successful run)."""
     activation = job.target.activation
     report.requests, report.retries = client.requests_sent, client.retries
@@ -217,10 +217,10 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
     report.status = "interrupted" if is_stop(error) else "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
         if check.retargeted and check.old is not None and not succeeded:  # nothing moved: the old target still holds it all
-            state.undo_retarget(conn, activation, partition_key, check.old.as_row(), run_id)
+            snapshot_targets.undo_retarget(conn, activation, partition_key, check.old.as_row(), run_id)
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         if report.snapshot_size and not error and (not check.types_recorded or any(k.startswith("succeeded_") for k in report.counts)):
-            state.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
+            snapshot_targets.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
             **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed")},
@@ -232,7 +232,10 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
             "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
         }, partition_key)
         if job.ledger_retention_days and report.status in ("succeeded", "partial"):
-            state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
+            try:
+                state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
+            except duckdb.Error as exc:  # the run is recorded already: a failed clean-up is retried by the next run
+                log.warning(f"{activation}: the ledger retention could not be applied this time ({exc})")
 
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:

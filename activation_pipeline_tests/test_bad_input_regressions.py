@@ -1,4 +1,4 @@
-"""Review of #10: regressions found in retargeting, type recording and source loading."""
+"""Regressions found reviewing #10: a failed retarget, exact decimals, Parquet dates, line numbers, quoted empty cells."""
 
 from __future__ import annotations
 
