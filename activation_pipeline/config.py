@@ -64,6 +64,19 @@ def _column_type(value: str) -> str:
     return value
 
 
+# Dagster's own rule for asset owners (an email address, or a team as ``team:<name>``), checked here to name the entry
+_OWNER_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
+
+
+def _owner(value: str) -> str:
+    if not (_OWNER_EMAIL.fullmatch(value) or (value.startswith("team:") and value[5:].strip())):
+        raise ValueError(f"{value!r} is not an owner: give an email address (someone@example.com) or a team as team:<name> (team:marketing)")
+    return value
+
+
+Owners = list[Annotated[str, AfterValidator(_owner)]]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -99,6 +112,7 @@ class SegmentConfig(_Model):
     partition_column: str | None = Field(
         default=None, description="the output column holding each row's day; defaults to the partitioned source's column"
     )
+    owners: Owners = Field(default_factory=list, description="the segment asset's owners in Dagster: emails or team:<name>")
 
     @property
     def sql_hash(self) -> str:
@@ -185,6 +199,7 @@ class ActivationConfig(_Model):
         default=None, description="a null mapped value: send it as the platform's null/clear, or omit the field (the platform "
         "keeps its value); default per platform (README, platform operations)"
     )
+    owners: Owners = Field(default_factory=list, description="the activation asset's owners in Dagster: emails or team:<name>")
 
     @model_validator(mode="after")
     def _operation_fits_mode(self) -> "ActivationConfig":

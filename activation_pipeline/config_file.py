@@ -124,3 +124,20 @@ def describe_error(error: dict[str, Any]) -> str:
     if error["type"] == "literal_error":
         return f"got {error.get('input')!r}; {message}"
     return message
+
+
+def entry_lines(path: Path) -> dict[tuple[str, str], int]:
+    """The 1-based line of each entry (``("activations", "products_to_batch")``) in a file ``read_document`` accepted:
+    where an asset's code reference points."""
+    loader = _ConfigLoader(path.read_text(encoding="utf-8"))
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    lines: dict[tuple[str, str], int] = {}
+    for section, entries in root.value if isinstance(root, MappingNode) else []:
+        if isinstance(section, ScalarNode) and isinstance(entries, MappingNode):
+            for entry, _ in entries.value:
+                if isinstance(entry, ScalarNode):
+                    lines.setdefault((section.value, entry.value), entry.start_mark.line + 1)
+    return lines

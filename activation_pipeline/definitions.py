@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-from dagster import Definitions
+from dagster import Definitions, with_source_code_references
 
 from activation_pipeline.assets.activations import build_activation_asset, destination_resource_key
 from activation_pipeline.assets.checks import build_segment_checks
@@ -22,12 +23,16 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
     resources = {"warehouse": WarehouseResource(database=str(warehouse or warehouse_path()))}
     for name, destination in config.destinations.items():
         resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
+    assets = [
+        *(build_source_asset(config, name) for name in config.sources),
+        *(build_segment_asset(config, name) for name in config.segments),
+        *(build_activation_asset(config, name) for name in config.activations),
+    ]
+    with warnings.catch_warnings():  # Dagster marks code references beta; the warning would print on every load
+        warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+        assets = with_source_code_references(assets)  # each asset also points at its factory's function
     return Definitions(
-        assets=[
-            *(build_source_asset(config, name) for name in config.sources),
-            *(build_segment_asset(config, name) for name in config.segments),
-            *(build_activation_asset(config, name) for name in config.activations),
-        ],
+        assets=assets,
         asset_checks=[
             *(build_segment_checks(config, name) for name in config.segments),
             *(build_verification_check(config, name, destination_resource_key(activation.destination))

@@ -424,7 +424,8 @@ def test_the_check_after_a_push_verify_now_and_massive_verification_find_drift_a
     evaluation = check_evaluation(now)
     assert not evaluation.passed and evaluation.severity.value == "WARN"
     assert (evaluation.metadata["verified"].value, evaluation.metadata["mismatched"].value) == (2, 1)
-    assert "| SKU-0002 | unitPrice: sent 12, Connectif has 17.5 |" in evaluation.metadata["mismatches"].value
+    assert [(r.data["key"], r.data["difference"]) for r in evaluation.metadata["mismatches"].value.records] == [
+        ("SKU-0002", "unitPrice: sent 12, Connectif has 17.5")]
     assert connectif.sql("SELECT key, status, message FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? "
                          "ORDER BY key", [now.run_id]) == [
         ("SKU-0001", "matched", None), ("SKU-0002", "mismatch", "unitPrice: sent 12, Connectif has 17.5")]
@@ -432,7 +433,7 @@ def test_the_check_after_a_push_verify_now_and_massive_verification_find_drift_a
     # the scheduled massive verification: every product the platform should hold
     everything = check_evaluation(verify_job(connectif, "verify_to_connectif_all"))
     assert (everything.metadata["verified"].value, everything.metadata["mismatched"].value) == (4, 2)
-    assert "| SKU-0003 | not in Connectif |" in everything.metadata["mismatches"].value
+    assert {r.data["key"]: r.data["difference"] for r in everything.metadata["mismatches"].value.records}["SKU-0003"] == "not in Connectif"
 
     # the next incremental sync resends what drifted (and only that), and its check passes
     result = connectif.materialize()

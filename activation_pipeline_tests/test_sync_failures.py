@@ -27,7 +27,7 @@ def test_a_rejected_item_is_isolated_recorded_and_retried_next_run(project):
     assert project.catalog() == expected_items([r for r in ROWS if r["sku"] != "SKU-0007"])
     status, message = ledger(project, first["ledger_run_id"])["SKU-0007"]
     assert status == "rejected" and "SKU-0007" in message
-    assert "SKU-0007" in first["failed_records"]
+    assert [(r.data["key"], r.data["status"], r.data["message"]) for r in first["failed_records"].records] == [("SKU-0007", "rejected", message)]
     assert "SKU-0007" not in project.snapshot_keys()
 
     requests.delete(f"{project.sandbox.url}/_sandbox/faults", timeout=5)

@@ -300,7 +300,7 @@ def test_a_customer_yotpo_rejects_is_recorded_with_its_message_and_retried_next_
     assert (result["status"], result["added_succeeded"], result["added_failed"]) == ("partial", 4, 1)
     status, message = yotpo.last_run_records()["3"]
     assert status == "rejected" and message.startswith("HTTP 4") and len(message) > len("HTTP 400: ")
-    assert message in result["failed_records"]
+    assert [r.data["message"] for r in result["failed_records"].records] == [message]
     assert "email:person.3@example.com" not in yotpo.customers()
 
     requests.delete(f"{yotpo.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()

@@ -7,12 +7,13 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from activation_pipeline.assets.metadata import column_lineage
+from activation_pipeline.assets.metadata import code_references, column_lineage
 from activation_pipeline.assets.partitions import daily_partitions
+from activation_pipeline.assets.run_metadata import RECORD_SAMPLE, invalid_records, ledger_query, records_table, scopes_table, summary_table
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, SyncTarget
-from activation_pipeline.sql_identifiers import qualified_name, quote_literal
+from activation_pipeline.sql_identifiers import qualified_name
 from activation_pipeline.sync.diff import PlanError, PlanRequest
 from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
 
@@ -85,7 +86,8 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         description=activation.title or f"{activation.segment} -> {platform} {activation.object}",
         required_resource_keys={"warehouse", resource_key},
         tags={"platform": platform, "mode": activation.mode, "operation": activation.operation},
-        metadata={"destination": activation.destination, "object": activation.object},
+        metadata={"destination": activation.destination, "object": activation.object, **code_references(config, "activations", name)},
+        owners=activation.owners,
         partitions_def=daily_partitions(config) if partitioned else None,
     )
     def _activation(context: AssetExecutionContext, config: SyncRunConfig) -> MaterializeResult:
@@ -138,14 +140,18 @@ def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, opti
     except PlatformError as exc:
         raise Failure(f"activations.{name}: {exc}") from None
     try:
-        return run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
-                        partition_key=partition_key, log=context.log)
+        report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
+                          partition_key=partition_key, log=context.log)
     except CredentialsRefused as refused:
         raise Failure(description=f"activations.{name}: {credentials_hint(job, resource, refused)}") from None
     except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
         raise Failure(description=str(exc)) from None
     finally:
         client.close()
+    if report.counts.get("invalid") and not report.dry_run:  # the records and their reasons, as the ledger holds them
+        with warehouse.get_connection() as conn:
+            report.invalid_sample = invalid_records(conn, report.run_id, name, partition_key)
+    return report
 
 
 def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -> str:
@@ -167,6 +173,7 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
         for name, n in report.counts.items():
             total.bump(name, n)
         total.failed_sample.extend(report.failed_sample)
+        total.invalid_sample.extend(report.invalid_sample)
         total.requests += report.requests
         total.retries += report.retries
         total.duration_seconds = round(total.duration_seconds + report.duration_seconds, 3)
@@ -180,22 +187,14 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
     statuses = {r.status for r in reports.values()}
     total.status = statuses.pop() if len(statuses) == 1 else "partial"  # a failed scope raises: it is never here
     del total.failed_sample[FAILED_SAMPLE_SIZE:]
-    metadata = activation_metadata(total, job)
-    rows = "\n".join(
-        f"| {scope} | {r.status} | {r.counts.get('succeeded_added', 0)} | {r.counts.get('succeeded_changed', 0)} "
-        f"| {r.counts.get('succeeded_removed', 0)} | {sum(v for k, v in r.counts.items() if k.startswith('failed_'))} "
-        f"| {r.counts.get('invalid', 0)} | {r.snapshot_size} |"
-        for scope, r in reports.items()
-    )
-    metadata["scopes"] = MetadataValue.md(
-        "| scope | status | added | changed | removed | failed | invalid | snapshot |\n|---|---|---|---|---|---|---|---|\n" + rows
-    )
-    return metadata
+    del total.invalid_sample[RECORD_SAMPLE:]
+    return {**activation_metadata(total, job, partitions=list(reports)), "scopes": scopes_table(reports)}
 
 
-def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
+def activation_metadata(report: SyncReport, job: SyncJob, partitions: list[str] | None = None) -> dict[str, Any]:
+    """The summary table first; then the numeric keys Dagster plots over materializations; then the records' tables."""
     counts = report.counts
-    metadata: dict[str, Any] = {"status": report.status, "dry_run": report.dry_run}
+    metadata: dict[str, Any] = {"summary": summary_table(report), "status": report.status}
     for change in ("added", "changed", "removed"):
         metadata[f"{change}_planned"] = counts.get(f"planned_{change}", 0)
         metadata[f"{change}_succeeded"] = counts.get(f"succeeded_{change}", 0)
@@ -210,14 +209,14 @@ def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
         "retries": report.retries,
         "duration_seconds": report.duration_seconds,
         "rows_per_second": report.rows_per_second,
-        "snapshot_size": report.snapshot_size,
-        "recovered_from_interrupted_run": report.recovered,
-        "ledger_run_id": report.run_id,
-        "ledger_query": MetadataValue.md(
-            "```sql\nSELECT key, change, operation, status, message\nFROM activation_state.sync_records\n"
-            f"WHERE run_id = {quote_literal(report.run_id)} AND activation = {quote_literal(report.activation)};\n```"
-        ),
+        "dagster/row_count": report.snapshot_size,  # the records the platform holds per the snapshot, after the run
     })
+    if not report.dry_run:  # a dry run records nothing in the ledger
+        partitions = partitions if partitions is not None else [report.partition_key] if report.partition_key else []
+        metadata["ledger_run_id"] = report.run_id
+        metadata["ledger_query"] = MetadataValue.md(f"```sql\n{ledger_query(report.run_id, report.activation, partitions)}\n```")
+    if report.recovered:
+        metadata["recovered_from_interrupted_run"] = report.recovered
     if report.retargeted:  # a first sync of a new target; the old one keeps what it holds
         metadata["retargeted"] = report.retargeted
     if report.type_changes:
@@ -225,6 +224,7 @@ def activation_metadata(report: SyncReport, job: SyncJob) -> dict[str, Any]:
     if report.keys_not_found:
         metadata["keys_not_found"] = MetadataValue.json(report.keys_not_found)
     if report.failed_sample:
-        rows = "\n".join(f"| {k} | {c} | {s} | {m[:200].replace('|', '/')} |" for k, c, s, m in report.failed_sample)
-        metadata["failed_records"] = MetadataValue.md(f"| key | change | status | platform message |\n|---|---|---|---|\n{rows}")
+        metadata["failed_records"] = records_table(report.failed_sample)
+    if report.invalid_sample:
+        metadata["invalid_records"] = records_table(report.invalid_sample)
     return metadata

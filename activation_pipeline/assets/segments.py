@@ -4,7 +4,7 @@
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
-from activation_pipeline.assets.metadata import column_lineage, frame_metadata
+from activation_pipeline.assets.metadata import code_references, column_lineage, frame_metadata
 from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
@@ -24,7 +24,8 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         description=segment.description or f"Segment {name}",
         required_resource_keys={"warehouse"},
         pool="duckdb",
-        metadata={"primary_key": segment.primary_key},  # metadata, not a tag: tag values cannot hold "Product ID"
+        metadata={"primary_key": segment.primary_key, **code_references(config, "segments", name)},  # not a tag: tag values cannot hold "Product ID"
+        owners=segment.owners,
         partitions_def=daily_partitions(config) if partition_column else None,
     )
     def _segment(context: AssetExecutionContext) -> MaterializeResult:

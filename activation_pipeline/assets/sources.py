@@ -4,7 +4,7 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
-from activation_pipeline.assets.metadata import frame_metadata
+from activation_pipeline.assets.metadata import code_references, frame_metadata
 from activation_pipeline.assets.source_files import SourceFileError, read_source
 from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
@@ -22,6 +22,7 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         description=source.description or f"{path.name} loaded into sources.{name}",
         required_resource_keys={"warehouse"},
         pool="duckdb",
+        metadata=code_references(config, "sources", name),
         partitions_def=daily_partitions(config) if source.partition_column else None,
     )
     def _source(context: AssetExecutionContext) -> MaterializeResult:

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, AssetChecksDefinition, Field, MetadataValue, asset_check
+from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, AssetChecksDefinition, Field, MetadataValue,
+                     TableColumn, TableRecord, TableSchema, asset_check)
 
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
@@ -32,6 +33,11 @@ from activation_pipeline.sync.state import SCHEMA, first_row, snapshot_table
 
 CHECK_NAME = "platform_matches"
 SAMPLE = 20
+MISMATCHES_SCHEMA = TableSchema(columns=[
+    TableColumn("key", "string", description="the segment's primary key"),
+    TableColumn("partition", "string", description="the record's day or scope, if any"),
+    TableColumn("difference", "string", description="each field that differs (value sent, value the platform holds), or the record's absence"),
+])
 
 
 def verifies(config: ProjectConfig, name: str) -> bool:
@@ -93,8 +99,10 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         if missing:
             metadata["keys_never_confirmed"] = ", ".join(missing[:SAMPLE])
         if mismatched:
-            rows = "\n".join(f"| {k} | {m[:300].replace('|', '/')} |" for k, _, m in mismatched[:SAMPLE])
-            metadata["mismatches"] = MetadataValue.md(f"| key | difference |\n|---|---|\n{rows}")
+            metadata["mismatches"] = MetadataValue.table(
+                records=[TableRecord({"key": k, "partition": p, "difference": m[:300]}) for k, p, m in mismatched[:SAMPLE]],
+                schema=MISMATCHES_SCHEMA,
+            )
         passed = not mismatched and not missing and not unread
         description = (f"{len(results)} records verified against the platform" if passed else
                        f"{len(mismatched)} of {len(results)} records differ from what the platform confirmed"

@@ -80,9 +80,11 @@ class SyncJob:
 class SyncReport:
     run_id: str
     activation: str
+    partition_key: str | None = None  # the day or scope this report covers
     status: str = "planned"
     counts: dict[str, int] = field(default_factory=dict)
     failed_sample: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, change, status, message
+    invalid_sample: list[tuple[str | None, str, str, str]] = field(default_factory=list)  # the same, read from the ledger by the asset
     requests: int = 0
     retries: int = 0
     duration_seconds: float = 0.0
@@ -128,7 +130,7 @@ def _run_sync(
 ) -> SyncReport:
     run_id = run_id or uuid.uuid4().hex
     activation = job.target.activation
-    report = SyncReport(run_id=run_id, activation=activation, dry_run=options.dry_run)
+    report = SyncReport(run_id=run_id, activation=activation, partition_key=partition_key, dry_run=options.dry_run)
     started = time.monotonic()
     journal = state.Journal(job.state_dir / "journal", activation, partition_key)
     plan_path = state.plan_path(job.state_dir, activation, partition_key, run_id)
