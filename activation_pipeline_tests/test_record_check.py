@@ -46,11 +46,13 @@ def test_rejected_records_fail_the_check_as_a_warning_with_counts_and_the_platfo
     assert result.success  # the run is not a failure: the check says the sync was partial
     evaluation = check(result)
     assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
-    assert "2 of 20 records sent were not confirmed" in evaluation.description
-    assert "item rejected by the platform (sandbox fault reject_ids)" in evaluation.description
+    assert evaluation.description.startswith("2 of 20 records sent were not confirmed; most common (2): ")
+    assert 'items[0] (id "SKU-0007"): item rejected by the platform (sandbox fault reject_ids)' in evaluation.description
     meta = values(evaluation)
     assert (meta["records_sent"], meta["records_failed"]) == (20, 2)
-    assert "SKU-0007" in meta["top_failure_reasons"] and "SKU-0011" in meta["top_failure_reasons"]
+    # one reason, its values blanked, with one record's message as the platform wrote it
+    assert ('| rejected | 2 | INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids) '
+            '| SKU-0007: INVALID_PARAMETER: items[0] (id "SKU-0007")') in meta["top_failure_reasons"]
     assert project.snapshot_keys() == {r["sku"] for r in ROWS} - {"SKU-0007", "SKU-0011"}  # nothing unconfirmed kept
 
     requests.delete(f"{project.sandbox.url}/_sandbox/faults", timeout=5)

@@ -9,7 +9,7 @@ and top reasons are in the check's metadata so they stay visible.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, NamedTuple
 
 import duckdb
 from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PartitionsDefinition
@@ -18,6 +18,7 @@ from activation_pipeline.sync.engine import SyncReport
 from activation_pipeline.sync.state import SCHEMA
 
 CHECK_NAME = "all_records_confirmed"
+FAILED = ("rejected", "no_answer")  # the platform refused the record, or never answered for it
 TOP_REASONS = 5
 
 
@@ -34,15 +35,30 @@ def record_check_key(name: str) -> AssetCheckKey:
     return AssetCheckKey(AssetKey(["activations", name]), CHECK_NAME)
 
 
-def top_reasons(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, partition_key: str | None,
-                statuses: tuple[str, ...]) -> list[tuple[str, str, int]]:
-    """(status, message, records) of this run's records with these statuses, most common message first."""
-    placeholders = ", ".join("?" * len(statuses))
-    return [(s, m, int(n)) for s, m, n in conn.execute(
-        f"""SELECT status, coalesce(message, ''), count(DISTINCT key) FROM {SCHEMA}.sync_records
-            WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ? AND status IN ({placeholders})
-            GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT {TOP_REASONS}""",
-        [run_id, activation, partition_key, *statuses],
+# a message's quoted values, indexes and long numbers (ids, emails, keys) blanked, so one reason groups its records
+REASON_PATTERN = r"""'[^']*'|"[^"]*"|\[[0-9]+\]|[A-Za-z0-9_.@+-]*[0-9]{4,}[A-Za-z0-9_.@+-]*"""
+
+
+class Reason(NamedTuple):
+    status: str
+    reason: str  # the message with its values blanked
+    records: int
+    example_key: str
+    example: str  # one record's message as the platform wrote it
+
+
+def top_reasons(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[str], statuses: tuple[str, ...],
+                partition_key: str | None = None, any_partition: bool = False, limit: int = TOP_REASONS) -> list[Reason]:
+    """The ledger's most common reasons among these runs' records with these statuses."""
+    where = "" if any_partition else "AND partition_key IS NOT DISTINCT FROM ?"
+    params = [] if any_partition else [partition_key]
+    return [Reason(*row) for row in conn.execute(
+        f"""SELECT status, regexp_replace(coalesce(message, ''), ?, '…', 'g') AS reason, count(DISTINCT key),
+                   min(key), arg_min(coalesce(message, ''), key)
+            FROM {SCHEMA}.sync_records
+            WHERE activation = ? AND run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ({', '.join('?' * len(statuses))}) {where}
+            GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT {limit}""",
+        [REASON_PATTERN, activation, *run_ids, *statuses, *params],
     ).fetchall()]
 
 
@@ -59,9 +75,8 @@ def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped
     counts = {scope: _counts(report) for scope, report in reports.items()}
     failing = {scope: c for scope, c in counts.items() if c["failed"]}
     with connect() as conn:
-        failed_reasons = {scope: top_reasons(conn, reports[scope].run_id, name, scope, ("rejected", "no_answer"))
-                          for scope in failing}
-        invalid_reasons = {scope: top_reasons(conn, r.run_id, name, scope, ("invalid",))
+        failed_reasons = {scope: top_reasons(conn, name, [reports[scope].run_id], FAILED, scope) for scope in failing}
+        invalid_reasons = {scope: top_reasons(conn, name, [r.run_id], ("invalid",), scope)
                            for scope, r in reports.items() if counts[scope]["invalid"]}
     total = {k: sum(c[k] for c in counts.values()) for k in ("sent", "failed", "invalid")}
     metadata: dict[str, Any] = {"records_sent": total["sent"], "records_failed": total["failed"], "records_invalid": total["invalid"]}
@@ -75,8 +90,9 @@ def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped
         parts = []
         for scope, c in failing.items():
             where = f"{scope}: " if scoped else ""
-            reason = failed_reasons[scope][0][1] if failed_reasons[scope] else "no message"
-            parts.append(f"{where}{c['failed']} of {c['sent']} records sent were not confirmed (most common: {reason[:300]})")
+            found = failed_reasons[scope]
+            why = f"; most common ({found[0].records}): {found[0].example[:300]}" if found else ""
+            parts.append(f"{where}{c['failed']} of {c['sent']} records sent were not confirmed{why}")
         description = "; ".join(parts) + ". They are resent next run."
     else:
         description = f"all {total['sent']} records sent were confirmed"
@@ -88,7 +104,9 @@ def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped
     )
 
 
-def _reasons_table(reasons: dict[str | None, list[tuple[str, str, int]]]) -> str:
-    rows = [f"| {scope or ''} | {status} | {n} | {message[:200].replace('|', '/')} |"
-            for scope, found in reasons.items() for status, message, n in found]
-    return "| scope | status | records | message |\n|---|---|---|---|\n" + "\n".join(rows)
+def _reasons_table(reasons: dict[str | None, list[Reason]]) -> str:
+    def cell(text: str) -> str:
+        return text[:200].replace("|", "/").replace("\n", " ")
+    rows = [f"| {scope or ''} | {r.status} | {r.records} | {cell(r.reason)} | {cell(r.example_key)}: {cell(r.example)} |"
+            for scope, found in reasons.items() for r in found]
+    return "| scope | status | records | reason | e.g. |\n|---|---|---|---|---|\n" + "\n".join(rows)
