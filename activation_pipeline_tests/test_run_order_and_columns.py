@@ -123,3 +123,11 @@ def test_after_is_lineage_and_orders_a_run_that_selects_both(project):
     runs = project.sql("SELECT activation FROM activation_state.sync_runs ORDER BY started_at")
     assert runs == [("z_contacts",), ("a_orders",)]
     assert set(project.catalog("contacts")) == set(project.catalog("orders")) == {r["sku"] for r in ROWS}
+
+
+def test_an_activations_own_job_does_not_run_the_activations_it_runs_after(project):
+    project.add_activation("contacts", object="contacts")
+    project.add_activation("orders", object="orders", after=["contacts"])
+    defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
+    selected = defs.resolve_job_def("sync_orders").asset_layer.selected_asset_keys
+    assert selected == {AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"]), AssetKey(["activations", "orders"])}
