@@ -1,7 +1,8 @@
 """``all_records_confirmed``: the asset check every activation emits with its materialization, so a
 partial sync shows as a failed (WARN) check in the asset's health and partitions view, not as green.
 
-It fails when the platform rejected records or never answered for them (both are resent next run).
+It fails when the platform rejected records or never answered for them (both are resent next run);
+records an update_only sync skips (not in the platform) are that mode's contract and do not fail it.
 Invalid rows (caught before sending, never sent) do not fail it: they are the segment's data, not the
 sync's outcome, and a demo with a few malformed emails would otherwise never be clean; their count
 and top reasons are in the check's metadata so they stay visible.
@@ -94,6 +95,8 @@ def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped
             why = f"; most common ({found[0].records}): {found[0].example[:300]}" if found else ""
             parts.append(f"{where}{c['failed']} of {c['sent']} records sent were not confirmed{why}")
         description = "; ".join(parts) + ". They are resent next run."
+    elif any(r.dry_run for r in reports.values()):
+        description = "dry run: nothing was sent"
     else:
         description = f"all {total['sent']} records sent were confirmed"
     if total["invalid"]:
