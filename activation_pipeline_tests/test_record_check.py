@@ -107,5 +107,5 @@ def test_the_demo_summary_explains_a_partial_line_in_one_sentence_from_the_ledge
     run_id = project.materialize().run_id
     with duckdb.connect(str(project.warehouse), read_only=True) as conn:
         notes = run_notes(conn, [run_id])
-    assert notes == ['sync_products: 2 records were not confirmed by the platform (resent next run), all with '
-                     '"INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids)".']
+    assert notes == [('sync_products: 2 records were not confirmed by the platform (resent next run), all with '
+                      '"INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids)".')]

@@ -25,7 +25,7 @@ def validate(project) -> subprocess.CompletedProcess:
     env = {**os.environ, "ACTIVATION_CONFIG": str(project.config_path), "ACTIVATION_WAREHOUSE": str(project.warehouse),
            "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "activation_pipeline.definitions"],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=project.root)
+                          check=False, env=env, capture_output=True, text=True, timeout=120, cwd=project.root)
 
 
 def total_requests(sandbox) -> int:

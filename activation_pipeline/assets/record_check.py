@@ -10,10 +10,20 @@ and top reasons are in the check's metadata so they stay visible.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ContextManager, NamedTuple
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple
 
 import duckdb
-from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PartitionsDefinition
+from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    PartitionsDefinition,
+)
 
 from activation_pipeline.sync.engine import SyncReport
 from activation_pipeline.sync.state import SCHEMA
@@ -71,7 +81,7 @@ def _counts(report: SyncReport) -> dict[str, int]:
 
 
 def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped: bool,
-                        connect: Callable[[], ContextManager[duckdb.DuckDBPyConnection]]) -> AssetCheckResult:
+                        connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]) -> AssetCheckResult:
     """The check's result from the run's reports, by ledger partition key (a scope, a day or None), and the ledger's messages."""
     counts = {scope: _counts(report) for scope, report in reports.items()}
     failing = {scope: c for scope, c in counts.items() if c["failed"]}
