@@ -61,6 +61,19 @@ def test_rejected_records_fail_the_check_as_a_warning_with_counts_and_the_platfo
     assert project.catalog() == expected_items(ROWS)
 
 
+def test_invalid_rows_do_not_fail_the_check_but_are_counted_with_their_reason(project):
+    project.segment_sql = ("SELECT sku, name, CASE WHEN sku = 'SKU-0003' THEN 'nan'::DOUBLE ELSE price END AS price, brand "
+                           "FROM sources.products")
+    project.add_activation()
+    project.write_products(ROWS)
+    evaluation = check(project.materialize())
+    assert evaluation.passed
+    assert evaluation.description == "all 19 records sent were confirmed; 1 invalid row was not sent (see top_invalid_reasons)"
+    assert values(evaluation)["records_invalid"] == 1
+    assert "| invalid | 1 | price: nan is not a finite number | SKU-0003: price: nan is not a finite number |" in values(evaluation)["top_invalid_reasons"]
+    assert "SKU-0003" not in project.catalog() and "SKU-0003" not in project.snapshot_keys()
+
+
 def test_a_scoped_activation_reports_the_check_per_scope(project):
     project.add_activation(object="products_{scope}", mapping={"name": "name", "price": "price"}, custom_attributes=[], scope=SCOPE)
     project.write_products(rows())

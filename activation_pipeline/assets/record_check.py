@@ -65,7 +65,7 @@ def top_reasons(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[
     params = [] if any_partition else [partition_key]
     return [Reason(*row) for row in conn.execute(
         f"""SELECT status, regexp_replace(coalesce(message, ''), ?, '…', 'g') AS reason, count(DISTINCT key),
-                   min(key), arg_min(coalesce(message, ''), key)
+                   coalesce(min(key), '(null key)'), coalesce(arg_min(message, key), any_value(message), '')
             FROM {SCHEMA}.sync_records
             WHERE activation = ? AND run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ({', '.join('?' * len(statuses))}) {where}
             GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT {limit}""",
@@ -110,7 +110,8 @@ def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped
     else:
         description = f"all {total['sent']} records sent were confirmed"
     if total["invalid"]:
-        description += f"; {total['invalid']} invalid rows were not sent (see top_invalid_reasons)"
+        rows = "1 invalid row was" if total["invalid"] == 1 else f"{total['invalid']} invalid rows were"
+        description += f"; {rows} not sent (see top_invalid_reasons)"
     return AssetCheckResult(
         check_name=CHECK_NAME, asset_key=AssetKey(["activations", name]), passed=not failing,
         severity=AssetCheckSeverity.WARN, description=description, metadata=metadata,
