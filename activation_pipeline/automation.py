@@ -70,7 +70,9 @@ def build_jobs(config: ProjectConfig) -> Jobs:
         )
     }
     for name, activation in config.activations.items():
-        selection = AssetSelection.assets(["activations", name]).upstream()
+        # its sources and segments, not the activations it runs `after:` (they keep their own jobs and schedules)
+        others = AssetSelection.assets(*(["activations", other] for other in config.activations if other != name))
+        selection = AssetSelection.assets(["activations", name]).upstream() - others
         tags = {"activation": name}
         jobs[f"sync_{name}"] = define_asset_job(
             f"sync_{name}", selection=selection, tags={**tags, "sync": "incremental"},

@@ -95,6 +95,9 @@ def demo(args: argparse.Namespace) -> None:
           f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n")
     with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
         print("\n".join(run_summary(conn, [r.run_id for r in results])))
+        notes = run_notes(conn, [r.run_id for r in results])
+    if notes:  # the lines whose records were not all confirmed, each in one sentence
+        print("\n" + "\n".join(notes))
     print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
     print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
     if not success:
@@ -117,6 +120,37 @@ def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str
     for row in rows:
         lines.append(f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<18}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], widths)))
     return lines
+
+
+NOTES = (  # (ledger statuses, what happened to those records) for the demo summary's one sentence per line
+    (("rejected", "no_answer"), "not confirmed by the platform (resent next run)"),
+    (("skipped",), "skipped by the platform (tried again next run)"),
+    (("invalid",), "invalid (never sent)"),
+)
+
+
+def run_notes(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
+    """One sentence per activation whose records were not all confirmed, from the ledger's most common reason."""
+    from activation_pipeline.assets.record_check import top_reasons
+
+    activations = [row[0] for row in conn.execute(
+        f"""SELECT DISTINCT activation FROM activation_state.sync_records
+            WHERE run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ('rejected', 'no_answer', 'skipped', 'invalid')
+            ORDER BY 1""", run_ids).fetchall()]
+    notes = []
+    for activation in activations:
+        parts = []
+        for statuses, outcome in NOTES:
+            total = conn.execute(
+                f"""SELECT count(DISTINCT key) FROM activation_state.sync_records WHERE activation = ?
+                    AND run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ({', '.join('?' * len(statuses))})""",
+                [activation, *run_ids, *statuses]).fetchall()[0][0]
+            if total:
+                [reason] = top_reasons(conn, activation, run_ids, statuses, any_partition=True, limit=1)
+                which = ("" if total == 1 else "all ") if reason.records == total else f"{reason.records} of them "
+                parts.append(f"{total} {'record was' if total == 1 else 'records were'} {outcome}, {which}with \"{reason.reason}\"")
+        notes.append(f"{activation}: " + "; ".join(parts) + ".")
+    return notes
 
 
 LEDGER_LIMIT = 50

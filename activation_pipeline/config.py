@@ -20,7 +20,7 @@ from dagster import ScheduleDefinition
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from activation_pipeline.column_types import column_type_problem
-from activation_pipeline.config_references import check_identifiers, check_references
+from activation_pipeline.config_references import check_identifiers, check_references, check_run_order
 from activation_pipeline.config_file import UNION_TAGS, ConfigError, describe_error, most_specific, read_document
 
 DEFAULT_CONFIG = Path("data/activations.yaml")
@@ -195,6 +195,9 @@ class ActivationConfig(_Model):
     scope: ScopeConfig | None = Field(
         default=None, description="sync each listed value of a column (e.g. store view) as its own partition: own snapshot and ledger rows"
     )
+    after: list[str] = Field(
+        default_factory=list, description="activations that run before this one in a run selecting both (e.g. contacts before their orders)"
+    )
     nulls: Literal["send", "omit"] | None = Field(
         default=None, description="a null mapped value: send it as the platform's null/clear, or omit the field (the platform "
         "keeps its value); default per platform (README, platform operations)"
@@ -313,6 +316,7 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
         field = ".".join(location[2:])
         raise ConfigError(path, entry, field, describe_error(error)) from None
     check_references(config)
+    check_run_order(config)
     check_identifiers(config)
     return config
 

@@ -89,6 +89,9 @@ def check_references(config: ProjectConfig) -> None:
             raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")
         if activation.nulls is not None and (why := spec.nulls_problem(activation.nulls, activation.object)):
             raise ConfigError(path, entry, "nulls", f"{activation.nulls!r} is not possible on {spec.name} {activation.object!r}: {why}")
+        for other in activation.after:
+            if other not in config.activations or other == name:
+                raise ConfigError(path, entry, "after", f"{other!r} is not another declared activation; declared: {', '.join(sorted(set(config.activations) - {name}))}")
         if activation.schedule is None and spec.default_schedule is not None:
             # the platform's default (Dotdigital: every six hours)
             activation = config.activations[name] = activation.model_copy(update={"schedule": spec.default_schedule})
@@ -96,6 +99,25 @@ def check_references(config: ProjectConfig) -> None:
             found = spec.activation_problem(activation)
             if found:
                 raise ConfigError(path, entry, *found)
+
+
+def check_run_order(config: ProjectConfig) -> None:
+    """``after:`` becomes asset deps: a cycle would fail the code location with Dagster's own error, so say where."""
+    state: dict[str, str] = {}  # name -> "visiting" | "done"
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = trail[trail.index(name):] + [name]
+            raise ConfigError(config.path, f"activations.{trail[-1]}", "after", f"a cycle: {' -> '.join(cycle)} (each runs after the next)")
+        state[name] = "visiting"
+        for other in config.activations[name].after:
+            visit(other, [*trail, name])
+        state[name] = "done"
+
+    for name in config.activations:
+        visit(name, [])
 
 
 def check_identifiers(config: ProjectConfig) -> None:

@@ -9,6 +9,7 @@ from dagster import Definitions, with_source_code_references
 
 from activation_pipeline.assets.activations import build_activation_asset, destination_resource_key
 from activation_pipeline.assets.checks import build_segment_checks
+from activation_pipeline.assets.mapped_columns import check_mapped_columns
 from activation_pipeline.assets.segments import build_segment_asset
 from activation_pipeline.assets.sources import build_source_asset
 from activation_pipeline.assets.verification import build_verification_check, verifies
@@ -19,8 +20,10 @@ from activation_pipeline.warehouse import WarehouseResource, warehouse_path
 
 
 def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> Definitions:
+    database = Path(warehouse or warehouse_path())
+    check_mapped_columns(config, database)  # a mapping to a column the stored segment lacks fails the load
     jobs = build_jobs(config)
-    resources = {"warehouse": WarehouseResource(database=str(warehouse or warehouse_path()))}
+    resources = {"warehouse": WarehouseResource(database=str(database))}
     for name, destination in config.destinations.items():
         resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
     assets = [

@@ -4,12 +4,13 @@
 import os
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from activation_pipeline.assets.metadata import code_references, column_lineage
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.assets.run_metadata import RECORD_SAMPLE, invalid_records, ledger_query, records_table, scopes_table, summary_table
+from activation_pipeline.assets.record_check import record_check_key, record_check_result, record_check_spec
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, SyncTarget
@@ -80,7 +81,9 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
 
     @asset(
         key=["activations", name],
-        deps=[AssetKey(["segments", activation.segment])],
+        # `after:` activations run first in a run that selects both (and the UI draws the edge)
+        deps=[AssetKey(["segments", activation.segment]), *(AssetKey(["activations", other]) for other in activation.after)],
+        check_specs=[record_check_spec(name, daily_partitions(config) if partitioned else None)],
         group_name="activations",
         kinds={platform, "duckdb"},
         description=activation.title or f"{activation.segment} -> {platform} {activation.object}",
@@ -105,8 +108,10 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         if activation.scope is None:
             if config.scopes:
                 raise Failure(f"activations.{name}: run config scopes {config.scopes} given, but the activation has no scope")
-            report = _sync_partition(name, job, resource, warehouse, options, context, context.partition_key if partitioned else None)
-            return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)})
+            partition_key = context.partition_key if partitioned else None
+            report = _sync_partition(name, job, resource, warehouse, options, context, partition_key)
+            return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)},
+                                     check_results=_check_results(context, name, {partition_key: report}, False, warehouse))
         # a scoped activation: each scope (store view) is its own partition of the snapshot and ledger,
         # synced in turn; one scope's failure does not stop the others, and fails the run at the end
         unknown = sorted(set(config.scopes) - set(activation.scope.values))
@@ -126,10 +131,19 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
                 + "; ".join(f"{scope}: {why}" for scope, why in failures.items()),
                 metadata=scoped_metadata(reports, job) if reports else None,
             )
-        return MaterializeResult(metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)})
+        return MaterializeResult(metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)},
+                                 check_results=_check_results(context, name, dict(reports), True, warehouse))
 
     project = config
     return _activation
+
+
+def _check_results(context: AssetExecutionContext, name: str, reports: dict[str | None, SyncReport], scoped: bool,
+                   warehouse: Any) -> list[AssetCheckResult]:
+    """``all_records_confirmed`` when the run selected it (a subset run may leave it out)."""
+    if record_check_key(name) not in context.selected_asset_check_keys:
+        return []
+    return [record_check_result(name, reports, scoped, warehouse.get_connection)]
 
 
 def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, options: SyncOptions,

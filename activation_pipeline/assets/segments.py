@@ -4,10 +4,11 @@
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
 
+from activation_pipeline.assets.mapped_columns import segment_table_comment
 from activation_pipeline.assets.metadata import code_references, column_lineage, frame_metadata
 from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
-from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
+from activation_pipeline.sql_identifiers import qualified_name, quote_identifier, quote_literal
 
 
 def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
@@ -51,6 +52,8 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
                 conn.register("segment_frame", frame)
                 conn.execute(f"CREATE OR REPLACE TABLE {qualified_name('segments', name)} AS SELECT * FROM segment_frame")
                 conn.unregister("segment_frame")
+            # the SQL this table was built from: the definitions-time column check trusts only a current table
+            conn.execute(f"COMMENT ON TABLE {qualified_name('segments', name)} IS {quote_literal(segment_table_comment(segment.sql_hash))}")
         return MaterializeResult(metadata={
             **frame_metadata(frame),
             "primary_key": segment.primary_key,
