@@ -161,9 +161,11 @@ def shot(page, name: str) -> None:
         shutil.copy(ARTIFACTS / name, target / name)
 
 
-def latest_run(demo_ui: DemoUI) -> tuple[str, str] | None:
-    runs = demo_ui.graphql("{ runsOrError(limit: 1) { ... on Runs { results { runId status } } } }")["runsOrError"]["results"]
-    return (runs[0]["runId"], runs[0]["status"]) if runs else None
+def latest_run(demo_ui: DemoUI, activation: str) -> tuple[str, str] | None:
+    """The newest run that materializes ``activation`` (the daemon may launch others meanwhile)."""
+    runs = demo_ui.graphql("{ runsOrError(limit: 20) { ... on Runs { results { runId status assetSelection { path } } } } }")
+    mine = [run for run in runs["runsOrError"]["results"] if ["activations", activation] in [key["path"] for key in run["assetSelection"] or []]]
+    return (mine[0]["runId"], mine[0]["status"]) if mine else None
 
 
 CHECKS = """
@@ -182,7 +184,7 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
     # the partial sync: two of the products the next price refresh resends are refused by Batch
     refused = [sku for (sku,) in demo_ui.sql("SELECT sku FROM segments.in_stock_products ORDER BY sku LIMIT 2")]
     requests.post(f"{demo_ui.sandbox_url}/_sandbox/faults", json={"kind": "reject_ids", "ids": refused}, timeout=5).raise_for_status()
-    url, before = demo_ui.url, latest_run(demo_ui)
+    url, before = demo_ui.url, latest_run(demo_ui, PARTIAL)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -195,17 +197,20 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
         expect(summary).to_be_visible(timeout=60_000)
         for word in SUMMARY_WORDS:
             expect(summary).to_contain_text(word)
+        summary.evaluate("row => row.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(1000)
         shot(page, "activation_metadata.png")
 
         page.goto(f"{url}/assets/activations/{SHOWN}?view=lineage&lineageScope=upstream&lineageDepth=3", wait_until="networkidle")
         expect(page.get_by_text("sellable_products").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile(r"^\s*Loading"))).to_have_count(0, timeout=30_000)  # each node's status shown
         page.wait_for_timeout(1500)
         shot(page, "asset_graph.png")
 
         # a partitioned activation: every day the demo synced is materialized, each with its own counts
         page.goto(f"{url}/assets/activations/{PARTITIONED}?view=partitions", wait_until="networkidle")
         expect(page.get_by_text(re.compile(rf"Materialized \({DEMO_DAYS}\)")).first).to_be_visible(timeout=60_000)
+        page.get_by_placeholder("Filter by name").fill(DEMO_LAST_ORDER_DAY.isoformat())
         page.get_by_text(DEMO_LAST_ORDER_DAY.isoformat(), exact=True).first.click()
         expect(page.get_by_text(SUMMARY_KEY, exact=True).first).to_be_visible(timeout=30_000)
         page.wait_for_timeout(1000)
@@ -219,7 +224,7 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
         deadline, run = time.monotonic() + 180, before
         while time.monotonic() < deadline and (run is None or run == before or run[1] not in ("SUCCESS", "FAILURE", "CANCELED")):
             time.sleep(1)
-            run = latest_run(demo_ui)
+            run = latest_run(demo_ui, PARTIAL)
         requests.delete(f"{demo_ui.sandbox_url}/_sandbox/faults", timeout=5)
         assert run and run != before and run[1] == "SUCCESS", run  # a partial sync fails no run: its check says so
         messages = [m for (m,) in demo_ui.sql(
@@ -233,7 +238,12 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
         for sku, message in zip(refused, messages):
             expect(failed).to_contain_text(sku)
             expect(failed).to_contain_text(message[-60:])
+        page.set_viewport_size({"width": 1900, "height": 950})  # room for the messages
+        failed.evaluate("row => row.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(1000)
+        shot(page, "failed_records.png")
         # and its check fails (a warning): the asset is not green
+        page.set_viewport_size({"width": 1500, "height": 950})
         page.goto(f"{url}/assets/activations/{PARTIAL}?view=checks", wait_until="networkidle")
         expect(page.get_by_text(CHECK).first).to_be_visible(timeout=60_000)
         expect(page.get_by_text(re.compile(r"^\s*(Failed|Warning)\s*$")).first).to_be_visible(timeout=30_000)
