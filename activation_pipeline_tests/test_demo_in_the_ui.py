@@ -4,7 +4,7 @@ dev` from the same folder, neither with DAGSTER_HOME set. The UI must show what 
 points `dagster dev` at). One demo run (the slow part) serves every test of this module.
 
 The browser test needs Debian's chromium at /usr/bin/chromium; it also takes the README's
-screenshots (saved to artifacts/, and to docs/screenshots/ when UPDATE_SCREENSHOTS=1)."""
+screenshots (saved to artifacts/demo_*.png, and to docs/screenshots/ when UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -154,11 +154,12 @@ def test_the_readmes_ledger_examples_answer_on_the_demos_data(demo_ui):
 # --------------------------------------------------------------------------- in a browser
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
+    saved = ARTIFACTS / f"demo_{name}"  # test_ui_browser.py saves its own under the plain names
+    page.screenshot(path=str(saved), full_page=False)
     if os.environ.get("UPDATE_SCREENSHOTS"):
         target = ROOT / "docs" / "screenshots"
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / name, target / name)
+        shutil.copy(saved, target / name)
 
 
 def latest_run(demo_ui: DemoUI, activation: str) -> tuple[str, str] | None:
@@ -197,7 +198,7 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
         expect(summary).to_be_visible(timeout=60_000)
         for word in SUMMARY_WORDS:
             expect(summary).to_contain_text(word)
-        summary.evaluate("row => row.scrollIntoView({block: 'start'})")
+        summary.evaluate("row => row.scrollIntoView({block: 'center'})")  # the status above, the counts below
         page.wait_for_timeout(1000)
         shot(page, "activation_metadata.png")
 
