@@ -67,6 +67,7 @@ def demo(args: argparse.Namespace) -> None:
     from dagster import DagsterInstance, materialize
 
     from activation_pipeline.config import load_config
+    from activation_pipeline.dagster_home import use_project_home
     from activation_pipeline.definitions import build_definitions
     from activation_pipeline.demo_data import write_demo_dataset
     from activation_pipeline.warehouse import warehouse_path
@@ -80,9 +81,10 @@ def demo(args: argparse.Namespace) -> None:
     ensure_sandbox(config.base_dir / "sandbox" / "state.sqlite")
     defs = build_definitions(config)
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
+    home = use_project_home(Path.cwd())  # the instance `dagster dev` from this folder opens
     started = time.time()
     results = []
-    with DagsterInstance.ephemeral() as instance:
+    with DagsterInstance.get() as instance:
         # everything once with the last day of the demo orders; then the days before it, partitioned assets only
         days = [(DEMO_LAST_ORDER_DAY - timedelta(days=n)).isoformat() for n in range(DEMO_DAYS)] if config.partitions else [None]
         results.append(materialize(assets, resources=defs.resources, instance=instance, partition_key=days[0], raise_on_error=False))
@@ -99,6 +101,7 @@ def demo(args: argparse.Namespace) -> None:
     if notes:  # the lines whose records were not all confirmed, each in one sentence
         print("\n" + "\n".join(notes))
     print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
+    print(f"Runs recorded in the Dagster instance {home}")
     print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
     if not success:
         sys.exit(1)

@@ -14,6 +14,8 @@ import duckdb
 import requests
 import yaml
 
+from activation_pipeline.dagster_home import prepare_home
+
 ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-10-31"
 
@@ -22,9 +24,7 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data" / "demo", data / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    home = prepare_home(tmp_path / "dagster_home", ROOT / "dagster.yaml")  # the repository's settings, storage in the home
     env = {**os.environ, "ACTIVATION_CONFIG": str(data / "activations.yaml"), "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
            "DAGSTER_HOME": str(home), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
            "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pytest
 import requests
 from dagster import DagsterInstance
 
+from activation_pipeline.dagster_home import prepare_home
 from activation_pipeline.sandbox.faults import rejected_by_rate
 from activation_pipeline_tests.conftest import expected_items, product
 from activation_pipeline_tests.test_sync_modes import metadata
@@ -165,9 +165,7 @@ def dagster_home(tmp_path) -> Path:
     """One Dagster instance for both processes (the repository's dagster.yaml), its storage
     created up front as `dagster dev` would: two CLI processes racing to create a fresh
     SQLite storage fail inside Dagster, which is not what this test is about."""
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    home = prepare_home(tmp_path / "dagster_home", Path(__file__).resolve().parents[1] / "dagster.yaml")
     with DagsterInstance.from_config(str(home)):
         pass
     return home

@@ -82,7 +82,7 @@ def test_the_readmes_ledger_queries_run_and_answer(project):
     section = readme.split("## The ledger", 1)[1].split("\n## ", 1)[0]
     queries = [q.strip() for block in re.findall(r"```sql\n(.*?)```", section, re.S) for q in block.split(";") if q.strip()]
     assert len(queries) == 3
-    answers = [project.sql(q.replace("products_to_batch", "sync_products").replace("SKU-0000042", "SKU-0003")) for q in queries]
+    answers = [project.sql(q.replace("products_to_batch", "sync_products").replace("SKU-0000005", "SKU-0003")) for q in queries]
     latest, history, failures = answers
     assert [(op, in_platform) for op, in_platform, *_ in latest] == [("upsert", True)]
     assert [status for *_, status, _message, _payload in history] == ["confirmed", "rejected", "confirmed"]

@@ -3,7 +3,7 @@ Chromium driven by Playwright, Materialize clicked on an activation's page, the 
 counts read from the page, and the sandbox checked to hold exactly those records.
 
 Needs Debian's chromium at /usr/bin/chromium (`.ci/run` installs it). Screenshots are saved
-to artifacts/ (and docs/screenshots/ when UPDATE_SCREENSHOTS=1)."""
+to artifacts/ (the README's, of what the demo leaves, are taken by test_demo_in_the_ui.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from activation_pipeline.dagster_home import prepare_home
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,9 +49,7 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data" / "demo", data / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # pools, nux off, telemetry off
+    home = prepare_home(tmp_path / "dagster_home", ROOT / "dagster.yaml")  # pools, nux off, telemetry off
     env = {**os.environ, "DAGSTER_HOME": str(home), "ACTIVATION_CONFIG": str(data / "activations.yaml"),
            "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
            "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1]}
@@ -96,11 +96,7 @@ def latest_run(url: str) -> tuple[str, str] | None:
 
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
-    if os.environ.get("UPDATE_SCREENSHOTS"):
-        target = ROOT / "docs" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / name, target / name)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=False)  # the README's are test_demo_in_the_ui.py's
 
 
 def test_materialize_clicked_in_the_ui_syncs_the_catalog_and_shows_its_counts(dagster_ui, sandbox):
