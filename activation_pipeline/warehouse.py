@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,22 +56,17 @@ def warehouse_resource() -> WarehouseResource:
 
 
 @contextmanager
-def read_warehouse(path: Path | None = None, timeout: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only session for people and tools, taken under the same lock as the assets'."""
+def read_warehouse(path: Path | None = None, timeout: float = 60.0, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short session for people and tools (read-only unless asked, e.g. ``ledger prune``), taken under the
+    same lock as the assets'; an absent warehouse is never created."""
     database = Path(path or warehouse_path())
     if not database.exists():
         raise FileNotFoundError(f"no warehouse at {database} (set ACTIVATION_WAREHOUSE, or run `activation-pipeline demo` first)")
     with FileLock(f"{database}.lock", timeout=timeout):
-        with duckdb.connect(str(database), read_only=True) as conn:
+        with duckdb.connect(str(database), read_only=read_only) as conn:
             yield conn
 
 
-@contextmanager
-def write_warehouse(path: Path | None = None, timeout: float = 600.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def write_warehouse(path: Path | None = None, timeout: float = 600.0) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
     """A short writing session for tools (``ledger prune``), taken under the same lock as the assets'."""
-    database = Path(path or warehouse_path())
-    if not database.exists():
-        raise FileNotFoundError(f"no warehouse at {database} (set ACTIVATION_WAREHOUSE, or run `activation-pipeline demo` first)")
-    with FileLock(f"{database}.lock", timeout=timeout):
-        with duckdb.connect(str(database)) as conn:
-            yield conn
+    return read_warehouse(path, timeout, read_only=False)

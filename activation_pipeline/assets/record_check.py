@@ -79,10 +79,7 @@ def top_reasons(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[
 
 
 def _counts(report: SyncReport) -> dict[str, int]:
-    counts = report.counts
-    rejected_or_unanswered = sum(v for k, v in counts.items() if k.startswith("failed_"))
-    sent = rejected_or_unanswered + sum(v for k, v in counts.items() if k.startswith("succeeded_"))
-    return {"sent": sent, "failed": rejected_or_unanswered, "invalid": counts.get("invalid", 0)}
+    return {"sent": report.succeeded + report.failed, "failed": report.failed, "invalid": report.counts.get("invalid", 0)}
 
 
 def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped: bool,

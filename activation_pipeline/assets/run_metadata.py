@@ -68,7 +68,7 @@ def scopes_table(reports: dict[str, SyncReport]) -> TableMetadataValue:
     return MetadataValue.table(
         records=[TableRecord({
             "scope": scope, "status": r.status, "added": r.counts.get("succeeded_added", 0), "changed": r.counts.get("succeeded_changed", 0),
-            "removed": r.counts.get("succeeded_removed", 0), "failed": sum(v for k, v in r.counts.items() if k.startswith("failed_")),
+            "removed": r.counts.get("succeeded_removed", 0), "failed": r.failed,
             "invalid": r.counts.get("invalid", 0), "snapshot": r.snapshot_size,
         }) for scope, r in reports.items()],
         schema=SCOPES_SCHEMA,

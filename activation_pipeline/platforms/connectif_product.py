@@ -16,6 +16,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
+from activation_pipeline.platforms.base import non_finite_number
+
 # --- the product contract (ProductCreation, api-docs.connectif.cloud) -------------------
 TEXT_FIELDS = frozenset({"name", "description", "brand", "customField1", "customField2", "customField3"})
 URL_FIELDS = frozenset({"productDetailUrl", "imageUrl", "thumbnailUrl"})
@@ -81,8 +83,8 @@ def field_problem(name: str, value: Any) -> str | None:
     """Why Connectif would refuse this value of a writable field; None if it may be sent."""
     if value is None:
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
+    if problem := non_finite_number(name, value):  # never sent as the text "nan", alone or in a list
+        return problem
     if name == "availability":
         if availability_of(value) is None:
             return (f"availability: {value!r} is not one of {', '.join(AVAILABILITY)} "
@@ -115,10 +117,6 @@ def field_problem(name: str, value: Any) -> str | None:
             return None
         return f"publishedAt: {value!r} is not an ISO 8601 date-time"
     if name in LIST_FIELDS:
-        if isinstance(value, (list, tuple)):
-            bad = next((i for i, v in enumerate(value) if isinstance(v, float) and not math.isfinite(v)), None)
-            if bad is not None:  # never sent as the text "nan"
-                return f"{name}[{bad}]: {value[bad]} is not a finite number"
         items = as_list(value)
         if items is None:
             return f"{name}: {value!r} is neither a list nor {LIST_SEPARATOR!r}-separated text"

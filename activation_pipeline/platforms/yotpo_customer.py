@@ -9,13 +9,12 @@ Which of these rules are verified and which are chosen here is set out in the do
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, non_finite_number
 
 
 # --- the customer contract ---------------------------------------------------------------
@@ -94,8 +93,8 @@ def identifier_problem(kind: str, value: str | None) -> str | None:
 def field_problem(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
+    if problem := non_finite_number(name, value):  # never sent as the text "nan", alone or in a list
+        return problem
     if name == "email":
         return identifier_problem("email", str(value))
     if name == "phone_number":
@@ -108,10 +107,6 @@ def field_problem(name: str, value: Any) -> str | None:
         return f"default_language: {value!r} is not an ISO 639-1 code (two lowercase letters)"
     if name == "default_currency" and not re.fullmatch(r"[A-Z]{3}", str(value)):
         return f"default_currency: {value!r} is not an ISO 4217 code (three capital letters)"
-    if isinstance(value, (list, tuple)):
-        bad = next((i for i, v in enumerate(value) if isinstance(v, float) and not math.isfinite(v)), None)
-        if bad is not None:  # never sent as the text "nan"
-            return f"{name}[{bad}]: {value[bad]} is not a finite number"
     if isinstance(value, (list, tuple)) and name != "tags":
         return f"{name}: a list cannot be sent (Yotpo takes primitives)"
     if isinstance(value, dict):
@@ -122,8 +117,8 @@ def field_problem(name: str, value: Any) -> str | None:
 def custom_problem(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{name}: {value} is not a finite number"
+    if problem := non_finite_number(name, value):  # never sent as the text "nan", alone or in a list
+        return problem
     if isinstance(value, (list, tuple, dict)):
         return f"{name}: custom properties take primitives (string, boolean, number, date), not {type(value).__name__}"
     if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE:

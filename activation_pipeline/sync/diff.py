@@ -59,6 +59,7 @@ class Plan:
     path: Path
     counts: dict[str, int] = field(default_factory=dict)
     field_types: dict[str, str] = field(default_factory=dict)
+    segment_types: dict[str, str] = field(default_factory=dict)  # every segment column's DuckDB type, as planned
 
     @property
     def to_send(self) -> int:
@@ -189,4 +190,4 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n
             counts[f"{change}_{op}"] = counts.get(f"{change}_{op}", 0) + n
     field_types = {f: _logical_type(available[c]) for f, c in request.columns.items()}
-    return Plan(plan_path, counts, field_types)
+    return Plan(plan_path, counts, field_types, available)

@@ -28,7 +28,7 @@ import filelock
 
 from activation_pipeline.platforms.base import DestinationClient, SyncTarget
 from activation_pipeline.sync import snapshot_targets, state, target_guard
-from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations, segment_columns
+from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations
 from activation_pipeline.sync.push import FAILED_SAMPLE_SIZE, Pusher
 from activation_pipeline.sync.stopping import StopRequest, describe_error, is_stop
 
@@ -99,9 +99,17 @@ class SyncReport:
         self.counts[name] = self.counts.get(name, 0) + n
 
     @property
+    def succeeded(self) -> int:
+        return sum(v for k, v in self.counts.items() if k.startswith("succeeded_"))
+
+    @property
+    def failed(self) -> int:
+        """Records the platform rejected or never answered for (resent next run)."""
+        return sum(v for k, v in self.counts.items() if k.startswith("failed_"))
+
+    @property
     def rows_per_second(self) -> float:
-        sent = sum(v for k, v in self.counts.items() if k.startswith(("succeeded_", "failed_")))
-        return round(sent / self.duration_seconds, 1) if self.duration_seconds else 0.0
+        return round((self.succeeded + self.failed) / self.duration_seconds, 1) if self.duration_seconds else 0.0
 
 
 def run_sync(job: SyncJob, client: DestinationClient, connect: Connect, options: SyncOptions = SyncOptions(), **kwargs: Any) -> SyncReport:
@@ -149,7 +157,7 @@ def _run_sync(
         try:
             plan = plan_operations(conn, request, plan_path)
             check = target_guard.check_types(target, old_target, snapshot_targets.recorded_column_types(conn, activation, partition_key),
-                                             segment_columns(conn, request.segment_table), request.columns)
+                                             plan.segment_types, request.columns)
         except PlanError as unfit:  # e.g. a mapped column left the segment: the ledger shows the run and why
             if not options.dry_run:
                 state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
@@ -214,14 +222,13 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
     activation = job.target.activation
     report.requests, report.retries = client.requests_sent, client.retries
     report.duration_seconds = round(time.monotonic() - started, 3)
-    failed = sum(v for k, v in report.counts.items() if k.startswith("failed_"))
-    succeeded = sum(v for k, v in report.counts.items() if k.startswith("succeeded_"))
+    failed, succeeded = report.failed, report.succeeded
     report.status = "interrupted" if is_stop(error) else "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
         if check.retargeted and check.old is not None and not succeeded:  # nothing moved: the old target still holds it all
             snapshot_targets.undo_retarget(conn, activation, partition_key, check.old.as_row(), run_id)
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
-        if report.snapshot_size and not error and (not check.types_recorded or any(k.startswith("succeeded_") for k in report.counts)):
+        if report.snapshot_size and not error and (not check.types_recorded or succeeded):
             snapshot_targets.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),

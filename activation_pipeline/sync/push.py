@@ -49,9 +49,8 @@ class Pusher:
         self.sent = 0
         self.consecutive_no_answer = 0
 
-    def push(self, plan: Plan, stop: StopRequest | None = None) -> None:
+    def push(self, plan: Plan, stop: StopRequest) -> None:
         total = plan.to_send
-        stop = stop or StopRequest()
         pool = ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync")
         in_flight: set[Future] = set()
         stopping = False
@@ -75,8 +74,7 @@ class Pusher:
             pool.shutdown(wait=not stopping, cancel_futures=stopping)
             self._fold()
         if stop.requested:
-            succeeded = sum(v for k, v in self.report.counts.items() if k.startswith("succeeded_"))
-            raise stop.interrupted(self.job.target.activation, succeeded, total, unanswered)
+            raise stop.interrupted(self.job.target.activation, self.report.succeeded, total, unanswered)
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
             raise NoAnswer(f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
                            "the run stopped, everything unconfirmed is resent next run")
@@ -91,11 +89,17 @@ class Pusher:
         for unfiltered in plan_file.iter_batches(batch_size=max(size * self.job.concurrency, 4096)):
             wanted = pc.or_(pc.is_valid(unfiltered.column("__op")), pc.equal(unfiltered.column("__change"), "invalid"))
             arrow_batch = unfiltered.filter(wanted)
+            # platform field of each payload column, found once per batch rather than per record
+            payload_fields = [(column, column[len(PAYLOAD_PREFIX):]) for column in arrow_batch.schema.names if column.startswith(PAYLOAD_PREFIX)]
             invalid: list[state.LedgerEntry] = []
             for row in arrow_batch.to_pylist():
                 change, op, key = row["__change"], row["__op"], row["__key"]
-                fields = {} if op == "delete" else {k[len(PAYLOAD_PREFIX):]: v for k, v in row.items()
-                                                    if k.startswith(PAYLOAD_PREFIX) and not (v is None and omit_nulls)}
+                if op == "delete":
+                    fields = {}
+                elif omit_nulls:
+                    fields = {name: value for column, name in payload_fields if (value := row[column]) is not None}
+                else:
+                    fields = {name: row[column] for column, name in payload_fields}
                 payload = row["__payload"]
                 if change == "invalid":
                     invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"], payload=payload))
