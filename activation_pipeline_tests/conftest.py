@@ -5,6 +5,8 @@ real materializations that send real HTTP to the emulator."""
 from __future__ import annotations
 
 import csv
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,33 @@ def instance() -> Iterator[DagsterInstance]:
 @pytest.fixture
 def project(tmp_path: Path, sandbox: Any, instance: DagsterInstance) -> Project:
     return Project(tmp_path, sandbox, instance)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_webserver(url: str, log: Path, seconds: float = 180) -> None:
+    """Until ``dagster dev`` at ``url`` answers; else fail with the end of its log."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/server_info", timeout=2).ok:
+                return
+        except requests.RequestException:
+            time.sleep(1)
+    raise AssertionError(log.read_text()[-3000:])
+
+
+def sandbox_stats(sandbox: Any) -> dict[str, Any]:
+    """What the Batch emulator itself counted (requests, items received): the platform's view, not the engine's."""
+    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()["batch"]
+
+
+def reset_stats(sandbox: Any) -> None:
+    requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
 
 
 def product(i: int, price: float | None = None, name: str | None = None, brand: str = "Acme") -> dict[str, Any]:

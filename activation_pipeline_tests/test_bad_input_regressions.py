@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import requests
 
-from activation_pipeline_tests.conftest import product
+from activation_pipeline_tests.conftest import product, reset_stats, sandbox_stats
 from activation_pipeline_tests.test_retargeting import retarget, snapshot
 from activation_pipeline_tests.test_source_files import SourceProject, failure
 from activation_pipeline_tests.test_sync_modes import metadata
@@ -35,9 +35,11 @@ def test_a_retarget_whose_push_fails_keeps_the_old_snapshot_so_reverting_resends
     requests.delete(f"{project.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
     assert snapshot(project) == before  # nothing was confirmed in products_v2: the old snapshot still holds
     retarget(project, object="products")  # the user reverts
+    reset_stats(project.sandbox)
     result = metadata(project.materialize())
     assert "retargeted" not in result
     assert (result["unchanged_skipped"], result.get("added_planned", 0)) == (10, 0)
+    assert sandbox_stats(project.sandbox)["items_received"] == 0  # counted by the platform: nothing resent
 
 
 

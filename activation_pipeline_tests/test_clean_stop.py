@@ -11,15 +11,11 @@ import time
 import pytest
 import requests
 
-from activation_pipeline_tests.conftest import expected_items, product
+from activation_pipeline_tests.conftest import expected_items, product, sandbox_stats
 from activation_pipeline_tests.test_crash_recovery import cli_materialize, edit_requests
 
 ROWS = [product(i) for i in range(1, 201)]
 BATCH = 10
-
-
-def sandbox_stats(sandbox) -> dict:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["batch"]
 
 
 @pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "sigint"])

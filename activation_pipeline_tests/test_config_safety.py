@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from activation_pipeline.config import ConfigError, load_config
-from activation_pipeline_tests.conftest import Project, expected_items, product
+from activation_pipeline_tests.conftest import Project, expected_items, product, reset_stats, sandbox_stats
 from activation_pipeline_tests.test_sync_modes import metadata
 
 ROWS = [product(i) for i in range(1, 6)]
@@ -139,8 +139,10 @@ def test_after_every_hostile_config_the_valid_one_still_syncs_and_resends_nothin
         path.write_text(yaml.safe_dump(with_hostile_name(document(synced), "segments.catalog.primary_key", name)))
         with pytest.raises(ConfigError, match=r"segments\.catalog\.primary_key: name .* holds a double quote"):
             load_config(path)
+    reset_stats(synced.sandbox)
     result = metadata(synced.materialize())
     assert (result["added_succeeded"], result["changed_succeeded"], result["unchanged_skipped"]) == (0, 0, len(ROWS))
+    assert sandbox_stats(synced.sandbox)["items_received"] == 0  # counted by the platform: nothing resent
     assert synced.sql('SELECT key, row_hash, identifier FROM activation_state."sync_products" ORDER BY key') == [
         (key, row_hash, identifier) for key, row_hash, _, _, _, identifier in sorted(before)
     ]

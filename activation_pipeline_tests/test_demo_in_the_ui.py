@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import yaml
 
 from activation_pipeline.cli import DEMO_DAYS, DEMO_LAST_ORDER_DAY
 from activation_pipeline.sandbox import start_sandbox
+from activation_pipeline_tests.conftest import free_port, wait_for_webserver
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,12 +63,6 @@ class DemoUI:
             return conn.execute(query, params or []).fetchall()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
     # a sandbox of this module's own (the shared one is reset before every test), without rate limits
@@ -92,15 +86,7 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
         process = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
                                    cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/server_info", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
-        else:
-            raise AssertionError((checkout / "dagster_dev.log").read_text()[-3000:])
+        wait_for_webserver(url, checkout / "dagster_dev.log")
         yield DemoUI(url, checkout, sandbox.url, demo.stdout)
     finally:
         if process is not None:

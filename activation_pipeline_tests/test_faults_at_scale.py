@@ -25,7 +25,7 @@ from dagster import DagsterInstance
 
 from activation_pipeline.dagster_home import prepare_home
 from activation_pipeline.sandbox.faults import rejected_by_rate
-from activation_pipeline_tests.conftest import expected_items, product
+from activation_pipeline_tests.conftest import expected_items, product, reset_stats, sandbox_stats
 from activation_pipeline_tests.test_sync_modes import metadata
 
 N = 100_000
@@ -41,14 +41,6 @@ def segment_rows(n: int = N) -> list[dict[str, Any]]:
 @cache
 def segment_items(n: int = N) -> dict[str, dict[str, Any]]:
     return expected_items(segment_rows(n))
-
-
-def sandbox_stats(sandbox) -> dict[str, Any]:
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()["batch"]
-
-
-def reset_stats(sandbox) -> None:
-    requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
 
 
 def clear_faults(sandbox) -> None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
-import requests
 
-from activation_pipeline_tests.conftest import expected_items, product
+from activation_pipeline_tests.conftest import expected_items, product, reset_stats, sandbox_stats
 from activation_pipeline_tests.test_safeguards_and_secrets import failure_message
 from activation_pipeline_tests.test_sync_modes import metadata
 from activation_pipeline_tests.test_yotpo import person, yotpo  # noqa: F401  (the Yotpo project fixture)
@@ -20,11 +19,7 @@ NEW = "batch_test/products_v2 (identifier sku)"
 
 
 def items_received(project) -> int:
-    return requests.get(f"{project.sandbox.url}/_sandbox/stats", timeout=5).json()["batch"]["items_received"]
-
-
-def reset_stats(project) -> None:
-    requests.post(f"{project.sandbox.url}/_sandbox/stats/reset", timeout=5).raise_for_status()
+    return sandbox_stats(project.sandbox)["items_received"]
 
 
 def last_run(project, activation: str = "sync_products") -> tuple[str, str]:
@@ -97,7 +92,7 @@ def test_a_mirror_retarget_is_refused_naming_both_targets_until_allowed(project)
     project.materialize()
     before = snapshot(project)
     retarget(project, object="products_v2")
-    reset_stats(project)
+    reset_stats(project.sandbox)
 
     refused = project.materialize(raise_on_error=False)
 
@@ -121,7 +116,7 @@ def test_a_snapshot_from_before_targets_were_recorded_is_adopted_without_a_resen
     with duckdb.connect(str(project.warehouse)) as conn:  # the warehouse as an earlier version left it
         conn.execute("DROP TABLE activation_state.snapshot_targets")
         conn.execute("ALTER TABLE activation_state.sync_runs DROP COLUMN target")
-    reset_stats(project)
+    reset_stats(project.sandbox)
 
     result = metadata(project.materialize())
 
@@ -137,7 +132,7 @@ def test_a_price_that_becomes_text_is_refused_naming_the_column_and_types_until_
     before = snapshot(project)
     as_text = [{**r, "price": f"{r['price']} EUR"} for r in ROWS]
     project.write_products(as_text)
-    reset_stats(project)
+    reset_stats(project.sandbox)
 
     refused = project.materialize(raise_on_error=False)
 

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import requests
 
 from activation_pipeline.dagster_home import prepare_home
+from activation_pipeline_tests.conftest import free_port, wait_for_webserver
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,12 +36,6 @@ if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -68,15 +62,7 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
                                env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/server_info", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(1)
-        else:
-            raise AssertionError((tmp_path / "dagster_dev.log").read_text()[-3000:])
+        wait_for_webserver(url, tmp_path / "dagster_dev.log")
         yield url, env
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # dagster dev may ignore SIGINT in the background
