@@ -142,6 +142,39 @@ def wait_for_webserver(url: str, log: Path, seconds: float = 180) -> None:
     raise AssertionError(log.read_text()[-3000:])
 
 
+AUTOMATION = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+  schedules { name scheduleState { id status } } sensors { name sensorState { id status } } } } } }"""
+STOP_SCHEDULE = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
+STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
+
+
+def stop_wall_clock_automation(url: str) -> list[str]:
+    """Stop every running schedule and sensor of the UI at ``url``, as a user would on its Automation page.
+
+    A test that clicks through the UI must not race the wall clock: a schedule whose cron time falls
+    during the test (the nightly price refresh at 03:30 Paris) would launch a run of its own and
+    replace the result the test looks at. Returns the names stopped."""
+    def graphql(query: str, variables: dict | None = None) -> dict:
+        response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    stopped = []
+    for repository in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]:
+        for kind, mutation, state in (("schedules", STOP_SCHEDULE, "scheduleState"), ("sensors", STOP_SENSOR, "sensorState")):
+            for instigator in repository[kind]:
+                if instigator[state]["status"] == "RUNNING":
+                    graphql(mutation, {"id": instigator[state]["id"]})
+                    stopped.append(instigator["name"])
+    still = [i["name"] for r in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]
+             for kind, state in (("schedules", "scheduleState"), ("sensors", "sensorState")) for i in r[kind]
+             if i[state]["status"] == "RUNNING"]
+    assert not still, f"still running: {still}"
+    return stopped
+
+
 def sandbox_stats(sandbox: Any) -> dict[str, Any]:
     """What the Batch emulator itself counted (requests, items received): the platform's view, not the engine's."""
     return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()["batch"]

@@ -27,7 +27,7 @@ import yaml
 
 from activation_pipeline.cli import DEMO_DAYS, DEMO_LAST_ORDER_DAY
 from activation_pipeline.sandbox import start_sandbox
-from activation_pipeline_tests.conftest import free_port, wait_for_webserver
+from activation_pipeline_tests.conftest import free_port, stop_wall_clock_automation, wait_for_webserver
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,6 +87,7 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
                                    cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         wait_for_webserver(url, checkout / "dagster_dev.log")
+        stop_wall_clock_automation(url)  # no schedule tick may replace what the tests look at
         yield DemoUI(url, checkout, sandbox.url, demo.stdout)
     finally:
         if process is not None:

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from activation_pipeline.dagster_home import prepare_home
-from activation_pipeline_tests.conftest import free_port, wait_for_webserver
+from activation_pipeline_tests.conftest import free_port, stop_wall_clock_automation, wait_for_webserver
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,6 +63,7 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_webserver(url, tmp_path / "dagster_dev.log")
+        stop_wall_clock_automation(url)  # no schedule tick may replace what the tests look at
         yield url, env
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # dagster dev may ignore SIGINT in the background
