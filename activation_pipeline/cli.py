@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from activation_pipeline.platforms.base import sandbox_url
+from activation_pipeline.platforms.resource import sandbox_url
 
 
 DEMO_LAST_ORDER_DAY = date(2026, 11, 1)  # the demo dataset's end_date

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from activation_pipeline.config_file import ConfigError, describe_error
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import base_url_problem
+from activation_pipeline.platforms.base import TargetError
+from activation_pipeline.platforms.resource import base_url_problem
 from activation_pipeline.sql_identifiers import identifier_problem
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ def check_references(config: ProjectConfig) -> None:
         spec = PLATFORMS[config.destinations[activation.destination].platform]
         if activation.operation not in spec.operations:
             raise ConfigError(path, entry, "operation", f"{spec.name} supports {', '.join(sorted(spec.operations))}, not {activation.operation!r}")
+        if activation.operation not in (allowed := spec.operations_for(activation.object)):
+            raise ConfigError(path, entry, "operation", f"{spec.name} {activation.object!r} supports {', '.join(sorted(allowed))}, "
+                                                        f"not {activation.operation!r}")
         limit = activation.max_items_per_request
         if limit is not None and limit > spec.max_items_per_request:
             raise ConfigError(path, entry, "max_items_per_request", f"{limit} exceeds {spec.name}'s limit of {spec.max_items_per_request} items per request")
@@ -87,6 +91,11 @@ def check_references(config: ProjectConfig) -> None:
         for option in sorted(set(activation.options) - set(spec.activation_options)):
             allowed = ", ".join(spec.activation_options) or "none"
             raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")
+        for object_name in objects:  # the platform's target model: what the object and options name, typed
+            try:
+                spec.parse_target(object_name, dict(activation.options))
+            except TargetError as refused:
+                raise ConfigError(path, entry, refused.field, str(refused)) from None
         if activation.nulls is not None and (why := spec.nulls_problem(activation.nulls, activation.object)):
             raise ConfigError(path, entry, "nulls", f"{activation.nulls!r} is not possible on {spec.name} {activation.object!r}: {why}")
         for other in activation.after:

@@ -23,6 +23,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.connectif import ConnectifResource
 from activation_pipeline_tests.test_sync_modes import metadata
@@ -335,7 +336,7 @@ def test_verify_reports_a_product_changed_behind_our_back_and_one_deleted(connec
     connectif.add_activation()
     connectif.run(FIRST[:4])
     client = ConnectifResource().client()
-    target = SyncTarget(activation="to_connectif", title="to_connectif", object="products")
+    target = SyncTarget(activation="to_connectif", title="to_connectif", object="products", model=PLATFORMS["connectif"].target)
     records = connectif.confirmed_records()
     assert [v.matches for v in client.verify(target, records)] == [True] * 4
 
@@ -363,7 +364,7 @@ def test_verify_compares_prices_with_tolerance_and_lists_as_sets(connectif):
     assert connectif.products()["SKU-0001"]["categories"] == ["A/B", "C"]
     connectif.admin("POST", "products/SKU-0001", {"unitPrice": 11.0 + 1e-9, "categories": ["C", "A/B"]})
     client = ConnectifResource().client()
-    target = SyncTarget(activation="to_connectif", title="to_connectif", object="products")
+    target = SyncTarget(activation="to_connectif", title="to_connectif", object="products", model=PLATFORMS["connectif"].target)
     assert [(v.matches, v.message) for v in client.verify(target, connectif.confirmed_records())] == [(True, "")]
     client.close()
 

@@ -22,9 +22,11 @@ import requests
 import yaml
 
 from activation_pipeline.config import ConfigError
-from activation_pipeline.platforms.base import BatchRejected, NoAnswer, PlatformError, Record, SyncTarget, resolve_base_url
+from activation_pipeline.platforms import PLATFORMS
+from activation_pipeline.platforms.base import BatchRejected, NoAnswer, PlatformError, Record, SyncTarget
+from activation_pipeline.platforms.resource import resolve_base_url
 from activation_pipeline.platforms.batch import BatchClient, BatchResource
-from activation_pipeline.sync.http import PlatformSession
+from activation_pipeline.platforms.http import PlatformSession
 from activation_pipeline_tests.conftest import product
 from activation_pipeline_tests.test_safeguards_and_secrets import failure_message
 
@@ -220,7 +222,7 @@ def session_to(echo: EchoServer) -> PlatformSession:
 def raised_by(echo: EchoServer, how: str) -> BaseException:
     session = session_to(echo)
     client = BatchClient(session)
-    target = SyncTarget(activation="sync_products", title="t", object="products", field_types={"name": "string"})
+    target = SyncTarget(activation="sync_products", title="t", object="products", field_types={"name": "string"}, model=PLATFORMS["batch"].target)
     try:
         if how == "session.request":      # 5xx after retries: NoAnswer
             session.request("POST", "/catalogs/items/edit", json={})

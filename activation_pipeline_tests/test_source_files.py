@@ -20,7 +20,7 @@ from dagster import AssetKey, materialize
 from activation_pipeline.config import ConfigError, DestinationConfig, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import Record
+from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline_tests.conftest import Project
 from activation_pipeline_tests.test_dotdigital import DotdigitalProject
 from activation_pipeline_tests.test_sync_modes import metadata
@@ -273,9 +273,14 @@ def test_a_nan_csv_price_inside_an_array_is_refused_by_batch_and_the_rest_of_the
     assert files.catalog() == {"SKU-1": {"name": "Mug", "price": [], "brand": "Acme"}}
 
 
+SIMPLEST_OBJECT = {"batch": "products", "yotpo": "email", "dotdigital": "list", "connectif": "products", "synerise": "profiles"}
+
+
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_every_platform_refuses_a_non_finite_number_alone_or_inside_a_list_never_sending_it_as_text(platform, value):
-    client = PLATFORMS[platform].resource_factory(DestinationConfig(platform=platform)).client()
-    assert client.invalid_reason(Record("k1", "ann@example.com", {"tags": ["a", value]}), "upsert") == f"tags[1]: {value} is not a finite number"
-    assert client.invalid_reason(Record("k1", "ann@example.com", {"price": value}), "upsert") == f"price: {value} is not a finite number"
+    spec = PLATFORMS[platform]
+    client = spec.resource_factory(DestinationConfig(platform=platform)).client()
+    target = SyncTarget("unit", "unit", SIMPLEST_OBJECT[platform], model=spec.target)
+    assert client.invalid_reason(target, Record("k1", "ann@example.com", {"tags": ["a", value]}), "upsert") == f"tags[1]: {value} is not a finite number"
+    assert client.invalid_reason(target, Record("k1", "ann@example.com", {"price": value}), "upsert") == f"price: {value} is not a finite number"

@@ -22,6 +22,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.synerise import SyneriseResource
 from activation_pipeline_tests.test_sync_modes import metadata
@@ -340,7 +341,7 @@ def test_profiles_scoped_to_store_views_sync_each_view_as_its_own_partition(syne
 
 def test_a_store_view_partition_on_the_target_changes_nothing_in_the_requests(synerise):
     client = SyneriseResource().client()
-    target = SyncTarget("scoped", "scoped", "catalog:fr", partition="fr_fr", options={"labels_as_values": False})
+    target = SyncTarget("scoped", "scoped", "catalog:fr", partition="fr_fr", options={"labels_as_values": False}, model=PLATFORMS["synerise"].target)
     client.prepare(target)
     record = Record("SKU-1", "SKU-1", {"price": 1.0, "productUrl": None, "parentId": None, "category": "A", "image": None})
     assert [o.status for o in client.send(target, "upsert", [record])] == ["confirmed"]

@@ -24,6 +24,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.yotpo import YotpoClient, YotpoResource
 from activation_pipeline.sandbox import start_sandbox
@@ -396,11 +397,11 @@ def test_a_token_refused_even_when_fresh_fails_the_run_with_the_reason(yotpo):
 def test_tokens_are_scrubbed_from_every_message_of_the_session(sandbox, monkeypatch):
     monkeypatch.setenv("YOTPO_BASE_URL", f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}")
     client: YotpoClient = YotpoResource(requests_per_second=0).client()
-    client.prepare(SyncTarget("unit", "unit", "email"))
+    client.prepare(SyncTarget("unit", "unit", "email", model=PLATFORMS["yotpo"].target))
     token = client._tokens.current()
     assert token and token not in client.session.redact(f"header X-Yotpo-Token: {token}")
     assert "sandbox-yotpo-secret" not in client.session.redact("secret sandbox-yotpo-secret")
-    assert client.invalid_reason(Record("1", "a@b.co", {"gender": "X"}), "upsert") == "gender: 'X' is not one of F, M, Other"
+    assert client.invalid_reason(SyncTarget("unit", "unit", "email", model=PLATFORMS["yotpo"].target), Record("1", "a@b.co", {"gender": "X"}), "upsert") == "gender: 'X' is not one of F, M, Other"
     client.close()
 
 
@@ -485,8 +486,8 @@ def test_the_demo_datas_malformed_emails_and_phones_are_caught_before_sending():
         rows = list(csv.DictReader(handle))
     flagged = {}
     for kind, column in (("email", "email"), ("phone", "phone")):
-        client._kind = kind
-        flagged[kind] = {int(r["customer_id"]) for r in rows if client.invalid_reason(Record(r["customer_id"], r[column], {}), "upsert")}
+        target = SyncTarget("demo", "demo", kind, model=PLATFORMS["yotpo"].target)
+        flagged[kind] = {int(r["customer_id"]) for r in rows if client.invalid_reason(target, Record(r["customer_id"], r[column], {}), "upsert")}
     assert flagged["email"] == {int(r["customer_id"]) for r in rows if int(r["customer_id"]) % 200 == 7}
     assert flagged["phone"] == {int(r["customer_id"]) for r in rows if int(r["customer_id"]) % 200 == 13}
     assert load_config(Path(__file__).resolve().parents[1] / "data" / "activations.yaml").activations["high_value_to_yotpo"].object == "email"
@@ -497,7 +498,7 @@ def test_an_echoed_secret_is_scrubbed_before_the_message_is_cut(body_prefix):
     from types import SimpleNamespace
 
     from activation_pipeline.platforms.yotpo import error_message
-    from activation_pipeline.sync.http import redact
+    from activation_pipeline.platforms.http import redact
 
     for text in (body_prefix + SECRET + "y" * 600, '{"errors": [{"message": "' + body_prefix + SECRET + '"}]}'):
         message = error_message(SimpleNamespace(status_code=400, text=text), lambda t: redact(t, [SECRET]))

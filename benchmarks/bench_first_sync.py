@@ -110,6 +110,7 @@ class PhasedClient:
 
 def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engine") -> tuple[float, dict]:
     """One run of the engine (mirror, concurrency 4, 200 items/request) against the snapshot in ``database``."""
+    from activation_pipeline.platforms import PLATFORMS
     from activation_pipeline.platforms.base import SyncTarget
     from activation_pipeline.platforms.batch import BatchResource
     from activation_pipeline.sync.diff import PlanRequest
@@ -121,7 +122,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     job = SyncJob(
         plan=PlanRequest(activation="bench", segment_table="segments.bench", primary_key="sku", identifier="sku",
                          columns=SENT, mode="full_then_delta", operation="mirror"),
-        target=SyncTarget(activation="bench", title="bench", object=catalog),
+        target=SyncTarget(activation="bench", title="bench", object=catalog, model=PLATFORMS["batch"].target),
         platform="batch", max_items_per_request=200, concurrency=4, max_delete_fraction=0.2,
         auto_synced=False, segment_sql_hash="x", state_dir=state_dir,
     )

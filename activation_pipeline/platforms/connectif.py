@@ -55,10 +55,9 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from dagster import ConfigurableResource
 from pydantic import Field
 
 from activation_pipeline.platforms.base import (
@@ -66,18 +65,15 @@ from activation_pipeline.platforms.base import (
     NoAnswer,
     Op,
     PlatformError,
-    PlatformSpec,
     Record,
-    SessionClient,
     SyncTarget,
     Verification,
     answer_error,
-    ensure_reachable,
-    resolve_base_url,
-    resolve_secret,
-    resource_factory,
     send_one_by_one,
 )
+from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.http import PlatformSession, SessionClient
+from activation_pipeline.platforms.resource import PlatformResource, ensure_reachable, secret_env
 from activation_pipeline.platforms.connectif_product import (
     activation_problem,
     creation_problem,
@@ -87,10 +83,8 @@ from activation_pipeline.platforms.connectif_product import (
     identifier_problem,
     product_body,
 )
-from activation_pipeline.sync.http import PlatformSession
 
 MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH (the bulk path is the CSV import)
-SANDBOX_API_KEY = "sandbox-connectif-key:sandbox-connectif-secret"
 SUCCESS = (200, 201, 204)
 RATE_LIMIT_ROUNDS = 3
 MAX_RESET_WAIT = 60.0
@@ -109,7 +103,7 @@ class ConnectifClient(SessionClient):
         """Connectif's catalog always exists: only check that the API answers."""
         ensure_reachable(self.session.base_url)
 
-    def invalid_reason(self, record: Record, op: Op) -> str | None:
+    def invalid_reason(self, target: SyncTarget, record: Record, op: Op) -> str | None:
         problem = identifier_problem(record.identifier)
         if problem or op == "delete":
             return problem
@@ -201,7 +195,7 @@ class ConnectifClient(SessionClient):
             try:
                 response = self.session.request(method, path, **kwargs)
             except NoAnswer as silence:
-                if "HTTP 429" not in str(silence) or round_ == RATE_LIMIT_ROUNDS:
+                if silence.status != 429 or round_ == RATE_LIMIT_ROUNDS:
                     raise
                 self._hold(1.0 + random.uniform(0.0, 1.0))  # the account's limit is shared: queue again
                 continue
@@ -236,45 +230,35 @@ def _path(identifier: str) -> str:
 
 
 # --- Dagster resource and spec -----------------------------------------------------------
-class ConnectifResource(ConfigurableResource):
+class ConnectifResource(PlatformResource):
     """A Connectif account. The API key ("keyId:keySecret") is read from the environment variable named here."""
 
-    base_url: str | None = Field(default=None, description="default: $CONNECTIF_BASE_URL, else the sandbox")
-    api_key_env: str = "CONNECTIF_API_KEY"
-    timeout_seconds: float = 30.0
-    max_retries: int = 8
-    backoff_seconds: float = 0.5
+    PLATFORM: ClassVar[str] = "connectif"
+    SANDBOX_PATH: ClassVar[str] = "/connectif"
+
+    api_key_env: str = secret_env("CONNECTIF_API_KEY", sandbox="sandbox-connectif-key:sandbox-connectif-secret")
+    max_retries: int = Field(default=8, ge=0)
+    backoff_seconds: float = Field(default=0.5, ge=0)
 
     def client(self) -> ConnectifClient:
-        base_url = resolve_base_url("CONNECTIF_BASE_URL", self.base_url, "/connectif")
-        api_key = resolve_secret(self.api_key_env, base_url, SANDBOX_API_KEY)
+        base_url = self.resolved_base_url()
+        api_key = self.secret("api_key", base_url)
         if ":" not in api_key:
             raise PlatformError(f"{self.api_key_env} must hold the Connectif API key as keyId:keySecret (one string, as the UI shows it)")
-        session = PlatformSession(
-            base_url,
-            {"Authorization": f"apiKey {api_key}", "Accept": "application/json"},
-            secrets=(api_key, *api_key.split(":", 1)),
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_seconds,
-            timeout=self.timeout_seconds,
-        )
+        session = self.session(base_url, {"Authorization": f"apiKey {api_key}", "Accept": "application/json"},
+                               (api_key, *api_key.split(":", 1)))
         return ConnectifClient(session)
-
-
-SETTINGS = ("timeout_seconds", "max_retries", "backoff_seconds")
 
 
 CONNECTIF_SPEC = PlatformSpec(
     name="connectif",
     operations=frozenset({"upsert", "mirror", "delete_only", "update_only"}),
+    resource=ConnectifResource,
     max_items_per_request=MAX_ITEMS_PER_REQUEST,
-    secrets=("api_key",),
     field_pattern=r"^[A-Za-z][A-Za-z0-9]*$",
     field_rule="Connectif product field names (camelCase letters and digits, e.g. unitPrice, productDetailUrl)",
     object_pattern=r"^products$",
     object_rule="products (the Connectif catalog)",
-    resource_factory=resource_factory(ConnectifResource),
-    settings=SETTINGS,
     activation_problem=activation_problem,
     activation_options=("removal",),
     verifies=True,

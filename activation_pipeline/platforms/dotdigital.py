@@ -68,10 +68,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
 from activation_pipeline.platforms.base import (
@@ -79,17 +78,13 @@ from activation_pipeline.platforms.base import (
     ItemOutcome,
     Op,
     PlatformError,
-    PlatformSpec,
     Record,
-    SessionClient,
     SyncTarget,
     answer_error,
-    ensure_reachable,
-    is_loopback,
-    resolve_base_url,
-    resolve_secret,
-    resource_factory,
 )
+from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.http import PlatformSession, SessionClient
+from activation_pipeline.platforms.resource import PlatformResource, ensure_reachable, is_loopback, resolve_base_url, secret_env
 from activation_pipeline.platforms.dotdigital_contract import (
     COLLECTION_NAME,
     CONTACT_INSIGHT,
@@ -116,13 +111,11 @@ from activation_pipeline.platforms.dotdigital_contract import (
     parse_target,
     value_problem,
 )
-from activation_pipeline.sync.http import PlatformSession
 
 MAX_ITEMS_PER_REQUEST = 5000
 MAX_BODY_BYTES = 50 * 1024 * 1024
 MAX_CONTACT_IMPORTS, MAX_INSIGHT_IMPORTS = 25, 5
 PAGE_SIZE = 1000
-SANDBOX_API_USER, SANDBOX_API_PASSWORD = "apiuser-sandbox@apiconnector.com", "sandbox-dotdigital-password"
 REGION_URL = "https://{region}-api.dotdigital.com"
 RUNNING = frozenset({"NotStarted", "NotFinished", "Processing"})
 DONE = frozenset({"Finished", "Complete"})
@@ -137,8 +130,6 @@ class DotdigitalClient(SessionClient):
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
         self._lock = threading.Lock()
         self._list_ids: dict[str, int] = {}  # activation -> list id, found or created by prepare()
-        # what invalid_reason checks records against: the activation prepare() was given
-        self._kind, self._match, self._contact_email = LIST, "email", "email"
         self._imports = {"contacts": threading.BoundedSemaphore(MAX_CONTACT_IMPORTS),
                          "insightData": threading.BoundedSemaphore(MAX_INSIGHT_IMPORTS)}
 
@@ -147,24 +138,24 @@ class DotdigitalClient(SessionClient):
         """Lists: find or create the list named after the title, then create missing data fields."""
         ensure_reachable(self.session.base_url)
         parsed = parse_target(target.object, target.options)
-        self._kind, self._match, self._contact_email = parsed.kind, parsed.match_identifier, parsed.contact_email
         if parsed.kind != LIST:
             return  # an insight collection is created by its first import
         self._list_id(target, parsed)
         self._ensure_data_fields(target)
 
-    def invalid_reason(self, record: Record, op: Op) -> str | None:
-        kind = self._kind
+    def invalid_reason(self, target: SyncTarget, record: Record, op: Op) -> str | None:
+        parsed = parse_target(target.object, target.options)
+        kind = parsed.kind
         if kind == LIST:
-            problem = identifier_problem(self._match, record.identifier)
+            problem = identifier_problem(parsed.match_identifier, record.identifier)
         else:
             problem = None if record.identifier and len(record.identifier) <= 255 else "record key must be 1 to 255 characters"
         if problem or op == "delete":
             return problem
         if kind == CONTACT_INSIGHT:
-            problem = identifier_problem("email", record.fields.get(self._contact_email))
+            problem = identifier_problem("email", record.fields.get(parsed.contact_email))
             if problem:
-                return f"contact {self._contact_email}: {problem}"
+                return f"contact {parsed.contact_email}: {problem}"
         for name, value in record.fields.items():
             problem = value_problem(name, value, data_field=kind == LIST)
             if problem:
@@ -363,19 +354,21 @@ def _insight_outcomes(report: dict[str, Any], records: Sequence[Record], redact:
 
 
 # --- Dagster resource and spec -------------------------------------------------------------
-class DotdigitalResource(ConfigurableResource):
+class DotdigitalResource(PlatformResource):
     """A Dotdigital account. The API user's email and password are read from the environment variables named here."""
+
+    PLATFORM: ClassVar[str] = "dotdigital"
+    SANDBOX_PATH: ClassVar[str] = "/dotdigital"
 
     base_url: str | None = Field(default=None, description="default: the region's URL, else $DOTDIGITAL_BASE_URL, else the sandbox")
     region: str | None = Field(default=None, description="r1 (Europe), r2 (North America) or r3 (Asia Pacific)")
-    api_user_env: str = "DOTDIGITAL_API_USER"
-    api_password_env: str = "DOTDIGITAL_API_PASSWORD"
+    api_user_env: str = secret_env("DOTDIGITAL_API_USER", sandbox="apiuser-sandbox@apiconnector.com")
+    api_password_env: str = secret_env("DOTDIGITAL_API_PASSWORD", sandbox="sandbox-dotdigital-password")
     collections: dict[str, str] = Field(default_factory=dict, description="alias -> insight collection name")
     poll_interval_seconds: float | None = Field(default=None, gt=0, description="default 5 s (0.05 s against the sandbox)")
     poll_timeout_seconds: float = Field(default=600.0, gt=0)
-    timeout_seconds: float = 121.0  # Dotdigital: allow 121 s before treating a call as failed
-    max_retries: int = 6
-    backoff_seconds: float = 0.5
+    timeout_seconds: float = Field(default=121.0, gt=0, description="Dotdigital: allow 121 s before treating a call as failed")
+    backoff_seconds: float = Field(default=0.5, ge=0)
 
     @field_validator("region")
     @classmethod
@@ -395,12 +388,9 @@ class DotdigitalResource(ConfigurableResource):
     def client(self) -> DotdigitalClient:
         configured = self.base_url or (REGION_URL.format(region=self.region) if self.region else None)
         base_url = resolve_base_url("DOTDIGITAL_BASE_URL", configured, "/dotdigital")
-        user = resolve_secret(self.api_user_env, base_url, SANDBOX_API_USER)
-        password = resolve_secret(self.api_password_env, base_url, SANDBOX_API_PASSWORD)
+        user, password = self.secret("api_user", base_url), self.secret("api_password", base_url)
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
-        session = PlatformSession(base_url, {"Accept": "application/json", "Authorization": f"Basic {basic}"},
-                                  secrets=(user, password, basic), max_retries=self.max_retries,
-                                  backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds)
+        session = self.session(base_url, {"Accept": "application/json", "Authorization": f"Basic {basic}"}, (user, password, basic))
         interval = self.poll_interval_seconds or (0.05 if is_loopback(base_url) else 5.0)
         return DotdigitalClient(session, collections=dict(self.collections), poll_interval=interval,
                                 poll_timeout=self.poll_timeout_seconds)
@@ -414,15 +404,13 @@ def list_named_by_title(object_: str, title: str, options: dict[str, Any]) -> di
 DOTDIGITAL_SPEC = PlatformSpec(
     name="dotdigital",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
+    resource=DotdigitalResource,
     max_items_per_request=MAX_ITEMS_PER_REQUEST,
-    secrets=("api_user", "api_password"),
+    max_bytes_per_request=MAX_BODY_BYTES,
     field_pattern=FIELD_PATTERN,
     field_rule=FIELD_RULE,
     object_pattern=OBJECT_PATTERN,
     object_rule=OBJECT_RULE,
-    resource_factory=resource_factory(DotdigitalResource),
-    settings=("region", "collections", "poll_interval_seconds", "poll_timeout_seconds", "timeout_seconds",
-              "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,
     activation_options=OPTIONS,
     target_options=("list_id", "match_identifier", "contact_email"),  # another list, contact key, or contact of an order

@@ -44,10 +44,9 @@ import json
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from dagster import ConfigurableResource
 from pydantic import Field
 
 from activation_pipeline.platforms.base import (
@@ -57,17 +56,13 @@ from activation_pipeline.platforms.base import (
     NoAnswer,
     Op,
     PlatformError,
-    PlatformSpec,
     Record,
-    SessionClient,
     SyncTarget,
-    TokenCache,
     answer_error,
-    ensure_reachable,
-    resolve_base_url,
-    resolve_secret,
-    resource_factory,
 )
+from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.http import PlatformSession, SessionClient, TokenAuth
+from activation_pipeline.platforms.resource import PlatformResource, ensure_reachable, secret_env
 from activation_pipeline.platforms.synerise_payloads import (
     activation_problem,
     catalog_name,
@@ -79,12 +74,10 @@ from activation_pipeline.platforms.synerise_payloads import (
     transaction_payload,
     transaction_problem,
 )
-from activation_pipeline.sync.http import PlatformSession
 
 MAX_ITEMS_PER_REQUEST = 1000
 MAX_BODY_BYTES = 1_000_000
 API_VERSION = "4.4"
-SANDBOX_API_KEY = "sandbox-synerise-api-key"
 ACCEPTED = (200, 201, 202, 204)
 PARTIAL = 207
 INDEX = re.compile(r"^\[(\d+)\]")
@@ -96,23 +89,21 @@ class SyneriseClient(SessionClient):
     def __init__(self, session: PlatformSession, api_key: str):
         self.session = session
         self._api_key = api_key
-        self._tokens = TokenCache(self._login)
+        self._tokens = TokenAuth(self._login, self._headers, refused=(401,), platform="Synerise",
+                                 describe=lambda response: error_message(response, self.session.redact))
         self._catalog_lock = threading.Lock()
         self._catalog_id: int | None = None
-        self._target: SyncTarget | None = None
 
     # --- DestinationClient ---------------------------------------------------------------
     def prepare(self, target: SyncTarget) -> None:
         """Log in; for a catalog, find it by name or create it."""
-        self._target = target
         ensure_reachable(self.session.base_url)
         self._tokens.current()
         if kind_of(target.object) == "catalog":
             self._catalog_id = self._find_or_create_catalog(catalog_name(target.object))
 
-    def invalid_reason(self, record: Record, op: Op) -> str | None:
-        target = self._target
-        kind = kind_of(target.object) if target else "profiles"
+    def invalid_reason(self, target: SyncTarget, record: Record, op: Op) -> str | None:
+        kind = kind_of(target.object)
         if not record.identifier or len(record.identifier) > 512:
             return "the identifier must be a non-empty string of at most 512 characters"
         if op == "delete":
@@ -122,7 +113,7 @@ class SyneriseClient(SessionClient):
         if kind == "profiles":
             return profile_problem(record)
         if kind == "catalog":
-            return item_problem(record, target.options if target else {})
+            return item_problem(record, target.options)
         return transaction_problem(record)
 
     def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
@@ -223,14 +214,7 @@ class SyneriseClient(SessionClient):
 
     # --- HTTP: token, one replay on 401 ----------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        token = self._tokens.current()
-        response = self.session.request(method, path, headers=self._headers(token), **kwargs)
-        if response.status_code == 401:
-            token = self._tokens.refresh(token)
-            response = self.session.request(method, path, headers=self._headers(token), **kwargs)
-            if response.status_code == 401:
-                raise CredentialsRefused(
-                    f"{method} {path}: Synerise refused a fresh token: {error_message(response, self.session.redact)}", 401)
+        response = self._tokens.request(self.session.request, method, path, **kwargs)
         if response.status_code == 403:
             raise self._fail(response, f"{method} {path} (does the API key have the permission for it?)")
         return response
@@ -332,34 +316,32 @@ def _by_size(pairs: list[tuple[Record, dict[str, Any]]]) -> list[list[tuple[Reco
 
 
 # --- Dagster resource and spec -----------------------------------------------------------------
-class SyneriseResource(ConfigurableResource):
+class SyneriseResource(PlatformResource):
     """A Synerise workspace. The API key is read from the environment variable named here."""
 
+    PLATFORM: ClassVar[str] = "synerise"
+    SANDBOX_PATH: ClassVar[str] = "/synerise"
+
     base_url: str | None = Field(default=None, description="default: $SYNERISE_BASE_URL, else the sandbox (real: https://api.synerise.com)")
-    api_key_env: str = "SYNERISE_API_KEY"
-    timeout_seconds: float = 30.0
-    max_retries: int = 6
-    backoff_seconds: float = 0.5
+    api_key_env: str = secret_env("SYNERISE_API_KEY", sandbox="sandbox-synerise-api-key")
+    backoff_seconds: float = Field(default=0.5, ge=0)
 
     def client(self) -> SyneriseClient:
-        base_url = resolve_base_url("SYNERISE_BASE_URL", self.base_url, "/synerise")
-        api_key = resolve_secret(self.api_key_env, base_url, SANDBOX_API_KEY)
-        session = PlatformSession(base_url, {"Accept": "application/json"}, secrets=(api_key,), max_retries=self.max_retries,
-                                  backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds)
-        return SyneriseClient(session, api_key)
+        base_url = self.resolved_base_url()
+        api_key = self.secret("api_key", base_url)
+        return SyneriseClient(self.session(base_url, {"Accept": "application/json"}, (api_key,)), api_key)
 
 
 SYNERISE_SPEC = PlatformSpec(
     name="synerise",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
+    resource=SyneriseResource,
     max_items_per_request=MAX_ITEMS_PER_REQUEST,
-    secrets=("api_key",),
+    max_bytes_per_request=MAX_BODY_BYTES,
     field_pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$",
     field_rule="letters, digits, '-' and '_' (agreements.<channel>, client.<id>, paymentInfo.method for the dotted ones)",
     object_pattern=r"^(profiles|subscriptions|transactions|catalog:.+)$",
     object_rule="profiles, subscriptions, transactions or catalog:<name>",
-    resource_factory=resource_factory(SyneriseResource),
-    settings=("timeout_seconds", "max_retries", "backoff_seconds"),
     activation_problem=activation_problem,
     activation_options=("tax_inclusive_price", "labels_as_values"),
     nulls_default="send",  # profiles: null resets a native field / deletes an attribute [V]; transactions never carry nulls

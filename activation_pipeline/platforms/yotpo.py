@@ -57,30 +57,24 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from dagster import ConfigurableResource
 from pydantic import Field
 
 from activation_pipeline.platforms.base import (
-    CredentialsRefused,
     ItemOutcome,
     NoAnswer,
     Op,
     PlatformError,
-    PlatformSpec,
     Record,
-    SessionClient,
     SyncTarget,
-    TokenCache,
     answer_error,
     send_one_by_one,
-    ensure_reachable,
-    resolve_base_url,
-    resolve_secret,
-    resource_factory,
 )
+from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.http import PlatformSession, SessionClient, TokenAuth
+from activation_pipeline.platforms.resource import PlatformResource, ensure_reachable, secret_env
 from activation_pipeline.platforms.yotpo_customer import (
     IDENTIFIER_FIELDS,
     STANDARD_FIELDS,
@@ -94,12 +88,9 @@ from activation_pipeline.platforms.yotpo_customer import (
     next_page_info,
     normalised,
 )
-from activation_pipeline.sync.http import PlatformSession
 
 # --- the transport contract (the customer fields and rules: yotpo_customer.py) ---------
 MAX_ITEMS_PER_REQUEST = 1  # no bulk customer endpoint: one customer per PATCH
-SANDBOX_STORE_ID, SANDBOX_SECRET = "sandbox-store", "sandbox-yotpo-secret"
-REAL_BASE_URL = "https://api.yotpo.com/core/v3/stores/{store_id}"
 SUCCESS = (200, 201, 204)
 TOKEN_INVALID = (401, 403)
 PAGE_LIMIT = 100
@@ -115,24 +106,24 @@ class YotpoClient(SessionClient):
     def __init__(self, session: PlatformSession, secret: str, *, requests_per_second: float = 5.0):
         self.session = session
         self._secret = secret
-        self._tokens = TokenCache(self._new_token)
+        self._tokens = TokenAuth(self._new_token, lambda token: {"X-Yotpo-Token": token}, refused=TOKEN_INVALID, platform="Yotpo",
+                                 describe=lambda response: error_message(response, self.session.redact))
         self._base_interval = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
         self._interval = self._base_interval
         self._pace_lock = threading.Lock()
         self._next_slot = 0.0
-        self._kind: str | None = None
         self._index_lock = threading.Lock()
         self._index: dict[str, frozenset[str]] = {}  # kind -> values present in the store (email/phone)
 
     # --- DestinationClient ---------------------------------------------------------------
     def prepare(self, target: SyncTarget) -> None:
         """Check the store answers and the secret is accepted (one token request)."""
-        self._kind = _kind_of(target)
+        _kind_of(target)  # an unknown identifier kind stops the run before anything is sent
         ensure_reachable(self.session.base_url)
         self._tokens.current()
 
-    def invalid_reason(self, record: Record, op: Op) -> str | None:
-        kind = self._kind or "external_id"
+    def invalid_reason(self, target: SyncTarget, record: Record, op: Op) -> str | None:
+        kind = _kind_of(target)
         problem = identifier_problem(kind, record.identifier)
         if problem:
             return problem
@@ -210,16 +201,7 @@ class YotpoClient(SessionClient):
 
     # --- HTTP: pacing, token, one replay on 401/403 ---------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        token = self._tokens.current()
-        response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
-        if response.status_code in TOKEN_INVALID:
-            token = self._tokens.refresh(token)
-            response = self._paced(method, path, headers={"X-Yotpo-Token": token}, **kwargs)
-            if response.status_code in TOKEN_INVALID:
-                raise CredentialsRefused(self.session.redact(
-                    f"{method} {path}: Yotpo refused a fresh access token: {error_message(response, self.session.redact)}"
-                ), response.status_code)
-        return response
+        return self._tokens.request(self._paced, method, path, **kwargs)
 
     def _paced(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send at most one request per pacing interval, shared by every thread of this client.
@@ -238,7 +220,7 @@ class YotpoClient(SessionClient):
             try:
                 response = self.session.request(method, path, **kwargs)
             except NoAnswer as silence:
-                if "HTTP 429" not in str(silence):
+                if silence.status != 429:
                     raise  # a transport failure or a 5xx says nothing about the rate limit
                 self._adapt(throttled=True)
                 if round_ == RATE_LIMIT_ROUNDS:
@@ -305,44 +287,37 @@ def _kind_of(target: SyncTarget) -> str:
 
 
 # --- Dagster resource and spec -----------------------------------------------------------
-class YotpoResource(ConfigurableResource):
+class YotpoResource(PlatformResource):
     """A Yotpo store. The store id and API secret are read from the environment variables named here."""
 
+    PLATFORM: ClassVar[str] = "yotpo"
+    SANDBOX_PATH: ClassVar[str] = "/yotpo/core/v3/stores/{store_id}"
+
     base_url: str | None = Field(default=None, description="default: $YOTPO_BASE_URL, else the sandbox; may contain {store_id}")
-    store_id_env: str = "YOTPO_STORE_ID"
-    secret_env: str = "YOTPO_SECRET"
-    timeout_seconds: float = 30.0
-    max_retries: int = 8
-    backoff_seconds: float = 0.5
+    store_id_env: str = secret_env("YOTPO_STORE_ID", sandbox="sandbox-store")
+    secret_env: str = secret_env("YOTPO_SECRET", sandbox="sandbox-yotpo-secret")
+    max_retries: int = Field(default=8, ge=0)
+    backoff_seconds: float = Field(default=0.5, ge=0)
     requests_per_second: float = Field(default=5.0, ge=0.0, description="client-side pacing (Yotpo allows 5/s per store); 0 = off")
 
     def client(self) -> YotpoClient:
-        template = resolve_base_url("YOTPO_BASE_URL", self.base_url, "/yotpo/core/v3/stores/{store_id}")
-        store_id = resolve_secret(self.store_id_env, template, SANDBOX_STORE_ID)
-        secret = resolve_secret(self.secret_env, template, SANDBOX_SECRET)
+        template = self.resolved_base_url()
+        store_id, secret = self.secret("store_id", template), self.secret("secret", template)
         base_url = template.replace("{store_id}", quote(store_id, safe=""))
-        session = PlatformSession(
-            base_url,
-            {"Accept": "application/json"},
-            secrets=(secret, store_id),  # the store id is in every URL: scrubbed like the secret
-            max_retries=self.max_retries,
-            backoff_factor=self.backoff_seconds,
-            timeout=self.timeout_seconds,
-        )
+        # the store id is in every URL: scrubbed like the secret
+        session = self.session(base_url, {"Accept": "application/json"}, (secret, store_id))
         return YotpoClient(session, secret, requests_per_second=self.requests_per_second)
 
 
 YOTPO_SPEC = PlatformSpec(
     name="yotpo",
     operations=frozenset({"upsert", "update_only"}),
+    resource=YotpoResource,
     max_items_per_request=MAX_ITEMS_PER_REQUEST,
-    secrets=("store_id", "secret"),
     field_pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)?$",
     field_rule="lowercase letters, digits and underscores (address fields as address.<name>)",
     object_pattern=r"^(external_id|email|phone)$",
     object_rule="external_id, email or phone: the identifier Yotpo customers are matched by",
-    resource_factory=resource_factory(YotpoResource),
-    settings=("timeout_seconds", "max_retries", "backoff_seconds", "requests_per_second"),
     activation_problem=activation_problem,
     nulls_default="send",  # a null custom property is sent as "" (removes it); a null standard field is skipped
 )

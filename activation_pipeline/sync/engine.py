@@ -3,7 +3,7 @@
 Rules kept here (DESIGN.md "Sync semantics"):
 1. the snapshot advances only for records the platform confirmed (journal + fold, state.py);
 2. a per-record rejection is recorded and never fatal; a request rejected whole is split
-   until the offending record stands alone; retries/backoff live in sync/http.py;
+   until the offending record stands alone; retries/backoff live in platforms/http.py;
 3. invalid rows (null/duplicate key, a value the platform cannot take) are never sent;
 4. safeguards: mass deletion, a changed segment on an auto-synced activation, a mirror whose
    target changed and a mapped column whose type changed refuse to run, naming the numbers

@@ -109,7 +109,7 @@ class Pusher:
                     identifier = key  # confirmed before snapshots kept identifiers: the key is the identifier
                 record = Record(key=key, identifier=identifier, fields=fields)
                 reason = (f"the identifier ({self.job.plan.identifier}) is null or unknown" if identifier is None
-                          else self.client.invalid_reason(record, op))
+                          else self.client.invalid_reason(self.job.target, record, op))
                 if reason:
                     self.report.bump("invalid")
                     invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"], payload=payload))

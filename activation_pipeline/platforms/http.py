@@ -1,0 +1,352 @@
+"""The transport kit every platform client is built from (nothing here knows a platform).
+
+- ``PlatformSession``: a pooled requests session with urllib3 ``Retry`` on 429/500/502/503/504
+  and connection/read errors (exponential backoff with jitter, ``Retry-After`` honoured). Every
+  call the clients make is idempotent (upserts and deletes by key), so POST/PUT/PATCH are retried
+  too. It counts requests and retries for the run's metadata, and scrubs secret values from every
+  message it raises: a key never reaches a log line, metadata entry, ledger row or exception.
+- ``TokenAuth``: a short-lived access token shared by a client's threads, renewed once when the
+  platform refuses it (one login even when many threads see the refusal).
+- ``Pacer``: requests per second across a client's threads, slowed down by 429s where the limit
+  is shared with other processes, held by rate-limit headers, and a request still answered 429
+  after the session's retries queued again (a bounded number of rounds).
+- ``error_text``: one reader of the platforms' error bodies.
+- ``utc_wire``: one UTC wire format for dates and times.
+- ``pages``: one pagination loop (cursor or offset), safe against a cursor that repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from activation_pipeline.platforms.base import CredentialsRefused, NoAnswer, PlatformError, answer_error
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+Send = Callable[..., requests.Response]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            # as written, and as it appears in a URL path or query (a store id in the path) or inside JSON
+            for form in dict.fromkeys((secret, quote(secret, safe=""), quote(secret), quote_plus(secret), json.dumps(secret)[1:-1])):
+                text = text.replace(form, "***")
+    return text
+
+
+def retried_statuses(response: requests.Response) -> list[int]:
+    """The statuses the session's retries saw before this answer (429s among them say the limit was hit)."""
+    history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
+    return [status for status in (getattr(h, "status", None) for h in history) if status is not None]
+
+
+class PlatformSession:
+    """A pooled, retrying requests session bound to one platform account."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        secrets: Iterable[str],
+        *,
+        max_retries: int = 6,
+        backoff_factor: float = 0.25,
+        backoff_max: float = 30.0,
+        timeout: float = 30.0,
+        pool_size: int = 16,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._secrets = tuple(s for s in secrets if s)
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+        self.retries = 0
+        retry = Retry(
+            total=max_retries, connect=max_retries, read=max_retries, status=max_retries, other=max_retries,
+            allowed_methods=None, status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor, backoff_max=backoff_max, backoff_jitter=backoff_factor,
+            respect_retry_after_header=True, raise_on_status=False,
+        )
+        self._session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(headers)
+
+    def add_secret(self, secret: str) -> None:
+        """Scrub a value learnt at run time (an access token) from every later message."""
+        if secret and secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send with retries; raise NoAnswer (redacted, with the last status) when no usable answer came back."""
+        url = f"{self.base_url}{path}"
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self._session.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            with self._lock:
+                self.requests_sent += 1
+            raise NoAnswer(self.redact(f"{method} {path}: no answer after retries ({type(exc).__name__}: {exc})")) from None
+        retried = len(retried_statuses(response)) or len(getattr(getattr(response.raw, "retries", None), "history", ()) or ())
+        with self._lock:
+            self.requests_sent += 1 + retried
+            self.retries += retried
+        if response.status_code in RETRY_STATUSES:
+            raise NoAnswer(self.redact(f"{method} {path}: HTTP {response.status_code} after {retried} retries: ")
+                           + self.redact(response.text)[:300], status=response.status_code)
+        return response
+
+    def fail(self, response: requests.Response, what: str) -> PlatformError:
+        """A redacted PlatformError describing an unexpected answer."""
+        return answer_error(response.status_code, f"{what}: {error_text(response, self.redact)}")
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class SessionClient:
+    """What every HTTP client shares: the counters of its ``PlatformSession`` and closing it."""
+
+    session: PlatformSession
+
+    @property
+    def requests_sent(self) -> int:
+        return self.session.requests_sent
+
+    @property
+    def retries(self) -> int:
+        return self.session.retries
+
+    def close(self) -> None:
+        self.session.close()
+
+
+# --- error bodies ---------------------------------------------------------------------------
+MESSAGE_KEYS = ("error_code", "code", "error", "error_message", "message", "title", "detail", "description")
+LIST_KEYS = ("errors", "validationErrors", "details")
+PLACE_KEYS = ("field", "path", "property", "key", "index")
+TEXT_KEYS = ("message", "reason", "detail", "description", "error", "error_message")
+
+
+def body_parts(body: Any) -> list[str]:
+    """What an error body says, in order: its top-level messages, then each listed error as ``place: message``."""
+    if isinstance(body, str):
+        return [body] if body.strip() else []
+    if isinstance(body, list):
+        return [part for item in body for part in body_parts(item)]
+    if not isinstance(body, dict):
+        return [] if body is None else [str(body)]
+    parts = [str(body[key]) for key in MESSAGE_KEYS if isinstance(body.get(key), (str, int)) and str(body[key]).strip()]
+    if isinstance(body.get("error"), dict):
+        parts += body_parts(body["error"])
+    for key in LIST_KEYS:
+        for item in body.get(key) or [] if isinstance(body.get(key), list) else []:
+            if isinstance(item, dict):
+                place = next((str(item[k]) for k in PLACE_KEYS if item.get(k) not in (None, "")), "")
+                text = next((str(item[k]) for k in TEXT_KEYS if item.get(k) not in (None, "")), "")
+                parts.append(f"{place}: {text}" if place and text else place or text)
+            elif item not in (None, ""):
+                parts.append(str(item))
+    return [part for part in parts if part]
+
+
+def error_text(response: requests.Response, scrub: Callable[[str], str] = lambda text: text, *, limit: int = 500) -> str:
+    """``HTTP <status>: <what the body says>``, scrubbed before it is cut (a key cut in half would no longer match)."""
+    raw = scrub(response.text or "")
+    try:
+        parts = body_parts(json.loads(raw))
+    except ValueError:
+        parts = [raw.strip()]
+    said = "; ".join(dict.fromkeys(part for part in parts if part))
+    return f"HTTP {response.status_code}: {said[:limit]}" if said else f"HTTP {response.status_code}"
+
+
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+# --- token auth -------------------------------------------------------------------------------
+class TokenAuth:
+    """A short-lived access token (Yotpo, Synerise): fetched on first use, and when the platform refuses
+    it (``refused`` statuses), fetched again once and the request replayed; refused again, the
+    credentials are wrong. One login even when many threads see the refusal."""
+
+    def __init__(self, login: Callable[[], str], headers: Callable[[str], dict[str, str]], *,
+                 refused: tuple[int, ...] = (401,), platform: str = "the platform",
+                 describe: Callable[[requests.Response], str] = error_text):
+        self._login, self._headers, self.refused = login, headers, refused
+        self._platform, self._describe = platform, describe
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._login()
+            return self._token
+
+    def renew(self, rejected: str) -> str:
+        with self._lock:
+            if self._token in (None, rejected):  # another thread may have renewed it already
+                self._token = self._login()
+            return self._token
+
+    def request(self, send: Send, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """``send(method, path, headers=…, **kwargs)`` with the token; renewed and replayed once on a refusal."""
+        extra = kwargs.pop("headers", None) or {}
+        token = self.current()
+        response = send(method, path, headers={**extra, **self._headers(token)}, **kwargs)
+        if response.status_code in self.refused:
+            token = self.renew(token)
+            response = send(method, path, headers={**extra, **self._headers(token)}, **kwargs)
+            if response.status_code in self.refused:
+                raise CredentialsRefused(f"{method} {path}: {self._platform} refused a fresh access token: "
+                                         f"{self._describe(response)}", response.status_code)
+        return response
+
+
+# --- pacing -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RateHeaders:
+    """Where a platform says how much of its limit is left: ``remaining`` 0 holds every thread until ``reset``."""
+
+    remaining: str
+    reset: str
+    reset_is_epoch: bool = False  # the reset is an epoch time, not seconds from now
+    default_wait: float = 1.0  # when the answer names no reset
+    max_wait: float = 60.0
+
+
+class Pacer:
+    """Paces one client's requests, shared by its threads.
+
+    - ``requests_per_second`` (0: unpaced) spaces request starts;
+    - ``adaptive``: the platform's limit is shared with other processes, so a 429 (even one the session
+      retried away) doubles the interval, up to ``max_interval``, and answers without one shrink it back;
+    - ``headers``: a rate-limit header at 0 holds every thread until the reset it names;
+    - a request still answered 429 after the session's retries is queued again after a jittered hold, up
+      to ``requeue_rounds`` times; then its ``NoAnswer`` stands (the records are sent again next run).
+    """
+
+    def __init__(self, requests_per_second: float = 0.0, *, adaptive: bool = False, max_interval: float = 2.0,
+                 headers: RateHeaders | None = None, requeue_rounds: int = 3, floor_per_second: float | None = None):
+        self._base = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
+        self._floor = max(self._base, 1.0 / floor_per_second) if floor_per_second else self._base
+        self._interval = self._base
+        self.adaptive, self.max_interval, self.headers, self.requeue_rounds = adaptive, max_interval, headers, requeue_rounds
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    def request(self, send: Send, method: str, path: str, **kwargs: Any) -> requests.Response:
+        for round_ in range(self.requeue_rounds + 1):
+            self._wait_for_slot()
+            try:
+                response = send(method, path, **kwargs)
+            except NoAnswer as silence:
+                if silence.status != 429:
+                    raise  # a transport failure or a 5xx says nothing about the rate limit
+                self._adapt(throttled=True)
+                if round_ == self.requeue_rounds:
+                    raise
+                self.hold(1.0 + random.uniform(0.0, 1.0))  # the limit is shared: queue again behind this client's pacing
+                continue
+            self._adapt(throttled=response.status_code == 429 or 429 in retried_statuses(response))
+            self._honour_headers(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def hold(self, seconds: float) -> None:
+        """No request of this client starts for ``seconds``."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, time.monotonic() + seconds)
+
+    def _wait_for_slot(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def _adapt(self, *, throttled: bool) -> None:
+        if not self.adaptive:
+            return
+        with self._lock:
+            if throttled:
+                self._interval = min(max(self._interval * 2, self._floor), self.max_interval)
+            elif self._interval > self._base:
+                self._interval *= 0.98  # slow recovery: fewer 429s when sharing the limit
+                if self._interval < max(self._base, 0.01):
+                    self._interval = self._base
+
+    def _honour_headers(self, response: requests.Response) -> None:
+        if self.headers is None:
+            return
+        remaining, reset = response.headers.get(self.headers.remaining), response.headers.get(self.headers.reset)
+        try:
+            if remaining is None or int(float(remaining)) > 0:
+                return
+            if reset is None:
+                wait = self.headers.default_wait
+            else:
+                wait = float(reset) - time.time() if self.headers.reset_is_epoch else float(reset)
+            wait = min(max(wait, 0.0), self.headers.max_wait)
+        except ValueError:
+            return
+        self.hold(wait + random.uniform(0.0, 0.25))  # do not resume in step with the account's other clients
+
+
+# --- wire formats and pages --------------------------------------------------------------------
+def utc_wire(value: date | datetime, *, timespec: str = "auto") -> str:
+    """ISO 8601 in UTC with a ``Z``: a naive datetime is taken as UTC, a date as its midnight UTC."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+Cursor = TypeVar("Cursor")
+Item = TypeVar("Item")
+
+
+def pages(fetch: Callable[[Cursor | None], tuple[list[Item], Cursor | None]], first: Cursor | None = None) -> Iterator[Item]:
+    """Every item of a paginated listing: ``fetch(cursor)`` answers one page and the next cursor (None: last page).
+    Stops on an empty page, and on a cursor seen before (a platform answering the same page again)."""
+    cursor, seen = first, set()
+    while True:
+        items, following = fetch(cursor)
+        yield from items
+        if not items or following is None or following in seen:
+            return
+        seen.add(following)
+        cursor = following
+
+
+def offset_pages(fetch: Callable[[int], list[Item]], page_size: int) -> Iterator[Item]:
+    """Every item of a listing paged by offset (``skip``): a short page is the last."""
+    def page_at(skip: int | None) -> tuple[list[Item], int | None]:
+        page = fetch(skip or 0)
+        return page, ((skip or 0) + page_size if len(page) >= page_size else None)
+
+    return pages(page_at)

@@ -1,0 +1,157 @@
+"""What every platform's Dagster resource shares, and where its base URL and secrets come from.
+
+A platform's resource subclasses ``PlatformResource``: the base URL, timeouts and retries are
+declared here once; its secrets are fields made by ``secret_env`` (the default environment variable
+and the sandbox's demo credential, declared once); every other field is a destination setting.
+``PlatformSpec`` derives the platform's secret names, settings and resource factory from it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from activation_pipeline.platforms.base import PlatformError
+from activation_pipeline.platforms.http import PlatformSession
+
+SECRET_SUFFIX = "_env"
+
+
+def secret_env(default_env: str, *, sandbox: str, description: str = "") -> Any:
+    """A secret of the platform, as the name of the environment variable holding it (``<secret>_env``);
+    ``sandbox`` is the demo credential used when the base URL is the loopback sandbox."""
+    return Field(default=default_env, description=description or f"environment variable holding the secret (default ${default_env})",
+                 json_schema_extra={"secret": True, "sandbox": sandbox})
+
+
+class _Fields(dict):
+    """A resource's fields for a path template; other placeholders (Yotpo's ``{store_id}``) are kept."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class PlatformResource(ConfigurableResource):
+    """One account of a platform. Subclasses set ``PLATFORM`` and ``SANDBOX_PATH`` (formatted with the
+    resource's fields, e.g. ``/batch/{api_version}``) and declare their secrets with ``secret_env``."""
+
+    PLATFORM: ClassVar[str] = ""
+    SANDBOX_PATH: ClassVar[str] = ""
+
+    base_url: str | None = Field(default=None, description="default: $<PLATFORM>_BASE_URL, else the local sandbox")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="seconds to wait for one answer")
+    max_retries: int = Field(default=6, ge=0, description="retries of a request on 429/5xx and transport errors")
+    backoff_seconds: float = Field(default=0.25, ge=0, description="first retry's backoff (doubles each retry; Retry-After wins)")
+
+    # --- the declaration, read by PlatformSpec ----------------------------------------------------
+    @classmethod
+    def base_url_env(cls) -> str:
+        """The environment variable an unset ``base_url`` falls back to."""
+        return f"{cls.PLATFORM.upper()}_BASE_URL"
+
+    @classmethod
+    def secret_fields(cls) -> dict[str, Any]:
+        """Secret name -> its field (``rest_api_key`` -> ``rest_api_key_env``)."""
+        return {name[: -len(SECRET_SUFFIX)]: info for name, info in cls.model_fields.items()
+                if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")}
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The destination settings it takes: every field but the base URL and the secrets."""
+        secrets = {f"{name}{SECRET_SUFFIX}" for name in cls.secret_fields()}
+        return tuple(name for name in cls.model_fields if name != "base_url" and name not in secrets)
+
+    @classmethod
+    def from_destination(cls, destination: Any) -> "PlatformResource":
+        """The resource for a ``destinations:`` entry: base URL, secret variable names and settings."""
+        envs = {f"{secret}{SECRET_SUFFIX}": variable for secret, variable in destination.secrets.items()}
+        return cls(base_url=destination.base_url, **envs, **destination.settings)
+
+    # --- at run time ---------------------------------------------------------------------------
+    def resolved_base_url(self) -> str:
+        """The config's base URL, else ``$<PLATFORM>_BASE_URL``, else the local sandbox."""
+        return resolve_base_url(self.base_url_env(), self.base_url, self.SANDBOX_PATH.format_map(_Fields(self.model_dump())))
+
+    def secret(self, name: str, base_url: str) -> str:
+        """The secret's value from its environment variable; against a loopback sandbox, its demo credential."""
+        info = self.secret_fields()[name]
+        return resolve_secret(getattr(self, f"{name}{SECRET_SUFFIX}"), base_url, info.json_schema_extra["sandbox"])
+
+    def session(self, base_url: str, headers: dict[str, str], secrets: tuple[str, ...]) -> PlatformSession:
+        """The retrying session for this account, scrubbing ``secrets`` from every message."""
+        return PlatformSession(base_url, headers, secrets=secrets, max_retries=self.max_retries,
+                               backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds)
+
+
+SANDBOX_HOST = "127.0.0.1"
+SANDBOX_START_HINT = "start it with `python -m activation_pipeline.sandbox` (or run `activation-pipeline demo`)"
+
+
+def sandbox_url() -> str:
+    return f"http://{SANDBOX_HOST}:{os.environ.get('SANDBOX_PORT', '8765')}"
+
+
+def is_loopback(url: str) -> bool:
+    """True only for the loopback interface: an address in 127.0.0.0/8 or ::1, or "localhost".
+
+    A host name that merely starts with "127." (127.0.0.1.example.com) is a public DNS name.
+    """
+    import ipaddress
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url_problem(configured: str | None, env_name: str) -> str | None:
+    """Why the base URL a client resolves (the config's, else ``env_name``'s) may not carry credentials, or None.
+    Checked when the config loads and again when a client is made (the variable may have changed since)."""
+    url = configured or os.environ.get(env_name)
+    if not url or is_loopback(url) or url.startswith("https://"):
+        return None
+    origin = "base_url of the destination in the config file" if configured else env_name
+    return f"{origin} = {url!r}: a non-loopback base URL must use https (credentials never travel in clear)"
+
+
+def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -> str:
+    """Config override, else ``<PLATFORM>_BASE_URL``, else the local sandbox.
+
+    A base URL that leaves this machine must be https: credentials never travel in clear.
+    """
+    problem = base_url_problem(configured, env_name)
+    if problem:
+        raise PlatformError(problem)
+    url = configured or os.environ.get(env_name) or f"{sandbox_url()}{sandbox_path}"
+    return url.rstrip("/")
+
+
+def resolve_secret(env_name: str, base_url: str, sandbox_default: str) -> str:
+    """The secret held by ``env_name``; against a loopback sandbox, its demo credential."""
+    value = os.environ.get(env_name)
+    if value:
+        return value
+    if is_loopback(base_url):
+        return sandbox_default
+    raise PlatformError(f"environment variable {env_name} is not set (it must hold the secret for {base_url})")
+
+
+def ensure_reachable(base_url: str, timeout: float = 2.0) -> None:
+    """Fail at once, with the way out, when nothing listens at the base URL."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(base_url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        hint = f"; the sandbox is not running: {SANDBOX_START_HINT}" if is_loopback(base_url) else ""
+        raise PlatformError(f"cannot reach {parsed.scheme}://{parsed.hostname}:{port} ({exc.strerror or exc}){hint}") from None
