@@ -81,7 +81,7 @@ def segment_columns(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, st
 
 
 def _operation_sql(request: PlanRequest) -> str:
-    """CASE expression choosing each key's operation; the DESIGN.md mode table, in SQL."""
+    """CASE expression choosing each key's operation; the mode table of README.md "Sync modes", in SQL."""
     send = "'update'" if request.operation == "update_only" else "'upsert'"
     valid = "__change IN ('added', 'changed', 'unchanged')"
     if request.only_keys:

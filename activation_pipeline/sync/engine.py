@@ -1,6 +1,6 @@
 """Plan → batches → platform → confirm → snapshot + ledger. Platform-agnostic.
 
-Rules kept here (DESIGN.md "Sync semantics"):
+Rules kept here (README.md "Sync modes"):
 1. the snapshot advances only for records the platform confirmed (journal + fold, state.py);
 2. a per-record rejection is recorded and never fatal; a request rejected whole is split
    until the offending record stands alone; retries/backoff live in platforms/http.py;

@@ -47,7 +47,7 @@ BATCH_SPEC = PlatformSpec(
     object_rule="lowercase letters, digits and underscores (Batch catalog names)",
     nulls_default="send",  # a null attribute is sent as null: the item holds null
     nulls_refused=(("omit", r".*", "items/edit `add` replaces an item whole (the sandbox's choice; whether `add` replaces an "
-                    "existing id is [U] in REFERENCE.md §1.3), so a left-out attribute would be dropped, not kept; use "
+                    "existing id is unverified: docs/platforms/batch.md), so a left-out attribute would be dropped, not kept; use "
                     "nulls: send (the attribute is stored as null)"),),
 )
 
