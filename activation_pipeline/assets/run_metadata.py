@@ -1,5 +1,5 @@
 """What an activation run shows in Dagster: a summary table first, then the counts Dagster plots over
-materializations, the failed and invalid records as tables (the run's ledger query: state.run_records_query)."""
+materializations, the failed and invalid records as tables, and the run's ledger query, whole (its SQL: sync/state)."""
 
 
 from typing import Any
@@ -46,8 +46,8 @@ def summary_table(report: SyncReport) -> TableMetadataValue:
     rows: list[dict[str, Any]] = []
     not_sent = {"removed": counts.removed_left_in_platform, "unchanged": counts.unchanged_skipped}
     for change in CHANGES:
-        of = counts.of(change)
-        rows.append({"records": change, "planned": of.planned, "succeeded": of.succeeded, "failed": of.failed,
+        counted = counts.of(change)
+        rows.append({"records": change, "planned": counted.planned, "succeeded": counted.succeeded, "failed": counted.failed,
                      "skipped": None, "not sent": not_sent.get(change)})
     rows.append({"records": "invalid", "planned": None, "succeeded": None, "failed": None, "skipped": None,
                  "not sent": counts.invalid})

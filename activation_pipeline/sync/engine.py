@@ -1,7 +1,7 @@
 """Plan → batches → platform → confirm → snapshot + ledger. Platform-agnostic.
 
 Rules kept here (DESIGN.md "Sync semantics"):
-1. the snapshot advances only for records the platform confirmed (journal + fold, state.py);
+1. the snapshot advances only for records the platform confirmed (journal + fold, sync/state/journal.py);
 2. a per-record rejection is recorded and never fatal; a request rejected whole is split
    until the offending record stands alone; retries/backoff live in sync/http.py;
 3. invalid rows (null/duplicate key, a value the platform cannot take) are never sent;

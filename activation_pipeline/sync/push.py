@@ -1,5 +1,5 @@
 """The push: the plan streamed into requests, outcomes journaled the moment they are collected and
-folded into snapshot and ledger (sync/state.py). A request rejected whole is split until the
+folded into snapshot and ledger (sync/state/journal.py). A request rejected whole is split until the
 offending record stands alone; a SIGTERM/SIGINT stops submission and keeps what already arrived."""
 
 from __future__ import annotations
