@@ -48,7 +48,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.assets.verification import CHECK_NAME, verifies
 from activation_pipeline.config import ActivationConfig, ProjectConfig
-from activation_pipeline.sync.state import SCHEMA
+from activation_pipeline.sync.state import record_failed_steps
 from activation_pipeline.warehouse import WarehouseResource
 
 FAILURE_WEBHOOK_ENV = "ACTIVATION_FAILURE_WEBHOOK_URL"
@@ -248,11 +248,6 @@ def build_sensors(config: ProjectConfig, jobs: Jobs) -> list[SensorDefinition]:
     return sensors
 
 
-FAILED_RUNS_DDL = f"""CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.failed_runs (
-    run_id VARCHAR, job_name VARCHAR, step_key VARCHAR, activation VARCHAR, error VARCHAR, failed_at TIMESTAMPTZ)"""
-
-
 @run_failure_sensor(name="record_failed_syncs", default_status=DefaultSensorStatus.RUNNING,
                     description="Each failed step of a run in activation_state.failed_runs, and to $ACTIVATION_FAILURE_WEBHOOK_URL")
 def record_failed_syncs(context: RunFailureSensorContext, warehouse: WarehouseResource):
@@ -263,9 +258,7 @@ def record_failed_syncs(context: RunFailureSensorContext, warehouse: WarehouseRe
         for event in context.get_step_failure_events()
     ] or [{"step": None, "activation": run.tags.get("activation"), "error": (context.failure_event.message or "run failed")[:2000]}]
     with warehouse.get_connection() as conn:
-        conn.execute(FAILED_RUNS_DDL)
-        conn.executemany(f"INSERT INTO {SCHEMA}.failed_runs VALUES (?, ?, ?, ?, ?, now())",
-                         [[run.run_id, run.job_name, f["step"], f["activation"], f["error"]] for f in failures])
+        record_failed_steps(conn, run.run_id, run.job_name, [(f["step"], f["activation"], f["error"]) for f in failures])
     url = os.environ.get(FAILURE_WEBHOOK_ENV)
     if url:
         try:

@@ -109,15 +109,9 @@ def demo(args: argparse.Namespace) -> None:
 
 def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
     """One line per activation synced by these runs; ``parts``: its days, or its scopes (store views)."""
-    rows = conn.execute(
-        f"""SELECT activation, count(DISTINCT partition_key) AS parts, string_agg(DISTINCT status, ',' ORDER BY status) AS status,
-                   sum(planned_added + planned_changed + planned_removed + unchanged_resent), sum(succeeded), sum(failed),
-                   sum(invalid), sum(skipped),
-                   sum(snapshot_size) FILTER (WHERE latest) AS snapshot  -- what each partition holds now
-            FROM (SELECT *, row_number() OVER (PARTITION BY activation, partition_key ORDER BY started_at DESC) = 1 AS latest
-                  FROM activation_state.sync_runs WHERE run_id IN ({', '.join('?' * len(run_ids))}))
-            GROUP BY activation ORDER BY activation""", run_ids,
-    ).fetchall()
+    from activation_pipeline.sync.state import run_totals
+
+    rows = run_totals(conn, run_ids)
     widths = (8, 9, 8, 9, 9, 10)
     lines = [f"{'activation':<28}{'parts':>5} {'status':<18}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'skipped':>9}{'snapshot':>10}"]
     for row in rows:
@@ -134,20 +128,13 @@ NOTES = (  # (ledger statuses, what happened to those records) for the demo summ
 
 def run_notes(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
     """One sentence per activation whose records were not all confirmed, from the ledger's most common reason."""
-    from activation_pipeline.assets.record_check import top_reasons
+    from activation_pipeline.sync.state import activations_with_status, keys_with_status, top_reasons
 
-    activations = [row[0] for row in conn.execute(
-        f"""SELECT DISTINCT activation FROM activation_state.sync_records
-            WHERE run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ('rejected', 'no_answer', 'skipped', 'invalid')
-            ORDER BY 1""", run_ids).fetchall()]
     notes = []
-    for activation in activations:
+    for activation in activations_with_status(conn, run_ids, tuple(s for statuses, _ in NOTES for s in statuses)):
         parts = []
         for statuses, outcome in NOTES:
-            total = conn.execute(
-                f"""SELECT count(DISTINCT key) FROM activation_state.sync_records WHERE activation = ?
-                    AND run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ({', '.join('?' * len(statuses))})""",
-                [activation, *run_ids, *statuses]).fetchall()[0][0]
+            total = keys_with_status(conn, activation, run_ids, statuses)
             if total:
                 [reason] = top_reasons(conn, activation, run_ids, statuses, any_partition=True, limit=1)
                 which = ("" if total == 1 else "all ") if reason.records == total else f"{reason.records} of them "
@@ -162,6 +149,7 @@ LEDGER_LIMIT = 50
 def ledger(args: argparse.Namespace) -> None:
     import polars as pl
 
+    from activation_pipeline.sync.state import activations_with_runs, has_table, latest_records, latest_records_count, record_history
     from activation_pipeline.warehouse import read_warehouse, warehouse_path
 
     if args.activation == "prune":  # a command, not an activation (the config refuses that name)
@@ -169,14 +157,8 @@ def ledger(args: argparse.Namespace) -> None:
     if args.days is not None:
         sys.exit("--days goes with `activation-pipeline ledger prune`")
     if args.key is None:
-        query = """SELECT key, last_operation, in_platform, confirmed_at, run_id, partition_key, payload
-                   FROM activation_state.latest_records WHERE activation = ? ORDER BY key LIMIT ?"""
-        params: list = [args.activation, args.limit]
         title = f"latest confirmed records of {args.activation}"
     else:
-        query = """SELECT recorded_at, run_id, run_status, partition_key, change, operation, status, attempt, message, payload
-                   FROM activation_state.record_history WHERE activation = ? AND key = ? ORDER BY recorded_at DESC LIMIT ?"""
-        params = [args.activation, args.key, args.limit]
         title = f"history of {args.key} in {args.activation}"
     how = ("materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
            f"--select activations/{args.activation}` (or `activation-pipeline demo`)")
@@ -184,15 +166,15 @@ def ledger(args: argparse.Namespace) -> None:
         sys.exit(f"nothing recorded yet: no warehouse at {warehouse_path()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
     try:
         with read_warehouse() as conn:
-            has_ledger = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'activation_state' "
-                                      "AND table_name = 'sync_runs'").fetchall()[0][0]
-            known = ({row[0] for row in conn.execute("SELECT DISTINCT activation FROM activation_state.sync_runs").fetchall()}
-                     if has_ledger else set())
+            known = activations_with_runs(conn) if has_table(conn, "sync_runs") else set()
             if args.activation not in known:
                 sys.exit(f"nothing recorded yet for activation {args.activation!r} in {warehouse_path()} "
                          f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}")
-            frame = conn.sql(query, params=params).pl()
-            total = conn.execute("SELECT count(*) FROM activation_state.latest_records WHERE activation = ?", [args.activation]).fetchall()[0][0]
+            if args.key is None:
+                frame = latest_records(conn, args.activation, args.limit)
+            else:
+                frame = record_history(conn, args.activation, args.key, args.limit)
+            total = latest_records_count(conn, args.activation)
     except (FileNotFoundError, duckdb.Error) as exc:
         sys.exit(str(exc))
     print(f"{title}: {frame.height} row(s)" + (f" of {total}" if args.key is None else ""))
@@ -202,7 +184,7 @@ def ledger(args: argparse.Namespace) -> None:
 
 def prune(args: argparse.Namespace) -> None:
     from activation_pipeline.config import ConfigError, config_path, load_config
-    from activation_pipeline.sync.state import prune_ledger
+    from activation_pipeline.sync.state import has_table, prune_ledger
     from activation_pipeline.warehouse import warehouse_path, write_warehouse
 
     if args.key is not None:
@@ -219,7 +201,7 @@ def prune(args: argparse.Namespace) -> None:
         sys.exit(f"--days must be 1 or more, got {days}")
     try:
         with write_warehouse() as conn:
-            if not conn.execute("SELECT 1 FROM duckdb_tables() WHERE schema_name = 'activation_state' AND table_name = 'sync_records'").fetchall():
+            if not has_table(conn, "sync_records"):
                 sys.exit(f"no ledger yet in {warehouse_path()}: nothing to prune")
             pruned = prune_ledger(conn, days)
     except (FileNotFoundError, duckdb.Error) as exc:

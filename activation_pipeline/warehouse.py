@@ -51,10 +51,6 @@ class WarehouseResource(DuckDBResource):
         return Path(self.database).parent / "activation_state"
 
 
-def warehouse_resource() -> WarehouseResource:
-    return WarehouseResource(database=str(warehouse_path()))
-
-
 @contextmanager
 def read_warehouse(path: Path | None = None, timeout: float = 60.0, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short session for people and tools (read-only unless asked, e.g. ``ledger prune``), taken under the

@@ -136,7 +136,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     started = time.perf_counter()
     report = run_sync(job, client, connect)  # type: ignore[arg-type]
     phases = {"planning_rss_mb": client.planning_rss_mb, "pushing_rss_mb": peak_rss_mb() if client.phases_split else None}
-    return time.perf_counter() - started, {**report.counts, **{k: v for k, v in phases.items() if v is not None}}
+    return time.perf_counter() - started, {**report.counts.as_dict(), **{k: v for k, v in phases.items() if v is not None}}
 
 
 def measure(side: str, url: str, database: Path, state_dir: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from activation_pipeline.assets.metadata import code_references, column_lineage
 from activation_pipeline.assets.partitions import daily_partitions
-from activation_pipeline.assets.run_metadata import RECORD_SAMPLE, invalid_records, ledger_query, records_table, scopes_table, summary_table
+from activation_pipeline.assets.run_metadata import RECORD_SAMPLE, invalid_records, records_table, scopes_table, summary_table
 from activation_pipeline.assets.record_check import record_check_key, record_check_result, record_check_spec
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
@@ -17,6 +17,7 @@ from activation_pipeline.platforms.base import CredentialsRefused, PlatformError
 from activation_pipeline.sql_identifiers import qualified_name
 from activation_pipeline.sync.diff import PlanError, PlanRequest
 from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
+from activation_pipeline.sync.state import run_records_query
 
 
 class SyncRunConfig(Config):
@@ -163,7 +164,7 @@ def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, opti
         raise Failure(description=str(exc)) from None
     finally:
         client.close()
-    if report.counts.get("invalid") and not report.dry_run:  # the records and their reasons, as the ledger holds them
+    if report.counts.invalid and not report.dry_run:  # the records and their reasons, as the ledger holds them
         with warehouse.get_connection() as conn:
             report.invalid_sample = invalid_records(conn, report.run_id, name, partition_key)
     return report
@@ -185,8 +186,7 @@ def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, A
     """The scopes' reports added up, plus one table row per scope."""
     total = SyncReport(run_id=next(iter(reports.values())).run_id, activation=job.target.activation)
     for report in reports.values():
-        for name, n in report.counts.items():
-            total.bump(name, n)
+        total.counts += report.counts
         total.failed_sample.extend(report.failed_sample)
         total.invalid_sample.extend(report.invalid_sample)
         total.requests += report.requests
@@ -211,15 +211,15 @@ def activation_metadata(report: SyncReport, job: SyncJob, partitions: list[str] 
     counts = report.counts
     metadata: dict[str, Any] = {"summary": summary_table(report), "status": report.status}
     for change in ("added", "changed", "removed"):
-        metadata[f"{change}_planned"] = counts.get(f"planned_{change}", 0)
-        metadata[f"{change}_succeeded"] = counts.get(f"succeeded_{change}", 0)
-        metadata[f"{change}_failed"] = counts.get(f"failed_{change}", 0)
+        metadata[f"{change}_planned"] = counts.of(change).planned
+        metadata[f"{change}_succeeded"] = counts.of(change).succeeded
+        metadata[f"{change}_failed"] = counts.of(change).failed
     metadata.update({
-        "unchanged_resent": counts.get("planned_unchanged", 0),
-        "unchanged_skipped": counts.get("unchanged_skipped", 0),
-        "removed_left_in_platform": counts.get("removed_left_in_platform", 0),
-        "invalid": counts.get("invalid", 0),
-        "skipped": counts.get("skipped", 0),
+        "unchanged_resent": counts.unchanged_resent,
+        "unchanged_skipped": counts.unchanged_skipped,
+        "removed_left_in_platform": counts.removed_left_in_platform,
+        "invalid": counts.invalid,
+        "skipped": counts.skipped,
         "requests": report.requests,
         "retries": report.retries,
         "duration_seconds": report.duration_seconds,
@@ -229,7 +229,7 @@ def activation_metadata(report: SyncReport, job: SyncJob, partitions: list[str] 
     if not report.dry_run:  # a dry run records nothing in the ledger
         partitions = partitions if partitions is not None else [report.partition_key] if report.partition_key else []
         metadata["ledger_run_id"] = report.run_id
-        metadata["ledger_query"] = MetadataValue.md(f"```sql\n{ledger_query(report.run_id, report.activation, partitions)}\n```")
+        metadata["ledger_query"] = MetadataValue.md(f"```sql\n{run_records_query(report.run_id, report.activation, partitions)}\n```")
     if report.recovered:
         metadata["recovered_from_interrupted_run"] = report.recovered
     if report.retargeted:  # a first sync of a new target; the old one keeps what it holds

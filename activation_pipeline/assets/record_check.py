@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 from dagster import (
@@ -28,11 +28,10 @@ from dagster import (
 )
 
 from activation_pipeline.sync.engine import SyncReport
-from activation_pipeline.sync.state import SCHEMA
+from activation_pipeline.sync.state import Reason, top_reasons
 
 CHECK_NAME = "all_records_confirmed"
 FAILED = ("rejected", "no_answer")  # the platform refused the record, or never answered for it
-TOP_REASONS = 5
 
 
 def record_check_spec(name: str, partitions_def: PartitionsDefinition | None) -> AssetCheckSpec:
@@ -51,35 +50,8 @@ def record_check_key(name: str) -> AssetCheckKey:
     return AssetCheckKey(AssetKey(["activations", name]), CHECK_NAME)
 
 
-# a message's quoted values, indexes and long numbers (ids, emails, keys) blanked, so one reason groups its records
-REASON_PATTERN = r"""'[^']*'|"[^"]*"|\[[0-9]+\]|[A-Za-z0-9_.@+-]*[0-9]{4,}[A-Za-z0-9_.@+-]*"""
-
-
-class Reason(NamedTuple):
-    status: str
-    reason: str  # the message with its values blanked
-    records: int
-    example_key: str
-    example: str  # one record's message as the platform wrote it
-
-
-def top_reasons(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[str], statuses: tuple[str, ...],
-                partition_key: str | None = None, any_partition: bool = False, limit: int = TOP_REASONS) -> list[Reason]:
-    """The ledger's most common reasons among these runs' records with these statuses."""
-    where = "" if any_partition else "AND partition_key IS NOT DISTINCT FROM ?"
-    params = [] if any_partition else [partition_key]
-    return [Reason(*row) for row in conn.execute(
-        f"""SELECT status, regexp_replace(coalesce(message, ''), ?, '…', 'g') AS reason, count(DISTINCT key),
-                   coalesce(min(key), '(null key)'), coalesce(arg_min(message, key), any_value(message), '')
-            FROM {SCHEMA}.sync_records
-            WHERE activation = ? AND run_id IN ({', '.join('?' * len(run_ids))}) AND status IN ({', '.join('?' * len(statuses))}) {where}
-            GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT {limit}""",
-        [REASON_PATTERN, activation, *run_ids, *statuses, *params],
-    ).fetchall()]
-
-
 def _counts(report: SyncReport) -> dict[str, int]:
-    return {"sent": report.succeeded + report.failed, "failed": report.failed, "invalid": report.counts.get("invalid", 0)}
+    return {"sent": report.succeeded + report.failed, "failed": report.failed, "invalid": report.counts.invalid}
 
 
 def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped: bool,

@@ -28,8 +28,7 @@ from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.assets.activations import build_sync_job, credentials_hint
 from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, Record, Verification
-from activation_pipeline.sql_identifiers import quote_literal
-from activation_pipeline.sync.state import SCHEMA, first_row, snapshot_table
+from activation_pipeline.sync.state import record_verification, records_to_verify, verification_query
 
 CHECK_NAME = "platform_matches"
 SAMPLE = 20
@@ -63,7 +62,7 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         keys, everything = context.op_execution_context.op_config["keys"], context.op_execution_context.op_config["all"]
         warehouse = context.resources.warehouse
         with warehouse.get_connection() as conn:
-            expected = _expected(conn, name, keyed_by_identifier, keys, everything, context.op_execution_context.run_id)
+            expected = records_to_verify(conn, name, keyed_by_identifier, keys, everything, context.op_execution_context.run_id)
         if keys:
             missing = sorted(set(keys) - set(expected["key"].to_list()))
         else:
@@ -90,12 +89,11 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         mismatched = [(key, partition, r.message) for key, partition, r in results if r.verified and not r.matches]
         unread = [key for key, _, r in results if not r.verified]
         with warehouse.get_connection() as conn:
-            _record(conn, name, context.op_execution_context.run_id, results)
+            record_verification(conn, name, context.op_execution_context.run_id,
+                                [(key, partition, _status(r), r.message or None) for key, partition, r in results])
         scope = "the listed keys" if keys else ("every record" if everything else "the records of the latest sync")
         metadata: dict[str, Any] = {"verified": len(results) - len(unread), "mismatched": len(mismatched), "unread": len(unread), "scope": scope,
-                                    "ledger_query": MetadataValue.md(
-                                        "```sql\nSELECT key, partition_key, status, message FROM activation_state.sync_records\n"
-                                        f"WHERE run_id = {quote_literal(context.op_execution_context.run_id)} AND activation = {quote_literal(name)} AND operation = 'verify';\n```")}
+                                    "ledger_query": MetadataValue.md(f"```sql\n{verification_query(context.op_execution_context.run_id, name)}\n```")}
         if missing:
             metadata["keys_never_confirmed"] = ", ".join(missing[:SAMPLE])
         if mismatched:
@@ -114,65 +112,12 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
     return _verify
 
 
-def _expected(conn: Any, name: str, keyed_by_identifier: bool, keys: list[str], everything: bool, run_id: str) -> pl.DataFrame:
-    """Key, identifier, partition and last confirmed payload of the records to verify."""
-    # no snapshot yet (never synced): nothing to verify (the snapshot and the ledger are created together)
-    exists = first_row(conn, "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [SCHEMA, name])[0]
-    if not exists:
-        return pl.DataFrame(schema={"key": pl.Utf8, "identifier": pl.Utf8, "partition_key": pl.Utf8, "payload": pl.Utf8})
-    if keys:
-        chosen, params = "AND lr.key IN (SELECT unnest(?::VARCHAR[]))", [name, keys]
-    elif everything:
-        chosen, params = "", [name]
-    else:  # what the latest sync confirmed: this run's, when the check runs after the sync
-        chosen = f"""AND lr.run_id = coalesce(
-            (SELECT any_value(run_id) FROM {SCHEMA}.sync_runs WHERE activation = ? AND run_id = ?),
-            (SELECT run_id FROM {SCHEMA}.sync_runs WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1))"""
-        params = [name, name, run_id, name]
-    # the identifier the platform confirmed, from the snapshot (the key itself when they are one column)
-    fallback = "lr.key" if keyed_by_identifier else "NULL"
-    return conn.sql(
-        f"""SELECT lr.key, coalesce(snap.identifier, {fallback}) AS identifier, lr.partition_key, lr.payload::VARCHAR AS payload
-            FROM {SCHEMA}.latest_records lr
-            JOIN {snapshot_table(name)} snap ON snap.key = lr.key AND snap.partition_key IS NOT DISTINCT FROM lr.partition_key
-            WHERE lr.activation = ? AND lr.in_platform AND coalesce(snap.identifier, {fallback}) IS NOT NULL {chosen}
-            ORDER BY lr.partition_key, lr.key""",
-        params=params,
-    ).pl()
-
-
 def _batches(expected: pl.DataFrame, size: int) -> Iterator[tuple[str | None, pl.DataFrame]]:
     for (partition,), group in expected.group_by("partition_key", maintain_order=True):
         for offset in range(0, group.height, size):
             yield partition, group.slice(offset, size)
 
 
-def _record(conn: Any, name: str, run_id: str, results: list[tuple[str, str | None, Verification]]) -> None:
-    """Ledger rows for every verified record; the snapshot forgets the hash of each mismatch (a sync folding
-    at the same moment may have just written it: the cost of that race is one extra resend, never a loss)."""
-    if not results:
-        return
-    frame = pl.DataFrame(
-        [(key, partition, "unread" if not r.verified else ("matched" if r.matches else "mismatch"), r.message or None)
-         for key, partition, r in results],
-        schema={"key": pl.Utf8, "partition_key": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8}, orient="row",
-    )
-    conn.register("verified", frame)
-    try:
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute(
-            f"""INSERT INTO {SCHEMA}.sync_records
-                SELECT ?, partition_key, ?, key, 'verified', 'verify', status, message, 1, NULL, NULL, row_number() OVER (), now()
-                FROM verified""",
-            [run_id, name],
-        )
-        conn.execute(
-            f"""UPDATE {snapshot_table(name)} AS s SET row_hash = NULL
-                FROM verified v WHERE v.status = 'mismatch' AND v.key = s.key AND v.partition_key IS NOT DISTINCT FROM s.partition_key"""
-        )
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister("verified")
+def _status(result: Verification) -> str:
+    """The ledger status of one record read back."""
+    return "unread" if not result.verified else ("matched" if result.matches else "mismatch")

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from activation_pipeline.sql_identifiers import quote_identifier as _quote, quote_literal
-from activation_pipeline.sync.state import snapshot_table
+from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_table
 
 PAYLOAD_PREFIX = "f__"
 LOGICAL_TYPES = {
@@ -94,21 +94,6 @@ def _operation_sql(request: PlanRequest) -> str:
     return f"CASE WHEN __change IN ('added', 'changed') THEN {send} {delete_removed} END"
 
 
-def _fill_missing_identifiers(conn: duckdb.DuckDBPyConnection, request: PlanRequest, snapshot: str, rows: str) -> None:
-    """Snapshots written before the identifier was kept: take it from the segment rows still there, so a
-    record that leaves later is deleted by it (one that already left stays counted invalid, with the reason)."""
-    if not conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {snapshot} WHERE identifier IS NULL LIMIT 1)").fetchone()[0]:
-        return
-    conn.execute(
-        f"""UPDATE {snapshot} AS snap SET identifier = seg.__identifier
-            FROM (SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
-                         any_value(CAST({_quote(request.identifier)} AS VARCHAR)) AS __identifier
-                  FROM {rows} GROUP BY 1) AS seg
-            WHERE snap.identifier IS NULL AND snap.key = seg.__key AND snap.partition_key IS NOT DISTINCT FROM ?""",
-        [request.partition_key],
-    )
-
-
 def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_path: Path) -> Plan:
     """Diff the segment against the snapshot and write the plan; return it with its counts."""
     available = segment_columns(conn, request.segment_table)
@@ -141,8 +126,11 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     else:
         snapshot_side = snapshot
     rows = request.segment_rows_sql()
-    if request.identifier != request.primary_key and not request.ignore_snapshot:
-        _fill_missing_identifiers(conn, request, snapshot, rows)
+    if request.identifier != request.primary_key and not request.ignore_snapshot:  # a snapshot from before identifiers were kept
+        fill_missing_identifiers(conn, request.activation, request.partition_key,
+                                 f"""SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
+                                           any_value(CAST({_quote(request.identifier)} AS VARCHAR)) AS __identifier
+                                    FROM {rows} GROUP BY 1""")
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it
     conn.execute(

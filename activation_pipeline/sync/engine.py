@@ -1,7 +1,7 @@
 """Plan → batches → platform → confirm → snapshot + ledger. Platform-agnostic.
 
 Rules kept here (README.md "Sync modes"):
-1. the snapshot advances only for records the platform confirmed (journal + fold, state.py);
+1. the snapshot advances only for records the platform confirmed (journal + fold, sync/state/journal.py);
 2. a per-record rejection is recorded and never fatal; a request rejected whole is split
    until the offending record stands alone; retries/backoff live in platforms/http.py;
 3. invalid rows (null/duplicate key, a value the platform cannot take) are never sent;
@@ -27,7 +27,8 @@ import duckdb
 import filelock
 
 from activation_pipeline.platforms.base import DestinationClient, SyncTarget
-from activation_pipeline.sync import snapshot_targets, state, target_guard
+from activation_pipeline.sync import state, target_guard
+from activation_pipeline.sync.counts import RunCounts
 from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations
 from activation_pipeline.sync.push import FAILED_SAMPLE_SIZE, Pusher
 from activation_pipeline.sync.stopping import StopRequest, describe_error, is_stop
@@ -82,7 +83,7 @@ class SyncReport:
     activation: str
     partition_key: str | None = None  # the day or scope this report covers
     status: str = "planned"
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts = field(default_factory=RunCounts)
     failed_sample: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, change, status, message
     invalid_sample: list[tuple[str | None, str, str, str]] = field(default_factory=list)  # the same, read from the ledger by the asset
     requests: int = 0
@@ -95,17 +96,14 @@ class SyncReport:
     type_changes: tuple[str, ...] = ()  # mapped columns whose type changed (safe widenings, or accepted)
     keys_not_found: list[str] = field(default_factory=list)  # run config keys that match no segment row
 
-    def bump(self, name: str, n: int = 1) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
-
     @property
     def succeeded(self) -> int:
-        return sum(v for k, v in self.counts.items() if k.startswith("succeeded_"))
+        return self.counts.succeeded
 
     @property
     def failed(self) -> int:
         """Records the platform rejected or never answered for (resent next run)."""
-        return sum(v for k, v in self.counts.items() if k.startswith("failed_"))
+        return self.counts.failed
 
     @property
     def rows_per_second(self) -> float:
@@ -150,13 +148,13 @@ def _run_sync(
         state.remove_stale_plans(job.state_dir, activation, partition_key)  # a killed run's: they hold personal data
         previous_sql_hash = state.last_synced_sql_hash(conn, activation)
         snapshot_before = state.snapshot_size(conn, activation, partition_key)
-        recorded = snapshot_targets.recorded_target(conn, activation, partition_key)
+        recorded = state.recorded_target(conn, activation, partition_key)
         old_target = target_guard.Target.from_row(recorded) if recorded else None
         # a changed target: the snapshot says nothing of the new one, so this is its first sync
         request = replace(request, ignore_snapshot=old_target is not None and old_target != target)
         try:
             plan = plan_operations(conn, request, plan_path)
-            check = target_guard.check_types(target, old_target, snapshot_targets.recorded_column_types(conn, activation, partition_key),
+            check = target_guard.check_types(target, old_target, state.recorded_column_types(conn, activation, partition_key),
                                              plan.segment_types, request.columns)
         except PlanError as unfit:  # e.g. a mapped column left the segment: the ledger shows the run and why
             if not options.dry_run:
@@ -169,7 +167,7 @@ def _run_sync(
         log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")
     if report.recovered:
         log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
-    _count_planned(report, plan, request)
+    report.counts = RunCounts.planned_from(plan.counts)
     report.retargeted, report.type_changes = check.retargeted, check.refused_types + check.widened_types
     if report.retargeted:
         log.warning(f"{activation}: target changed ({report.retargeted}), a first sync of the new one; the {snapshot_before} records "
@@ -193,7 +191,7 @@ def _run_sync(
     job = replace(job, target=replace(job.target.for_partition(partition_key), field_types=plan.field_types))
     with connect() as conn:
         if old_target is None or report.retargeted:  # adopt (first run, or a snapshot from before targets were kept)
-            snapshot_targets.record_target(conn, activation, partition_key, target.as_row(), run_id,
+            state.record_target(conn, activation, partition_key, target.as_row(), run_id,
                                 retire_from=old_target.label if report.retargeted else None)
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
@@ -222,21 +220,21 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
     activation = job.target.activation
     report.requests, report.retries = client.requests_sent, client.retries
     report.duration_seconds = round(time.monotonic() - started, 3)
-    failed, succeeded = report.failed, report.succeeded
+    counts, failed, succeeded = report.counts, report.failed, report.succeeded
     report.status = "interrupted" if is_stop(error) else "failed" if error else ("partial" if failed else "succeeded")
     with connect() as conn:
         if check.retargeted and check.old is not None and not succeeded:  # nothing moved: the old target still holds it all
-            snapshot_targets.undo_retarget(conn, activation, partition_key, check.old.as_row(), run_id)
+            state.undo_retarget(conn, activation, partition_key, check.old.as_row(), run_id)
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         if report.snapshot_size and not error and (not check.types_recorded or succeeded):
-            snapshot_targets.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
+            state.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
         state.finish_run(conn, run_id, activation, {
             "status": report.status, "finished_at": state.now(),
-            **{f"planned_{c}": report.counts.get(f"planned_{c}", 0) for c in ("added", "changed", "removed")},
-            "unchanged_resent": report.counts.get("planned_unchanged", 0),
-            "unchanged_skipped": report.counts.get("unchanged_skipped", 0),
-            "succeeded": succeeded, "failed": failed, "invalid": report.counts.get("invalid", 0),
-            "skipped": report.counts.get("skipped", 0), "requests": report.requests,
+            "planned_added": counts.added.planned, "planned_changed": counts.changed.planned,
+            "planned_removed": counts.removed.planned, "unchanged_resent": counts.unchanged_resent,
+            "unchanged_skipped": counts.unchanged_skipped,
+            "succeeded": succeeded, "failed": failed, "invalid": counts.invalid,
+            "skipped": counts.skipped, "requests": report.requests,
             "retries": report.retries, "snapshot_size": report.snapshot_size,
             "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
         }, partition_key)
@@ -256,16 +254,6 @@ def _keys_not_found(conn: duckdb.DuckDBPyConnection, plan: Plan, only_keys: tupl
         return []
     found = {row[0] for row in conn.execute("SELECT DISTINCT __key FROM read_parquet(?)", [str(plan.path)]).fetchall()}
     return [key for key in dict.fromkeys(only_keys) if key not in found]
-
-
-def _count_planned(report: SyncReport, plan: Plan, request: PlanRequest) -> None:
-    counts = plan.counts
-    for change in ("added", "changed", "removed"):
-        report.counts[f"planned_{change}"] = sum(counts.get(f"{change}_{op}", 0) for op in ("upsert", "update", "delete"))
-    report.counts["planned_unchanged"] = sum(counts.get(f"unchanged_{op}", 0) for op in ("upsert", "update", "delete"))
-    report.counts["unchanged_skipped"] = counts.get("unchanged", 0) - report.counts["planned_unchanged"]
-    report.counts["removed_left_in_platform"] = counts.get("removed", 0) - report.counts["planned_removed"]
-    report.counts["invalid"] = counts.get("invalid", 0)
 
 
 def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_before: int, previous_sql_hash: str | None,

@@ -1,5 +1,5 @@
 """The push: the plan streamed into requests, outcomes journaled the moment they are collected and
-folded into snapshot and ledger (sync/state.py). A request rejected whole is split until the
+folded into snapshot and ledger (sync/state/journal.py). A request rejected whole is split until the
 offending record stands alone; a SIGTERM/SIGINT stops submission and keeps what already arrived."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class Pusher:
                 reason = (f"the identifier ({self.job.plan.identifier}) is null or unknown" if identifier is None
                           else self.client.invalid_reason(self.job.target, record, op))
                 if reason:
-                    self.report.bump("invalid")
+                    self.report.counts.invalid += 1
                     invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"], payload=payload))
                     continue
                 batch = buffers.setdefault(op, _Batch(op, [], {}))
@@ -150,10 +150,9 @@ class Pusher:
                 change, row_hash, payload, identifier = batch.meta[outcome.key]
                 entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload,
                                            identifier))
-                kind = "succeeded" if outcome.status == "confirmed" else ("skipped" if outcome.status == "skipped" else "failed")
-                bucket = "removed" if batch.op == "delete" and change == "removed" else change
-                self.report.bump(f"{kind}_{bucket}" if kind != "skipped" else "skipped")
-                if kind == "failed" and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
+                self.report.counts.count_outcome(change, outcome.status)
+                failed = outcome.status not in ("confirmed", "skipped")
+                if failed and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
                     self.report.failed_sample.append((outcome.key, change, outcome.status, outcome.message))
             self.sent += len(batch.records)
             self._record(entries)

@@ -3,7 +3,7 @@
 A snapshot lists what one *target* confirmed: a destination, its platform, an object (after
 ``{scope}``), the identifier column and the options that change which platform record a row
 addresses (``PlatformSpec.target_options``). If any of them changes, the snapshot says nothing
-of the new target: the run is a first sync of it (snapshot_targets.record_target retires the old rows).
+of the new target: the run is a first sync of it (state.record_target retires the old rows).
 
 The types of the mapped columns are recorded with the target: a platform field created as a
 number must not silently start receiving text. A change is refused unless it is a safe widening

@@ -1,5 +1,5 @@
 """The target each snapshot describes (table ``activation_state.snapshot_targets``, created by
-``state.ensure_state``), the snapshot rows a retarget retires, and the mapped columns' types as last
+``ensure_state``), the snapshot rows a retarget retires, and the mapped columns' types as last
 confirmed: what sync/target_guard.py compares a run against. Part of the state the engine keeps
 beside the snapshot; every write is one transaction."""
 
@@ -10,8 +10,12 @@ from typing import Any
 
 import duckdb
 
-from activation_pipeline.sync.state import SCHEMA, first_row, snapshot_table
-
+from activation_pipeline.sync.state.schema import (
+    SCHEMA,
+    first_row,
+    snapshot_table,
+    transaction,
+)
 
 TARGET_FIELDS = ("destination", "platform", "object", "identifier", "options")
 
@@ -33,8 +37,7 @@ def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
     """Record the target the snapshot now describes. With ``retire_from`` (the old target's label), first move
     the old target's snapshot rows to ``retired_snapshots``, in the same transaction; returns the rows retired."""
     snap = snapshot_table(activation)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         retired = 0
         if retire_from is not None:
             retired = first_row(conn, f"SELECT count(*) FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ?", [partition_key])[0]
@@ -59,10 +62,6 @@ def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
                 [activation, partition_key, *(target[f] for f in TARGET_FIELDS[:4]),
                  json.dumps(target["options"], sort_keys=True), target["target"], run_id],
             )
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return retired
 
 
@@ -71,8 +70,7 @@ def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
     """A retargeting run that confirmed nothing on its new target: put back the old target and the snapshot rows
     ``record_target`` retired for it, in one transaction (reverting the config then resends nothing)."""
     snap = snapshot_table(activation)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(
             f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
                 SELECT key, row_hash, run_id, confirmed_at, partition_key, identifier FROM {SCHEMA}.retired_snapshots
@@ -90,10 +88,6 @@ def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
             [*(old_target[f] for f in TARGET_FIELDS[:4]), json.dumps(old_target["options"], sort_keys=True),
              old_target["target"], activation, partition_key],
         )
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def recorded_column_types(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, list[str]]:

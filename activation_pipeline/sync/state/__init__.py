@@ -1,0 +1,86 @@
+"""The engine's state in the warehouse (schema ``activation_state``), and the one owner of its SQL.
+
+- schema.py: the ledger's tables and views, ``ensure_state``, the shared transaction;
+- journal.py: the plan and journal files a run keeps, folded into snapshot and ledger;
+- snapshot.py: each activation's snapshot, per record what the platform last confirmed;
+- ledger.py: the run rows (``sync_runs``) and the ledger's retention;
+- targets.py: the target each snapshot describes, retired rows, the mapped columns' types;
+- verification.py: read-back verification's records and results;
+- failed_runs.py: the failed steps of Dagster runs;
+- ledger_reads.py: what metadata, checks and the CLI read from the ledger.
+"""
+
+from activation_pipeline.sync.state.failed_runs import (
+    FAILED_RUNS_DDL,
+    record_failed_steps,
+)
+from activation_pipeline.sync.state.journal import (
+    Journal,
+    LedgerEntry,
+    fold,
+    plan_path,
+    recover,
+    remove_stale_plans,
+    run_scope,
+)
+from activation_pipeline.sync.state.ledger import (
+    Pruned,
+    finish_run,
+    last_synced_sql_hash,
+    prune_ledger,
+    start_run,
+)
+from activation_pipeline.sync.state.ledger_reads import (
+    REASON_PATTERN,
+    Reason,
+    activations_with_runs,
+    activations_with_status,
+    keys_with_status,
+    latest_records,
+    latest_records_count,
+    record_history,
+    run_records,
+    run_records_query,
+    run_totals,
+    top_reasons,
+)
+from activation_pipeline.sync.state.schema import (
+    LEDGER_DDL,
+    SCHEMA,
+    TARGET_DDL,
+    ensure_state,
+    first_row,
+    has_table,
+    now,
+    snapshot_table,
+    transaction,
+)
+from activation_pipeline.sync.state.snapshot import (
+    fill_missing_identifiers,
+    has_snapshot,
+    snapshot_size,
+)
+from activation_pipeline.sync.state.targets import (
+    TARGET_FIELDS,
+    record_column_types,
+    record_target,
+    recorded_column_types,
+    recorded_target,
+    undo_retarget,
+)
+from activation_pipeline.sync.state.verification import (
+    record_verification,
+    records_to_verify,
+    verification_query,
+)
+
+__all__ = [
+    "FAILED_RUNS_DDL", "LEDGER_DDL", "REASON_PATTERN", "SCHEMA", "TARGET_DDL", "TARGET_FIELDS",
+    "Journal", "LedgerEntry", "Pruned", "Reason",
+    "activations_with_runs", "activations_with_status", "ensure_state", "fill_missing_identifiers", "finish_run",
+    "first_row", "fold", "has_snapshot", "has_table", "keys_with_status", "last_synced_sql_hash", "latest_records",
+    "latest_records_count", "now", "plan_path", "prune_ledger", "record_column_types", "record_failed_steps",
+    "record_history", "record_target", "record_verification", "recorded_column_types", "recorded_target",
+    "records_to_verify", "recover", "remove_stale_plans", "run_records", "run_records_query", "run_scope", "run_totals",
+    "snapshot_size", "snapshot_table", "start_run", "top_reasons", "transaction", "undo_retarget", "verification_query",
+]

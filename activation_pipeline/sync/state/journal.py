@@ -1,0 +1,166 @@
+"""The confirmation journal, and the plan file, a run keeps beside the warehouse.
+
+Durability without holding the warehouse: the DuckDB file allows one writer process, so a
+sync never keeps a connection open while it talks to a platform. Each batch's outcomes are
+appended (and fsynced) to a per-activation journal file the moment the platform answers;
+every few seconds, and at the end, the journal is folded into the snapshot and ledger in
+one transaction that also records the last folded sequence number. A run killed at any
+point is recovered at the start of the next: unfolded journal lines are folded, so what
+the platform confirmed is never sent again and what it did not confirm always is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import duckdb
+import polars as pl
+
+from activation_pipeline.sync.state.schema import (
+    SCHEMA,
+    first_row,
+    snapshot_table,
+    transaction,
+)
+
+
+class LedgerEntry(NamedTuple):
+    """One journal/ledger line (a tuple: a million of them must be cheap to make and write)."""
+
+    seq: int
+    key: str | None
+    change: str
+    operation: str
+    status: str
+    message: str
+    attempt: int
+    row_hash: int | None
+    payload: str | None = None  # the fields sent, as JSON
+    identifier: str | None = None  # the platform id sent (kept in the snapshot: a removed record is deleted by it)
+
+
+def run_scope(activation: str, partition_key: str | None) -> str:
+    """What one run owns exclusively: the activation, or one partition of it."""
+    return activation if partition_key is None else f"{activation}.{partition_key}"
+
+
+def plan_path(state_dir: Path, activation: str, partition_key: str | None, run_id: str) -> Path:
+    """Where a run writes its plan: a folder per activation (partition), so its next run can clean it."""
+    return state_dir / "plans" / run_scope(activation, partition_key) / f"{run_id}.parquet"
+
+
+def remove_stale_plans(state_dir: Path, activation: str, partition_key: str | None) -> None:
+    """Delete plans a killed run of this activation (partition) left; call under the run's lock (none is in use)."""
+    stale = list(plan_path(state_dir, activation, partition_key, "_").parent.glob("*.parquet"))
+    stale += (state_dir / "plans").glob(f"{activation}-*.parquet")  # named so before plans had a folder each
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
+class Journal:
+    """Append-only, fsynced record of platform answers not yet folded into DuckDB."""
+
+    def __init__(self, directory: Path, activation: str, partition_key: str | None = None):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{run_scope(activation, partition_key)}.jsonl"
+
+    def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
+        lines = "".join(json.dumps([run_id, *e]) + "\n" for e in entries)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[tuple[str, LedgerEntry]]:
+        """(run id, entry) pairs, oldest first."""
+        if not self.path.exists():
+            return []
+        rows = []
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    run_id, *fields = json.loads(line)
+                except (json.JSONDecodeError, ValueError):
+                    break  # a torn last line from a kill mid-write: that batch was never confirmed
+                rows.append((run_id, LedgerEntry(*fields)))
+        return rows
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def fold(
+    conn: duckdb.DuckDBPyConnection,
+    activation: str,
+    run_id: str,
+    partition_key: str | None,
+    entries: list[LedgerEntry],
+) -> int:
+    """Apply journal entries to snapshot and ledger in one transaction; return the new folded seq.
+
+    Entries at or below the run's recorded ``folded_seq`` are skipped, so folding the same
+    journal twice (a crash between commit and journal removal) changes nothing.
+    """
+    folded = first_row(
+        conn, f"""SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs
+                  WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
+        [run_id, activation, partition_key],
+    )[0]
+    fresh = [e for e in entries if e.seq > folded]
+    if not fresh:
+        return folded
+    frame = pl.DataFrame(
+        fresh, orient="row",
+        schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
+                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64, "payload": pl.Utf8, "identifier": pl.Utf8},
+    )
+    last = int(frame["seq"].max())
+    snap = snapshot_table(activation)
+    with transaction(conn, journal_batch=frame):
+        conn.execute(
+            f"""DELETE FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ? AND key IN (
+                SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'update', 'delete'))""",
+            [partition_key],
+        )
+        conn.execute(
+            f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
+                SELECT key, arg_max(row_hash, seq), ?, now(), ?, arg_max(identifier, seq) FROM journal_batch
+                WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
+                  AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
+                GROUP BY key""",
+            [run_id, partition_key],
+        )
+        conn.execute(
+            f"""INSERT INTO {SCHEMA}.sync_records
+                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, payload, seq, now()
+                FROM journal_batch ORDER BY seq""",
+            [run_id, partition_key, activation],
+        )
+        conn.execute(
+            f"UPDATE {SCHEMA}.sync_runs SET folded_seq = ? WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?",
+            [last, run_id, activation, partition_key],
+        )
+    return last
+
+
+def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str, partition_key: str | None = None) -> int:
+    """Fold what a killed run of this activation (partition) left in its journal; mark such
+    runs 'interrupted'. Returns the lines recovered."""
+    entries = journal.read()
+    by_run: dict[str, list[LedgerEntry]] = {}
+    for run_id, entry in entries:
+        by_run.setdefault(run_id, []).append(entry)
+    for run_id, run_entries in by_run.items():  # the journal belongs to this (activation, partition)
+        fold(conn, activation, run_id, partition_key, run_entries)
+    conn.execute(
+        f"""UPDATE {SCHEMA}.sync_runs SET status = 'interrupted', finished_at = coalesce(finished_at, now()),
+            error = coalesce(error, 'the run stopped before it finished; its confirmed records were recovered')
+            WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ? AND status = 'running'""",
+        [activation, partition_key],
+    )
+    journal.clear()
+    return len(entries)
