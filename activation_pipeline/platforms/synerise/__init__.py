@@ -15,7 +15,13 @@ from activation_pipeline.platforms.declaration import PlatformSpec
 from activation_pipeline.platforms.resource import PlatformResource, secret_env
 from activation_pipeline.platforms.synerise.client import SyneriseClient
 from activation_pipeline.platforms.synerise.payloads import activation_problem
-from activation_pipeline.platforms.synerise.target import OBJECT_OPERATIONS, OBJECT_PATTERN, OPTIONS, SyneriseTarget, operation_refusal
+from activation_pipeline.platforms.synerise.target import (
+    OBJECT_OPERATIONS,
+    OBJECT_PATTERN,
+    OPTIONS,
+    SyneriseTarget,
+    operation_refusal,
+)
 
 # the v4 batch limits (php-sdk lib/V4/Clients/Batch/BatchRequestBuilder.php), kept for catalog items too
 MAX_ITEMS_PER_REQUEST = 1000
@@ -55,9 +61,9 @@ SYNERISE_SPEC = PlatformSpec(
     activation_problem=activation_problem,
     activation_options=OPTIONS,
     nulls_default="send",  # profiles: null resets a native field / deletes an attribute [V]; transactions never carry nulls
-    nulls_refused=(("omit", r"catalog:.+", "items/batch stores an item's value whole (Synerise's own Magento plugin resends "
+    nulls_refused=(("omit", r"catalog:.+", ("items/batch stores an item's value whole (Synerise's own Magento plugin resends "
                     "every attribute, docs/platforms/synerise.md), so a left-out attribute would be dropped, not kept; use "
-                    "nulls: send (the attribute is stored as null)"),),
+                    "nulls: send (the attribute is stored as null)")),),
 )
 
 __all__ = ["SYNERISE_SPEC", "SyneriseClient", "SyneriseResource", "SyneriseTarget"]

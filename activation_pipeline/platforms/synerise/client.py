@@ -57,7 +57,13 @@ from activation_pipeline.platforms.base import (
     Record,
     SyncTarget,
 )
-from activation_pipeline.platforms.http import PlatformSession, SessionClient, TokenAuth, error_text, json_object
+from activation_pipeline.platforms.http import (
+    PlatformSession,
+    SessionClient,
+    TokenAuth,
+    error_text,
+    json_object,
+)
 from activation_pipeline.platforms.resource import ensure_reachable
 from activation_pipeline.platforms.synerise.payloads import (
     item_problem,

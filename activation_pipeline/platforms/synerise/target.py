@@ -41,7 +41,7 @@ class SyneriseTarget:
     labels_as_values: bool = False  # ``<field>`` carries the value of ``<field>_label``
 
     @classmethod
-    def parse(cls, object_name: str, options: Mapping[str, Any]) -> "SyneriseTarget":
+    def parse(cls, object_name: str, options: Mapping[str, Any]) -> SyneriseTarget:
         if not re.fullmatch(OBJECT_PATTERN, object_name):
             raise TargetError("object", f"{object_name!r}: Synerise objects are profiles, subscriptions, transactions or catalog:<name>")
         kind: Kind = "catalog" if object_name.startswith(CATALOG_PREFIX) else object_name  # type: ignore[assignment]
