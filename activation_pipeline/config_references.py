@@ -69,9 +69,8 @@ def check_references(config: ProjectConfig) -> None:
         spec = PLATFORMS[config.destinations[activation.destination].platform]
         if activation.operation not in spec.operations:
             raise ConfigError(path, entry, "operation", f"{spec.name} supports {', '.join(sorted(spec.operations))}, not {activation.operation!r}")
-        if activation.operation not in (allowed := spec.operations_for(activation.object)):
-            raise ConfigError(path, entry, "operation", f"{spec.name} {activation.object!r} supports {', '.join(sorted(allowed))}, "
-                                                        f"not {activation.operation!r}")
+        if problem := spec.operation_problem(activation.object, activation.operation):
+            raise ConfigError(path, entry, "operation", problem)
         limit = activation.max_items_per_request
         if limit is not None and limit > spec.max_items_per_request:
             raise ConfigError(path, entry, "max_items_per_request", f"{limit} exceeds {spec.name}'s limit of {spec.max_items_per_request} items per request")

@@ -350,6 +350,24 @@ def test_a_store_view_partition_on_the_target_changes_nothing_in_the_requests(sy
     client.close()
 
 
+def test_one_client_serving_two_catalogs_keeps_each_catalogs_items_in_it(synerise):
+    client = SyneriseResource().client()
+    shoes, hats = (SyncTarget(name, name, f"catalog:{name}", model=PLATFORMS["synerise"].target) for name in ("shoes", "hats"))
+    client.prepare(shoes)
+    client.prepare(hats)  # prepared last: a client holding one catalog id would send the shoes to the hats
+
+    def item(sku: str) -> Record:
+        return Record(sku, sku, {"price": 9.5, "productUrl": None, "parentId": None, "category": "A", "image": None})
+
+    assert [o.status for o in client.send(shoes, "upsert", [item("SHOE-1"), item("SHOE-2")])] == ["confirmed", "confirmed"]
+    assert [o.status for o in client.send(hats, "upsert", [item("HAT-1")])] == ["confirmed"]
+    assert [o.status for o in client.send(shoes, "delete", [item("SHOE-2")])] == ["confirmed"]
+    shoes_held, hats_held = synerise.items("shoes"), synerise.items("hats")
+    assert set(shoes_held) == {"SHOE-1", "SHOE-2"} and set(hats_held) == {"HAT-1"}
+    assert (shoes_held["SHOE-1"]["deleted"], shoes_held["SHOE-2"]["deleted"], hats_held["HAT-1"]["deleted"]) == (0, 1, 0)
+    client.close()
+
+
 # --- config -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("base, overrides, where, says", [
@@ -358,6 +376,9 @@ def test_a_store_view_partition_on_the_target_changes_nothing_in_the_requests(sy
     (PROFILES, {"max_items_per_request": 1001}, "max_items_per_request", "synerise's limit of 1000"),
     (PROFILES, {"operation": "mirror"}, "operation", "profiles support upsert"),
     (TRANSACTIONS, {"operation": "mirror"}, "operation", "events cannot be deleted"),
+    (SUBSCRIPTIONS, {"operation": "delete_only", "mode": "full_only"}, "operation", "subscriptions support upsert"),
+    (PROFILES, {"options": {"tax_inclusive_price": True}}, "options.tax_inclusive_price", "catalog items only"),
+    (ITEMS, {"options": {"labels_as_values": "yes"}}, "options.labels_as_values", "true or false"),
     (TRANSACTIONS, {"mapping": {"client.email": "email", "recordedAt": "created_at", "currency": "currency"}}, "mapping", "products"),
     (ITEMS, {"mapping": {"price": "price"}}, "mapping", "map productUrl, parentId, category, image"),
     (ITEMS, {"options": {"tax_inclusive_price": True}}, "mapping", "tax_rate"),

@@ -30,6 +30,8 @@ class PlatformSpec:
     target: Callable[[str, Mapping[str, Any]], Any] | None = None
     # (object pattern, operations): where some objects take fewer operations than the platform
     object_operations: tuple[tuple[str, frozenset[str]], ...] = ()
+    # optional: the platform's words, (object, operation, allowed) -> why, when an object refuses an operation
+    operation_refusal: Callable[[str, str, frozenset[str]], str] | None = None
     max_bytes_per_request: int | None = None
     field_pattern: str = r"^[A-Za-z0-9_]+$"
     field_rule: str = "letters, digits and underscores only"
@@ -70,6 +72,14 @@ class PlatformSpec:
     def operations_for(self, object_name: str) -> frozenset[str]:
         """The operations this object takes: its own entry in ``object_operations``, else the platform's."""
         return next((ops for pattern, ops in self.object_operations if re.fullmatch(pattern, object_name)), self.operations)
+
+    def operation_problem(self, object_name: str, operation: str) -> str | None:
+        """Why this object does not take ``operation`` (the platform's words if it has some); None if it does."""
+        if operation in (allowed := self.operations_for(object_name)):
+            return None
+        if self.operation_refusal is not None:
+            return self.operation_refusal(object_name, operation, allowed)
+        return f"{self.name} {object_name!r} supports {', '.join(sorted(allowed))}, not {operation!r}"
 
     def parse_target(self, object_name: str, options: Mapping[str, Any]) -> Any:
         """The typed target of (object, options); raises TargetError naming the field."""

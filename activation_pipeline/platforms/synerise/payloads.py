@@ -11,6 +11,7 @@ An activation's ``object`` names what it writes:
 | ``catalog:<name>`` | ``POST /catalogs/bags/{id}/items/batch`` | ``itemId`` (the identifier, the SKU), ``price``, ``productUrl``, ``parentId``, ``deleted``, ``category``, ``additionalCategories``, ``image`` |
 | ``transactions`` | ``POST /v4/transactions/batch`` | ``orderId`` and ``eventSalt`` (the identifier), ``client``, ``recordedAt``, ``products``, ``revenue`` |
 
+What an ``object`` and its ``options`` name is parsed once, by the target model (``target.py``).
 Which facts are verified and which are chosen here: the client module's docstring and
 docs/platforms/synerise.md.
 """
@@ -20,11 +21,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, TargetError
+from activation_pipeline.platforms.http import utc_wire
+from activation_pipeline.platforms.synerise.target import SyneriseTarget
 
 PROFILE_FIELDS = frozenset({
     "email", "phone", "firstName", "lastName", "displayName", "avatarUrl", "birthDate", "company", "city",
@@ -44,37 +47,20 @@ PRODUCT_MONEY = ("finalUnitPrice", "regularPrice", "netUnitPrice")
 ATTRIBUTE_NAME = re.compile(r"^[-_a-zA-Z0-9]+$")
 PHONE = re.compile(rf"^\+?{E164_DIGITS}$")  # E.164 digits, "+" optional (Synerise stores it as text)
 MAX_STRING = 4096
-OPERATIONS = {"profiles": ("upsert",), "subscriptions": ("upsert",), "catalog": ("upsert", "mirror", "delete_only"),
-              "transactions": ("upsert",)}
-
-
-def kind_of(object_name: str) -> str:
-    """``profiles`` / ``subscriptions`` / ``transactions`` / ``catalog`` (for ``catalog:<name>``)."""
-    return "catalog" if object_name.startswith("catalog:") else object_name
-
-
-def catalog_name(object_name: str) -> str:
-    return object_name.split(":", 1)[1]
 
 
 # --- config-time checks (PlatformSpec.activation_problem) ---------------------------------
 def activation_problem(activation: Any) -> tuple[str, str] | None:
-    """(field, problem) when an activation cannot work against Synerise; checked at config load."""
-    kind = kind_of(activation.object)
-    if kind not in OPERATIONS:
-        return None  # object_pattern reports it
-    if activation.operation not in OPERATIONS[kind]:
-        why = " (events cannot be deleted or updated in place: transactions are upserted by eventSalt)" if kind == "transactions" else ""
-        return "operation", f"Synerise {kind} support {', '.join(OPERATIONS[kind])}, not {activation.operation!r}{why}"
-    options = activation.options
-    for option, value in options.items():
-        if not isinstance(value, bool):
-            return f"options.{option}", f"must be true or false, not {value!r}"
-        if kind != "catalog" and value:
-            return f"options.{option}", "applies to catalog items only (object catalog:<name>)"
+    """(field, problem) when an activation cannot work against Synerise; checked at config load, after
+    its operation (``object_operations``) and its object and options (``SyneriseTarget.parse``)."""
+    scoped = activation.object.replace("{scope}", activation.scope.values[0]) if activation.scope else activation.object
+    try:
+        target = SyneriseTarget.parse(scoped, activation.options)
+    except TargetError as refused:
+        return refused.field, str(refused)
     fields = [*activation.mapping, *activation.custom_attributes]
     return {"profiles": _profile_problem, "subscriptions": _subscription_problem, "catalog": _catalog_problem,
-            "transactions": _transaction_problem}[kind](activation, fields)
+            "transactions": _transaction_problem}[target.kind](activation, target, fields)
 
 
 def _missing(activation: Any, required: tuple[str, ...], what: str) -> tuple[str, str] | None:
@@ -85,7 +71,7 @@ def _missing(activation: Any, required: tuple[str, ...], what: str) -> tuple[str
     return None
 
 
-def _profile_problem(activation: Any, fields: list[str]) -> tuple[str, str] | None:
+def _profile_problem(activation: Any, target: SyneriseTarget, fields: list[str]) -> tuple[str, str] | None:
     for name in fields:
         if name == "customId":
             return f"mapping.{name}", "customId is the identifier here (`identifier:` names its column, default the primary key)"
@@ -94,7 +80,7 @@ def _profile_problem(activation: Any, fields: list[str]) -> tuple[str, str] | No
     return _missing(activation, PROFILE_REQUIRED, "profiles")
 
 
-def _subscription_problem(activation: Any, fields: list[str]) -> tuple[str, str] | None:
+def _subscription_problem(activation: Any, target: SyneriseTarget, fields: list[str]) -> tuple[str, str] | None:
     if activation.identifier is None:
         return "identifier", "subscriptions are matched by email: set `identifier:` to the segment column holding it"
     agreements = [name for name in fields if name.startswith("agreements.")]
@@ -109,9 +95,7 @@ def _subscription_problem(activation: Any, fields: list[str]) -> tuple[str, str]
     return None
 
 
-def _catalog_problem(activation: Any, fields: list[str]) -> tuple[str, str] | None:
-    if not re.fullmatch(r"[A-Za-z0-9]+", catalog_name(activation.object)):
-        return "object", "Synerise catalog names are letters and digits only (catalog:<name>)"
+def _catalog_problem(activation: Any, target: SyneriseTarget, fields: list[str]) -> tuple[str, str] | None:
     for name in fields:
         if name in ITEM_RESERVED:
             return f"mapping.{name}", f"{name} is set by the client (itemId: the identifier; deleted: 0, or 1 when removed)"
@@ -123,14 +107,14 @@ def _catalog_problem(activation: Any, fields: list[str]) -> tuple[str, str] | No
         missing = _missing(activation, ITEM_REQUIRED, "catalog items")
         if missing:
             return missing
-    if activation.options.get("tax_inclusive_price") and TAX_RATE_FIELD not in activation.mapping:
+    if target.tax_inclusive_price and TAX_RATE_FIELD not in activation.mapping:
         return "mapping", f"tax_inclusive_price needs `{TAX_RATE_FIELD}` mapped to the tax rate column (0.2 for 20%); it is not sent"
-    if activation.options.get("labels_as_values") and not any(name.endswith(LABEL_SUFFIX) for name in fields):
+    if target.labels_as_values and not any(name.endswith(LABEL_SUFFIX) for name in fields):
         return "options.labels_as_values", "needs at least one `<field>_label` mapped beside `<field>` (e.g. colour: colour_id, colour_label: colour_label)"
     return None
 
 
-def _transaction_problem(activation: Any, fields: list[str]) -> tuple[str, str] | None:
+def _transaction_problem(activation: Any, target: SyneriseTarget, fields: list[str]) -> tuple[str, str] | None:
     if not any(name.startswith("client.") for name in activation.mapping):
         return "mapping", "transactions need the buyer: map client.customId and/or client.email"
     for name in activation.mapping:
@@ -148,8 +132,7 @@ def wire(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return utc_wire(value, timespec="seconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
@@ -253,13 +236,13 @@ def profile_payload(record: Record, kind: str) -> dict[str, Any]:
 
 
 # --- catalog items -------------------------------------------------------------------------------
-def item_problem(record: Record, options: dict[str, Any]) -> str | None:
+def item_problem(record: Record, target: SyneriseTarget) -> str | None:
     fields = record.fields
     if "price" in fields and fields["price"] is not None:
         problem = _number_problem("price", fields["price"])
         if problem:
             return problem
-    if options.get("tax_inclusive_price") and fields.get("price") is not None:
+    if target.tax_inclusive_price and fields.get("price") is not None:
         rate = fields.get(TAX_RATE_FIELD)
         if rate is None:
             return f"{TAX_RATE_FIELD} is null: the tax-inclusive price cannot be computed"
@@ -275,14 +258,14 @@ def item_problem(record: Record, options: dict[str, Any]) -> str | None:
     return None
 
 
-def item_value(record: Record, options: dict[str, Any]) -> dict[str, Any]:
+def item_value(record: Record, target: SyneriseTarget) -> dict[str, Any]:
     """The ``value`` of an item: the always-sent attributes first, then the rest as mapped.
 
     ``tax_inclusive_price``: price × (1 + tax_rate), rounded to 2 decimals. ``labels_as_values``:
     ``<field>`` carries the value of ``<field>_label``. ``tax_rate`` and ``*_label`` are never sent.
     """
     fields = record.fields
-    labels = options.get("labels_as_values", False)
+    labels = target.labels_as_values
     value: dict[str, Any] = {"itemId": record.identifier, "deleted": 0}
     for name, raw in fields.items():
         if name == TAX_RATE_FIELD or (name.endswith(LABEL_SUFFIX) and name[: -len(LABEL_SUFFIX)] in fields):
@@ -290,7 +273,7 @@ def item_value(record: Record, options: dict[str, Any]) -> dict[str, Any]:
         label = name + LABEL_SUFFIX
         value[name] = wire(fields[label] if labels and label in fields else raw)
     price = fields.get("price")
-    if price is not None and options.get("tax_inclusive_price"):
+    if price is not None and target.tax_inclusive_price:
         gross = Decimal(str(price)) * (1 + Decimal(str(fields[TAX_RATE_FIELD])))
         value["price"] = float(gross.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP"))
     if "additionalCategories" not in value:

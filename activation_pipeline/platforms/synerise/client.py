@@ -26,9 +26,9 @@ profile-management.yaml; help.synerise.com):
   overwrites (profile-management.yaml); the plugin salts with the order increment id;
   207 = "partially accepted" (the plugin logs it).
 
-Chosen here where the public material is silent (all in this module or synerise_payloads.py):
+Chosen here where the public material is silent (all in this module or ``payloads.py``):
 - the catalog upsert keeps the v4 limits (≤ 1000 items, ≤ 1 MB): each ``send`` splits its
-  records into requests under 1 MB; a 413 or a 400 naming no item is ``BatchRejected`` (the
+  records into requests under the spec's ``max_bytes_per_request``; a 413 or a 400 naming no item is ``BatchRejected`` (the
   engine splits); a 400 naming items by index (``errors[].field`` = ``[i].…``) rejects those
   and resends the rest; a 207 rejects the items its ``errors`` name, the rest are confirmed;
 - soft delete (mirror, delete_only): the item is read back and re-upserted whole with
@@ -44,10 +44,8 @@ import json
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
-
-from pydantic import Field
 
 from activation_pipeline.platforms.base import (
     BatchRejected,
@@ -58,52 +56,80 @@ from activation_pipeline.platforms.base import (
     PlatformError,
     Record,
     SyncTarget,
-    answer_error,
 )
-from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.http import PlatformSession, SessionClient, TokenAuth
-from activation_pipeline.platforms.resource import PlatformResource, ensure_reachable, secret_env
-from activation_pipeline.platforms.synerise_payloads import (
-    activation_problem,
-    catalog_name,
+from activation_pipeline.platforms.http import (
+    PlatformSession,
+    SessionClient,
+    TokenAuth,
+    error_text,
+    json_object,
+)
+from activation_pipeline.platforms.resource import ensure_reachable
+from activation_pipeline.platforms.synerise.payloads import (
     item_problem,
     item_value,
-    kind_of,
     profile_payload,
     profile_problem,
     transaction_payload,
     transaction_problem,
 )
+from activation_pipeline.platforms.synerise.target import SyneriseTarget
 
-MAX_ITEMS_PER_REQUEST = 1000
-MAX_BODY_BYTES = 1_000_000
 API_VERSION = "4.4"
 ACCEPTED = (200, 201, 202, 204)
 PARTIAL = 207
 INDEX = re.compile(r"^\[(\d+)\]")
+Pairs = list[tuple[Record, dict[str, Any]]]
+
+
+class CatalogIds:
+    """Catalog name -> id, found by name or created, shared by a client's threads (one client may serve
+    several catalogs); replaced once when the platform says the catalog is gone, even if many threads see it."""
+
+    def __init__(self, find_or_create: Callable[[str], int]):
+        self._find_or_create = find_or_create
+        self._ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def found(self, name: str) -> int:
+        """Looked up again (each run's ``prepare``: the catalog may have been deleted since)."""
+        with self._lock:
+            self._ids[name] = self._find_or_create(name)
+            return self._ids[name]
+
+    def id_of(self, name: str) -> int:
+        with self._lock:
+            if name not in self._ids:
+                self._ids[name] = self._find_or_create(name)
+            return self._ids[name]
+
+    def replace(self, name: str, gone: int) -> int:
+        with self._lock:
+            if self._ids.get(name) in (None, gone):  # another thread may have recreated it already
+                self._ids[name] = self._find_or_create(name)
+            return self._ids[name]
 
 
 class SyneriseClient(SessionClient):
     """One Synerise workspace. Thread-safe: the engine sends ``concurrency`` requests at a time."""
 
-    def __init__(self, session: PlatformSession, api_key: str):
+    def __init__(self, session: PlatformSession, api_key: str, max_bytes: int):
         self.session = session
         self._api_key = api_key
-        self._tokens = TokenAuth(self._login, self._headers, refused=(401,), platform="Synerise",
-                                 describe=lambda response: error_message(response, self.session.redact))
-        self._catalog_lock = threading.Lock()
-        self._catalog_id: int | None = None
+        self._max_bytes = max_bytes
+        self._tokens = TokenAuth(self._login, self._headers, refused=(401,), platform="Synerise", describe=self._describe)
+        self._catalogs = CatalogIds(self._find_or_create_catalog)
 
     # --- DestinationClient ---------------------------------------------------------------
-    def prepare(self, target: SyncTarget) -> None:
+    def prepare(self, target: SyncTarget[SyneriseTarget]) -> None:
         """Log in; for a catalog, find it by name or create it."""
         ensure_reachable(self.session.base_url)
         self._tokens.current()
-        if kind_of(target.object) == "catalog":
-            self._catalog_id = self._find_or_create_catalog(catalog_name(target.object))
+        if target.platform.catalog is not None:
+            self._catalogs.found(target.platform.catalog)
 
-    def invalid_reason(self, target: SyncTarget, record: Record, op: Op) -> str | None:
-        kind = kind_of(target.object)
+    def invalid_reason(self, target: SyncTarget[SyneriseTarget], record: Record, op: Op) -> str | None:
+        kind = target.platform.kind
         if not record.identifier or len(record.identifier) > 512:
             return "the identifier must be a non-empty string of at most 512 characters"
         if op == "delete":
@@ -113,52 +139,53 @@ class SyneriseClient(SessionClient):
         if kind == "profiles":
             return profile_problem(record)
         if kind == "catalog":
-            return item_problem(record, target.options)
+            return item_problem(record, target.platform)
         return transaction_problem(record)
 
-    def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
+    def send(self, target: SyncTarget[SyneriseTarget], op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
         """One outcome per record; ``target.partition`` (a day, or a store view) changes nothing here."""
-        kind = kind_of(target.object)
-        if kind == "catalog":
+        platform = target.platform
+        if platform.catalog is not None:
             if op == "delete":
-                return self._soft_delete(target, records)
-            return self._post_items(target, [(r, {"itemKey": r.identifier, "value": item_value(r, target.options)}) for r in records])
-        if op == "delete":
-            raise PlatformError(f"{target.activation}: Synerise {kind} cannot be deleted through this activation (upsert only)")
-        if kind == "transactions":
-            return self._post_all("/v4/transactions/batch", [(r, transaction_payload(r)) for r in records])
-        return self._post_all("/v4/clients/batch", [(r, profile_payload(r, kind)) for r in records])
+                return self._soft_delete(platform.catalog, records)
+            return self._post_items(platform.catalog, [(r, {"itemKey": r.identifier, "value": item_value(r, platform)}) for r in records])
+        if op == "delete":  # the load refuses it (SYNERISE_SPEC.object_operations): a guard, not a path
+            raise PlatformError(f"{target.activation}: Synerise {platform.kind} cannot be deleted through this activation (upsert only)")
+        if platform.kind == "transactions":
+            return self._post_all(lambda: "/v4/transactions/batch", [(r, transaction_payload(r)) for r in records])
+        return self._post_all(lambda: "/v4/clients/batch", [(r, profile_payload(r, platform.kind)) for r in records])
 
     # --- catalogs ------------------------------------------------------------------------
     def _find_or_create_catalog(self, name: str) -> int:
         response = self._call("GET", "/catalogs/bags", params={"searchBy": name, "limit": 100})
         if response.status_code != 200:
-            raise self._fail(response, f"find catalog {name!r}")
-        for bag in _json(response).get("data") or []:
+            raise self.session.fail(response, f"find catalog {name!r}")
+        for bag in json_object(response).get("data") or []:
             if isinstance(bag, dict) and bag.get("name") == name:
                 return int(bag["id"])
         created = self._call("POST", "/catalogs/bags", json={"name": name})
         if created.status_code not in ACCEPTED:
-            raise self._fail(created, f"create catalog {name!r}")
-        return int(_json(created)["data"]["id"])
+            raise self.session.fail(created, f"create catalog {name!r}")
+        return int(json_object(created)["data"]["id"])
 
-    def _post_items(self, target: SyncTarget, pairs: list[tuple[Record, dict[str, Any]]]) -> list[ItemOutcome]:
+    def _post_items(self, catalog: str, pairs: Pairs) -> list[ItemOutcome]:
+        posted_to: list[int] = []
+
         def path() -> str:
-            return f"/catalogs/bags/{self._catalog_id}/items/batch"
+            posted_to.append(self._catalogs.id_of(catalog))
+            return f"/catalogs/bags/{posted_to[-1]}/items/batch"
 
-        def recreate() -> None:
-            with self._catalog_lock:  # the catalog was deleted behind our back: create it again (as the plugin does)
-                self._catalog_id = self._find_or_create_catalog(catalog_name(target.object))
+        # a 404: the catalog was deleted behind our back: create it again (as the plugin does)
+        return self._post_all(path, pairs, on_missing=lambda: self._catalogs.replace(catalog, posted_to[-1]))
 
-        return self._post_all(path, pairs, on_missing=recreate)
-
-    def _soft_delete(self, target: SyncTarget, records: Sequence[Record]) -> list[ItemOutcome]:
+    def _soft_delete(self, catalog: str, records: Sequence[Record]) -> list[ItemOutcome]:
         """Re-upsert each item with ``deleted: 1`` and the attributes it holds (read back first)."""
         outcomes: list[ItemOutcome] = []
-        pairs: list[tuple[Record, dict[str, Any]]] = []
+        pairs: Pairs = []
         for position, record in enumerate(records):
             try:
-                response = self._call("GET", f"/catalogs/bags/{self._catalog_id}/items/itemKey/{quote(record.identifier, safe='')}")
+                path = f"/catalogs/bags/{self._catalogs.id_of(catalog)}/items/itemKey/{quote(record.identifier, safe='')}"
+                response = self._call("GET", path)
             except NoAnswer as silence:  # the platform stopped answering: the rest waits for the next run
                 message = self.session.redact(str(silence))
                 waiting = [r for r, _ in pairs] + list(records[position:])
@@ -167,30 +194,28 @@ class SyneriseClient(SessionClient):
                 outcomes.append(ItemOutcome(record.key, "confirmed", "not in the catalog: nothing to delete"))
                 continue
             if response.status_code != 200:
-                outcomes.append(ItemOutcome(record.key, "rejected", error_message(response, self.session.redact)))
+                outcomes.append(ItemOutcome(record.key, "rejected", self._describe(response)))
                 continue
-            value = _stored_value(_json(response))
+            value = _stored_value(json_object(response))
             pairs.append((record, {"itemKey": record.identifier, "value": {**value, "itemId": record.identifier, "deleted": 1}}))
-        return outcomes + (self._post_items(target, pairs) if pairs else [])
+        return outcomes + (self._post_items(catalog, pairs) if pairs else [])
 
     # --- batches -------------------------------------------------------------------------
-    def _post_all(self, path: str | Callable[[], str], pairs: list[tuple[Record, dict[str, Any]]],
-                  on_missing: Callable[[], None] | None = None) -> list[ItemOutcome]:
-        """Post the payloads in requests of at most 1 MB; one outcome per record."""
+    def _post_all(self, path: Callable[[], str], pairs: Pairs, on_missing: Callable[[], object] | None = None) -> list[ItemOutcome]:
+        """Post the payloads in requests of at most ``max_bytes``; one outcome per record."""
         outcomes: list[ItemOutcome] = []
-        for chunk in _by_size(pairs):
+        for chunk in _by_size(pairs, self._max_bytes):
             try:
                 outcomes += self._post_chunk(path, chunk, on_missing)
             except NoAnswer as silence:
                 outcomes += [ItemOutcome(r.key, "no_answer", self.session.redact(str(silence))) for r, _ in chunk]
         return outcomes
 
-    def _post_chunk(self, path: str | Callable[[], str], pairs: list[tuple[Record, dict[str, Any]]],
-                    on_missing: Callable[[], None] | None) -> list[ItemOutcome]:
+    def _post_chunk(self, path: Callable[[], str], pairs: Pairs, on_missing: Callable[[], object] | None) -> list[ItemOutcome]:
         outcomes: list[ItemOutcome] = []
         recreated = False
         while pairs:
-            url = path() if callable(path) else path
+            url = path()
             response = self._call("POST", url, data=_body([payload for _, payload in pairs]))
             status = response.status_code
             if status in ACCEPTED:
@@ -199,7 +224,7 @@ class SyneriseClient(SessionClient):
                 on_missing()
                 recreated = True
                 continue
-            named = _named_items(response, pairs, self.session.redact)
+            named = _named_items(response, len(pairs), self.session.redact)
             if status == PARTIAL:
                 return outcomes + [ItemOutcome(r.key, "rejected", named[i]) if i in named else ItemOutcome(r.key, "confirmed")
                                    for i, (r, _) in enumerate(pairs)]
@@ -208,16 +233,19 @@ class SyneriseClient(SessionClient):
                 pairs = [pair for i, pair in enumerate(pairs) if i not in named]
                 continue
             if status in (400, 413, 422):
-                raise BatchRejected(error_message(response, self.session.redact), status)
-            raise self._fail(response, f"POST {url}")
+                raise BatchRejected(self._describe(response), status)
+            raise self.session.fail(response, f"POST {url}")
         return outcomes
 
     # --- HTTP: token, one replay on 401 ----------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._tokens.request(self.session.request, method, path, **kwargs)
         if response.status_code == 403:
-            raise self._fail(response, f"{method} {path} (does the API key have the permission for it?)")
+            raise self.session.fail(response, f"{method} {path} (does the API key have the permission for it?)")
         return response
+
+    def _describe(self, response: Any) -> str:
+        return error_text(response, self.session.redact)
 
     @staticmethod
     def _headers(token: str) -> dict[str, str]:
@@ -228,28 +256,17 @@ class SyneriseClient(SessionClient):
                                         headers={"Api-Version": API_VERSION})
         if response.status_code in (401, 403):
             raise CredentialsRefused(f"Synerise refused the API key (HTTP {response.status_code}): "
-                                     f"{error_message(response, self.session.redact)}", response.status_code)
+                                     f"{self._describe(response)}", response.status_code)
         if response.status_code != 200:
-            raise self._fail(response, "POST /v4/auth/login/profile")
-        token = _json(response).get("token")
+            raise self.session.fail(response, "POST /v4/auth/login/profile")
+        token = json_object(response).get("token")
         if not isinstance(token, str) or not token:
             raise PlatformError("POST /v4/auth/login/profile answered without a token")
         self.session.add_secret(token)
         return token
 
-    def _fail(self, response: Any, what: str) -> PlatformError:
-        return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}")
-
 
 # --- reading answers ---------------------------------------------------------------------------
-def _json(response: Any) -> Any:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _stored_value(item: dict[str, Any]) -> dict[str, Any]:
     """An item's ``value`` (a JSON string on read, possibly wrapped in ``data``)."""
     item = item.get("data", item) if isinstance(item.get("data"), dict) else item
@@ -262,34 +279,18 @@ def _stored_value(item: dict[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def error_message(response: Any, scrub: Callable[[str], str] = lambda text: text) -> str:
-    """Synerise's error body (``message``, ``errors[].field/message``), scrubbed before it is cut."""
-    raw = scrub(response.text or "")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return f"HTTP {response.status_code}: {raw.strip()[:300]}".rstrip(": ")
-    if not isinstance(body, dict):
-        return f"HTTP {response.status_code}: {str(body)[:300]}"
-    parts = [str(body[k]) for k in ("error", "message") if body.get(k)]
-    for error in body.get("errors") or []:
-        if isinstance(error, dict):
-            parts.append(f"{error.get('field', '')}: {error.get('message', '')}".strip(": "))
-    return f"HTTP {response.status_code}: {'; '.join(parts)[:500]}"
-
-
-def _named_items(response: Any, pairs: list[tuple[Record, dict[str, Any]]], scrub: Callable[[str], str]) -> dict[int, str]:
-    """Index -> message for each item an error body names (``errors[].field`` = ``[i]…``)."""
+def _named_items(response: Any, count: int, scrub: Callable[[str], str]) -> dict[int, str]:
+    """Index -> message for each of ``count`` items an error body names (Synerise's ``errors[].field`` = ``[i]…``)."""
     try:
         errors = json.loads(scrub(response.text or "")).get("errors") or []
     except (ValueError, AttributeError):
         return {}
     named: dict[int, str] = {}
-    for error in errors:
+    for error in errors if isinstance(errors, list) else []:
         if not isinstance(error, dict):
             continue
         match = INDEX.match(str(error.get("field") or ""))
-        if match and int(match.group(1)) < len(pairs):
+        if match and int(match.group(1)) < count:
             index = int(match.group(1))
             text = f"HTTP {response.status_code}: {error.get('field')}: {error.get('message', '')}"
             named[index] = f"{named[index]}; {text}" if index in named else text
@@ -301,51 +302,15 @@ def _body(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _by_size(pairs: list[tuple[Record, dict[str, Any]]]) -> list[list[tuple[Record, dict[str, Any]]]]:
-    """Split into requests whose JSON bodies stay under 1 MB (a single oversized item goes alone)."""
-    chunks: list[list[tuple[Record, dict[str, Any]]]] = [[]]
+def _by_size(pairs: Pairs, max_bytes: int) -> list[Pairs]:
+    """Split into requests whose JSON bodies stay under ``max_bytes`` (a single oversized item goes alone)."""
+    chunks: list[Pairs] = [[]]
     size = 2
     for pair in pairs:
         item = len(_body(pair[1])) + 1  # measured as sent (_body), plus its comma
-        if chunks[-1] and size + item > MAX_BODY_BYTES:
+        if chunks[-1] and size + item > max_bytes:
             chunks.append([])
             size = 2
         chunks[-1].append(pair)
         size += item
     return [chunk for chunk in chunks if chunk]
-
-
-# --- Dagster resource and spec -----------------------------------------------------------------
-class SyneriseResource(PlatformResource):
-    """A Synerise workspace. The API key is read from the environment variable named here."""
-
-    PLATFORM: ClassVar[str] = "synerise"
-    SANDBOX_PATH: ClassVar[str] = "/synerise"
-
-    base_url: str | None = Field(default=None, description="default: $SYNERISE_BASE_URL, else the sandbox (real: https://api.synerise.com)")
-    api_key_env: str = secret_env("SYNERISE_API_KEY", sandbox="sandbox-synerise-api-key")
-    backoff_seconds: float = Field(default=0.5, ge=0)
-
-    def client(self) -> SyneriseClient:
-        base_url = self.resolved_base_url()
-        api_key = self.secret("api_key", base_url)
-        return SyneriseClient(self.session(base_url, {"Accept": "application/json"}, (api_key,)), api_key)
-
-
-SYNERISE_SPEC = PlatformSpec(
-    name="synerise",
-    operations=frozenset({"upsert", "mirror", "delete_only"}),
-    resource=SyneriseResource,
-    max_items_per_request=MAX_ITEMS_PER_REQUEST,
-    max_bytes_per_request=MAX_BODY_BYTES,
-    field_pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$",
-    field_rule="letters, digits, '-' and '_' (agreements.<channel>, client.<id>, paymentInfo.method for the dotted ones)",
-    object_pattern=r"^(profiles|subscriptions|transactions|catalog:.+)$",
-    object_rule="profiles, subscriptions, transactions or catalog:<name>",
-    activation_problem=activation_problem,
-    activation_options=("tax_inclusive_price", "labels_as_values"),
-    nulls_default="send",  # profiles: null resets a native field / deletes an attribute [V]; transactions never carry nulls
-    nulls_refused=(("omit", r"catalog:.+", "items/batch stores an item's value whole (REFERENCE.md §5.3 [V]: Synerise's own "
-                    "plugin resends every attribute), so a left-out attribute would be dropped, not kept; use nulls: send "
-                    "(the attribute is stored as null)"),),
-)
