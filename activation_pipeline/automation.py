@@ -43,7 +43,9 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.assets.verification import CHECK_NAME, verifies
@@ -123,8 +125,8 @@ def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinitio
                 continue
             expression, timezone = cron
             what = activation.schedule if kind == "sync" else activation.full_resync_schedule
-            arguments = dict(name=f"{kind}_{name}_schedule", job=jobs[f"{kind}_{name}"], cron_schedule=expression,
-                             execution_timezone=timezone, default_status=_status(activation))
+            arguments: dict[str, Any] = dict(name=f"{kind}_{name}_schedule", job=jobs[f"{kind}_{name}"], cron_schedule=expression,
+                                             execution_timezone=timezone, default_status=_status(activation))
             if config.activation_partition_column(name) is None:
                 schedules.append(ScheduleDefinition(**arguments, description=f"{kind.replace('_', ' ')} of {name}: {what}"))
             else:
@@ -187,7 +189,7 @@ def source_fingerprints(config: ProjectConfig, sources: set[str]) -> dict[str, s
 def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
     """A hash of each day's rows in a partitioned source file: which partitions changed."""
     path, column = config.source_path(source), config.sources[source].partition_column
-    if not path.exists():
+    if not path.exists() or column is None:
         return {}
     scan = pl.scan_parquet(path) if config.sources[source].file_format == "parquet" else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
     frame = scan.collect()
@@ -248,17 +250,23 @@ def build_sensors(config: ProjectConfig, jobs: Jobs) -> list[SensorDefinition]:
     return sensors
 
 
+def _step_failure(event: Any) -> dict[str, str | None]:
+    """One failed step: its key, the activation it ran (``activations__<name>``) and the error's message."""
+    step = event.step_key or ""
+    error = getattr(event.event_specific_data, "error", None)  # a step failure's data carries the error
+    text = (error.message if error is not None else event.message or "").strip()[:2000]
+    return {"step": step or None, "activation": step.removeprefix("activations__") if step.startswith("activations__") else None,
+            "error": text}
+
+
 @run_failure_sensor(name="record_failed_syncs", default_status=DefaultSensorStatus.RUNNING,
                     description="Each failed step of a run in activation_state.failed_runs, and to $ACTIVATION_FAILURE_WEBHOOK_URL")
 def record_failed_syncs(context: RunFailureSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
-    failures = [
-        {"step": event.step_key, "activation": event.step_key.removeprefix("activations__") if event.step_key.startswith("activations__") else None,
-         "error": (event.event_specific_data.error.message if event.event_specific_data and event.event_specific_data.error else event.message or "").strip()[:2000]}
-        for event in context.get_step_failure_events()
-    ] or [{"step": None, "activation": run.tags.get("activation"), "error": (context.failure_event.message or "run failed")[:2000]}]
+    failures = [_step_failure(event) for event in context.get_step_failure_events()] or [
+        {"step": None, "activation": run.tags.get("activation"), "error": (context.failure_event.message or "run failed")[:2000]}]
     with warehouse.get_connection() as conn:
-        record_failed_steps(conn, run.run_id, run.job_name, [(f["step"], f["activation"], f["error"]) for f in failures])
+        record_failed_steps(conn, run.run_id, run.job_name, [(f["step"], f["activation"], f["error"] or "") for f in failures])
     url = os.environ.get(FAILURE_WEBHOOK_ENV)
     if url:
         try:

@@ -21,12 +21,12 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import requests
 
 from activation_pipeline.platforms.resource import sandbox_url
-
 
 DEMO_LAST_ORDER_DAY = date(2026, 11, 1)  # the demo dataset's end_date
 DEMO_DAYS = 7  # partitions synced by the demo: the last week of orders
@@ -64,7 +64,7 @@ def ensure_sandbox(state: Path) -> str:
 
 
 def demo(args: argparse.Namespace) -> None:
-    from dagster import DagsterInstance, materialize
+    from dagster import AssetsDefinition, DagsterInstance, materialize
 
     from activation_pipeline.config import load_config
     from activation_pipeline.dagster_home import use_project_home
@@ -80,7 +80,7 @@ def demo(args: argparse.Namespace) -> None:
         print(f"demo data written to {demo_dir}: {', '.join(sorted(files))}")
     ensure_sandbox(config.base_dir / "sandbox" / "state.sqlite")
     defs = build_definitions(config)
-    assets = list(defs.assets or []) + list(defs.asset_checks or [])
+    assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]  # what build_definitions made: definitions, not specs
     home = use_project_home(Path.cwd())  # the instance `dagster dev` from this folder opens
     started = time.time()
     results = []
@@ -88,7 +88,7 @@ def demo(args: argparse.Namespace) -> None:
         # everything once with the last day of the demo orders; then the days before it, partitioned assets only
         days = [(DEMO_LAST_ORDER_DAY - timedelta(days=n)).isoformat() for n in range(DEMO_DAYS)] if config.partitions else [None]
         results.append(materialize(assets, resources=defs.resources, instance=instance, partition_key=days[0], raise_on_error=False))
-        partitioned = [a.key for a in defs.assets if getattr(a, "partitions_def", None) is not None]
+        partitioned = [a.key for a in defs.assets or [] if isinstance(a, AssetsDefinition) and a.partitions_def is not None]
         for day in days[1:]:
             results.append(materialize(assets, selection=partitioned, resources=defs.resources, instance=instance,
                                        partition_key=day, raise_on_error=False))
@@ -128,7 +128,11 @@ NOTES = (  # (ledger statuses, what happened to those records) for the demo summ
 
 def run_notes(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
     """One sentence per activation whose records were not all confirmed, from the ledger's most common reason."""
-    from activation_pipeline.sync.state import activations_with_status, keys_with_status, top_reasons
+    from activation_pipeline.sync.state import (
+        activations_with_status,
+        keys_with_status,
+        top_reasons,
+    )
 
     notes = []
     for activation in activations_with_status(conn, run_ids, tuple(s for statuses, _ in NOTES for s in statuses)):
@@ -149,7 +153,13 @@ LEDGER_LIMIT = 50
 def ledger(args: argparse.Namespace) -> None:
     import polars as pl
 
-    from activation_pipeline.sync.state import activations_with_runs, has_table, latest_records, latest_records_count, record_history
+    from activation_pipeline.sync.state import (
+        activations_with_runs,
+        has_table,
+        latest_records,
+        latest_records_count,
+        record_history,
+    )
     from activation_pipeline.warehouse import read_warehouse, warehouse_path
 
     if args.activation == "prune":  # a command, not an activation (the config refuses that name)

@@ -17,11 +17,29 @@ from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo
 
 from dagster import ScheduleDefinition
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from activation_pipeline.column_types import column_type_problem
-from activation_pipeline.config_references import check_identifiers, check_references, check_run_order
-from activation_pipeline.config_file import UNION_TAGS, ConfigError, describe_error, most_specific, read_document
+from activation_pipeline.config_file import (
+    UNION_TAGS,
+    ConfigError,
+    describe_error,
+    most_specific,
+    read_document,
+)
+from activation_pipeline.config_references import (
+    check_identifiers,
+    check_references,
+    check_run_order,
+)
 
 DEFAULT_CONFIG = Path("data/activations.yaml")
 SCHEDULE_PRESETS = {

@@ -4,6 +4,7 @@ that names the line."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def most_specific(errors: list[Any]) -> Any:
     return first
 
 
-def describe_error(error: dict[str, Any]) -> str:
+def describe_error(error: Mapping[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field (check its spelling against the README's config reference)"
     if error["type"] == "missing":

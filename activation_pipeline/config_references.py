@@ -135,7 +135,7 @@ def check_identifiers(config: ProjectConfig) -> None:
     named += [(f"segments.{n}", f, getattr(s, f)) for n, s in config.segments.items() for f in ("primary_key", "partition_column")]
     for name, activation in config.activations.items():
         entry = f"activations.{name}"
-        named += [(entry, "identifier", activation.identifier), (entry, "scope.column", activation.scope and activation.scope.column)]
+        named += [(entry, "identifier", activation.identifier), (entry, "scope.column", activation.scope.column if activation.scope else None)]
         named += [(entry, f"mapping.{field}", n) for field, column in activation.mapping.items() for n in (field, column)]
         named += [(entry, "custom_attributes", column) for column in activation.custom_attributes]
     for entry, field, column in named:

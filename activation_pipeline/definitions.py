@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from dagster import Definitions, with_source_code_references
 
-from activation_pipeline.assets.activations import build_activation_asset, destination_resource_key
+from activation_pipeline.assets.activations import (
+    build_activation_asset,
+    destination_resource_key,
+)
 from activation_pipeline.assets.checks import build_segment_checks
 from activation_pipeline.assets.mapped_columns import check_mapped_columns
 from activation_pipeline.assets.segments import build_segment_asset
@@ -23,7 +27,7 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
     database = Path(warehouse or warehouse_path())
     check_mapped_columns(config, database)  # a mapping to a column the stored segment lacks fails the load
     jobs = build_jobs(config)
-    resources = {"warehouse": WarehouseResource(database=str(database))}
+    resources: dict[str, Any] = {"warehouse": WarehouseResource(database=str(database))}
     for name, destination in config.destinations.items():
         resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
     assets = [
@@ -33,9 +37,9 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
     ]
     with warnings.catch_warnings():  # Dagster marks code references beta; the warning would print on every load
         warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-        assets = with_source_code_references(assets)  # each asset also points at its factory's function
+        referenced = with_source_code_references(assets)  # each asset also points at its factory's function
     return Definitions(
-        assets=assets,
+        assets=referenced,
         asset_checks=[
             *(build_segment_checks(config, name) for name in config.segments),
             *(build_verification_check(config, name, destination_resource_key(activation.destination))

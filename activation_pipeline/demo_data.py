@@ -114,10 +114,10 @@ def _choice(rng: np.random.Generator, weights, n: int) -> np.ndarray:
     cdf /= cdf[-1]
     k, u = len(cdf), rng.random(n)
     if k <= 16:
-        idx = np.zeros(n, dtype=np.uint8)
+        small = np.zeros(n, dtype=np.uint8)
         for bound in cdf[:-1]:
-            idx += u >= bound
-        return idx
+            small += u >= bound
+        return small
     guide = np.searchsorted(cdf, np.arange(k) / k, side="right")
     idx = guide[np.minimum((u * k).astype(np.int64), k - 1)]
     todo = np.flatnonzero(cdf[idx] <= u)

@@ -4,19 +4,51 @@
 import os
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from activation_pipeline.assets.metadata import code_references, column_lineage
 from activation_pipeline.assets.partitions import daily_partitions
-from activation_pipeline.assets.run_metadata import RECORD_SAMPLE, invalid_records, records_table, scopes_table, summary_table
-from activation_pipeline.assets.record_check import record_check_key, record_check_result, record_check_spec
+from activation_pipeline.assets.record_check import (
+    record_check_key,
+    record_check_result,
+    record_check_spec,
+)
+from activation_pipeline.assets.run_metadata import (
+    RECORD_SAMPLE,
+    invalid_records,
+    records_table,
+    scopes_table,
+    summary_table,
+)
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, SyncTarget
+from activation_pipeline.platforms.base import (
+    CredentialsRefused,
+    PlatformError,
+    SyncTarget,
+)
 from activation_pipeline.sql_identifiers import qualified_name
 from activation_pipeline.sync.diff import PlanError, PlanRequest
-from activation_pipeline.sync.engine import FAILED_SAMPLE_SIZE, ActivationBusy, SafeguardTripped, SyncJob, SyncOptions, SyncReport, run_sync
+from activation_pipeline.sync.engine import (
+    FAILED_SAMPLE_SIZE,
+    ActivationBusy,
+    SafeguardTripped,
+    SyncJob,
+    SyncOptions,
+    SyncReport,
+    run_sync,
+)
 from activation_pipeline.sync.state import run_records_query
 
 
@@ -134,10 +166,15 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
                 metadata=scoped_metadata(reports, job) if reports else None,
             )
         return MaterializeResult(metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)},
-                                 check_results=_check_results(context, name, dict(reports), True, warehouse))
+                                 check_results=_check_results(context, name, by_scope(reports), True, warehouse))
 
     project = config
     return _activation
+
+
+def by_scope(reports: dict[str, SyncReport]) -> dict[str | None, SyncReport]:
+    """A scoped activation's reports, keyed as the check keys the ledger's partitions (None: unscoped)."""
+    return {scope: report for scope, report in reports.items()}
 
 
 def _check_results(context: AssetExecutionContext, name: str, reports: dict[str | None, SyncReport], scoped: bool,

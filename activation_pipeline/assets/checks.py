@@ -1,11 +1,19 @@
 """Asset checks on segments: primary key not null and unique (blocking), row-count drop (warning)."""
 
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, AssetsDefinition, multi_asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    AssetsDefinition,
+    multi_asset_check,
+)
 
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
-from activation_pipeline.sync.state import first_row
+from activation_pipeline.sync.state import scalar
 
 SAMPLE = 20
 MAX_ROW_COUNT_DROP = 0.5
@@ -33,15 +41,15 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
     )
     def _checks(context: AssetCheckExecutionContext):
         with context.resources.warehouse.get_connection() as conn:
-            rows = first_row(conn, f"SELECT count(*) FROM {table}")[0]
-            nulls = first_row(conn, f"SELECT count(*) FROM {table} WHERE {pk} IS NULL")[0]
+            rows = scalar(conn, f"SELECT count(*) FROM {table}")
+            nulls = scalar(conn, f"SELECT count(*) FROM {table} WHERE {pk} IS NULL")
             null_rows = conn.sql(f"SELECT * FROM {table} WHERE {pk} IS NULL LIMIT 3").pl().to_dicts() if nulls else []
             duplicates = conn.execute(
                 f"SELECT CAST({pk} AS VARCHAR), count(*) FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE}"
             ).fetchall()
-            duplicate_keys = first_row(
+            duplicate_keys = scalar(
                 conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
-            )[0]
+            )
         yield AssetCheckResult(
             check_name="primary_key_not_null", asset_key=key, passed=nulls == 0,
             description=None if nulls == 0 else f"{nulls} of {rows} rows of segments.{name} have a null {segment.primary_key}; e.g. {null_rows}",

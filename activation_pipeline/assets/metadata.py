@@ -7,8 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from dagster import (AssetKey, CodeReferencesMetadataValue, LocalFileCodeReference, MetadataValue, TableColumn, TableColumnDep,
-                     TableColumnLineage, TableSchema)
+from dagster import (
+    AssetKey,
+    CodeReferencesMetadataValue,
+    LocalFileCodeReference,
+    MetadataValue,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+)
 
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.config_file import entry_lines

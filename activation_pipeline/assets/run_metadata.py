@@ -2,9 +2,16 @@
 materializations, the failed and invalid records as tables, and the run's ledger query, whole (its SQL: sync/state)."""
 
 
+from collections.abc import Sequence
 from typing import Any
 
-from dagster import MetadataValue, TableColumn, TableMetadataValue, TableRecord, TableSchema
+from dagster import (
+    MetadataValue,
+    TableColumn,
+    TableMetadataValue,
+    TableRecord,
+    TableSchema,
+)
 
 from activation_pipeline.sync.counts import CHANGES
 from activation_pipeline.sync.engine import SyncReport
@@ -56,7 +63,7 @@ def summary_table(report: SyncReport) -> TableMetadataValue:
     return MetadataValue.table(records=[TableRecord(row) for row in rows], schema=SUMMARY_SCHEMA)
 
 
-def records_table(records: list[tuple[str | None, str, str, str]]) -> TableMetadataValue:
+def records_table(records: Sequence[tuple[str | None, str, str, str]]) -> TableMetadataValue:
     """(key, change, status, message) rows: the failed records with the platform's message, or the invalid with the reason."""
     return MetadataValue.table(
         records=[TableRecord({"key": key, "change": change, "status": status, "message": (message or "")[:MESSAGE_CHARS]})

@@ -2,13 +2,33 @@
 
 
 import duckdb
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from activation_pipeline.assets.mapped_columns import segment_table_comment
-from activation_pipeline.assets.metadata import code_references, column_lineage, frame_metadata
-from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
+from activation_pipeline.assets.metadata import (
+    code_references,
+    column_lineage,
+    frame_metadata,
+)
+from activation_pipeline.assets.partitions import (
+    daily_partitions,
+    partition_day,
+    replace_partition,
+)
 from activation_pipeline.config import ProjectConfig
-from activation_pipeline.sql_identifiers import qualified_name, quote_identifier, quote_literal
+from activation_pipeline.sql_identifiers import (
+    qualified_name,
+    quote_identifier,
+    quote_literal,
+)
 
 
 def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:

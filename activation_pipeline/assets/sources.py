@@ -2,11 +2,22 @@
 
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from activation_pipeline.assets.metadata import code_references, frame_metadata
+from activation_pipeline.assets.partitions import (
+    daily_partitions,
+    partition_day,
+    replace_partition,
+)
 from activation_pipeline.assets.source_files import SourceFileError, read_source
-from activation_pipeline.assets.partitions import daily_partitions, partition_day, replace_partition
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.sql_identifiers import qualified_name
 

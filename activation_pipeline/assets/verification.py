@@ -16,19 +16,39 @@ snapshot's hash of that record is cleared: the next sync resends it, repairing t
 """
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
-from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, AssetChecksDefinition, Field, MetadataValue,
-                     TableColumn, TableRecord, TableSchema, asset_check)
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    Field,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset_check,
+)
 
+from activation_pipeline.assets.activations import build_sync_job, credentials_hint
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.assets.activations import build_sync_job, credentials_hint
-from activation_pipeline.platforms.base import CredentialsRefused, PlatformError, Record, Verification
-from activation_pipeline.sync.state import record_verification, records_to_verify, verification_query
+from activation_pipeline.platforms.base import (
+    CredentialsRefused,
+    PlatformError,
+    Record,
+    Verification,
+)
+from activation_pipeline.sync.state import (
+    record_verification,
+    records_to_verify,
+    verification_query,
+)
 
 CHECK_NAME = "platform_matches"
 SAMPLE = 20

@@ -31,7 +31,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from activation_pipeline.platforms.base import CredentialsRefused, NoAnswer, PlatformError, answer_error
+from activation_pipeline.platforms.base import (
+    CredentialsRefused,
+    NoAnswer,
+    PlatformError,
+    answer_error,
+)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 Send = Callable[..., requests.Response]
@@ -166,15 +171,21 @@ def body_parts(body: Any) -> list[str]:
     return [part for part in parts if part]
 
 
-def error_text(response: requests.Response, scrub: Callable[[str], str] = lambda text: text, *, limit: int = 500) -> str:
-    """``HTTP <status>: <what the body says>``, scrubbed before it is cut (a key cut in half would no longer match)."""
+def error_text(response: requests.Response, scrub: Callable[[str], str] = lambda text: text, *, limit: int = 500,
+               status: bool = True, separator: str = "; ") -> str:
+    """``HTTP <status>: <what the body says>``, scrubbed before it is cut (a key cut in half would no longer match).
+
+    ``status=False`` leaves the status out when the body is a JSON error that speaks for itself
+    (Batch's ``CODE: message``); a body that is not JSON always keeps it."""
     raw = scrub(response.text or "")
     try:
-        parts = body_parts(json.loads(raw))
+        parts, is_json = body_parts(json.loads(raw)), True
     except ValueError:
-        parts = [raw.strip()]
-    said = "; ".join(dict.fromkeys(part for part in parts if part))
-    return f"HTTP {response.status_code}: {said[:limit]}" if said else f"HTTP {response.status_code}"
+        parts, is_json = [raw.strip()], False
+    said = separator.join(dict.fromkeys(part for part in parts if part))[:limit]
+    if not said:
+        return f"HTTP {response.status_code}"
+    return said if is_json and not status else f"HTTP {response.status_code}: {said}"
 
 
 def json_object(response: requests.Response) -> dict[str, Any]:

@@ -36,7 +36,8 @@ class RunCounts:
         """The planned side, from the diff's counts (``<change>`` and ``<change>_<operation>``, sync/diff.py)."""
         planned = {change: sum(plan_counts.get(f"{change}_{op}", 0) for op in OPERATIONS) for change in CHANGES}
         return cls(
-            **{change: ChangeCounts(planned=n) for change, n in planned.items()},
+            added=ChangeCounts(planned=planned["added"]), changed=ChangeCounts(planned=planned["changed"]),
+            removed=ChangeCounts(planned=planned["removed"]), unchanged=ChangeCounts(planned=planned["unchanged"]),
             unchanged_skipped=plan_counts.get("unchanged", 0) - planned["unchanged"],
             removed_left_in_platform=plan_counts.get("removed", 0) - planned["removed"],
             invalid=plan_counts.get("invalid", 0),

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from activation_pipeline.sql_identifiers import quote_identifier as _quote, quote_literal
+from activation_pipeline.sql_identifiers import quote_identifier as _quote
+from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_table
 
 PAYLOAD_PREFIX = "f__"

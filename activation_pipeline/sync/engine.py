@@ -192,7 +192,7 @@ def _run_sync(
     with connect() as conn:
         if old_target is None or report.retargeted:  # adopt (first run, or a snapshot from before targets were kept)
             state.record_target(conn, activation, partition_key, target.as_row(), run_id,
-                                retire_from=old_target.label if report.retargeted else None)
+                                retire_from=old_target.label if old_target is not None and report.retargeted else None)
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
     with StopRequest() as stop:  # SIGTERM/SIGINT from here on: stop sending, keep what arrived, record the run

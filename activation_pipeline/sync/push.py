@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    Future,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -14,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from activation_pipeline.platforms.base import BatchRejected, DestinationClient, ItemOutcome, NoAnswer, Op, Record
+from activation_pipeline.platforms.base import (
+    BatchRejected,
+    DestinationClient,
+    ItemOutcome,
+    NoAnswer,
+    Op,
+    Record,
+)
 from activation_pipeline.sync import state
 from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan
 from activation_pipeline.sync.stopping import StopRequest, drain, is_stop

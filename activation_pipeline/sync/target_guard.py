@@ -126,7 +126,8 @@ def is_safe_widening(old: str, new: str) -> bool:
 
 def type_changes(recorded: dict[str, list[str]], current: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     """(refused, widened): one line per platform field whose segment column type changed since it was recorded."""
-    refused, widened = [], []
+    refused: list[str] = []
+    widened: list[str] = []
     for platform_field, (column, new_type) in sorted(current.items()):
         if platform_field not in recorded:
             continue  # a newly mapped field: nothing on the platform to contradict

@@ -28,9 +28,21 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import BatchRejected, ItemOutcome, Op, Record, SyncTarget, non_finite_number
+from activation_pipeline.platforms.base import (
+    BatchRejected,
+    ItemOutcome,
+    Op,
+    Record,
+    SyncTarget,
+    non_finite_number,
+)
 from activation_pipeline.platforms.batch.target import BatchTarget
-from activation_pipeline.platforms.http import PlatformSession, SessionClient, error_text, utc_wire
+from activation_pipeline.platforms.http import (
+    PlatformSession,
+    SessionClient,
+    error_text,
+    utc_wire,
+)
 from activation_pipeline.platforms.resource import ensure_reachable
 
 MAX_STRING = 10_000
@@ -92,7 +104,7 @@ class BatchClient(SessionClient):
             # the catalog does not exist, so neither do the items: the deletion holds
             return [ItemOutcome(r.key, "confirmed", "catalog absent: nothing to delete") for r in records]
         if response.status_code in (400, 413, 422):
-            raise BatchRejected(error_text(response, self.session.redact), response.status_code)
+            raise BatchRejected(error_text(response, self.session.redact, status=False, separator=": "), response.status_code)
         raise self.session.fail(response, f"edit items of catalog {catalog!r}")
 
 

@@ -52,6 +52,7 @@ from activation_pipeline.sync.state.schema import (
     first_row,
     has_table,
     now,
+    scalar,
     snapshot_table,
     transaction,
 )
@@ -78,7 +79,7 @@ __all__ = [
     "FAILED_RUNS_DDL", "LEDGER_DDL", "REASON_PATTERN", "SCHEMA", "TARGET_DDL", "TARGET_FIELDS",
     "Journal", "LedgerEntry", "Pruned", "Reason",
     "activations_with_runs", "activations_with_status", "ensure_state", "fill_missing_identifiers", "finish_run",
-    "first_row", "fold", "has_snapshot", "has_table", "keys_with_status", "last_synced_sql_hash", "latest_records",
+    "first_row", "fold", "scalar", "has_snapshot", "has_table", "keys_with_status", "last_synced_sql_hash", "latest_records",
     "latest_records_count", "now", "plan_path", "prune_ledger", "record_column_types", "record_failed_steps",
     "record_history", "record_target", "record_verification", "recorded_column_types", "recorded_target",
     "records_to_verify", "recover", "remove_stale_plans", "run_records", "run_records_query", "run_scope", "run_totals",

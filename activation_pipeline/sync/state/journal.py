@@ -22,7 +22,7 @@ import polars as pl
 
 from activation_pipeline.sync.state.schema import (
     SCHEMA,
-    first_row,
+    scalar,
     snapshot_table,
     transaction,
 )
@@ -105,11 +105,11 @@ def fold(
     Entries at or below the run's recorded ``folded_seq`` are skipped, so folding the same
     journal twice (a crash between commit and journal removal) changes nothing.
     """
-    folded = first_row(
+    folded = scalar(
         conn, f"""SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs
                   WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
         [run_id, activation, partition_key],
-    )[0]
+    )
     fresh = [e for e in entries if e.seq > folded]
     if not fresh:
         return folded
@@ -118,7 +118,7 @@ def fold(
         schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
                 "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64, "payload": pl.Utf8, "identifier": pl.Utf8},
     )
-    last = int(frame["seq"].max())
+    last = max(entry.seq for entry in fresh)
     snap = snapshot_table(activation)
     with transaction(conn, journal_batch=frame):
         conn.execute(

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from activation_pipeline.sql_identifiers import quote_literal
-from activation_pipeline.sync.state.schema import SCHEMA, first_row
+from activation_pipeline.sync.state.schema import SCHEMA, scalar
 
 # a message's quoted values, indexes and long numbers (ids, emails, keys) blanked, so one reason groups its records
 REASON_PATTERN = r"""'[^']*'|"[^"]*"|\[[0-9]+\]|[A-Za-z0-9_.@+-]*[0-9]{4,}[A-Za-z0-9_.@+-]*"""
@@ -91,10 +91,10 @@ def activations_with_status(conn: duckdb.DuckDBPyConnection, run_ids: list[str],
 
 def keys_with_status(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[str], statuses: tuple[str, ...]) -> int:
     """How many of the activation's records have one of these statuses in these runs."""
-    return first_row(
+    return scalar(
         conn, f"""SELECT count(DISTINCT key) FROM {SCHEMA}.sync_records WHERE activation = ?
                   AND run_id IN ({_placeholders(run_ids)}) AND status IN ({_placeholders(statuses)})""",
-        [activation, *run_ids, *statuses])[0]
+        [activation, *run_ids, *statuses])
 
 
 def activations_with_runs(conn: duckdb.DuckDBPyConnection) -> set[str]:
@@ -109,7 +109,7 @@ def latest_records(conn: duckdb.DuckDBPyConnection, activation: str, limit: int)
 
 
 def latest_records_count(conn: duckdb.DuckDBPyConnection, activation: str) -> int:
-    return first_row(conn, f"SELECT count(*) FROM {SCHEMA}.latest_records WHERE activation = ?", [activation])[0]
+    return scalar(conn, f"SELECT count(*) FROM {SCHEMA}.latest_records WHERE activation = ?", [activation])
 
 
 def record_history(conn: duckdb.DuckDBPyConnection, activation: str, key: str, limit: int) -> pl.DataFrame:

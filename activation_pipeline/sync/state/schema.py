@@ -68,6 +68,14 @@ def first_row(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | N
     return rows[0] if rows else None
 
 
+def scalar(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> Any:
+    """The one value of a query that always answers one row (an aggregate: ``count(*)``, ``max(…)``)."""
+    row = first_row(conn, query, params)
+    if row is None:
+        raise LookupError(f"no row from {query.split()[0]} …: expected exactly one")
+    return row[0]
+
+
 @contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
     """One transaction, rolled back on any error, with ``frames`` registered as views for its statements."""
@@ -92,7 +100,7 @@ def snapshot_table(activation: str) -> str:
 
 def has_table(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether ``activation_state.<table>`` exists (a ledger table, or an activation's snapshot)."""
-    return bool(first_row(conn, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [SCHEMA, table])[0])
+    return bool(scalar(conn, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [SCHEMA, table]))
 
 
 def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:

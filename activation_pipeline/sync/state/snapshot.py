@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
-from activation_pipeline.sync.state.schema import first_row, has_table, snapshot_table
+from activation_pipeline.sync.state.schema import has_table, scalar, snapshot_table
 
 
 def has_snapshot(conn: duckdb.DuckDBPyConnection, activation: str) -> bool:
@@ -17,8 +17,8 @@ def has_snapshot(conn: duckdb.DuckDBPyConnection, activation: str) -> bool:
 def snapshot_size(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None = None) -> int:
     """Records confirmed in the platform, for the whole activation or one of its partitions."""
     if partition_key is None:
-        return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")[0]
-    return first_row(conn, f"SELECT count(*) FROM {snapshot_table(activation)} WHERE partition_key = ?", [partition_key])[0]
+        return scalar(conn, f"SELECT count(*) FROM {snapshot_table(activation)}")
+    return scalar(conn, f"SELECT count(*) FROM {snapshot_table(activation)} WHERE partition_key = ?", [partition_key])
 
 
 def fill_missing_identifiers(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, segment_keys: str) -> None:
@@ -26,7 +26,7 @@ def fill_missing_identifiers(conn: duckdb.DuckDBPyConnection, activation: str, p
     ``__key, __identifier``, one row per key still in the segment), so a record that leaves later is
     deleted by it (one that already left stays counted invalid, with the reason)."""
     snapshot = snapshot_table(activation)
-    if not first_row(conn, f"SELECT count(*) FROM (SELECT 1 FROM {snapshot} WHERE identifier IS NULL LIMIT 1)")[0]:
+    if not scalar(conn, f"SELECT count(*) FROM (SELECT 1 FROM {snapshot} WHERE identifier IS NULL LIMIT 1)"):
         return
     conn.execute(
         f"""UPDATE {snapshot} AS snap SET identifier = seg.__identifier FROM ({segment_keys}) AS seg

@@ -13,6 +13,7 @@ import duckdb
 from activation_pipeline.sync.state.schema import (
     SCHEMA,
     first_row,
+    scalar,
     snapshot_table,
     transaction,
 )
@@ -40,7 +41,7 @@ def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
     with transaction(conn):
         retired = 0
         if retire_from is not None:
-            retired = first_row(conn, f"SELECT count(*) FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ?", [partition_key])[0]
+            retired = scalar(conn, f"SELECT count(*) FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ?", [partition_key])
             conn.execute(
                 f"""INSERT INTO {SCHEMA}.retired_snapshots
                     SELECT ?, partition_key, key, row_hash, run_id, confirmed_at, identifier, ?, ?, now()
