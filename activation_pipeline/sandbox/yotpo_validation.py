@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -64,19 +63,6 @@ class YotpoSettings:
     validation_status: int = 400
     require_external_id: bool = False
     unknown_fields: str = "reject"
-
-    @classmethod
-    def from_env(cls) -> YotpoSettings:
-        spec: dict[str, Any] = {}
-        for name, kind in (("token_ttl_seconds", float), ("patch_status", int), ("validation_status", int),
-                           ("require_external_id", bool), ("unknown_fields", str)):
-            raw = os.environ.get(f"SANDBOX_YOTPO_{name.upper()}")
-            if raw is not None and raw.strip():
-                raw = raw.strip()
-                spec[name] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
-        settings = cls()
-        settings.update(spec)
-        return settings
 
     def update(self, spec: Any) -> None:
         if not isinstance(spec, dict):
