@@ -36,9 +36,14 @@ _TABLE_RE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
 
 
 class Clock:
-    """The sandbox's time: the system clock plus an offset that tests move forward."""
+    """The sandbox's time: the system clock plus an offset that tests move forward.
 
-    def __init__(self) -> None:
+    ``Clock(frozen=True)`` stands still at its creation instant and moves only by :meth:`advance`,
+    so a test of token expiry or rate limiting depends on no machine's speed.
+    """
+
+    def __init__(self, frozen: bool = False) -> None:
+        self._frozen_at = (time.time(), time.monotonic()) if frozen else None
         self._offset = 0.0
         self._lock = threading.Lock()
 
@@ -48,11 +53,11 @@ class Clock:
 
     def time(self) -> float:
         """Seconds since the epoch (token expiry, import windows, ``X-RateLimit-Reset``)."""
-        return time.time() + self._offset
+        return (self._frozen_at[0] if self._frozen_at else time.time()) + self._offset
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back while the offset is not reset (rate buckets)."""
-        return time.monotonic() + self._offset
+        return (self._frozen_at[1] if self._frozen_at else time.monotonic()) + self._offset
 
     def iso(self, timespec: str = "milliseconds") -> str:
         """Now in UTC as ISO 8601 with ``Z`` (``2026-01-31T09:30:00.123Z``; ``timespec="seconds"`` drops ms)."""
