@@ -275,7 +275,7 @@ class DotdigitalPlatform(Emulator):
                 if kind_of:
                     failure = {"failureCode": "rejected", "description": f"Contact rejected by the platform (sandbox fault {kind_of})"}
                 data, failure = (None, failure) if failure else self._data_fields_of(contact.get("dataFields") or {}, fields)
-                if failure:
+                if failure or data is None:
                     report["failures"].append({"matchIdentifier": kind, "identifiers": identifiers, "failures": [failure]})
                     continue
                 seen.add(str(value).lower())
@@ -318,7 +318,8 @@ class DotdigitalPlatform(Emulator):
         if row is None:
             cursor = db.execute("INSERT INTO dd_contacts (email, mobile, data_json, created, updated) VALUES (?, ?, ?, ?, ?)",
                                 (identifiers.get("email"), identifiers.get("mobileNumber"), encoded, now, now))
-            return int(cursor.lastrowid), True
+            assert cursor.lastrowid is not None  # sqlite3 sets it after every INSERT
+            return cursor.lastrowid, True
         db.execute("UPDATE dd_contacts SET data_json = ?, updated = ? WHERE id = ?", (encoded, now, row[0]))
         return int(row[0]), False
 

@@ -109,7 +109,7 @@ class InsightData:
                 db.execute("INSERT OR REPLACE INTO dd_insight VALUES (?, ?, ?, ?)",
                            (name, owner, key, json.dumps(record["json"], sort_keys=True)))
             ctx.items_applied = len(records) - len(failures)
-            report = {"collectionName": name, "summary": {"totalRecords": len(records), "totalImported": len(records) - len(failures),
+            report: dict[str, Any] = {"collectionName": name, "summary": {"totalRecords": len(records), "totalImported": len(records) - len(failures),
                                                           "totalRejected": len(failures)}}
             if failures:
                 report["failures"] = failures

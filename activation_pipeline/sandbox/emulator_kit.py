@@ -211,6 +211,10 @@ def retry_after_headers(retry_after: int | None) -> dict[str, str]:
 
 
 class _Settings(Protocol):
+    """A dataclass of run-time settings whose ``update`` validates and applies a JSON object."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
     def update(self, spec: Any) -> None: ...
 
 
@@ -224,7 +228,7 @@ def settings_from_env(cls: type[S], platform: str) -> S:
     """
     settings = cls()
     spec: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for field in dataclasses.fields(settings):
         raw = os.environ.get(f"SANDBOX_{platform.upper()}_{field.name.upper()}")
         if raw is None or not raw.strip():
             continue

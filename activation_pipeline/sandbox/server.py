@@ -123,7 +123,8 @@ def _hard_close(conn: socket.socket) -> None:
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:

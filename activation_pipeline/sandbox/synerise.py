@@ -235,7 +235,7 @@ class SynerisePlatform(Emulator):
         tid = db.execute("INSERT INTO synerise_transactions (order_id, event_salt, data_json, created_at) VALUES (?,?,?,?)",
                          (item["orderId"], salt, compact_json(item), self.clock.iso())).lastrowid
         client = compact_json(item["client"])
-        charge = {k: item[k] for k in ("orderId", "revenue", "value", "discountAmount", "source", "paymentInfo", "metadata") if k in item}
+        charge: dict[str, Any] = {k: item[k] for k in ("orderId", "revenue", "value", "discountAmount", "source", "paymentInfo", "metadata") if k in item}
         charge["productsCount"] = len(item["products"])
         events = [("transaction.charge", charge)] + [("product.buy", {"orderId": item["orderId"], **p}) for p in item["products"]]
         db.executemany("INSERT INTO synerise_events (transaction_id, action, order_id, client_json, params_json, time) VALUES (?,?,?,?,?,?)",
