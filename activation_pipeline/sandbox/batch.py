@@ -57,10 +57,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-import hmac
 import json
-import math
 import os
 import re
 import secrets
@@ -68,7 +65,8 @@ import sqlite3
 from typing import Any, Callable
 
 from .batch_validation import NAME_RE, ApiError, catalog_fields, catalog_name, check_field_count, edit_items, invalid
-from .platform_interface import HandlerContext, Request, Response, error_response, parse_json
+from .emulator_kit import Clock, Emulator, authorization, compact_json, json_body, retry_after_headers, same_secret
+from .platform_interface import HandlerContext, Request, Response, error_response
 from .store import Store
 
 DEFAULT_REST_API_KEY = "sandbox-batch-rest-key"
@@ -96,29 +94,19 @@ _SCHEMA = (
 )
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 # --------------------------------------------------------------------------- the platform
 
 
-class BatchPlatform:
+class BatchPlatform(Emulator):
     """Routes ``/batch/{version}/...``; see the module docstring for the contract."""
 
     name = "batch"
+    schema = _SCHEMA
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
         self._rest_key = os.environ.get("SANDBOX_BATCH_REST_API_KEY", DEFAULT_REST_API_KEY)
         self.project_key = os.environ.get("SANDBOX_BATCH_PROJECT_KEY", DEFAULT_PROJECT_KEY)
-        with store.transaction() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -135,28 +123,18 @@ class BatchPlatform:
             return error_response(exc.status, exc.code, exc.message)
 
     def _authenticated(self, req: Request) -> bool:
-        scheme, _, key = (req.header("Authorization") or "").strip().partition(" ")
+        scheme, key = authorization(req)
         project = (req.header("X-Batch-Project") or "").strip()
-        key_ok = hmac.compare_digest(key.strip().encode(), self._rest_key.encode())
-        project_ok = hmac.compare_digest(project.encode(), self.project_key.encode())
-        return scheme.lower() == "bearer" and key_ok and project_ok
+        key_ok, project_ok = same_secret(key, self._rest_key), same_secret(project, self.project_key)
+        return scheme == "bearer" and key_ok and project_ok
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
         code, message = _STATUS_ERRORS.get(status, ("SANDBOX_FAULT", f"Injected HTTP {status}"))
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        return error_response(status, code, message, headers)
-
-    def reset(self) -> None:
-        with self.store.transaction() as db:
-            for table in ("batch_items", "batch_indexing", "batch_catalogs"):
-                db.execute(f"DELETE FROM {table}")
+        return error_response(status, code, message, retry_after_headers(retry_after))
 
     @staticmethod
     def _body(req: Request) -> dict[str, Any]:
-        try:
-            body = parse_json(req.body)
-        except ValueError as exc:
-            raise ApiError(400, "MALFORMED_JSON", f"Request body is not valid JSON: {exc}") from None
+        body = json_body(req, lambda why: ApiError(400, "MALFORMED_JSON", f"Request body is not valid JSON: {why}"))
         if not isinstance(body, dict):
             raise invalid("Request body must be a JSON object")
         return body
@@ -189,9 +167,9 @@ class BatchPlatform:
                                   (self.project_key,)).fetchone()
             if count >= MAX_CATALOGS:
                 raise invalid(f"A project can have at most {MAX_CATALOGS} catalogs")
-            now = _now()
+            now = self.clock.iso()
             db.execute("INSERT INTO batch_catalogs VALUES (?,?,?,?,?,0,0)", (
-                self.project_key, name, _dumps([{"name": n, "type": t} for n, t in fields.items()]), now, now))
+                self.project_key, name, compact_json([{"name": n, "type": t} for n, t in fields.items()]), now, now))
         return Response(201, {})
 
     def _update(self, req: Request, ctx: HandlerContext) -> Response:
@@ -210,7 +188,7 @@ class BatchPlatform:
                     fields[field_name] = str(field_type)
             check_field_count(len(fields))
             db.execute("UPDATE batch_catalogs SET fields_json=?, updated=? WHERE project=? AND name=?", (
-                _dumps([{"name": n, "type": t} for n, t in fields.items()]), _now(), self.project_key, name))
+                compact_json([{"name": n, "type": t} for n, t in fields.items()]), self.clock.iso(), self.project_key, name))
         return Response(202, {})
 
     def _view(self, req: Request, ctx: HandlerContext) -> Response:
@@ -273,15 +251,15 @@ class BatchPlatform:
         items = body.get("items")
         count = len(items) if isinstance(items, list) else 0
         ctx.items_received = count
-        wait = ctx.rate_check(self.project_key, count)
-        if wait is not None:
-            return self.fault_response(429, max(1, math.ceil(wait)))
+        retry_after = ctx.throttle(self.project_key, count)
+        if retry_after is not None:
+            return self.fault_response(429, retry_after)
         name = catalog_name(body.get("name"))
         ops = edit_items(items)
         for index, (item_id, _, _) in enumerate(ops):
-            if item_id in ctx.rejected_ids:
-                kind = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(item_id)
-                raise invalid(f"items[{index}] (id {_dumps(item_id)}): item rejected by the platform (sandbox fault {kind})")
+            kind = ctx.rejection(item_id)
+            if kind:
+                raise invalid(f"items[{index}] (id {compact_json(item_id)}): item rejected by the platform (sandbox fault {kind})")
         with self.store.transaction() as db:
             self._catalog_row(db, self.project_key, name)
             ignored = self._apply(db, name, ops)
@@ -321,7 +299,7 @@ class BatchPlatform:
                     final[item_id] = {**current, **attributes}
             else:
                 final[item_id] = None
-        now = _now()
+        now = self.clock.iso()
         upserts: list[tuple[str, str, str, str, str]] = []
         deletes: list[tuple[str, str, str]] = []
         delta_items = delta_size = 0
@@ -334,7 +312,7 @@ class BatchPlatform:
                 if old is not None:
                     deletes.append((project, catalog, item_id))
                 continue
-            encoded = _dumps(attributes)
+            encoded = compact_json(attributes)
             delta_items += 1
             delta_size += len(encoded.encode())
             upserts.append((project, catalog, item_id, encoded, now))

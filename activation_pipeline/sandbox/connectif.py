@@ -53,19 +53,19 @@ or env ``SANDBOX_CONNECTIF_<NAME>``):
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
 import secrets
 import sqlite3
-import time
 from dataclasses import asdict
 from typing import Any
 
 from .connectif_validation import (PRODUCT_FIELDS, ConnectifError, ConnectifSettings, domain_problem,
                                    product_id_problem, product_payload)
-from .platform_interface import HandlerContext, Request, Response, parse_json
+from .emulator_kit import (Clock, Emulator, authorization, compact_json, json_body, optional_json, retry_after_headers,
+                           same_secret, settings_from_env)
+from .platform_interface import HandlerContext, Request, Response
 from .store import Store
 
 DEFAULT_API_KEY = "sandbox-connectif-key:sandbox-connectif-secret"
@@ -76,10 +76,6 @@ _SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS connectif_products_id ON connectif_products (account, id)",
 )
 _COLUMNS = "product_id, id, data_json, created_at, updated_at"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error(exc: ConnectifError, headers: dict[str, str] | None = None) -> Response:
@@ -96,19 +92,17 @@ def _describe(row: tuple[Any, ...]) -> dict[str, Any]:
     return product
 
 
-class ConnectifPlatform:
+class ConnectifPlatform(Emulator):
     """Routes ``/connectif/products/...``; see the module docstring for the contract."""
 
     name = "connectif"
+    schema = _SCHEMA
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
         self._api_key = os.environ.get("SANDBOX_CONNECTIF_API_KEY", DEFAULT_API_KEY)
         self.account = self._api_key.split(":", 1)[0]
-        self.settings = ConnectifSettings.from_env()
-        with store.transaction() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
+        self.settings = settings_from_env(ConnectifSettings, self.name)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -116,9 +110,9 @@ class ConnectifPlatform:
         segs = req.segments
         key_id = self._key_id(req)
         limiter_key = f"connectif:{key_id or '-'}"
-        wait = ctx.rate_check(limiter_key, 1 if req.method in ("PATCH", "DELETE") else 0)
-        if wait is not None:
-            return self.fault_response(429, max(1, math.ceil(wait)))
+        retry_after = ctx.throttle(limiter_key, 1 if req.method in ("PATCH", "DELETE") else 0)
+        if retry_after is not None:
+            return self.fault_response(429, retry_after)
         try:
             resp = self._route(req, ctx, segs)
         except ConnectifError as exc:
@@ -146,43 +140,37 @@ class ConnectifPlatform:
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
         detail = "Requests rate limit reached" if status == 429 else f"Injected HTTP {status}"
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
+        headers = retry_after_headers(retry_after)
         if status == 429:
             headers.update({"X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset": str(math.ceil(time.time() + max(1, retry_after or 1)))})
+                            "X-RateLimit-Reset": str(math.ceil(self.clock.time() + max(1, retry_after or 1)))})
         return _error(ConnectifError(status, detail), headers)
 
     def reset(self) -> None:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM connectif_products")
-        self.settings = ConnectifSettings.from_env()
+        super().reset()
+        self.settings = settings_from_env(ConnectifSettings, self.name)
 
-    @staticmethod
-    def _rate_headers(ctx: HandlerContext, key: str) -> dict[str, str]:
-        limiter = getattr(ctx.rate_check, "__self__", None)
-        if limiter is None or not getattr(limiter, "enabled", False):
-            return {}
+    def _rate_headers(self, ctx: HandlerContext, key: str) -> dict[str, str]:
+        limiter = ctx.limiter
         left = limiter.remaining(key)
         if left is None:
             return {}
-        reset = time.time() + (0 if left > 0 else 1.0 / limiter.requests_per_second)
+        reset = self.clock.time() + (0 if left > 0 else 1.0 / limiter.requests_per_second)
         return {"X-RateLimit-Limit": str(math.ceil(limiter.requests_per_second)),
                 "X-RateLimit-Remaining": str(left), "X-RateLimit-Reset": str(math.ceil(reset))}
 
     @staticmethod
     def _key_id(req: Request) -> str | None:
-        scheme, _, credential = (req.header("Authorization") or "").strip().partition(" ")
-        if scheme.lower() != "apikey" or ":" not in credential:
+        scheme, credential = authorization(req)
+        if scheme != "apikey" or ":" not in credential:
             return None
-        return credential.strip().split(":", 1)[0]
+        return credential.split(":", 1)[0]
 
     def _authenticate(self, req: Request, scope: str) -> str:
-        scheme, _, credential = (req.header("Authorization") or "").strip().partition(" ")
-        if scheme.lower() != "apikey" or not credential.strip():
+        scheme, credential = authorization(req)
+        if scheme != "apikey" or not credential:
             raise ConnectifError(401, "Missing or malformed Authorization header (expected: apiKey <keyId>:<keySecret>)")
-        if not secrets.compare_digest(credential.strip().encode(), self._api_key.encode()):
+        if not same_secret(credential, self._api_key):
             raise ConnectifError(401, "Invalid API key")
         if scope not in self.settings.scopes:
             raise ConnectifError(403, f"The API key lacks the permission {scope}")
@@ -190,13 +178,8 @@ class ConnectifPlatform:
 
     @staticmethod
     def _json_body(req: Request) -> Any:
-        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise ConnectifError(415, "Content-Type must be application/json")
-        try:
-            return parse_json(req.body)
-        except ValueError as exc:
-            raise ConnectifError(400, f"Request body is not valid JSON: {exc}") from None
+        return json_body(req, lambda why: ConnectifError(400, f"Request body is not valid JSON: {why}"),
+                         lambda: ConnectifError(415, "Content-Type must be application/json"))
 
     # ----------------------------------------------------------------- endpoints
 
@@ -244,8 +227,8 @@ class ConnectifPlatform:
 
     @staticmethod
     def _refuse_if_faulted(ctx: HandlerContext, product_id: str) -> None:
-        if product_id in ctx.rejected_ids:
-            kind = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(product_id)
+        kind = ctx.rejection(product_id)
+        if kind:
             raise ConnectifError(400, f"Product {product_id} rejected by the platform (sandbox fault {kind})",
                                  code="E0101", extra={"productsId": [product_id]})
 
@@ -256,12 +239,11 @@ class ConnectifPlatform:
         return db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? AND product_id=?",
                           (account, product_id)).fetchone()
 
-    @staticmethod
-    def _upsert(db: sqlite3.Connection, account: str, product_id: str, fields: dict[str, Any],
+    def _upsert(self, db: sqlite3.Connection, account: str, product_id: str, fields: dict[str, Any],
                 row: tuple[Any, ...] | None) -> dict[str, Any]:
         data = json.loads(row[2]) if row else {}
         data.update(fields)
-        now, encoded = _now(), json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        now, encoded = self.clock.iso(), compact_json(data)
         if row is None:
             connectif_id = secrets.token_hex(12)
             db.execute("INSERT INTO connectif_products VALUES (?,?,?,?,?,?)",
@@ -278,7 +260,7 @@ class ConnectifPlatform:
     def admin(self, req: Request, segs: list[str]) -> Response:
         account = req.query.get("account", self.account)
         try:
-            spec = parse_json(req.body) if req.body else {}
+            spec = optional_json(req)
         except ValueError as exc:
             return _error(ConnectifError(400, f"Request body is not valid JSON: {exc}"))
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -67,24 +66,6 @@ class ConnectifSettings:
 
     _KINDS = {"accept_discontinued": bool, "allow_delete": bool, "create_status": int, "update_status": int,
               "scopes": list, "allowed_domains": list}
-
-    @classmethod
-    def from_env(cls) -> ConnectifSettings:
-        spec: dict[str, Any] = {}
-        for name, kind in cls._KINDS.items():
-            raw = os.environ.get(f"SANDBOX_CONNECTIF_{name.upper()}")
-            if raw is None or not raw.strip():
-                continue
-            raw = raw.strip()
-            if kind is bool:
-                spec[name] = raw.lower() in ("1", "true", "yes", "on")
-            elif kind is list:
-                spec[name] = [part.strip() for part in raw.split(",") if part.strip()]
-            else:
-                spec[name] = int(raw)
-        settings = cls()
-        settings.update(spec)
-        return settings
 
     def update(self, spec: Any) -> None:
         if not isinstance(spec, dict):

@@ -3,7 +3,8 @@
 Real base URL: ``https://{r1|r2|r3}-api.dotdigital.com``; here ``{sandbox}/dotdigital``. HTTP Basic
 auth with env ``SANDBOX_DOTDIGITAL_API_USER`` (default ``apiuser-sandbox@apiconnector.com``) and
 ``SANDBOX_DOTDIGITAL_API_PASSWORD`` (default ``sandbox-dotdigital-password``). Body checks live in
-:mod:`.dotdigital_validation`; this module holds routing, auth, storage, async jobs and admin.
+:mod:`.dotdigital_validation`, the async import jobs and the insight data service in
+:mod:`.dotdigital_imports`; this module holds routing, auth, lists, data fields, contacts and admin.
 
 Endpoints (shapes from Dotdigital's OpenAPI documents, /work/shared/platforms/dotdigital-openapi/):
 ``GET/POST /v2/address-books`` (``select`` <= 1000, ``skip``), ``GET /v2/address-books/{id}``,
@@ -53,21 +54,18 @@ Admin (no auth): ``GET /_sandbox/dotdigital/state`` -> ``{lists, data_fields, co
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
-import math
 import os
 import sqlite3
-import time
 import uuid
 from dataclasses import asdict
 from typing import Any
 
+from .dotdigital_imports import IMPORT_SCHEMA, ImportJobs, InsightData
 from .dotdigital_validation import (DotdigitalError, DotdigitalSettings, address_book, contact_ids, contact_import,
-                                    data_field, data_field_failure, identifier_failure, insight_import, json_failure,
-                                    v2_error, v3_error)
+                                    data_field, data_field_failure, identifier_failure, v2_error, v3_error)
+from .emulator_kit import (Clock, Emulator, basic_credentials, optional_json, retry_after_headers, same_secret,
+                           settings_from_env)
 from .platform_interface import HandlerContext, Request, Response, parse_json
 from .store import Store
 
@@ -83,17 +81,7 @@ _SCHEMA = (
     "mobile TEXT UNIQUE, data_json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS dd_members (list_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, "
     "PRIMARY KEY (list_id, contact_id))",
-    "CREATE TABLE IF NOT EXISTS dd_imports (id TEXT PRIMARY KEY, service TEXT NOT NULL, polls_left INTEGER NOT NULL, "
-    "created REAL NOT NULL, report_json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS dd_collections (name TEXT PRIMARY KEY COLLATE NOCASE, scope TEXT NOT NULL, type TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS dd_insight (collection TEXT NOT NULL COLLATE NOCASE, owner INTEGER NOT NULL, key TEXT NOT NULL, "
-    "json TEXT NOT NULL, PRIMARY KEY (collection, owner, key))",  # owner 0: account scope, else the contact id
 )
-_TABLES = ("dd_lists", "dd_data_fields", "dd_contacts", "dd_members", "dd_imports", "dd_collections", "dd_insight")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _error(exc: DotdigitalError, headers: dict[str, str] | None = None) -> Response:
@@ -105,28 +93,29 @@ def _error(exc: DotdigitalError, headers: dict[str, str] | None = None) -> Respo
     return Response(exc.status, body, dict(headers or {}))
 
 
-class DotdigitalPlatform:
+class DotdigitalPlatform(Emulator):
     """Routes ``/dotdigital/...``; see the module docstring for the contract."""
 
     name = "dotdigital"
+    schema = _SCHEMA + IMPORT_SCHEMA
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
         self.user = os.environ.get("SANDBOX_DOTDIGITAL_API_USER", DEFAULT_USER)
         self._password = os.environ.get("SANDBOX_DOTDIGITAL_API_PASSWORD", DEFAULT_PASSWORD)
-        self.settings = DotdigitalSettings.from_env()
+        self.settings = settings_from_env(DotdigitalSettings, self.name)
+        self.jobs = ImportJobs(store, clock, lambda: self.settings)
+        self.insight = InsightData(store, self.jobs)
         with store.transaction() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
             self._seed_standard_fields(db)
 
     # ----------------------------------------------------------------- plumbing
     def handle(self, req: Request, ctx: HandlerContext) -> Response:
         v2 = bool(req.segments) and req.segments[0] == "v2"
         account = self._account(req)
-        wait = ctx.rate_check(f"dotdigital:{account or 'anonymous'}", 0)
-        if wait is not None:
-            return self.fault_response(429, max(1, math.ceil(wait)))
+        retry_after = ctx.throttle(f"dotdigital:{account or 'anonymous'}")
+        if retry_after is not None:
+            return self.fault_response(429, retry_after)
         try:
             if account is None:
                 raise DotdigitalError(401, "unauthorized", DENIED, v2=True)
@@ -158,18 +147,18 @@ class DotdigitalPlatform:
             if s[2:] == ["import"] and m == "PUT":
                 return self._import_contacts(req, ctx)
             if len(s) == 4 and s[2] == "import" and m == "GET":
-                return self._import_status("contacts", s[3])
+                return self.jobs.status("contacts", s[3])
             if len(s) == 4 and m == "GET":
                 return self._get_contact(s[2], s[3])
         elif s[:2] == ["insightData", "v3"]:
             if s[2:] == ["import"] and m == "PUT":
-                return self._import_insight(req, ctx)
+                return self.insight.import_records(req, ctx)
             if len(s) == 4 and s[2] == "import" and m == "GET":
-                return self._import_status("insightData", s[3])
+                return self.jobs.status("insightData", s[3])
             if len(s) == 5 and s[2] == "accounts" and s[4] == "deleteRecords" and m == "DELETE":
-                return self._delete_records(s[3], req)
+                return self.insight.delete_records(s[3], req)
             if len(s) == 5 and s[2] == "account" and m == "GET":
-                return self._get_record(s[3], s[4])
+                return self.insight.get_record(s[3], s[4])
         raise DotdigitalError(404, "notFound", f"No route for {m} {req.path}", v2=bool(s) and s[0] == "v2")
 
     @staticmethod
@@ -177,9 +166,7 @@ class DotdigitalPlatform:
         return _error(v2_error(405, "", f"The requested resource does not support http method '{req.method}'."))
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
+        headers = retry_after_headers(retry_after)
         if status == 429:
             reset = str(max(1, retry_after or 1))
             headers.update({"Retry-After": reset, "x-ratelimit-reset": reset, "x-ratelimit-scope": "account",
@@ -189,26 +176,19 @@ class DotdigitalPlatform:
         return _error(v3_error(status, "contacts", "serverError", f"Injected HTTP {status}"), headers)
 
     def reset(self) -> None:
+        super().reset()
         with self.store.transaction() as db:
-            for table in _TABLES:
-                db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM sqlite_sequence WHERE name IN ('dd_lists', 'dd_contacts')")
             self._seed_standard_fields(db)
-        self.settings = DotdigitalSettings.from_env()
+        self.settings = settings_from_env(DotdigitalSettings, self.name)
 
     @staticmethod
     def _seed_standard_fields(db: sqlite3.Connection) -> None:
         db.executemany("INSERT OR IGNORE INTO dd_data_fields VALUES (?, 'String', 'Public', NULL)", [(n,) for n in STANDARD_FIELDS])
 
     def _account(self, req: Request) -> str | None:
-        header = req.header("Authorization") or ""
-        if not header.startswith("Basic "):
-            return None
-        try:
-            user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        ok = hmac.compare_digest(user.encode(), self.user.encode()) & hmac.compare_digest(password.encode(), self._password.encode())
+        user, password = basic_credentials(req) or ("", "")
+        ok = same_secret(user, self.user) & same_secret(password, self._password)
         return user if ok else None
 
     # ----------------------------------------------------------------- v2 lists and data fields
@@ -276,7 +256,7 @@ class DotdigitalPlatform:
         ctx.items_received = len(contacts)
         report: dict[str, Any] = {"created": [], "updated": [], "failures": []}
         with self.store.transaction() as db:
-            self._check_capacity(db, "contacts")
+            self.jobs.check_capacity(db, "contacts")
             fields = {r[0].upper(): (r[0], r[1]) for r in db.execute("SELECT name, type FROM dd_data_fields")}
             known_lists = {r[0] for r in db.execute("SELECT id FROM dd_lists")}
             for index, contact in enumerate(contacts):
@@ -291,11 +271,11 @@ class DotdigitalPlatform:
                     "failureCode": "invalidIdentifier", "description": f"'{kind}' is not an identifier of this account"}
                 if failure is None and str(value).lower() in seen:
                     failure = {"failureCode": "duplicateIdentifier", "description": f"Duplicate identifier detected for {kind} '{value}'"}
-                if failure is None and value in ctx.rejected_ids:
-                    kind_of = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(value)
+                kind_of = ctx.rejection(value) if failure is None else None
+                if kind_of:
                     failure = {"failureCode": "rejected", "description": f"Contact rejected by the platform (sandbox fault {kind_of})"}
                 data, failure = (None, failure) if failure else self._data_fields_of(contact.get("dataFields") or {}, fields)
-                if failure:
+                if failure or data is None:
                     report["failures"].append({"matchIdentifier": kind, "identifiers": identifiers, "failures": [failure]})
                     continue
                 seen.add(str(value).lower())
@@ -306,7 +286,7 @@ class DotdigitalPlatform:
             report["summary"] = {"newContacts": len(report["created"]), "updatedContacts": len(report["updated"]),
                                  "globallySuppressed": 0, "invalidEntries": len(report["failures"]), "duplicateIdentifiers":
                                  sum(1 for f in report["failures"] if f["failures"][0]["failureCode"] == "duplicateIdentifier")}
-            return self._start_import(db, "contacts", report)
+            return self.jobs.start(db, "contacts", report)
 
     def _data_fields_of(self, sent: dict[str, Any], fields: dict[str, tuple[str, str]]) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
         data: dict[str, Any] = {}
@@ -322,8 +302,7 @@ class DotdigitalPlatform:
             data[known[0]] = value
         return data, None
 
-    @staticmethod
-    def _upsert_contact(db: sqlite3.Connection, kind: str, identifiers: dict[str, Any], data: dict[str, Any],
+    def _upsert_contact(self, db: sqlite3.Connection, kind: str, identifiers: dict[str, Any], data: dict[str, Any],
                         merge: str) -> tuple[int, bool]:
         column = "email" if kind == "email" else "mobile"
         row = db.execute(f"SELECT id, data_json FROM dd_contacts WHERE {column} = ?", (identifiers[kind],)).fetchone()
@@ -335,12 +314,13 @@ class DotdigitalPlatform:
                     stored.pop(name, None)
                 else:
                     stored[name] = value
-        encoded = json.dumps(stored, sort_keys=True)
+        encoded, now = json.dumps(stored, sort_keys=True), self.clock.iso("seconds")
         if row is None:
             cursor = db.execute("INSERT INTO dd_contacts (email, mobile, data_json, created, updated) VALUES (?, ?, ?, ?, ?)",
-                                (identifiers.get("email"), identifiers.get("mobileNumber"), encoded, _now(), _now()))
-            return int(cursor.lastrowid), True
-        db.execute("UPDATE dd_contacts SET data_json = ?, updated = ? WHERE id = ?", (encoded, _now(), row[0]))
+                                (identifiers.get("email"), identifiers.get("mobileNumber"), encoded, now, now))
+            assert cursor.lastrowid is not None  # sqlite3 sets it after every INSERT
+            return cursor.lastrowid, True
+        db.execute("UPDATE dd_contacts SET data_json = ?, updated = ? WHERE id = ?", (encoded, now, row[0]))
         return int(row[0]), False
 
     def _get_contact(self, kind: str, value: str) -> Response:
@@ -359,112 +339,10 @@ class DotdigitalPlatform:
                               "identifiers": identifiers, "dataFields": json.loads(row[3]),
                               "lists": [{"id": i, "name": n, "status": "subscribed"} for i, n in lists]})
 
-    # ----------------------------------------------------------------- v3 insight data
-    def _import_insight(self, req: Request, ctx: HandlerContext) -> Response:
-        name, scope, kind, records = insight_import(parse_json(req.body))
-        ctx.items_received = len(records)
-        failures: list[dict[str, Any]] = []
-        with self.store.transaction() as db:
-            self._check_capacity(db, "insightData")
-            existing = db.execute("SELECT scope FROM dd_collections WHERE name = ?", (name,)).fetchone()
-            if existing and existing[0] != scope:
-                raise v3_error(400, "insightData", "badRequest", f"Collection '{name}' is {existing[0]} scoped", "collectionScope")
-            db.execute("INSERT OR IGNORE INTO dd_collections VALUES (?, ?, ?)", (name, scope, kind))
-            seen: set[tuple[int, str]] = set()
-            for record in records:
-                key, owner = str(record["key"]), 0
-                reason = json_failure(record["json"])
-                identity = record.get("contactIdentity") or {}
-                if reason is None and scope == "contact":
-                    owner, reason = self._owner(db, identity)
-                if reason is None and (owner, key) in seen:
-                    reason = ("DuplicateKey", f"Key '{key}' appears twice in this import")
-                if reason is None and key in ctx.rejected_ids:
-                    reason = ("Unknown", f"Record rejected by the platform (sandbox fault "
-                                         f"{getattr(ctx.rejected_ids, 'kind', lambda _: 'reject_ids')(key)})")
-                if reason:
-                    owner_json = {"ownerType": scope, **({"contactIdentity": identity} if scope == "contact" else {})}
-                    failures.append({"collectionOwner": owner_json, "failureReason": reason[0], "details": [reason[1]],
-                                     "key": key, "json": record["json"]})
-                    continue
-                seen.add((owner, key))
-                db.execute("INSERT OR REPLACE INTO dd_insight VALUES (?, ?, ?, ?)",
-                           (name, owner, key, json.dumps(record["json"], sort_keys=True)))
-            ctx.items_applied = len(records) - len(failures)
-            report = {"collectionName": name, "summary": {"totalRecords": len(records), "totalImported": len(records) - len(failures),
-                                                          "totalRejected": len(failures)}}
-            if failures:
-                report["failures"] = failures
-            return self._start_import(db, "insightData", report)
-
-    @staticmethod
-    def _owner(db: sqlite3.Connection, identity: dict[str, Any]) -> tuple[int, tuple[str, str] | None]:
-        kind, value = identity.get("identifier"), identity.get("value")
-        column = {"email": "email", "mobileNumber": "mobile", "contactId": "id"}.get(str(kind))
-        if column is None or value is None:
-            return 0, ("InvalidContactIdentifier", f"'{kind}' is not a contact identifier")
-        row = db.execute(f"SELECT id FROM dd_contacts WHERE {column} = ?", (value,)).fetchone()
-        if row is None:
-            reason = "ContactEmailDoesNotExist" if kind == "email" else "ContactIdDoesNotExist"
-            return 0, (reason, f"No contact with {kind} '{value}'")
-        return int(row[0]), None
-
-    def _delete_records(self, collection: str, req: Request) -> Response:
-        body = parse_json(req.body)
-        keys = body.get("keys") if isinstance(body, dict) else None
-        if not isinstance(keys, list) or not 1 <= len(keys) <= 5000 or not all(isinstance(k, str) for k in keys):
-            raise v3_error(400, "insightData", "noRecordsSpecified", "You must specify 1 to 5000 keys of records to delete")
-        with self.store.transaction() as db:
-            found = db.execute("SELECT scope FROM dd_collections WHERE name = ?", (collection,)).fetchone()
-            if found is None or found[0] != "account":
-                raise v3_error(404, "insightData", "collectionNotFound", "The collection could not be found", collection)
-            missing = [k for k in keys if db.execute("DELETE FROM dd_insight WHERE collection = ? AND owner = 0 AND key = ?",
-                                                     (collection, k)).rowcount == 0]
-        return Response(200, {"summary": {"totalRecords": len(keys), "totalDeleted": len(keys) - len(missing),
-                                          "totalNotFound": len(missing)}, "notFound": missing})
-
-    def _get_record(self, collection: str, key: str) -> Response:
-        with self.store.transaction() as db:
-            row = db.execute("SELECT json FROM dd_insight WHERE collection = ? AND owner = 0 AND key = ?", (collection, key)).fetchone()
-        if row is None:
-            raise v3_error(404, "insightData", "recordNotFound", "The record could not be found", key)
-        return Response(200, {"key": key, "json": json.loads(row[0])})
-
-    # ----------------------------------------------------------------- async jobs
-    def _check_capacity(self, db: sqlite3.Connection, service: str) -> None:
-        limit = self.settings.max_active_contact_imports if service == "contacts" else self.settings.max_active_insight_imports
-        active = db.execute("SELECT count(*) FROM dd_imports WHERE service = ? AND polls_left >= 0 AND created > ?",
-                            (service, time.time() - self.settings.active_import_seconds)).fetchone()[0]
-        if active >= limit:
-            code = "tooManyActiveImports" if service == "contacts" else "tooManyConcurrentImports"
-            error = v3_error(429, service, code, "Your import request cannot be accepted as too many imports are being "
-                                                 "processed for your account. Please wait for an import to complete and then resubmit.")
-            raise error
-
-    def _start_import(self, db: sqlite3.Connection, service: str, report: dict[str, Any]) -> Response:
-        import_id = str(uuid.uuid4())
-        db.execute("INSERT INTO dd_imports VALUES (?, ?, ?, ?, ?)",
-                   (import_id, service, self.settings.polls_before_finished, time.time(), json.dumps(report)))
-        return Response(202, {"importId": import_id})
-
-    def _import_status(self, service: str, import_id: str) -> Response:
-        with self.store.transaction() as db:
-            row = db.execute("SELECT polls_left, report_json FROM dd_imports WHERE id = ? AND service = ?",
-                             (import_id, service)).fetchone()
-            if row is None:
-                raise v3_error(404, service, "importNotFound", f"The import request '{import_id}' could not be found!")
-            db.execute("UPDATE dd_imports SET polls_left = polls_left - 1 WHERE id = ?", (import_id,))
-        if row[0] > 0:
-            return Response(200, {"importId": import_id, "status": "NotFinished" if service == "contacts" else "NotStarted"})
-        status = self.settings.final_status
-        if status != "Finished":
-            return Response(200, {"importId": import_id, "status": status})
-        return Response(200, {"importId": import_id, "status": status, **json.loads(row[1])})
-
     # ----------------------------------------------------------------- admin (no auth)
     def admin(self, req: Request, segs: list[str]) -> Response:
         try:
-            spec = parse_json(req.body) if req.body else {}
+            spec = optional_json(req)
             route = (req.method, "/".join(segs))
             if route == ("GET", "state"):
                 return Response(200, self.state())
@@ -510,12 +388,5 @@ class DotdigitalPlatform:
             fields = {n: t for n, t in db.execute("SELECT name, type FROM dd_data_fields ORDER BY name")}
             contacts = {e or m: {"contactId": i, "mobileNumber": m, "dataFields": json.loads(d)}
                         for i, e, m, d in db.execute("SELECT id, email, mobile, data_json FROM dd_contacts ORDER BY id")}
-            emails = {i: e or m for i, e, m in db.execute("SELECT id, email, mobile FROM dd_contacts")}
-            insight: dict[str, Any] = {}
-            for name, scope, kind in db.execute("SELECT name, scope, type FROM dd_collections ORDER BY name").fetchall():
-                records: dict[str, Any] = {}
-                for owner, key, doc in db.execute("SELECT owner, key, json FROM dd_insight WHERE collection = ? ORDER BY owner, key",
-                                                  (name,)):
-                    records.setdefault("account" if owner == 0 else emails.get(owner, str(owner)), {})[key] = json.loads(doc)
-                insight[name] = {"scope": scope, "type": kind, "records": records}
+            insight = InsightData.state(db)
         return {"lists": lists, "data_fields": fields, "contacts": contacts, "insight": insight}

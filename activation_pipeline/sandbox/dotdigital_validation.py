@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 from dataclasses import dataclass, fields
 from typing import Any
@@ -78,17 +77,6 @@ class DotdigitalSettings:
             setattr(self, name, type(current)(value))
         if self.unknown_data_fields not in ("reject", "ignore"):
             raise ValueError("unknown_data_fields must be reject or ignore")
-
-    @classmethod
-    def from_env(cls) -> DotdigitalSettings:
-        settings, spec = cls(), {}
-        for f in fields(cls):
-            raw = os.environ.get(f"SANDBOX_DOTDIGITAL_{f.name.upper()}")
-            if raw is not None and raw.strip():
-                current = getattr(settings, f.name)
-                spec[f.name] = type(current)(raw.strip()) if not isinstance(current, str) else raw.strip()
-        settings.update(spec)
-        return settings
 
 
 # --- v2 bodies ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 DEFAULT_ITEMS_PER_SECOND = 1000.0
@@ -50,8 +50,10 @@ class RateLimiter:
         enabled: bool = True,
         requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND,
         items_per_second: float = DEFAULT_ITEMS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lock = threading.Lock()
+        self._clock = clock  # the sandbox's clock: advancing it refills the buckets
         self.enabled = enabled
         self.requests_per_second = requests_per_second
         self.items_per_second = items_per_second
@@ -97,7 +99,7 @@ class RateLimiter:
 
         Returns ``None`` when allowed, else the seconds to wait before retrying.
         """
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if not self.enabled:
                 return None
@@ -120,7 +122,7 @@ class RateLimiter:
 
     def remaining(self, key: str) -> int | None:
         """Whole requests ``key`` may still send right now (None when disabled or never charged)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             pair = self._buckets.get(key) if self.enabled else None
             if pair is None:

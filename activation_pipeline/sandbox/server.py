@@ -5,11 +5,12 @@ Layout of URLs:
 * ``/<platform>/...`` is handed to the platform module registered in
   :data:`PLATFORMS` (``/batch/2.11/catalogs/...`` -> :mod:`.batch`,
   ``/yotpo/core/v3/stores/<id>/customers`` -> :mod:`.yotpo`). Adding a platform
-  means writing one module with a class following
-  :class:`~.platform_interface.Platform` and adding one line to :data:`PLATFORMS`.
+  means writing one module (see the package docstring) and adding one line to
+  :data:`PLATFORMS`.
 * ``/_sandbox/...`` are admin/inspection endpoints (no auth; not part of any
-  real API): health, reset, stats, rate-limit settings, faults, and per-platform
-  inspection under ``/_sandbox/<platform>/...``.
+  real API): health, reset, stats, rate-limit settings, faults, the clock
+  (``GET``, ``POST {"advance_seconds": n}``), and per-platform inspection under
+  ``/_sandbox/<platform>/...``.
 
 Every platform request goes through: fault lookup (slow / drop_before / status
 / timeout / drop_after, see :mod:`.faults`) -> platform handler (auth, rate limiting via
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .emulator_kit import Clock
 from .faults import FaultRegistry
 from .platform_interface import HandlerContext, Platform, Request, Response, error_response, parse_json
 from .ratelimit import DEFAULT_ITEMS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND, RateLimiter
@@ -47,7 +49,7 @@ DEFAULT_STATE_PATH = "data/sandbox/state.sqlite"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _VERSION_RE = re.compile(r"v?\d+(\.\d+)*")
 
-#: platform name (first path segment) -> "module:Class", imported lazily.
+#: platform name (first path segment) -> "module:Class", imported lazily and built as ``Class(store, clock)``.
 PLATFORMS: dict[str, str] = {
     "batch": ".batch:BatchPlatform",
     "yotpo": ".yotpo:YotpoPlatform",
@@ -121,7 +123,8 @@ def _hard_close(conn: socket.socket) -> None:
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -142,7 +145,7 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
 # --------------------------------------------------------------------------- the application
 
 
-def _load_platform(spec: str) -> Callable[[Store], Platform]:
+def _load_platform(spec: str) -> Callable[[Store, Clock], Platform]:
     module_name, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module_name, package=__package__), attr)
 
@@ -156,15 +159,16 @@ class SandboxServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH,
                  rate_limit: bool = True, requests_per_second: float | None = None,
-                 items_per_second: float | None = None, verbose: bool = False) -> None:
+                 items_per_second: float | None = None, verbose: bool = False, clock: Clock | None = None) -> None:
         self.verbose = verbose
         self.state_path = Path(state_path)
+        self.clock = clock or Clock()
         self.store = Store(state_path)
-        self.platforms: dict[str, Platform] = {n: _load_platform(s)(self.store) for n, s in PLATFORMS.items()}
+        self.platforms: dict[str, Platform] = {n: _load_platform(s)(self.store, self.clock) for n, s in PLATFORMS.items()}
         self.faults = FaultRegistry(self.platforms)
         self.limiter = RateLimiter(rate_limit and _env_rate_limit_enabled(),
                                    requests_per_second or DEFAULT_REQUESTS_PER_SECOND,
-                                   items_per_second or DEFAULT_ITEMS_PER_SECOND)
+                                   items_per_second or DEFAULT_ITEMS_PER_SECOND, self.clock.monotonic)
         self.stats = Stats(list(self.platforms))
         try:
             self.httpd = _HTTPServer((host, port), self)
@@ -267,7 +271,7 @@ class SandboxServer:
                 return
             resp = platform.fault_response(504, None)
         else:
-            ctx = HandlerContext(self.limiter.check, self.faults.rejected_ids(platform.name, req.path))
+            ctx = HandlerContext(self.limiter, self.faults.rejected_ids(platform.name, req.path))
             try:
                 resp = platform.handle(req, ctx)
             except Exception:
@@ -331,6 +335,7 @@ class SandboxServer:
             if route == ("GET", "health"):
                 return Response(200, {"ok": True, "platforms": list(self.platforms)})
             if route == ("POST", "reset"):
+                self.clock.reset()
                 for platform in self.platforms.values():
                     platform.reset()
                 self.faults.clear()
@@ -344,6 +349,10 @@ class SandboxServer:
                 if req.method == "POST":
                     self.limiter.configure_json(spec)
                 return Response(200, self.limiter.to_json())
+            if route in (("GET", "clock"), ("POST", "clock")):
+                if req.method == "POST":
+                    self._advance_clock(spec)
+                return Response(200, {"offset_seconds": self.clock.offset, "now": self.clock.iso()})
             if route == ("GET", "faults"):
                 return Response(200, {"faults": self.faults.to_json()})
             if route == ("POST", "faults"):
@@ -355,15 +364,23 @@ class SandboxServer:
             return error_response(400, "INVALID_PARAMETER", str(exc))
         return error_response(404, "NOT_FOUND", f"No admin route for {req.method} {req.path}")
 
+    def _advance_clock(self, spec: Any) -> None:
+        seconds = spec.get("advance_seconds") if isinstance(spec, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 10 * 365 * 86400:
+            raise ValueError('body must be {"advance_seconds": n} with 0 <= n <= ten years')
+        self.clock.advance(float(seconds))
+
 
 def start_sandbox(port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH, rate_limit: bool = True,
                   host: str = "127.0.0.1", requests_per_second: float | None = None,
-                  items_per_second: float | None = None, verbose: bool = False) -> SandboxServer:
-    """Start a sandbox in a background thread and return it (``.url``, ``.port``, ``.stop()``).
+                  items_per_second: float | None = None, verbose: bool = False,
+                  clock: Clock | None = None) -> SandboxServer:
+    """Start a sandbox in a background thread and return it (``.url``, ``.port``, ``.clock``, ``.stop()``).
 
     ``port=0`` picks a free port. ``rate_limit=False`` or env ``SANDBOX_RATE_LIMIT=off``
     disables rate limiting (it can be switched again at run time via
-    ``POST /_sandbox/ratelimit``). Usable as a context manager.
+    ``POST /_sandbox/ratelimit``). ``clock`` is the time every emulator reads (a fresh
+    :class:`~.emulator_kit.Clock` by default). Usable as a context manager.
     """
-    server = SandboxServer(host, port, state_path, rate_limit, requests_per_second, items_per_second, verbose)
+    server = SandboxServer(host, port, state_path, rate_limit, requests_per_second, items_per_second, verbose, clock)
     return server.start()

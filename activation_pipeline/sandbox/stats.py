@@ -33,7 +33,7 @@ class Stats:
 
     def reset(self) -> None:
         with self._lock:
-            self._data = {
+            self._data: dict[str, dict[str, Any]] = {
                 p: {"requests": Counter(), "statuses": Counter(), "total_requests": 0, "items_received": 0,
                     "items_applied": 0, "dropped": 0, "faults_injected": 0}
                 for p in self._platforms

@@ -2,7 +2,8 @@
 
 Real hosts: ``https://api.synerise.com`` (``/v4/...``, ``/catalogs/...``); here
 ``{sandbox}/synerise``. Credential: env ``SANDBOX_SYNERISE_API_KEY`` (default
-``sandbox-synerise-api-key``). Stateless body checks live in :mod:`.synerise_validation`.
+``sandbox-synerise-api-key``). Stateless body checks and the batch intake live in
+:mod:`.synerise_validation`, the catalogs API in :mod:`.synerise_catalogs`.
 
 Endpoints: ``POST /v4/auth/login/profile`` (and ``/uauth/v2/auth/login/profile``)
 ``{"apiKey"}`` -> 200 ``{"token"}``; ``POST /v4/clients/batch`` (202);
@@ -53,77 +54,53 @@ The emulator's own choices (configurable where marked [cfg], ``GET/POST
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hashlib
-import hmac
 import json
-import math
 import os
-import secrets
 import sqlite3
-import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
-from .platform_interface import HandlerContext, Request, Response, parse_json
+from .emulator_kit import (Clock, Emulator, IssuedTokens, authorization, basic_credentials, compact_json, optional_json,
+                           retry_after_headers, same_secret, settings_from_env)
+from .platform_interface import HandlerContext, Request, Response
 from .store import Store
-from .synerise_validation import (CATALOG_NAME_RE, RESERVED_ATTRIBUTES, SyneriseError, SyneriseSettings, catalog_item,
-                                  check_batch, profile, transaction)
+from .synerise_catalogs import CATALOG_SCHEMA, Handler, SyneriseCatalogs
+from .synerise_validation import (RESERVED_ATTRIBUTES, SyneriseError, SyneriseSettings, batch_answer, profile,
+                                  read_batch, read_json, transaction)
 
 DEFAULT_API_KEY = "sandbox-synerise-api-key"
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS synerise_tokens (token_hash TEXT PRIMARY KEY, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS synerise_profiles (id INTEGER PRIMARY KEY AUTOINCREMENT, custom_id TEXT, email TEXT, "
     "uuid TEXT, data_json TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS synerise_profiles_custom_id ON synerise_profiles (custom_id)",
     "CREATE INDEX IF NOT EXISTS synerise_profiles_email ON synerise_profiles (lower(email))",
-    "CREATE TABLE IF NOT EXISTS synerise_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
-    "created_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS synerise_items (id INTEGER PRIMARY KEY AUTOINCREMENT, catalog_id INTEGER NOT NULL, "
-    "item_key TEXT NOT NULL, value_json TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT, "
-    "UNIQUE (catalog_id, item_key))",
     "CREATE TABLE IF NOT EXISTS synerise_transactions (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, "
     "event_salt TEXT, data_json TEXT NOT NULL, created_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS synerise_events (id INTEGER PRIMARY KEY AUTOINCREMENT, transaction_id INTEGER NOT NULL, "
     "action TEXT NOT NULL, order_id TEXT, client_json TEXT NOT NULL, params_json TEXT NOT NULL, time TEXT)",
 )
-_TABLES = ("synerise_tokens", "synerise_profiles", "synerise_catalogs", "synerise_items", "synerise_transactions", "synerise_events")
-_NATIVE = ("customId", "email", "uuid", "phone", "firstName", "lastName", "displayName", "avatarUrl", "birthDate", "company",
-           "city", "address", "zipCode", "province", "countryCode", "sex", "tags")
+_LOGIN_PATHS = (["v4", "auth", "login", "profile"], ["uauth", "v2", "auth", "login", "profile"])
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-class SynerisePlatform:
+class SynerisePlatform(Emulator):
     """Routes ``/synerise/...``; see the module docstring for the contract."""
 
     name = "synerise"
+    schema = _SCHEMA + CATALOG_SCHEMA
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
         self._api_key = os.environ.get("SANDBOX_SYNERISE_API_KEY", DEFAULT_API_KEY)
-        self.settings = SyneriseSettings.from_env()
-        with store.transaction() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
+        self.settings = settings_from_env(SyneriseSettings, self.name)
+        self.tokens = IssuedTokens(store, self.name, clock)
+        self.catalogs = SyneriseCatalogs(store, clock, lambda: self.settings)
 
     # ----------------------------------------------------------------- plumbing
 
     def handle(self, req: Request, ctx: HandlerContext) -> Response:
-        wait = ctx.rate_check("synerise", 0)
-        if wait is not None:
-            return self.fault_response(429, max(1, math.ceil(wait)))
+        retry_after = ctx.throttle("synerise")
+        if retry_after is not None:
+            return self.fault_response(429, retry_after)
         try:
             route = self._route(req)
             if self.settings.require_api_version and not req.header("Api-Version"):
@@ -131,135 +108,66 @@ class SynerisePlatform:
             if route is None:
                 raise SyneriseError(404, f"No route for {req.method} {req.path}")
             handler, args = route
-            if handler not in (SynerisePlatform._login,):
+            if handler != self._login:
                 self._authenticate(req)
-            return handler(self, req, ctx, *args)
+            return handler(req, ctx, *args)
         except SyneriseError as exc:
-            return self._error(exc, req.path)
+            return exc.response(req.path, self.clock.iso())
 
-    @staticmethod
-    def _route(req: Request) -> tuple[Any, tuple[Any, ...]] | None:
+    def _route(self, req: Request) -> tuple[Handler, tuple[Any, ...]] | None:
         s, m = req.segments, req.method
-        if m == "POST" and s in (["v4", "auth", "login", "profile"], ["uauth", "v2", "auth", "login", "profile"]):
-            return SynerisePlatform._login, ()
+        if m == "POST" and s in _LOGIN_PATHS:
+            return self._login, ()
         if m == "POST" and s == ["v4", "clients", "batch"]:
-            return SynerisePlatform._clients_batch, ()
+            return self._clients_batch, ()
         if m == "POST" and s in (["v4", "transactions"], ["v4", "transactions", "batch"]):
-            return SynerisePlatform._transactions, (s[-1] == "batch",)
+            return self._transactions, (s[-1] == "batch",)
         if s[:2] == ["catalogs", "bags"]:
-            rest = s[2:]
-            if not rest:
-                return (SynerisePlatform._list_bags if m == "GET" else SynerisePlatform._create_bag if m == "POST" else None), ()
-            if not rest[0].isdigit():
-                return None
-            bag = int(rest[0])
-            if rest[1:] == [] and m == "GET":
-                return SynerisePlatform._get_bag, (bag,)
-            if rest[1:] == ["items", "batch"] and m == "POST":
-                return SynerisePlatform._add_items, (bag,)
-            if rest[1:] == ["items"] and m == "GET":
-                return SynerisePlatform._list_items, (bag, None)
-            if len(rest) == 4 and rest[1:3] == ["items", "itemKey"] and m == "GET":
-                return SynerisePlatform._list_items, (bag, rest[3])
+            return self.catalogs.route(m, s[2:])
         return None
 
-    def _error(self, exc: SyneriseError, path: str, headers: dict[str, str] | None = None) -> Response:
-        body = {"timestamp": _now(), "status": exc.status, "error": exc.error, "message": exc.message, "path": path,
-                "errors": exc.errors}
-        return Response(exc.status, body, dict(headers or {}))
-
     def fault_response(self, status: int, retry_after: int | None) -> Response:
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         message = "Too Many Requests" if status == 429 else f"Injected HTTP {status}"
         error = SyneriseError(status, message, error="Token expired." if status == 401 else message)
-        return self._error(error, "", headers)
+        return error.response("", self.clock.iso(), retry_after_headers(retry_after))
 
     def reset(self) -> None:
-        with self.store.transaction() as db:
-            for table in _TABLES:
-                db.execute(f"DELETE FROM {table}")
-        self.settings = SyneriseSettings.from_env()
-
-    def _json(self, req: Request) -> Any:
-        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise SyneriseError(415, "Content-Type must be application/json")
-        try:
-            return parse_json(req.body)
-        except ValueError as exc:
-            raise SyneriseError(400, f"Malformed JSON: {exc}") from None
+        super().reset()
+        self.tokens.forget_all()
+        self.settings = settings_from_env(SyneriseSettings, self.name)
 
     def _authenticate(self, req: Request) -> None:
-        header = (req.header("Authorization") or "").strip()
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                _, _, key = base64.b64decode(credential).decode().partition(":")
-            except ValueError:
-                key = ""
-            if key and hmac.compare_digest(key.encode(), self._api_key.encode()):
+        scheme, credential = authorization(req)
+        if scheme == "basic":  # <workspace guid>:<api key>, as the php-sdk sends it
+            _, key = basic_credentials(req) or ("", "")
+            if key and same_secret(key, self._api_key):
                 return
             raise SyneriseError(401, "Invalid credentials", error="Unauthorized")
-        if scheme.lower() != "bearer" or not credential:
+        if scheme != "bearer" or not credential:
             raise SyneriseError(401, "Missing Bearer token", error="Unauthorized")
-        with self.store.transaction() as db:
-            row = db.execute("SELECT expires_at FROM synerise_tokens WHERE token_hash=?", (_hash(credential),)).fetchone()
-        if row is None:
+        issued = self.tokens.find(credential)
+        if issued is None:
             raise SyneriseError(401, "Invalid token", error="Unauthorized")
-        if row[0] <= time.time():
+        if issued.expired:
             raise SyneriseError(401, "Token expired.", error="Token expired.")
 
-    @staticmethod
-    def _rejected(ctx: HandlerContext, index: int, field: str, value: Any) -> dict[str, Any] | None:
-        if not isinstance(value, str) or value not in ctx.rejected_ids:
-            return None
-        kind = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(value)
-        return {"code": 400, "field": f"[{index}].{field}", "rejectedValue": value,
-                "message": f"{json.dumps(value)} rejected by the platform (sandbox fault {kind})"}
-
-    def _batch(self, req: Request, ctx: HandlerContext, check: Any, identity: Any) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
-        """Validate a batch body: the (index, checked item) pairs to apply, and the per-item rejections."""
-        body = check_batch(self._json(req), self.settings, len(req.body))
-        ctx.items_received = len(body)
-        accepted: list[tuple[int, Any]] = []
-        invalid: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
-        for index, item in enumerate(body):
-            try:
-                checked = check(index, item)
-            except SyneriseError as exc:
-                invalid.extend(exc.errors)
-                continue
-            rejection = self._rejected(ctx, index, *identity(checked))
-            if rejection:
-                rejected.append(rejection)
-            else:
-                accepted.append((index, checked))
-        if invalid:
-            raise SyneriseError(400, f"{len(invalid)} invalid item(s) in the batch; nothing was applied", invalid)
-        return accepted, rejected
-
-    @staticmethod
-    def _answer(status: int, body: Any, rejected: list[dict[str, Any]], path: str) -> Response:
-        if not rejected:
-            return Response(status, body)
-        return Response(207, {"timestamp": _now(), "status": 207, "error": "Multi-Status",
-                              "message": "Request partially accepted", "path": path, "errors": rejected})
-
-    # ----------------------------------------------------------------- auth
-
     def _login(self, req: Request, ctx: HandlerContext) -> Response:
-        body = self._json(req)
+        body = read_json(req)
         key = body.get("apiKey") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
             raise SyneriseError(400, "apiKey is required", [{"code": 400, "field": "apiKey", "message": "is required"}])
-        if not hmac.compare_digest(key.encode(), self._api_key.encode()):
+        if not same_secret(key, self._api_key):
             raise SyneriseError(401, "Invalid API key", error="Unauthorized")
-        token, now = secrets.token_urlsafe(32), time.time()
+        return Response(200, {"token": self.tokens.issue(self.settings.token_ttl_seconds)})
+
+    def _apply(self, req: Request, ctx: HandlerContext, accepted: list[tuple[int, Any]], rejected: list[dict[str, Any]],
+               write: Callable[[sqlite3.Connection, Any], None]) -> Response:
+        """Write the accepted elements in one transaction; 202, or 207 naming the rejected ones."""
         with self.store.transaction() as db:
-            db.execute("DELETE FROM synerise_tokens WHERE expires_at <= ?", (now,))
-            db.execute("INSERT INTO synerise_tokens VALUES (?,?)", (_hash(token), now + self.settings.token_ttl_seconds))
-        return Response(200, {"token": token})
+            for _, item in accepted:
+                write(db, item)
+        ctx.items_applied = len(accepted)
+        return batch_answer(202, None, rejected, req.path, self.clock.iso())
 
     # ----------------------------------------------------------------- profiles
 
@@ -267,15 +175,10 @@ class SynerisePlatform:
         def identity(item: dict[str, Any]) -> tuple[str, Any]:
             return ("customId", item["customId"]) if item.get("customId") else ("email", item.get("email"))
 
-        accepted, rejected = self._batch(req, ctx, profile, identity)
-        with self.store.transaction() as db:
-            for _, item in accepted:
-                self._upsert_profile(db, item)
-        ctx.items_applied = len(accepted)
-        return self._answer(202, None, rejected, req.path)
+        accepted, rejected = read_batch(req, ctx, self.settings, profile, identity)
+        return self._apply(req, ctx, accepted, rejected, self._upsert_profile)
 
-    @staticmethod
-    def _upsert_profile(db: sqlite3.Connection, item: dict[str, Any]) -> None:
+    def _upsert_profile(self, db: sqlite3.Connection, item: dict[str, Any]) -> None:
         row = None
         for column, key, expr in (("custom_id", "customId", "custom_id=?"), ("email", "email", "lower(email)=lower(?)"),
                                   ("uuid", "uuid", "uuid=?")):
@@ -301,7 +204,7 @@ class SynerisePlatform:
                     data.pop(name, None)  # null resets the native field
                 else:
                     data[name] = value
-        now, encoded = _now(), _dumps(data)
+        now, encoded = self.clock.iso(), compact_json(data)
         values = (data.get("customId"), data.get("email"), data.get("uuid"), encoded, now)
         if row is None:
             db.execute("INSERT INTO synerise_profiles (custom_id, email, uuid, data_json, updated_at, created_at) "
@@ -314,116 +217,43 @@ class SynerisePlatform:
 
     def _transactions(self, req: Request, ctx: HandlerContext, batch: bool) -> Response:
         if batch:
-            accepted, rejected = self._batch(req, ctx, transaction, lambda item: ("orderId", item["orderId"]))
+            accepted, rejected = read_batch(req, ctx, self.settings, transaction, lambda item: ("orderId", item["orderId"]))
         else:
-            body = self._json(req)
+            body = read_json(req)
             ctx.items_received = 1
             accepted, rejected = [(0, transaction(None, body))], []
-        with self.store.transaction() as db:
-            for _, item in accepted:
-                self._store_transaction(db, item)
-        ctx.items_applied = len(accepted)
-        return self._answer(202, None, rejected, req.path)
+        return self._apply(req, ctx, accepted, rejected, self._store_transaction)
 
-    @staticmethod
-    def _store_transaction(db: sqlite3.Connection, item: dict[str, Any]) -> None:
+    def _store_transaction(self, db: sqlite3.Connection, item: dict[str, Any]) -> None:
         salt = item.get("eventSalt")
         if salt:  # the same salt overwrites the transaction and the events derived from it
             old = [r[0] for r in db.execute("SELECT id FROM synerise_transactions WHERE event_salt=?", (salt,)).fetchall()]
             for tid in old:
                 db.execute("DELETE FROM synerise_events WHERE transaction_id=?", (tid,))
                 db.execute("DELETE FROM synerise_transactions WHERE id=?", (tid,))
-        when = item.get("recordedAt") or _now()
+        when = item.get("recordedAt") or self.clock.iso()
         tid = db.execute("INSERT INTO synerise_transactions (order_id, event_salt, data_json, created_at) VALUES (?,?,?,?)",
-                         (item["orderId"], salt, _dumps(item), _now())).lastrowid
-        client = _dumps(item["client"])
-        charge = {k: item[k] for k in ("orderId", "revenue", "value", "discountAmount", "source", "paymentInfo", "metadata") if k in item}
+                         (item["orderId"], salt, compact_json(item), self.clock.iso())).lastrowid
+        client = compact_json(item["client"])
+        charge: dict[str, Any] = {k: item[k] for k in ("orderId", "revenue", "value", "discountAmount", "source", "paymentInfo", "metadata") if k in item}
         charge["productsCount"] = len(item["products"])
         events = [("transaction.charge", charge)] + [("product.buy", {"orderId": item["orderId"], **p}) for p in item["products"]]
         db.executemany("INSERT INTO synerise_events (transaction_id, action, order_id, client_json, params_json, time) VALUES (?,?,?,?,?,?)",
-                       [(tid, action, item["orderId"], client, _dumps(params), when) for action, params in events])
-
-    # ----------------------------------------------------------------- catalogs
-
-    @staticmethod
-    def _bag(row: tuple[Any, ...]) -> dict[str, Any]:
-        return {"id": row[0], "name": row[1], "author": "sandbox", "businessProfileId": 1, "creationDate": row[2],
-                "lastModified": row[2], "fields": [], "mappings": [], "primaryKey": {"name": "itemKey"}}
-
-    def _list_bags(self, req: Request, ctx: HandlerContext) -> Response:
-        search = req.query.get("searchBy", "")
-        with self.store.transaction() as db:
-            rows = db.execute("SELECT id, name, created_at FROM synerise_catalogs WHERE instr(lower(name), lower(?)) > 0 "
-                              "ORDER BY id", (search,)).fetchall()
-        return Response(200, {"data": [self._bag(r) for r in rows], "metaData": {"requestTime": _now(), "totalCount": len(rows)}})
-
-    def _create_bag(self, req: Request, ctx: HandlerContext) -> Response:
-        body = self._json(req)
-        name = body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not CATALOG_NAME_RE.fullmatch(name):
-            raise SyneriseError(400, "name: catalog names are letters and digits only",
-                                [{"code": 400, "field": "name", "message": "must match [a-zA-Z0-9]+", "rejectedValue": name}])
-        with self.store.transaction() as db:
-            if db.execute("SELECT 1 FROM synerise_catalogs WHERE name=?", (name,)).fetchone():
-                raise SyneriseError(409, f"Catalog {name!r} already exists", error="Conflict")
-            cursor = db.execute("INSERT INTO synerise_catalogs (name, created_at) VALUES (?,?)", (name, _now()))
-            row = db.execute("SELECT id, name, created_at FROM synerise_catalogs WHERE id=?", (cursor.lastrowid,)).fetchone()
-        return Response(200, {"data": self._bag(row), "metaData": {"requestTime": _now(), "totalCount": 1}})
-
-    def _bag_row(self, db: sqlite3.Connection, bag: int) -> tuple[Any, ...]:
-        row = db.execute("SELECT id, name, created_at FROM synerise_catalogs WHERE id=?", (bag,)).fetchone()
-        if row is None:
-            raise SyneriseError(404, f"Catalog {bag} not found")
-        return row
-
-    def _get_bag(self, req: Request, ctx: HandlerContext, bag: int) -> Response:
-        with self.store.transaction() as db:
-            return Response(200, {"data": self._bag(self._bag_row(db, bag))})
-
-    def _add_items(self, req: Request, ctx: HandlerContext, bag: int) -> Response:
-        with self.store.transaction() as db:
-            self._bag_row(db, bag)
-        accepted, rejected = self._batch(req, ctx, catalog_item, lambda pair: ("itemKey", pair[0]))
-        with self.store.transaction() as db:
-            self._bag_row(db, bag)
-            for _, (key, value) in accepted:
-                self._upsert_item(db, bag, key, value)
-        ctx.items_applied = len(accepted)
-        return self._answer(200, True, rejected, req.path)
-
-    @staticmethod
-    def _upsert_item(db: sqlite3.Connection, bag: int, key: str, value: dict[str, Any]) -> None:
-        db.execute("INSERT INTO synerise_items (catalog_id, item_key, value_json, created_at) VALUES (?,?,?,?) "
-                   "ON CONFLICT (catalog_id, item_key) DO UPDATE SET value_json=excluded.value_json, updated_at=excluded.created_at",
-                   (bag, key, _dumps(value), _now()))
-
-    def _list_items(self, req: Request, ctx: HandlerContext, bag: int, key: str | None) -> Response:
-        with self.store.transaction() as db:
-            row = self._bag_row(db, bag)
-            sql = "SELECT id, item_key, value_json, created_at, updated_at FROM synerise_items WHERE catalog_id=?"
-            args: list[Any] = [bag]
-            if key is not None or req.query.get("itemKey"):
-                sql, args = sql + " AND item_key=?", [bag, key if key is not None else req.query["itemKey"]]
-            limit, offset = int(req.query.get("limit") or 100), int(req.query.get("offset") or 0)
-            items = db.execute(sql + " ORDER BY id LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
-        described = [{"id": i[0], "itemKey": i[1], "value": i[2], "creationDate": i[3], "lastModified": i[4],
-                      "bag": self._bag(row)} for i in items]
-        if key is not None:
-            if not described:
-                raise SyneriseError(404, f"Item {key!r} not found in catalog {bag}")
-            return Response(200, {"data": described[0]})
-        return Response(200, {"data": described, "metaData": {"requestTime": _now(), "totalCount": len(described)}})
+                       [(tid, action, item["orderId"], client, compact_json(params), when) for action, params in events])
 
     # ----------------------------------------------------------------- admin (no auth)
 
     def admin(self, req: Request, segs: list[str]) -> Response:
         route = (req.method, "/".join(segs[:1]), segs[1:])
+        if route == ("POST", "tokens", ["expire"]):
+            return Response(200, {"expired": self.tokens.expire_all()})
         try:
-            spec = parse_json(req.body) if req.body else {}
+            spec = optional_json(req)
             with self.store.transaction() as db:
                 return self._admin(db, req, route, spec)
         except (ValueError, SyneriseError) as exc:
-            return self._error(exc if isinstance(exc, SyneriseError) else SyneriseError(400, str(exc)), req.path)
+            error = exc if isinstance(exc, SyneriseError) else SyneriseError(400, str(exc))
+            return error.response(req.path, self.clock.iso())
 
     def _admin(self, db: sqlite3.Connection, req: Request, route: tuple[str, str, list[str]], spec: Any) -> Response:
         method, head, rest = route
@@ -437,24 +267,10 @@ class SynerisePlatform:
                 db.execute("DELETE FROM synerise_profiles")
             rows = db.execute("SELECT id, data_json FROM synerise_profiles ORDER BY id").fetchall()
             return Response(200, {"profiles": [{"clientId": r[0], **json.loads(r[1])} for r in rows]})
-        if head == "catalogs" and method == "GET" and not rest:
-            out: dict[str, Any] = {}
-            for bag, name in db.execute("SELECT id, name FROM synerise_catalogs ORDER BY id").fetchall():
-                items = db.execute("SELECT item_key, value_json FROM synerise_items WHERE catalog_id=? ORDER BY id", (bag,)).fetchall()
-                out[name] = {"id": bag, "items": {k: json.loads(v) for k, v in items}}
-            return Response(200, {"catalogs": out})
-        if head == "catalogs" and len(rest) >= 1:
-            row = db.execute("SELECT id FROM synerise_catalogs WHERE name=?", (rest[0],)).fetchone()
-            if row is None:
-                raise SyneriseError(404, f"no catalog named {rest[0]!r}")
-            if method == "DELETE" and len(rest) == 1:
-                db.execute("DELETE FROM synerise_items WHERE catalog_id=?", (row[0],))
-                db.execute("DELETE FROM synerise_catalogs WHERE id=?", (row[0],))
-                return Response(200, {"deleted": rest[0]})
-            if method == "POST" and rest[1:] == ["items"] and isinstance(spec, dict):
-                for key, value in spec.items():
-                    self._upsert_item(db, row[0], key, value)
-                return Response(200, {"upserted": len(spec)})
+        if head == "catalogs":
+            answer = self.catalogs.admin(db, method, rest, spec)
+            if answer is not None:
+                return answer
         if head == "transactions" and method == "GET":
             rows = db.execute("SELECT id, data_json FROM synerise_transactions ORDER BY id").fetchall()
             return Response(200, {"transactions": [{"id": r[0], **json.loads(r[1])} for r in rows]})
@@ -469,6 +285,4 @@ class SynerisePlatform:
             if method == "POST":
                 self.settings.update(spec)
             return Response(200, asdict(self.settings))
-        if (method, head, rest) == ("POST", "tokens", ["expire"]):
-            return Response(200, {"expired": db.execute("UPDATE synerise_tokens SET expires_at=0").rowcount})
         raise SyneriseError(404, f"No synerise admin route for {req.method} {req.path}")

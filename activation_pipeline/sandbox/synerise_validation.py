@@ -9,11 +9,14 @@ Which rules are verified and which are the emulator's choice: :mod:`.synerise`'s
 
 from __future__ import annotations
 
+import json
 import math
-import os
 import re
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from .emulator_kit import json_body
+from .platform_interface import HandlerContext, Request, Response
 
 MAX_ITEMS = 1000
 MAX_BODY_BYTES = 1_000_000
@@ -46,6 +49,11 @@ class SyneriseError(Exception):
         self.error = error or {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                                413: "Payload Too Large", 415: "Unsupported Media Type"}.get(status, "Error")
 
+    def response(self, path: str, now: str, headers: dict[str, str] | None = None) -> Response:
+        body = {"timestamp": now, "status": self.status, "error": self.error, "message": self.message, "path": path,
+                "errors": self.errors}
+        return Response(self.status, body, dict(headers or {}))
+
 
 def field_error(field: str, message: str, value: Any = None) -> SyneriseError:
     return SyneriseError(400, f"{field}: {message}", [{"code": 400, "field": field, "message": message, "rejectedValue": value}])
@@ -59,15 +67,6 @@ class SyneriseSettings:
     require_api_version: bool = False
     max_items: int = MAX_ITEMS
     max_body_bytes: int = MAX_BODY_BYTES
-
-    @classmethod
-    def from_env(cls) -> SyneriseSettings:
-        settings = cls()
-        for spec in fields(cls):
-            raw = os.environ.get(f"SANDBOX_SYNERISE_{spec.name.upper()}")
-            if raw and raw.strip():
-                settings.update({spec.name: raw.strip().lower() in ("1", "true", "yes", "on") if spec.type in (bool, "bool") else raw})
-        return settings
 
     def update(self, spec: Any) -> None:
         if not isinstance(spec, dict):
@@ -85,6 +84,50 @@ class SyneriseSettings:
                 if value <= 0:
                     raise ValueError(f"{name} must be positive")
             setattr(self, name, value)
+
+
+def read_json(req: Request) -> Any:
+    """The JSON body of a write: 415 unless ``application/json``, 400 ``Malformed JSON`` when unreadable."""
+    return json_body(req, lambda why: SyneriseError(400, f"Malformed JSON: {why}"),
+                     lambda: SyneriseError(415, "Content-Type must be application/json"))
+
+
+def read_batch(req: Request, ctx: HandlerContext, settings: SyneriseSettings, check: Callable[[int, Any], Any],
+               identity: Callable[[Any], tuple[str, Any]]) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
+    """Validate a batch body: the (index, checked item) pairs to apply, and the per-item rejections.
+
+    Any invalid element refuses the whole batch (400 naming every one); an element a
+    ``reject_ids`` / ``reject_rate`` fault draws (by its ``identity`` field) is rejected alone.
+    """
+    body = check_batch(read_json(req), settings, len(req.body))
+    ctx.items_received = len(body)
+    accepted: list[tuple[int, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(body):
+        try:
+            checked = check(index, item)
+        except SyneriseError as exc:
+            invalid.extend(exc.errors)
+            continue
+        field, value = identity(checked)
+        kind = ctx.rejection(value) if isinstance(value, str) else None
+        if kind:
+            rejected.append({"code": 400, "field": f"[{index}].{field}", "rejectedValue": value,
+                             "message": f"{json.dumps(value)} rejected by the platform (sandbox fault {kind})"})
+        else:
+            accepted.append((index, checked))
+    if invalid:
+        raise SyneriseError(400, f"{len(invalid)} invalid item(s) in the batch; nothing was applied", invalid)
+    return accepted, rejected
+
+
+def batch_answer(status: int, body: Any, rejected: list[dict[str, Any]], path: str, now: str) -> Response:
+    """``status`` with ``body`` when every element was applied, else 207 listing the rejected ones."""
+    if not rejected:
+        return Response(status, body)
+    return Response(207, {"timestamp": now, "status": 207, "error": "Multi-Status",
+                          "message": "Request partially accepted", "path": path, "errors": rejected})
 
 
 def check_batch(body: Any, settings: SyneriseSettings, size: int) -> list[Any]:

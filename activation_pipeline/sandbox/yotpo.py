@@ -86,19 +86,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-import hashlib
-import hmac
 import json
-import math
 import os
-import secrets
 import sqlite3
-import time
 from dataclasses import asdict
 from typing import Any, Callable
 
-from .platform_interface import HandlerContext, Request, Response, parse_json
+from .emulator_kit import (Clock, Emulator, IssuedTokens, compact_json, json_body, optional_json, retry_after_headers,
+                           same_secret, settings_from_env)
+from .platform_interface import HandlerContext, Request, Response
 from .store import Store
 from .yotpo_validation import (CUSTOMER_FIELDS, YotpoError, YotpoSettings, customer_filters, customer_payload,
                                invalid, token_secret)
@@ -123,18 +119,8 @@ _SCHEMA = (
     "WHERE external_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS yotpo_customers_email ON yotpo_customers (store, lower(email))",
     "CREATE INDEX IF NOT EXISTS yotpo_customers_phone ON yotpo_customers (store, phone_number)",
-    "CREATE TABLE IF NOT EXISTS yotpo_tokens (token_hash TEXT PRIMARY KEY, store TEXT NOT NULL, "
-    "expires_at REAL NOT NULL)",
 )
 _COLUMNS = "yotpo_id, external_id, data_json, created_at, updated_at"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _error(exc: YotpoError, headers: dict[str, str] | None = None) -> Response:
@@ -144,19 +130,18 @@ def _error(exc: YotpoError, headers: dict[str, str] | None = None) -> Response:
     return Response(exc.status, {"errors": [entry]}, dict(headers or {}))
 
 
-class YotpoPlatform:
+class YotpoPlatform(Emulator):
     """Routes ``/yotpo/core/v3/stores/{store_id}/...``; see the module docstring for the contract."""
 
     name = "yotpo"
+    schema = _SCHEMA
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
         self.store_id = os.environ.get("SANDBOX_YOTPO_STORE_ID", DEFAULT_STORE_ID)
         self._secret = os.environ.get("SANDBOX_YOTPO_SECRET", DEFAULT_SECRET)
-        self.settings = YotpoSettings.from_env()
-        with store.transaction() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
+        self.settings = settings_from_env(YotpoSettings, self.name)
+        self.tokens = IssuedTokens(store, self.name, clock)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -169,68 +154,51 @@ class YotpoPlatform:
             return _error(YotpoError(405, "method_not_allowed", f"{req.method} is not allowed on {req.path}"),
                           {"Allow": ", ".join(methods)})
         key = f"yotpo:{store_id}"
-        wait = ctx.rate_check(key, 0)
-        if wait is not None:
-            return self.fault_response(429, max(1, math.ceil(wait)))
+        retry_after = ctx.throttle(key)
+        if retry_after is not None:
+            return self.fault_response(429, retry_after)
         try:
             resp = methods[req.method](self, req, ctx, store_id)
         except YotpoError as exc:
             resp = _error(exc)
-        remaining = getattr(getattr(ctx.rate_check, "__self__", None), "remaining", None)
-        left = remaining(key) if callable(remaining) else None
+        left = ctx.limiter.remaining(key)
         if left is not None:
             resp.headers.setdefault("RateLimit-Remaining", str(left))
         return resp
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
         code, message = _STATUS_ERRORS.get(status, ("sandbox_fault", f"Injected HTTP {status}"))
-        headers: dict[str, str] = {}
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
+        headers = retry_after_headers(retry_after)
         if status == 429:
             headers.update({"RateLimit-Remaining": "0", "RateLimit-Reset": str(max(1, retry_after or 1))})
         return _error(YotpoError(status, code, message), headers)
 
     def reset(self) -> None:
-        with self.store.transaction() as db:
-            for table in ("yotpo_customers", "yotpo_tokens"):
-                db.execute(f"DELETE FROM {table}")
-        self.settings = YotpoSettings.from_env()
+        super().reset()
+        self.tokens.forget_all()
+        self.settings = settings_from_env(YotpoSettings, self.name)
 
     @staticmethod
     def _json_body(req: Request) -> Any:
-        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise YotpoError(415, "unsupported_media_type", "Content-Type must be application/json")
-        try:
-            return parse_json(req.body)
-        except ValueError as exc:
-            raise YotpoError(400, "invalid_json", f"Request body is not valid JSON: {exc}") from None
+        return json_body(req, lambda why: YotpoError(400, "invalid_json", f"Request body is not valid JSON: {why}"),
+                         lambda: YotpoError(415, "unsupported_media_type", "Content-Type must be application/json"))
 
     def _authenticate(self, req: Request, store_id: str) -> None:
         token = (req.header("X-Yotpo-Token") or "").strip()
         if not token:
             raise YotpoError(401, "unauthorized", "Missing X-Yotpo-Token header")
-        with self.store.transaction() as db:
-            row = db.execute("SELECT store, expires_at FROM yotpo_tokens WHERE token_hash=?",
-                             (_hash(token),)).fetchone()
-        if row is None or row[0] != store_id or row[1] <= time.time():
+        issued = self.tokens.find(token)
+        if issued is None or issued.owner != store_id or issued.expired:
             raise YotpoError(401, "unauthorized", "Invalid or expired access token")
 
     # ----------------------------------------------------------------- endpoints
 
     def _access_tokens(self, req: Request, ctx: HandlerContext, store_id: str) -> Response:
         secret = token_secret(self._json_body(req))
-        store_ok = hmac.compare_digest(store_id.encode(), self.store_id.encode())
-        if not (hmac.compare_digest(secret.encode(), self._secret.encode()) and store_ok):
+        store_ok = same_secret(store_id, self.store_id)
+        if not (same_secret(secret, self._secret) and store_ok):
             raise YotpoError(401, "unauthorized", "Invalid store id or secret")
-        token = secrets.token_urlsafe(32)
-        now = time.time()
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM yotpo_tokens WHERE expires_at <= ?", (now,))
-            db.execute("INSERT INTO yotpo_tokens VALUES (?,?,?)",
-                       (_hash(token), store_id, now + self.settings.token_ttl_seconds))
-        return Response(200, {"access_token": token})
+        return Response(200, {"access_token": self.tokens.issue(self.settings.token_ttl_seconds, store_id)})
 
     def _validate(self, body: Any) -> dict[str, Any]:
         try:
@@ -245,8 +213,8 @@ class YotpoPlatform:
         ctx.items_received = 1
         fields = self._validate(self._json_body(req))
         identity = fields.get("external_id") or fields.get("email") or fields.get("phone_number")
-        if identity in ctx.rejected_ids:
-            kind = getattr(ctx.rejected_ids, "kind", lambda _: "reject_ids")(identity)
+        kind = ctx.rejection(identity)
+        if kind:
             field = "customer." + next(k for k in ("external_id", "email", "phone_number") if k in fields)
             raise YotpoError(self.settings.validation_status, "customer_rejected",
                              f"customer {json.dumps(identity)} rejected by the platform (sandbox fault {kind})", field)
@@ -301,8 +269,7 @@ class YotpoPlatform:
         out["created_at"], out["updated_at"] = row[3], row[4]
         return out
 
-    @staticmethod
-    def _upsert(db: sqlite3.Connection, store_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _upsert(self, db: sqlite3.Connection, store_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create or update one validated customer; return its public shape."""
         if "external_id" in fields:
             where, arg = "external_id=?", fields["external_id"]
@@ -326,7 +293,7 @@ class YotpoPlatform:
                 data[key] = {**(data.get("address") or {}), **value}
             else:
                 data[key] = value
-        now, encoded = _now(), json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        now, encoded = self.clock.iso(), compact_json(data)
         values = (data.get("external_id"), data.get("email"), data.get("phone_number"), encoded, now)
         if row is None:
             cursor = db.execute("INSERT INTO yotpo_customers (store, external_id, email, phone_number, data_json, "
@@ -336,7 +303,7 @@ class YotpoPlatform:
             db.execute("UPDATE yotpo_customers SET external_id=?, email=?, phone_number=?, data_json=?, "
                        "updated_at=? WHERE yotpo_id=?", (*values, row[0]))
             row = (row[0], data.get("external_id"), encoded, row[3], now)
-        return YotpoPlatform._describe(row)
+        return self._describe(row)
 
     # ----------------------------------------------------------------- admin (no auth)
 
@@ -344,7 +311,7 @@ class YotpoPlatform:
         route = (req.method, "/".join(segs))
         store_id = req.query.get("store", self.store_id)
         try:
-            spec = parse_json(req.body) if req.body else {}
+            spec = optional_json(req)
         except ValueError as exc:
             return _error(YotpoError(400, "invalid_json", str(exc)))
         try:
@@ -375,9 +342,7 @@ class YotpoPlatform:
                     self.settings.update(spec)
                 return Response(200, asdict(self.settings))
             if route == ("POST", "tokens/expire"):
-                with self.store.transaction() as db:
-                    expired = db.execute("UPDATE yotpo_tokens SET expires_at=0 WHERE expires_at>0").rowcount
-                return Response(200, {"expired": expired})
+                return Response(200, {"expired": self.tokens.expire_all()})
         except ValueError as exc:
             return _error(YotpoError(400, "invalid_parameter", str(exc)))
         return _error(YotpoError(404, "not_found", f"No yotpo admin route for {req.method} {req.path}"))

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 MAX_STRING_CHARS = 255  # external_id, names, email, phone, address parts (core-api checkout-info page)
 MAX_TAGS_CHARS = 4096
@@ -64,19 +63,6 @@ class YotpoSettings:
     validation_status: int = 400
     require_external_id: bool = False
     unknown_fields: str = "reject"
-
-    @classmethod
-    def from_env(cls) -> YotpoSettings:
-        spec: dict[str, Any] = {}
-        for name, kind in (("token_ttl_seconds", float), ("patch_status", int), ("validation_status", int),
-                           ("require_external_id", bool), ("unknown_fields", str)):
-            raw = os.environ.get(f"SANDBOX_YOTPO_{name.upper()}")
-            if raw is not None and raw.strip():
-                raw = raw.strip()
-                spec[name] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
-        settings = cls()
-        settings.update(spec)
-        return settings
 
     def update(self, spec: Any) -> None:
         if not isinstance(spec, dict):
@@ -156,18 +142,25 @@ def _custom_properties(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _known_entries(obj: dict[str, Any], known: tuple[str, ...], prefix: str, unknown: str,
+                   reject_unknown: bool) -> Iterator[tuple[str, str, Any]]:
+    """``(key, field path, value)`` of ``obj``'s non-null known keys; an unknown key raises ``unknown`` or is skipped."""
+    for key, value in obj.items():
+        where = f"{prefix}.{key}"
+        if key not in known:
+            if reject_unknown:
+                raise invalid(where, unknown)
+            continue
+        if value is not None:
+            yield key, where, value
+
+
 def _address(value: Any, reject_unknown: bool) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid("customer.address", "must be a JSON object")
     out: dict[str, Any] = {}
-    for key, part in value.items():
-        where = f"customer.address.{key}"
-        if key not in ADDRESS_FIELDS:
-            if reject_unknown:
-                raise invalid(where, f"unknown address field (known: {', '.join(ADDRESS_FIELDS)})")
-            continue
-        if part is None:
-            continue
+    unknown = f"unknown address field (known: {', '.join(ADDRESS_FIELDS)})"
+    for key, where, part in _known_entries(value, ADDRESS_FIELDS, "customer.address", unknown, reject_unknown):
         _string(where, part)
         if key == "country_code" and not re.fullmatch(r"[A-Za-z]{2}", part):
             raise invalid(where, "must be an ISO 3166-1 alpha-2 country code")
@@ -195,14 +188,7 @@ def customer_payload(body: Any, require_external_id: bool, reject_unknown: bool)
     if not isinstance(raw, dict):
         raise invalid("customer", "must be a JSON object")
     out: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = f"customer.{key}"
-        if key not in CUSTOMER_FIELDS:
-            if reject_unknown:
-                raise invalid(where, "unknown customer field")
-            continue
-        if value is None:
-            continue
+    for key, where, value in _known_entries(raw, CUSTOMER_FIELDS, "customer", "unknown customer field", reject_unknown):
         if key == "external_id":
             if not _string(where, value):
                 raise invalid(where, "must not be empty")
