@@ -14,7 +14,7 @@ Admin (no auth, ``?account=`` defaults to the configured key id): ``GET /_sandbo
 with fields to overwrite a product "behind our back" (no validation: any JSON object);
 ``DELETE /_sandbox/connectif/products/{id}`` to remove one; ``GET/POST /_sandbox/connectif/config``.
 
-Verified (sources in /work/shared/platforms/REFERENCE.md section 4, re-checked on
+Verified (sources in docs/platforms/connectif.md, re-checked on
 api-docs.connectif.cloud /reference/products/patchsert-product and /resources/product):
 
 * ``Authorization: apiKey <keyId>:<keySecret>``; products read/write scopes; no key or a

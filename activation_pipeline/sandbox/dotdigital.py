@@ -6,7 +6,7 @@ auth with env ``SANDBOX_DOTDIGITAL_API_USER`` (default ``apiuser-sandbox@apiconn
 :mod:`.dotdigital_validation`, the async import jobs and the insight data service in
 :mod:`.dotdigital_imports`; this module holds routing, auth, lists, data fields, contacts and admin.
 
-Endpoints (shapes from Dotdigital's OpenAPI documents, /work/shared/platforms/dotdigital-openapi/):
+Endpoints (shapes from Dotdigital's published OpenAPI documents, developer.dotdigital.com):
 ``GET/POST /v2/address-books`` (``select`` <= 1000, ``skip``), ``GET /v2/address-books/{id}``,
 ``GET /v2/address-books/{id}/contacts``, ``POST /v2/address-books/{id}/contacts/delete`` (contact ids
 -> 202 ``{id, status: "Started"}``), ``DELETE /v2/address-books/{id}/contacts/{contactId}`` (204),
@@ -16,7 +16,7 @@ Endpoints (shapes from Dotdigital's OpenAPI documents, /work/shared/platforms/do
 ``DELETE /insightData/v3/accounts/{collection}/deleteRecords`` ``{keys}`` -> 200 ``{summary, notFound}``,
 ``GET /insightData/v3/account/{collection}/{key}``.
 
-Verified (REFERENCE.md section 3 and the OpenAPI files): Basic auth; 401 body
+Verified (docs/platforms/dotdigital.md and the OpenAPI documents): Basic auth; 401 body
 ``{"message": "Authorization has been denied for this request."}``; duplicate list names
 ``ERROR_ADDRESSBOOK_DUPLICATE``; data-field names ``[a-zA-Z0-9_-]{1,20}``, unique case-insensitively
 (``ERROR_NON_UNIQUE_DATAFIELD``), types String/Numeric/Date/Boolean; v3 import bodies and report shape

@@ -15,7 +15,7 @@ Admin (no auth) under ``/_sandbox/synerise/``: ``GET|POST|DELETE profiles``, ``G
 ``DELETE catalogs/{name}``, ``GET transactions``, ``GET events`` (with ``counts`` per action),
 ``GET|POST config``, ``POST tokens/expire``.
 
-Verified (sources in /work/shared/platforms/REFERENCE.md section 5, re-checked in
+Verified (sources in docs/platforms/synerise.md, re-checked in
 Synerise/php-sdk and Synerise/magento2-integration):
 
 * login body ``{"apiKey"}`` -> ``{"token"}``; Bearer token; expired -> 401 ``Token expired.``;

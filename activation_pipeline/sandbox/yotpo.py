@@ -15,7 +15,7 @@ Admin (no auth, ``?store=`` defaults to the configured store): ``GET /_sandbox/y
 list of customers (or ``{"store", "customers"}``) to pre-create them, ``DELETE`` to clear;
 ``GET/POST /_sandbox/yotpo/config``; ``POST /_sandbox/yotpo/tokens/expire``.
 
-Verified (sources in /work/shared/platforms/REFERENCE.md section 2, re-checked):
+Verified (sources in docs/platforms/yotpo.md, re-checked):
 
 * token: ``POST .../access_tokens`` with ``{"secret"}`` returns ``{"access_token"}``;
   send it as ``X-Yotpo-Token``; tokens expire after 14 days; "If a request fails to
