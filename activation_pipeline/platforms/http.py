@@ -172,14 +172,16 @@ def body_parts(body: Any) -> list[str]:
 
 
 def error_text(response: requests.Response, scrub: Callable[[str], str] = lambda text: text, *, limit: int = 500,
-               status: bool = True, separator: str = "; ") -> str:
+               status: bool = True, separator: str = "; ", read: Callable[[Any], list[str]] = body_parts) -> str:
     """``HTTP <status>: <what the body says>``, scrubbed before it is cut (a key cut in half would no longer match).
 
     ``status=False`` leaves the status out when the body is a JSON error that speaks for itself
-    (Batch's ``CODE: message``); a body that is not JSON always keeps it."""
+    (Batch's ``CODE: message``); a body that is not JSON always keeps it. ``read`` turns a JSON body
+    into its parts: a platform whose messages come in their own order passes its reader (Connectif's
+    ``detail``, then ``validationErrors``, then ``code``)."""
     raw = scrub(response.text or "")
     try:
-        parts, is_json = body_parts(json.loads(raw)), True
+        parts, is_json = read(json.loads(raw)), True
     except ValueError:
         parts, is_json = [raw.strip()], False
     said = separator.join(dict.fromkeys(part for part in parts if part))[:limit]

@@ -3,23 +3,35 @@ and its records are checked against, the ``customer`` body of a PATCH, and readi
 bodies Yotpo answers with (customer lists, pagination cursors, error messages).
 
 Which of these rules are verified and which are chosen here is set out in the docstring of
-``activation_pipeline.platforms.yotpo`` (the client) and in docs/platforms/yotpo.md.
+``activation_pipeline/platforms/yotpo/client.py`` and in docs/platforms/yotpo.md.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, non_finite_number
+import requests
 
+from activation_pipeline.platforms.base import (
+    E164_DIGITS,
+    EMAIL,
+    Record,
+    TargetError,
+    non_finite_number,
+)
+from activation_pipeline.platforms.http import (
+    body_parts,
+    error_text,
+    json_object,
+    utc_wire,
+)
+from activation_pipeline.platforms.yotpo.target import IDENTIFIER_FIELDS, YotpoTarget
 
 # --- the customer contract ---------------------------------------------------------------
-# identifier kind (the activation's `object`) -> the customer field it is sent as
-IDENTIFIER_FIELDS = {"external_id": "external_id", "email": "email", "phone": "phone_number"}
 # Yotpo's rule: with an external_id it identifies the customer; without one, exactly one
 # of email / phone_number. So an activation matching by email or phone may not send the others.
 IDENTITY_FIELDS = frozenset(IDENTIFIER_FIELDS.values())
@@ -49,13 +61,15 @@ def mapped_field_names() -> str:
 # --- config-time checks (PlatformSpec hooks) ---------------------------------------------
 def activation_problem(activation: Any) -> tuple[str, str] | None:
     """(field, problem) when an activation cannot work against Yotpo; checked at config load."""
-    kind = activation.object
-    if kind not in IDENTIFIER_FIELDS:
+    try:
+        target = YotpoTarget.parse(activation.object, activation.options)
+    except TargetError:
         return None  # object_pattern reports it
+    kind = target.kind
     if kind != "external_id" and activation.identifier is None:
         return "identifier", (f"matching Yotpo customers by {kind} needs `identifier:` set to the segment "
                               f"column holding the {kind} (the default, the primary key, is not one)")
-    own = IDENTIFIER_FIELDS[kind]
+    own = target.field
     forbidden = {own} if kind == "external_id" else IDENTITY_FIELDS
     for name in activation.mapping:
         if name in forbidden:
@@ -127,11 +141,10 @@ def custom_problem(name: str, value: Any) -> str | None:
 
 
 def _wire(value: Any, *, datetime_field: bool = False) -> Any:
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime) or (isinstance(value, date) and datetime_field):
+        return utc_wire(value)
     if isinstance(value, date):
-        return f"{value.isoformat()}T00:00:00Z" if datetime_field else value.isoformat()
+        return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
     return value
@@ -144,9 +157,9 @@ def _text(value: Any) -> str:
     return wired if isinstance(wired, str) else str(wired)
 
 
-def customer_payload(kind: str, record: Record) -> dict[str, Any]:
+def customer_payload(target: YotpoTarget, record: Record) -> dict[str, Any]:
     """The ``customer`` object of a PATCH: identifier, standard fields, address, custom properties."""
-    customer: dict[str, Any] = {IDENTIFIER_FIELDS[kind]: record.identifier}
+    customer: dict[str, Any] = {target.field: record.identifier}
     address: dict[str, Any] = {}
     custom: dict[str, Any] = {}
     for name, value in record.fields.items():
@@ -168,36 +181,21 @@ def customer_payload(kind: str, record: Record) -> dict[str, Any]:
     return {"customer": customer}
 
 
-def error_message(response: Any, scrub: Any = lambda text: text) -> str:
-    """The platform's message from an error answer (the Core v3 error body is undocumented).
+def error_parts(body: Any) -> list[str]:
+    """What a Yotpo error body says (its shape is undocumented): each ``errors[]`` entry's message first
+    (it names the field itself), then the rest of the body, then a nested ``status.message``."""
+    if not isinstance(body, dict):
+        return body_parts(body)
+    listed = body.get("errors") if isinstance(body.get("errors"), list) else []
+    entries = [str(e.get("message") or e.get("detail") or e) if isinstance(e, dict) else str(e) for e in listed]
+    status = body.get("status") if isinstance(body.get("status"), dict) else None
+    return [*entries, *body_parts({k: v for k, v in body.items() if k != "errors"}), *body_parts(status)]
 
-    ``scrub`` (the session's redaction) runs on the whole body before anything is cut, so a
-    secret echoed across a truncation point cannot leak a fragment.
-    """
-    prefix = f"HTTP {response.status_code}"
-    raw = scrub(response.text or "")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        text = raw.strip()
-        return f"{prefix}: {text[:300]}" if text else prefix
-    found: list[str] = []
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            for error in errors:
-                if isinstance(error, dict):
-                    found.append(str(error.get("message") or error.get("detail") or error))
-                else:
-                    found.append(str(error))
-        for key in ("error_message", "message", "error", "detail"):
-            if isinstance(body.get(key), (str, int)) and str(body[key]) not in found:
-                found.append(str(body[key]))
-        status = body.get("status")
-        if isinstance(status, dict) and status.get("message"):
-            found.append(str(status["message"]))
-    text = "; ".join(found) if found else str(body)
-    return f"{prefix}: {text[:500]}"
+
+def error_message(response: requests.Response, scrub: Callable[[str], str] = lambda text: text) -> str:
+    """``HTTP <status>: <Yotpo's message>``; ``scrub`` (the session's redaction) runs on the whole body before
+    anything is cut, so a secret echoed across a truncation point cannot leak a fragment."""
+    return error_text(response, scrub, read=error_parts)
 
 
 # --- reading answers ----------------------------------------------------------------------
@@ -205,22 +203,13 @@ def normalised(kind: str, value: str) -> str:
     return value.strip().lower() if kind == "email" else value.strip()
 
 
-def customers_of(response: Any) -> list[dict[str, Any]]:
-    try:
-        body = response.json()
-    except ValueError:
-        return []
-    customers = body.get("customers") if isinstance(body, dict) else None
+def customers_of(response: requests.Response) -> list[dict[str, Any]]:
+    customers = json_object(response).get("customers")
     return [c for c in customers if isinstance(c, dict)] if isinstance(customers, list) else []
 
 
-def next_page_info(response: Any) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
+def next_page_info(response: requests.Response) -> str | None:
+    body = json_object(response)
     pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
     for value in (pagination.get("next_page_info"), pagination.get("page_info"), body.get("next_page_info"), body.get("page_info")):
         if isinstance(value, str) and value:

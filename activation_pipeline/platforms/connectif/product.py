@@ -3,7 +3,7 @@ before sending, the body of a patch-or-create, and the comparison of a product r
 with what was sent (verification).
 
 Which rules are verified and which are chosen here is set out in the docstring of
-``activation_pipeline.platforms.connectif`` (the client) and in docs/platforms/connectif.md.
+``activation_pipeline/platforms/connectif/client.py`` and in docs/platforms/connectif.md.
 """
 
 from __future__ import annotations
@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
+
 from activation_pipeline.platforms.base import non_finite_number
+from activation_pipeline.platforms.http import body_parts, error_text, utc_wire
 
 # --- the product contract (ProductCreation, api-docs.connectif.cloud) -------------------
 TEXT_FIELDS = frozenset({"name", "description", "brand", "customField1", "customField2", "customField3"})
@@ -56,10 +60,7 @@ def activation_problem(activation: Any) -> tuple[str, str] | None:
         if missing:
             return "mapping", (f"creating Connectif products needs {', '.join(CREATION_FIELDS)}; map {', '.join(missing)} "
                                "(or use operation update_only to update existing products only)")
-    removal = activation.options.get("removal", "discontinue")
-    if removal not in ("discontinue", "delete"):
-        return "options.removal", f"{removal!r} is not one of discontinue, delete"
-    return None
+    return None  # the object and `removal` are the target model's (target.py)
 
 
 # --- record checks -------------------------------------------------------------------------
@@ -185,10 +186,7 @@ def wire_value(name: str, value: Any) -> Any:
     if name == "isBlacklisted":
         return value
     if name == "publishedAt":
-        moment = value if isinstance(value, datetime) else (
-            datetime(value.year, value.month, value.day) if isinstance(value, date) else _iso_moment(value))
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return utc_wire(value if isinstance(value, (date, datetime)) else _iso_moment(value))
     if name in URL_FIELDS:
         return value.strip()
     if isinstance(value, float) and value.is_integer():
@@ -236,22 +234,16 @@ def _show(value: Any) -> str:
 
 
 # --- reading answers -------------------------------------------------------------------------
-def error_message(response: Any, scrub: Any = lambda text: text) -> str:
-    """The platform's message from a problem-JSON error: ``detail`` and each ``validationErrors`` entry."""
-    prefix = f"HTTP {response.status_code}"
-    raw = scrub(response.text or "")  # scrub the whole body before anything is cut
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        text = raw.strip()
-        return f"{prefix}: {text[:300]}" if text else prefix
+def error_parts(body: Any) -> list[str]:
+    """What a problem-JSON error says, Connectif's way: ``detail`` (else ``title``), each ``validationErrors``
+    entry as ``path: reason``, then ``code <code>``."""
     if not isinstance(body, dict):
-        return f"{prefix}: {str(body)[:300]}"
-    found = [str(body["detail"])] if body.get("detail") else ([str(body["title"])] if body.get("title") else [])
-    for error in body.get("validationErrors") or []:
-        if isinstance(error, dict):
-            found.append(f"{error.get('path', '?')}: {error.get('reason', error)}")
-    if body.get("code"):
-        found.append(f"code {body['code']}")
-    text = "; ".join(found) if found else str(body)
-    return f"{prefix}: {text[:500]}"
+        return body_parts(body)
+    said = [str(body["detail"])] if body.get("detail") else ([str(body["title"])] if body.get("title") else [])
+    said += body_parts({"validationErrors": body.get("validationErrors")})
+    return [*said, f"code {body['code']}"] if body.get("code") else said
+
+
+def error_message(response: requests.Response, scrub: Callable[[str], str] = lambda text: text) -> str:
+    """``HTTP <status>: <Connectif's message>``, the body scrubbed before anything is cut."""
+    return error_text(response, scrub, read=error_parts)

@@ -26,7 +26,8 @@ Chosen here where the public material is silent (all easy to correct in this mod
 - ``GET /products/product-id/{id}`` reads a product by store identifier [I] (200 or 404);
   it serves verification, update_only (does the product exist?) and removals;
 - success of the PATCH is 200 or 201 (204 accepted too) [U];
-- removal (mirror, delete_only): activation option ``removal``: ``discontinue`` (default) patches
+- removal (mirror, delete_only): activation option ``removal`` (the target model, ``target.py``):
+  ``discontinue`` (default) patches
   ``availability: discontinued`` on a product that exists (writing discontinued is [U]); a
   product absent from Connectif is confirmed at once (nothing to remove). ``delete`` sends the
   hypothetical ``DELETE /products/product-id/{id}`` [U] (404: already absent); an account
@@ -42,23 +43,20 @@ Chosen here where the public material is silent (all easy to correct in this mod
   non-boolean isBlacklisted, unparseable publishedAt, lists where text goes;
 - any other 4xx on a product is that product's rejection with Connectif's ``detail`` and
   ``validationErrors``; 401/403 (key or scope) and 404 on the PATCH (wrong base URL) stop the run;
-- rate limit: the session retries 429/5xx honouring ``Retry-After``; ``X-RateLimit-Remaining: 0``
-  holds every thread until ``X-RateLimit-Reset``; a request still answered 429 queues again up
-  to ``RATE_LIMIT_ROUNDS`` times;
+- rate limit (the kit's ``Pacer``, platforms/http.py; no client-side rate): the session retries
+  429/5xx honouring ``Retry-After``; ``X-RateLimit-Remaining: 0`` holds every thread until
+  ``X-RateLimit-Reset``; a request still answered 429 queues again up to 3 times;
 - verification reads each product back (no documented batch read) and compares each field sent,
   normalised as sent: numbers within 1e-6, lists as multisets, dates as instants.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import Field
+import requests
 
 from activation_pipeline.platforms.base import (
     ItemOutcome,
@@ -71,11 +69,7 @@ from activation_pipeline.platforms.base import (
     answer_error,
     send_one_by_one,
 )
-from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.http import PlatformSession, SessionClient
-from activation_pipeline.platforms.resource import PlatformResource, ensure_reachable, secret_env
-from activation_pipeline.platforms.connectif_product import (
-    activation_problem,
+from activation_pipeline.platforms.connectif.product import (
     creation_problem,
     differences,
     error_message,
@@ -83,11 +77,19 @@ from activation_pipeline.platforms.connectif_product import (
     identifier_problem,
     product_body,
 )
+from activation_pipeline.platforms.connectif.target import ConnectifTarget
+from activation_pipeline.platforms.http import (
+    Pacer,
+    PlatformSession,
+    RateHeaders,
+    SessionClient,
+    json_object,
+)
+from activation_pipeline.platforms.resource import ensure_reachable
 
-MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH (the bulk path is the CSV import)
 SUCCESS = (200, 201, 204)
-RATE_LIMIT_ROUNDS = 3
-MAX_RESET_WAIT = 60.0
+# [V-3p] the reset is an epoch time; 1 s when the answer names none
+RATE_HEADERS = RateHeaders("X-RateLimit-Remaining", "X-RateLimit-Reset", reset_is_epoch=True)
 
 
 class ConnectifClient(SessionClient):
@@ -95,15 +97,15 @@ class ConnectifClient(SessionClient):
 
     def __init__(self, session: PlatformSession):
         self.session = session
-        self._hold_lock = threading.Lock()
-        self._hold_until = 0.0
+        self._pacer = Pacer(headers=RATE_HEADERS)  # unpaced: held only by the headers and 429s
 
     # --- DestinationClient ---------------------------------------------------------------
-    def prepare(self, target: SyncTarget) -> None:
+    def prepare(self, target: SyncTarget[ConnectifTarget]) -> None:
         """Connectif's catalog always exists: only check that the API answers."""
+        _ = target.platform  # parsed first: an unknown removal stops the run before anything is sent
         ensure_reachable(self.session.base_url)
 
-    def invalid_reason(self, target: SyncTarget, record: Record, op: Op) -> str | None:
+    def invalid_reason(self, target: SyncTarget[ConnectifTarget], record: Record, op: Op) -> str | None:
         problem = identifier_problem(record.identifier)
         if problem or op == "delete":
             return problem
@@ -113,11 +115,12 @@ class ConnectifClient(SessionClient):
                 return problem
         return creation_problem(record.fields) if op == "upsert" else None
 
-    def send(self, target: SyncTarget, op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
+    def send(self, target: SyncTarget[ConnectifTarget], op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
         """One request per product (two for update_only and removals: read, then write)."""
-        return send_one_by_one(records, lambda record: self._send_one(target, op, record), self.session.redact)
+        catalog = target.platform
+        return send_one_by_one(records, lambda record: self._send_one(target.activation, catalog, op, record), self.session.redact)
 
-    def verify(self, target: SyncTarget, records: Sequence[Record]) -> list[Verification]:
+    def verify(self, target: SyncTarget[ConnectifTarget], records: Sequence[Record]) -> list[Verification]:
         """Read each product back; a mismatch names every differing field with both values."""
         results = []
         for record in records:
@@ -134,9 +137,9 @@ class ConnectifClient(SessionClient):
         return results
 
     # --- one product ---------------------------------------------------------------------
-    def _send_one(self, target: SyncTarget, op: Op, record: Record) -> ItemOutcome:
+    def _send_one(self, activation: str, catalog: ConnectifTarget, op: Op, record: Record) -> ItemOutcome:
         if op == "delete":
-            return self._remove(target, record)
+            return self._remove(activation, catalog, record)
         if op == "update" and self._read(record.identifier) is None:
             return ItemOutcome(record.key, "skipped", f"no Connectif product {record.identifier}; update_only creates none")
         return self._patch(record, product_body(record.fields))
@@ -151,15 +154,15 @@ class ConnectifClient(SessionClient):
             return ItemOutcome(record.key, "rejected", error_message(response, self.session.redact))
         raise self._fail(response, f"PATCH product {record.identifier}")
 
-    def _remove(self, target: SyncTarget, record: Record) -> ItemOutcome:
-        if target.options.get("removal", "discontinue") == "delete":
+    def _remove(self, activation: str, catalog: ConnectifTarget, record: Record) -> ItemOutcome:
+        if catalog.removal == "delete":
             response = self._call("DELETE", _path(record.identifier))
             if response.status_code in SUCCESS:
                 return ItemOutcome(record.key, "confirmed")
             if response.status_code == 404:
                 return ItemOutcome(record.key, "confirmed", "not in Connectif: nothing to delete")
             if response.status_code == 405:
-                raise PlatformError(f"{target.activation}: this Connectif account has no product DELETE endpoint; "
+                raise PlatformError(f"{activation}: this Connectif account has no product DELETE endpoint; "
                                     "set `options: {removal: discontinue}` to mark removed products discontinued")
             if response.status_code in (401, 403) or response.status_code >= 500:
                 raise self._fail(response, f"DELETE product {record.identifier}")
@@ -175,95 +178,19 @@ class ConnectifClient(SessionClient):
             return None
         if response.status_code != 200:
             raise self._fail(response, f"GET product {identifier}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise PlatformError(f"GET product {identifier}: HTTP 200 without a JSON product") from None
-        if not isinstance(body, dict):
+        body = json_object(response)
+        if not body:
             raise PlatformError(f"GET product {identifier}: HTTP 200 without a JSON product")
         return body
 
-    def _fail(self, response: Any, what: str) -> PlatformError:
+    def _fail(self, response: requests.Response, what: str) -> PlatformError:
         hint = {401: " (is the API key right?)", 403: " (does the API key have the products read/write scopes?)",
                 404: " (is the base URL right?)"}.get(response.status_code, "")
         return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}{hint}")
 
-    # --- HTTP: honouring the rate limit --------------------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        for round_ in range(RATE_LIMIT_ROUNDS + 1):
-            self._wait_for_hold()
-            try:
-                response = self.session.request(method, path, **kwargs)
-            except NoAnswer as silence:
-                if silence.status != 429 or round_ == RATE_LIMIT_ROUNDS:
-                    raise
-                self._hold(1.0 + random.uniform(0.0, 1.0))  # the account's limit is shared: queue again
-                continue
-            self._honour_rate_headers(response)
-            return response
-        raise AssertionError("unreachable")
-
-    def _wait_for_hold(self) -> None:
-        with self._hold_lock:
-            wait = self._hold_until - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-
-    def _hold(self, seconds: float) -> None:
-        with self._hold_lock:
-            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
-
-    def _honour_rate_headers(self, response: Any) -> None:
-        """``X-RateLimit-Remaining: 0`` → every thread waits for ``X-RateLimit-Reset`` (epoch seconds)."""
-        remaining, reset = response.headers.get("X-RateLimit-Remaining"), response.headers.get("X-RateLimit-Reset")
-        try:
-            if remaining is None or int(float(remaining)) > 0:
-                return
-            wait = min(max(float(reset) - time.time(), 0.0), MAX_RESET_WAIT) if reset is not None else 1.0
-        except ValueError:
-            return
-        self._hold(wait + random.uniform(0.0, 0.1))
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._pacer.request(self.session.request, method, path, **kwargs)
 
 
 def _path(identifier: str) -> str:
     return f"/products/product-id/{quote(identifier, safe='')}"
-
-
-# --- Dagster resource and spec -----------------------------------------------------------
-class ConnectifResource(PlatformResource):
-    """A Connectif account. The API key ("keyId:keySecret") is read from the environment variable named here."""
-
-    PLATFORM: ClassVar[str] = "connectif"
-    SANDBOX_PATH: ClassVar[str] = "/connectif"
-
-    api_key_env: str = secret_env("CONNECTIF_API_KEY", sandbox="sandbox-connectif-key:sandbox-connectif-secret")
-    max_retries: int = Field(default=8, ge=0)
-    backoff_seconds: float = Field(default=0.5, ge=0)
-
-    def client(self) -> ConnectifClient:
-        base_url = self.resolved_base_url()
-        api_key = self.secret("api_key", base_url)
-        if ":" not in api_key:
-            raise PlatformError(f"{self.api_key_env} must hold the Connectif API key as keyId:keySecret (one string, as the UI shows it)")
-        session = self.session(base_url, {"Authorization": f"apiKey {api_key}", "Accept": "application/json"},
-                               (api_key, *api_key.split(":", 1)))
-        return ConnectifClient(session)
-
-
-CONNECTIF_SPEC = PlatformSpec(
-    name="connectif",
-    operations=frozenset({"upsert", "mirror", "delete_only", "update_only"}),
-    resource=ConnectifResource,
-    max_items_per_request=MAX_ITEMS_PER_REQUEST,
-    field_pattern=r"^[A-Za-z][A-Za-z0-9]*$",
-    field_rule="Connectif product field names (camelCase letters and digits, e.g. unitPrice, productDetailUrl)",
-    object_pattern=r"^products$",
-    object_rule="products (the Connectif catalog)",
-    activation_problem=activation_problem,
-    activation_options=("removal",),
-    verifies=True,
-    nulls_default="omit",  # a PATCH merges the fields sent: a field left out keeps Connectif's value
-    nulls_refused=(("send", r".*", "a PATCH merges the fields sent and what Connectif does with a null is undocumented "
-                    "([U]: REFERENCE.md §4.2 gives no null rule; the sandbox leaves the field alone), so a null cannot "
-                    "clear a Connectif field; use nulls: omit (Connectif keeps its value)"),),
-)
