@@ -188,8 +188,8 @@ def error_parts(body: Any) -> list[str]:
         return body_parts(body)
     listed = body.get("errors") if isinstance(body.get("errors"), list) else []
     entries = [str(e.get("message") or e.get("detail") or e) if isinstance(e, dict) else str(e) for e in listed]
-    status = body.get("status") if isinstance(body.get("status"), dict) else None
-    return [*entries, *body_parts({k: v for k, v in body.items() if k != "errors"}), *body_parts(status)]
+    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    return [*entries, *body_parts({k: v for k, v in body.items() if k != "errors"}), str(status.get("message") or "")]
 
 
 def error_message(response: requests.Response, scrub: Callable[[str], str] = lambda text: text) -> str:
