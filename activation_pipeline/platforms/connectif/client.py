@@ -78,13 +78,7 @@ from activation_pipeline.platforms.connectif.product import (
     product_body,
 )
 from activation_pipeline.platforms.connectif.target import ConnectifTarget
-from activation_pipeline.platforms.http import (
-    Pacer,
-    PlatformSession,
-    RateHeaders,
-    SessionClient,
-    json_object,
-)
+from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient, json_object
 from activation_pipeline.platforms.resource import ensure_reachable
 
 SUCCESS = (200, 201, 204)

@@ -186,7 +186,8 @@ def wire_value(name: str, value: Any) -> Any:
     if name == "isBlacklisted":
         return value
     if name == "publishedAt":
-        return utc_wire(value if isinstance(value, (date, datetime)) else _iso_moment(value))
+        moment = value if isinstance(value, (date, datetime)) else _iso_moment(value)
+        return utc_wire(moment) if moment is not None else value  # unparseable text was refused before sending
     if name in URL_FIELDS:
         return value.strip()
     if isinstance(value, float) and value.is_integer():

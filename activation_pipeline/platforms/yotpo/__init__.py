@@ -14,10 +14,7 @@ from pydantic import Field
 from activation_pipeline.platforms.declaration import PlatformSpec
 from activation_pipeline.platforms.resource import PlatformResource, secret_env
 from activation_pipeline.platforms.yotpo.client import YotpoClient
-from activation_pipeline.platforms.yotpo.customer import (
-    activation_problem,
-    error_message,
-)
+from activation_pipeline.platforms.yotpo.customer import activation_problem, error_message
 from activation_pipeline.platforms.yotpo.target import KIND_PATTERN, YotpoTarget
 
 MAX_ITEMS_PER_REQUEST = 1  # no bulk customer endpoint: one customer per PATCH

@@ -59,23 +59,8 @@ from typing import Any
 
 import requests
 
-from activation_pipeline.platforms.base import (
-    ItemOutcome,
-    Op,
-    PlatformError,
-    Record,
-    SyncTarget,
-    answer_error,
-    send_one_by_one,
-)
-from activation_pipeline.platforms.http import (
-    Pacer,
-    PlatformSession,
-    RateHeaders,
-    SessionClient,
-    TokenAuth,
-    pages,
-)
+from activation_pipeline.platforms.base import ItemOutcome, Op, PlatformError, Record, SyncTarget, answer_error, send_one_by_one
+from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient, TokenAuth, pages
 from activation_pipeline.platforms.resource import ensure_reachable
 from activation_pipeline.platforms.yotpo.customer import (
     STANDARD_FIELDS,

@@ -16,19 +16,8 @@ from typing import Any
 
 import requests
 
-from activation_pipeline.platforms.base import (
-    E164_DIGITS,
-    EMAIL,
-    Record,
-    TargetError,
-    non_finite_number,
-)
-from activation_pipeline.platforms.http import (
-    body_parts,
-    error_text,
-    json_object,
-    utc_wire,
-)
+from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, TargetError, non_finite_number
+from activation_pipeline.platforms.http import body_parts, error_text, json_object, utc_wire
 from activation_pipeline.platforms.yotpo.target import IDENTIFIER_FIELDS, YotpoTarget
 
 # --- the customer contract ---------------------------------------------------------------
@@ -186,9 +175,9 @@ def error_parts(body: Any) -> list[str]:
     (it names the field itself), then the rest of the body, then a nested ``status.message``."""
     if not isinstance(body, dict):
         return body_parts(body)
-    listed = body.get("errors") if isinstance(body.get("errors"), list) else []
+    listed = errors if isinstance(errors := body.get("errors"), list) else []
     entries = [str(e.get("message") or e.get("detail") or e) if isinstance(e, dict) else str(e) for e in listed]
-    status = body.get("status") if isinstance(body.get("status"), dict) else {}
+    status = nested if isinstance(nested := body.get("status"), dict) else {}
     return [*entries, *body_parts({k: v for k, v in body.items() if k != "errors"}), str(status.get("message") or "")]
 
 
@@ -210,7 +199,7 @@ def customers_of(response: requests.Response) -> list[dict[str, Any]]:
 
 def next_page_info(response: requests.Response) -> str | None:
     body = json_object(response)
-    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    pagination = nested if isinstance(nested := body.get("pagination"), dict) else {}
     for value in (pagination.get("next_page_info"), pagination.get("page_info"), body.get("next_page_info"), body.get("page_info")):
         if isinstance(value, str) and value:
             return value
