@@ -93,6 +93,7 @@ class BatchClient(SessionClient):
 
     def send(self, target: SyncTarget[BatchTarget], op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
         catalog = target.platform.catalog
+        items: list[dict[str, Any]]
         if op == "delete":
             items = [{"id": r.identifier, "action": self.delete_action} for r in records]
         else:

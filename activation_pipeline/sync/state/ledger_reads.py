@@ -36,7 +36,7 @@ def run_records_query(run_id: str, activation: str, partitions: list[str]) -> st
 def run_records(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, partition_key: str | None, status: str,
                 limit: int) -> list[tuple[str | None, str, str, str]]:
     """(key, change, status, message) of the run's first ``limit`` records with this status."""
-    return [tuple(row) for row in conn.execute(  # type: ignore[misc]
+    return [(key, change, status_, message) for key, change, status_, message in conn.execute(
         f"""SELECT key, change, status, message FROM {SCHEMA}.sync_records
             WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ? AND status = ?
             ORDER BY seq LIMIT {int(limit)}""",
