@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from activation_pipeline_tests.conftest import expected_items, product
+from activation_pipeline_tests.conftest import expected_items, product, run_metadata
 
 FIRST = [product(i) for i in range(1, 26)]
 # run 2: 1-3 leave the segment, 4-6 change price, 26-28 arrive
@@ -18,9 +18,7 @@ THIRD = [product(1)] + [product(i, price=99.0 + i if 4 <= i <= 6 else None, name
                         for i in range(4, 30) if i != 7]
 
 
-def metadata(result: Any, activation: str = "sync_products") -> dict[str, Any]:
-    entry = result.asset_materializations_for_node(f"activations__{activation}")[0].metadata
-    return {k: getattr(v, "value", v) for k, v in entry.items()}
+metadata = run_metadata  # many test files import it from here
 
 
 def run(project, rows) -> dict[str, Any]:
