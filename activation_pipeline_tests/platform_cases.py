@@ -314,7 +314,7 @@ SYNERISE_SEGMENTS = {
         FROM sources.orders o JOIN sources.order_lines l USING (order_id)
         GROUP BY ALL"""},
 }
-SYNERISE_ITEMS = {"segment": "catalog", "object": "catalog:products", "operation": "mirror", "custom_attributes": ["name"],
+SYNERISE_ITEMS = {"segment": "catalog", "concurrency": 2, "object": "catalog:products", "operation": "mirror", "custom_attributes": ["name"],
                   "mapping": {"price": "price", "productUrl": "product_url", "parentId": "parent_sku", "category": "category_path",
                               "image": "image_url"}}
 
@@ -345,7 +345,7 @@ SYNERISE = PlatformCase(
     partitions={"start_date": "2026-09-01"}, tables=SYNERISE_TABLES,
     sources={t: {"path": f"{t}.csv", **({"partition_column": "order_date"} if t == "orders" else {})} for t in SYNERISE_TABLES},
     segments=SYNERISE_SEGMENTS, main_table="products", main_segment="catalog", empty_at_start=tuple(SYNERISE_TABLES),
-    activation_name="to_synerise", activation={"destination": "synerise_test", "concurrency": 2, **SYNERISE_ITEMS},
+    activation_name="to_synerise", activation={"destination": "synerise_test", **SYNERISE_ITEMS},
     row=lambda i, version: synerise_product(i, name=f"Product {i} v{version}" if version else f"Product {i}"),
     invalid_row=lambda i: synerise_product(i, sku="X" * 513),  # item keys hold at most 512 characters
     expected=lambda rows: {r["sku"]: synerise_item(r) for r in rows},

@@ -10,138 +10,34 @@ emulator's products, read through its admin endpoint."""
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import duckdb
 import pytest
 import requests
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
-from activation_pipeline.platforms.base import Record, SyncTarget
+from activation_pipeline.platforms.base import SyncTarget
 from activation_pipeline.platforms.connectif import ConnectifResource
+from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.platform_cases import (
+    CONNECTIF, CONNECTIF_COLUMNS, CONNECTIF_MAPPING, WIRE_AVAILABILITY, connectif_expected, connectif_item)
 from activation_pipeline_tests.test_sync_modes import metadata
 
-COLUMNS = ["sku", "name", "price", "product_url", "image_url", "category_path", "brand", "stock_status"]
-MAPPING = {"name": "name", "unitPrice": "price", "productDetailUrl": "product_url", "imageUrl": "image_url",
-           "categories": "category_path", "brand": "brand", "availability": "stock_status"}
-BASE_ACTIVATION: dict[str, Any] = {
-    "segment": "catalog", "destination": "connectif_test", "object": "products", "identifier": "sku",
-    "mode": "full_then_delta", "operation": "upsert", "mapping": MAPPING, "concurrency": 2,
-}
-WIRE_AVAILABILITY = {"in_stock": "instock", "out_of_stock": "outofstock", "discontinued": "discontinued"}
-
-
-def item(i: int, **overrides: Any) -> dict[str, Any]:
-    row = {"sku": f"SKU-{i:04d}", "name": f"Product {i}", "price": 10.0 + i, "product_url": f"https://shop.example.com/p/{i}",
-           "image_url": f"https://cdn.example.com/img/{i}.jpg", "category_path": "Women/Shoes/Boots" if i % 2 else "Men/Clothing",
-           "brand": "Acme", "stock_status": "in_stock" if i % 3 else "out_of_stock"}
-    row.update(overrides)
-    return row
-
-
-def expected(rows: list[dict[str, Any]], **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """What Connectif should hold for these rows under MAPPING (``overrides``: sku -> fields)."""
-    out = {}
-    for r in rows:
-        out[r["sku"]] = {"name": r["name"], "unitPrice": float(r["price"]), "productDetailUrl": r["product_url"],
-                         "imageUrl": r["image_url"], "categories": [r["category_path"]], "brand": r["brand"],
-                         "availability": WIRE_AVAILABILITY[r["stock_status"]]}
-    for sku, fields in overrides.items():
-        out[sku.replace("_", "-")] = {**out.get(sku.replace("_", "-"), {}), **fields}
-    return out
-
-
-class ConnectifProject:
-    """A throwaway project: products.csv → segments.catalog → Connectif activations."""
-
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
-        self.root, self.sandbox, self.instance = root, sandbox, instance
-        self.config_path = root / "activations.yaml"
-        self.warehouse = root / "warehouse.duckdb"
-        self.activations: dict[str, dict[str, Any]] = {}
-        self.settings: dict[str, Any] = {"backoff_seconds": 0.02, "max_retries": 6}
-
-    def write_products(self, rows: list[dict[str, Any]]) -> None:
-        with open(self.root / "products.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def add_activation(self, name: str = "to_connectif", **overrides: Any) -> str:
-        self.activations[name] = {**BASE_ACTIVATION, **overrides}
-        self.write_config()
-        return name
-
-    def write_config(self) -> None:
-        document = {
-            "sources": {"products": {"path": "products.csv"}},
-            "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT * FROM sources.products"}},
-            "destinations": {"connectif_test": {"platform": "connectif", "secrets": {"api_key": "CONNECTIF_API_KEY"},
-                                                "settings": self.settings}},
-            "activations": self.activations,
-        }
-        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    def materialize(self, activation: str = "to_connectif", raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"]), AssetKey(["activations", activation])]
-        assets = list(defs.assets or []) + list(defs.asset_checks or [])
-        return materialize(assets, selection=selection, resources=defs.resources, instance=self.instance, raise_on_error=raise_on_error)
-
-    def run(self, rows: list[dict[str, Any]], activation: str = "to_connectif") -> dict[str, Any]:
-        self.write_products(rows)
-        return metadata(self.materialize(activation), activation)
-
-    # --- the emulator's side -------------------------------------------------------------
-    def products(self) -> dict[str, dict[str, Any]]:
-        """Every product of the account, keyed by store id, with only the fields that hold a value."""
-        body = requests.get(f"{self.sandbox.url}/_sandbox/connectif/products", timeout=10).json()["products"]
-        return {pid: {k: v for k, v in p.items() if v is not None and k not in ("id", "productId", "createdAt", "updatedAt")}
-                for pid, p in body.items()}
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.sandbox.url}/_sandbox/connectif/{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "connectif", **fault}, timeout=5).raise_for_status()
-
-    # --- the ledger ----------------------------------------------------------------------
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query, params or []).fetchall()
-
-    def last_run_records(self, activation: str = "to_connectif") -> dict[str, tuple[str, str]]:
-        rows = self.sql(
-            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
-            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
-            [activation, activation],
-        )
-        return {key: (status, message) for key, status, message in rows}
-
-    def snapshot_keys(self, activation: str = "to_connectif") -> set[str]:
-        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
-
-    def confirmed_records(self, activation: str = "to_connectif") -> list[Record]:
-        """The last confirmed payload of every record in the snapshot, as the engine would verify it."""
-        rows = self.sql(
-            "SELECT key, payload FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed' "
-            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key", [activation])
-        return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
+COLUMNS = CONNECTIF_COLUMNS
+MAPPING = CONNECTIF_MAPPING
+BASE_ACTIVATION = CONNECTIF.activation
+item = connectif_item
+expected = connectif_expected
 
 
 @pytest.fixture
-def connectif(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> ConnectifProject:
-    monkeypatch.setenv("CONNECTIF_BASE_URL", f"{sandbox.url}/connectif")
-    monkeypatch.delenv("CONNECTIF_API_KEY", raising=False)  # the sandbox's demo key
-    return ConnectifProject(tmp_path, sandbox, instance)
+def connectif(project_for: Callable[[str], Project]) -> Project:
+    """products.csv → segments.catalog → Connectif activations, on the sandbox's demo key."""
+    return project_for("connectif")
 
 
 FIRST = [item(i) for i in range(1, 11)]
@@ -403,7 +299,7 @@ def check_evaluation(result: Any) -> Any:
     return evaluation
 
 
-def verify_job(connectif: ConnectifProject, job: str, run_config: dict[str, Any] | None = None) -> Any:
+def verify_job(connectif: Project, job: str, run_config: dict[str, Any] | None = None) -> Any:
     defs = build_definitions(load_config(connectif.config_path), warehouse=connectif.warehouse)
     return defs.resolve_job_def(job).execute_in_process(run_config=run_config, instance=connectif.instance, raise_on_error=False)
 
