@@ -27,7 +27,7 @@ from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
 
-__all__ = ["Project", "expected_items", "product", "reset_stats", "run_metadata", "sandbox_stats"]
+__all__ = ["Project", "expected_items", "point_at_sandbox", "product", "reset_stats", "run_metadata", "sandbox_stats"]
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +61,7 @@ class Project:
         self.root, self.sandbox, self.instance, self.case = root, sandbox, instance, case
         self.config_path = root / "activations.yaml"
         self.warehouse = root / "warehouse.duckdb"
+        self.destination, self.partitions = case.destination, case.partitions
         self.tables = dict(case.tables)
         self.sources = copy.deepcopy(case.sources)
         self.segments = copy.deepcopy(case.segments)
@@ -88,7 +89,7 @@ class Project:
     def add_activation(self, name: str | None = None, base: dict[str, Any] | None = None, **overrides: Any) -> str:
         """Add (or replace) an activation: the case's default one, or ``base`` on the case's destination."""
         name = name or self.case.activation_name
-        fields = self.case.activation if base is None else {"destination": self.case.destination, **base}
+        fields = self.case.activation if base is None else {"destination": self.destination, **base}
         self.activations[name] = {**fields, **overrides}
         self.write_config()
         return name
@@ -96,11 +97,11 @@ class Project:
     add = add_activation
 
     def write_config(self) -> None:
-        document: dict[str, Any] = {"partitions": self.case.partitions} if self.case.partitions else {}
+        document: dict[str, Any] = {"partitions": self.partitions} if self.partitions else {}
         document.update({
             "sources": self.sources,
             "segments": self.segments,
-            "destinations": {self.case.destination: {**self.case.destination_entry, "settings": {**self.settings, **self.destination_settings}}},
+            "destinations": {self.destination: {**self.case.destination_entry, "settings": {**self.settings, **self.destination_settings}}},
             "activations": self.activations,
         })
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -207,13 +208,17 @@ def project_for(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
                 monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Project]:
     """``project_for(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
     def make(platform: str) -> Project:
-        case = CASES[platform]
-        variable, path = case.base_url
-        monkeypatch.setenv(variable, f"{sandbox.url}{path}")
-        for name in case.secret_envs:
-            monkeypatch.delenv(name, raising=False)
-        return Project(tmp_path, sandbox, instance, case)
+        return Project(tmp_path, sandbox, instance, point_at_sandbox(CASES[platform], sandbox, monkeypatch))
     return make
+
+
+def point_at_sandbox(case: PlatformCase, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> PlatformCase:
+    """The platform's client sends to the sandbox's emulator, with the sandbox's demo credentials (secrets unset)."""
+    variable, path = case.base_url
+    monkeypatch.setenv(variable, f"{sandbox.url}{path}")
+    for name in case.secret_envs:
+        monkeypatch.delenv(name, raising=False)
+    return case
 
 
 @pytest.fixture
