@@ -23,15 +23,11 @@ from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import SyncTarget
 from activation_pipeline.platforms.connectif import ConnectifResource
 from activation_pipeline_tests.conftest import Project
-from activation_pipeline_tests.platform_cases import (
-    CONNECTIF, CONNECTIF_COLUMNS, CONNECTIF_MAPPING, WIRE_AVAILABILITY, connectif_expected, connectif_item)
+from activation_pipeline_tests.platform_cases import CONNECTIF_MAPPING as MAPPING
+from activation_pipeline_tests.platform_cases import WIRE_AVAILABILITY
+from activation_pipeline_tests.platform_cases import connectif_expected as expected
+from activation_pipeline_tests.platform_cases import connectif_item as item
 from activation_pipeline_tests.test_sync_modes import metadata
-
-COLUMNS = CONNECTIF_COLUMNS
-MAPPING = CONNECTIF_MAPPING
-BASE_ACTIVATION = CONNECTIF.activation
-item = connectif_item
-expected = connectif_expected
 
 
 @pytest.fixture

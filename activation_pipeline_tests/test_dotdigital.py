@@ -17,13 +17,11 @@ import requests
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline_tests.conftest import Project
-from activation_pipeline_tests.platform_cases import DOTDIGITAL, DOTDIGITAL_COLUMNS, dotdigital_contact, dotdigital_person
+from activation_pipeline_tests.platform_cases import DOTDIGITAL_COLUMNS as COLUMNS
+from activation_pipeline_tests.platform_cases import dotdigital_contact as contact
+from activation_pipeline_tests.platform_cases import dotdigital_person as person
 
-COLUMNS = DOTDIGITAL_COLUMNS
-LIST_ACTIVATION = DOTDIGITAL.activation
 STANDARD = {"FIRSTNAME": "String", "LASTNAME": "String", "FULLNAME": "String", "GENDER": "String", "POSTCODE": "String"}
-person = dotdigital_person
-contact = dotdigital_contact
 
 
 @pytest.fixture

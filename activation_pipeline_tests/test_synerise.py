@@ -20,11 +20,12 @@ from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.synerise import SyneriseResource
 from activation_pipeline_tests.conftest import Project
-from activation_pipeline_tests.platform_cases import SYNERISE_ITEMS, synerise_item, synerise_product
+from activation_pipeline_tests.platform_cases import SYNERISE_ITEMS as ITEMS
+from activation_pipeline_tests.platform_cases import synerise_item as item
+from activation_pipeline_tests.platform_cases import synerise_product as product
 
 PROFILES = {"segment": "people", "concurrency": 2, "object": "profiles", "custom_attributes": ["tier", "ltv"],
             "mapping": {"email": "email", "firstName": "first_name", "lastName": "last_name", "phone": "phone"}}
-ITEMS = SYNERISE_ITEMS
 SUBSCRIPTIONS = {"segment": "newsletter", "concurrency": 2, "object": "subscriptions", "identifier": "email",
                  "mapping": {"agreements.email": "subscribed"}}
 TRANSACTIONS = {"segment": "orders_with_lines", "concurrency": 2, "object": "transactions", "custom_attributes": ["store_view"],
@@ -50,10 +51,6 @@ def profile(row: dict[str, Any]) -> dict[str, Any]:
     out = {"customId": str(row["customer_id"]), "email": row["email"], "firstName": row["first_name"], "lastName": row["last_name"],
            "phone": row["phone"]}
     return {**out, "attributes": attributes} if attributes else out
-
-
-product = synerise_product
-item = synerise_item
 
 
 # --- profiles ---------------------------------------------------------------------------------

@@ -9,9 +9,8 @@ endpoint."""
 
 from __future__ import annotations
 
-import json
-
 import csv
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,13 +23,10 @@ from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.yotpo import YotpoClient, YotpoResource
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.conftest import Project
-from activation_pipeline_tests.platform_cases import YOTPO, YOTPO_COLUMNS, YOTPO_STORE, yotpo_by_email, yotpo_person
-
-STORE = YOTPO_STORE
-COLUMNS = YOTPO_COLUMNS
-BASE_ACTIVATION = YOTPO.activation
-person = yotpo_person
-by_email = yotpo_by_email
+from activation_pipeline_tests.platform_cases import YOTPO
+from activation_pipeline_tests.platform_cases import YOTPO_STORE as STORE
+from activation_pipeline_tests.platform_cases import yotpo_by_email as by_email
+from activation_pipeline_tests.platform_cases import yotpo_person as person
 
 
 @pytest.fixture
