@@ -51,11 +51,14 @@ def test_upsert_creates_products_then_sends_only_adds_and_changes(connectif):
     connectif.add_activation()
     first = connectif.run(FIRST)
     assert (first["added_planned"], first["added_succeeded"], first["invalid"], first["requests"]) == (10, 10, 0, 10)
+    assert connectif.stats()["items_received"] == 10  # as Connectif counted them (its check's reads are not edits)
     assert connectif.products() == expected(FIRST)
 
+    connectif.reset_stats()
     second = connectif.run(SECOND)
     assert (second["added_succeeded"], second["changed_succeeded"], second["unchanged_skipped"]) == (2, 3, 5)
     assert (second["removed_left_in_platform"], second["requests"]) == (2, 5)
+    assert connectif.stats()["items_received"] == 5  # only the added and changed reached Connectif
     assert connectif.products() == {**expected(FIRST), **expected(SECOND)}
 
     third = connectif.run(THIRD)
@@ -107,11 +110,15 @@ def test_removal_delete_on_an_account_without_delete_stops_with_the_way_out(conn
 def test_full_only_upsert_resends_every_product_every_run(connectif):
     connectif.add_activation(mode="full_only")
     assert connectif.run(FIRST)["added_succeeded"] == 10
+    connectif.reset_stats()
     second = connectif.run(SECOND)
     assert (second["added_succeeded"], second["changed_succeeded"], second["unchanged_resent"]) == (2, 3, 5)
     assert second["requests"] == 10
+    assert connectif.stats()["items_received"] == 10  # Connectif really received the unchanged five again
+    connectif.reset_stats()
     third = connectif.run(THIRD)
     assert third["requests"] == len(THIRD)
+    assert connectif.stats()["items_received"] == len(THIRD)
     assert connectif.products() == {**expected(FIRST), **expected(SECOND), **expected(THIRD)}
 
 
@@ -146,8 +153,10 @@ def test_update_only_updates_existing_products_and_skips_the_rest_until_they_exi
     second = connectif.run(rows)
     assert (second["added_succeeded"], second["skipped"]) == (1, 1)  # 4 exists now; 5 still does not
     assert connectif.products()["SKU-0004"]["unitPrice"] == 14.0
+    connectif.reset_stats()
     third = connectif.run(rows)
     assert (third["skipped"], third["requests"]) == (1, 1)  # only 5 is read again
+    assert connectif.stats()["items_received"] == 0  # Connectif received no write
     assert set(connectif.products()) == {f"SKU-{i:04d}" for i in range(1, 5)}
 
 

@@ -61,6 +61,7 @@ def test_profiles_always_carry_custom_id_email_and_names_over_three_runs(syneris
     synerise.write("customers", first)
     result = synerise.sync("to_profiles")
     assert (result["added_succeeded"], result["requests"]) == (5, 2)  # a login, one batch
+    assert (synerise.stats()["total_requests"], synerise.stats()["items_received"]) == (2, 5)  # as Synerise counted them
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in range(1, 6)}
 
     second = [customer(i, first_name="Renamed") if i == 2 else customer(i) for i in range(2, 8)]  # 1 leaves, 6-7 arrive
@@ -177,8 +178,10 @@ def test_a_rerun_day_does_not_duplicate_events_and_products_arrive_nested(syneri
     assert o3["revenue"] == {"amount": 59.94, "currency": "EUR"} and o3["metadata"] == {"store_view": "fr_fr"}
     assert o3["recordedAt"] == f"{DAY}T13:00:00Z"
 
+    synerise.reset_stats()
     again = synerise.sync("to_transactions", {"full_resync": True}, partition=DAY)
     assert again["unchanged_resent"] == 3
+    assert synerise.stats()["items_received"] == 3  # Synerise really received the day's three again
     assert synerise.state("events")["counts"] == counts  # eventSalt = order id: overwritten, not duplicated
     assert len(synerise.state("transactions")["transactions"]) == 3
 
@@ -218,6 +221,7 @@ def test_429_with_retry_after_is_waited_out_and_an_expired_token_replaced(syneri
     assert (result["added_succeeded"], result["retries"]) == (4, 1)
     assert time.monotonic() - started >= 1.0
     assert result["requests"] == 2 + 2 + 1 + 1  # two logins, two batches, one retry after 429, one replay after 401
+    assert synerise.stats()["statuses"].get("429") == 1 and synerise.stats()["statuses"].get("401") == 1
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in range(1, 5)}
 
 

@@ -50,12 +50,15 @@ def test_upsert_creates_customers_then_sends_only_adds_and_changes(yotpo):
     first = yotpo.run(FIRST)
     assert (first["added_planned"], first["added_succeeded"], first["invalid"], first["skipped"]) == (10, 10, 0, 0)
     assert first["requests"] == 11  # one access token + one PATCH per customer (no bulk endpoint)
+    assert (yotpo.stats()["total_requests"], yotpo.stats()["items_received"]) == (11, 10)  # as Yotpo counted them
     assert yotpo.customers() == by_email(FIRST)
 
+    yotpo.reset_stats()
     second = yotpo.run(SECOND)
     assert (second["added_planned"], second["changed_planned"], second["unchanged_skipped"]) == (2, 3, 5)
     assert (second["added_succeeded"], second["changed_succeeded"], second["removed_left_in_platform"]) == (2, 3, 2)
     assert second["requests"] == 1 + 5  # only what changed is sent
+    assert yotpo.stats()["items_received"] == 5
     assert yotpo.customers() == {**by_email(FIRST), **by_email(SECOND)}
 
     third = yotpo.run(THIRD)
@@ -143,6 +146,7 @@ def test_update_only_by_email_reads_the_store_once_and_updates_only_known_emails
     result = yotpo.run([person(i) for i in range(1, 5)])
     assert (result["added_succeeded"], result["skipped"]) == (2, 2)
     assert result["requests"] == 1 + 1 + 2  # token, one page of the store's customers, two PATCHes
+    assert yotpo.stats()["total_requests"] == 4  # as Yotpo counted them
     assert yotpo.customers() == {
         "SHOP-1": {"external_id": "SHOP-1", "email": "person.1@example.com", "first_name": "First1", "last_name": "Last1",
                    "custom_properties": {"tier": "gold"}},
@@ -161,6 +165,7 @@ def test_malformed_or_missing_emails_and_phones_are_invalid_and_never_sent(yotpo
     result = yotpo.run(rows)
     assert (result["added_succeeded"], result["invalid"]) == (4, 3)
     assert result["requests"] == 1 + 4
+    assert yotpo.stats()["items_received"] == 4  # Yotpo never received the three invalid ones
     records = yotpo.last_run_records()
     assert {k: v[0] for k, v in records.items()} == {"1": "confirmed", "7": "invalid", "8": "invalid", "9": "invalid",
                                                      "13": "confirmed", "14": "confirmed", "15": "confirmed"}
@@ -265,6 +270,7 @@ def test_an_expired_token_is_replaced_once_and_the_request_replayed(yotpo):
     result = yotpo.run([person(i) for i in range(1, 4)])
     assert result["added_succeeded"] == 3
     assert result["requests"] == 2 + 3 + 1  # two tokens, three PATCHes, one replay
+    assert yotpo.stats()["statuses"] == {"200": 5, "401": 1}  # as Yotpo answered them
     assert yotpo.customers() == by_email([person(i) for i in range(1, 4)])
 
 
