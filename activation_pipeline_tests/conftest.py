@@ -8,7 +8,6 @@ import copy
 import csv
 import functools
 import json
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,13 +20,13 @@ import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
-from activation_pipeline.config import load_config
+from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
 
-__all__ = ["Project", "expected_items", "point_at_sandbox", "product", "reset_stats", "run_metadata", "sandbox_stats"]
+__all__ = ["Project", "activation_selection", "expected_items", "point_at_sandbox", "product", "reset_stats", "run_metadata", "sandbox_stats"]
 
 
 @pytest.fixture(scope="session")
@@ -111,11 +110,9 @@ class Project:
                     raise_on_error: bool = True, partition: str | None = None):
         """The activation with its segment and the segment's sources, as Materialize in the UI does."""
         activation = activation or self.case.activation_name
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        segment = self.activations[activation]["segment"] if activation in self.activations else self.case.main_segment
-        sql = self.segments.get(segment, {}).get("sql", "")
-        sources = [name for name in self.sources if re.search(rf"\bsources\.{re.escape(name)}\b", sql)]
-        selection = [AssetKey(["sources", s]) for s in sources] + [AssetKey(["segments", segment]), AssetKey(["activations", activation])]
+        project = load_config(self.config_path)
+        defs = build_definitions(project, warehouse=self.warehouse)
+        selection = activation_selection(project, activation)
         config = {"ops": {f"activations__{activation}": {"config": run_config}}} if run_config else None
         assets = list(defs.assets or []) + list(defs.asset_checks or [])
         return materialize(assets, selection=selection, resources=defs.resources, run_config=config,
@@ -189,6 +186,13 @@ class Project:
             "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key",
             [activation or self.case.activation_name])
         return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
+
+
+def activation_selection(config: ProjectConfig, activation: str) -> list[AssetKey]:
+    """The activation, its segment and the sources the segment reads, as the config declares them."""
+    segment = config.activations[activation].segment
+    sources = sorted(config.segments[segment].referenced_tables("sources"))
+    return [AssetKey(["sources", s]) for s in sources] + [AssetKey(["segments", segment]), AssetKey(["activations", activation])]
 
 
 def run_metadata(result: Any, activation: str = "sync_products") -> dict[str, Any]:

@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import pytest
 import requests
-from dagster import AssetKey, materialize
+from dagster import materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import SyncTarget
 from activation_pipeline.platforms.connectif import ConnectifResource
-from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.conftest import Project, activation_selection
 from activation_pipeline_tests.platform_cases import CONNECTIF_MAPPING as MAPPING
 from activation_pipeline_tests.platform_cases import WIRE_AVAILABILITY
 from activation_pipeline_tests.platform_cases import connectif_expected as expected
@@ -282,11 +282,12 @@ def test_a_wrong_api_key_stops_the_run_without_leaking_the_secret(connectif, mon
 
 def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(connectif, tmp_path):
     demo = Path(__file__).resolve().parents[1] / "data" / "activations.yaml"
-    defs = build_definitions(load_config(demo), warehouse=tmp_path / "demo.duckdb")
-    selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "connectif_catalog"]), AssetKey(["activations", "catalog_to_connectif"])]
-    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=selection, resources=defs.resources,
-                         instance=connectif.instance)
-    assert metadata(result, "catalog_to_connectif")["invalid"] == 0
+    config = load_config(demo)
+    defs = build_definitions(config, warehouse=tmp_path / "demo.duckdb")
+    [activation] = [name for name, a in config.activations.items() if config.destinations[a.destination].platform == "connectif"]
+    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=activation_selection(config, activation),
+                         resources=defs.resources, instance=connectif.instance)
+    assert metadata(result, activation)["invalid"] == 0
     with open(demo.parent / "demo" / "products.csv", newline="") as handle:
         rows = {r["sku"]: r for r in csv.DictReader(handle)}
     products = connectif.products()
