@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
 
-__all__ = ["Project", "activation_selection", "expected_items", "point_at_sandbox", "product", "reset_stats", "run_metadata", "sandbox_stats"]
+__all__ = ["Project", "activation_selection", "burst", "expected_items", "point_at_sandbox", "product", "reset_stats", "run_metadata", "sandbox_stats"]
 
 
 @pytest.fixture(scope="session")
@@ -285,6 +286,13 @@ def stop_wall_clock_automation(url: str) -> list[str]:
 def sandbox_stats(sandbox: Any, platform: str = "batch") -> dict[str, Any]:
     """What a platform's emulator itself counted (requests, items received): the platform's view, not the engine's."""
     return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()[platform]
+
+
+def burst(send: Callable[[int], Any], count: int) -> list[Any]:
+    """``send(0)`` … ``send(count - 1)`` all at once, one thread each: a rate limit's bucket cannot refill
+    between them however busy the machine, as it may between requests sent one after another."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(send, range(count)))
 
 
 def reset_stats(sandbox: Any) -> None:
