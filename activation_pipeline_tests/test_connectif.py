@@ -213,6 +213,7 @@ def test_429_with_retry_after_is_waited_out(connectif):
     started = time.monotonic()
     result = connectif.run(FIRST[:3])
     assert (result["added_succeeded"], result["retries"]) == (3, 2)
+    assert connectif.stats()["statuses"].get("429") == 2  # Connectif did refuse twice
     assert time.monotonic() - started >= 1.0
     assert connectif.products() == expected(FIRST[:3])
 

@@ -228,6 +228,7 @@ def test_429s_with_retry_after_are_waited_out(dd):
     started = time.monotonic()
     result = dd.run(FIRST)
     assert (result["added_succeeded"], result["retries"]) == (5, 2)
+    assert dd.stats()["statuses"].get("429") == 2  # Dotdigital did refuse twice
     assert time.monotonic() - started >= 1.0
     assert dd.members() == sorted(r["email"] for r in FIRST)
 
@@ -238,6 +239,7 @@ def test_the_shared_rate_limit_is_honoured(dd):
         dd.add(max_items_per_request=2)
         result = dd.run(FIRST)
         assert result["added_succeeded"] == 5 and result["retries"] > 0  # 429s were met and waited out
+        assert dd.stats()["statuses"].get("429", 0) > 0  # as Dotdigital answered them
         assert dd.members() == sorted(r["email"] for r in FIRST)
     finally:
         requests.post(f"{dd.sandbox.url}/_sandbox/ratelimit", json={"enabled": False}, timeout=5).raise_for_status()

@@ -215,6 +215,7 @@ def test_429_with_retry_after_is_waited_out(yotpo):
     started = time.monotonic()
     result = yotpo.run([person(i) for i in range(1, 4)])
     assert (result["added_succeeded"], result["retries"]) == (3, 2)
+    assert yotpo.stats()["statuses"].get("429") == 2  # Yotpo did refuse twice
     assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
     assert yotpo.customers() == by_email([person(i) for i in range(1, 4)])
 
@@ -257,6 +258,7 @@ def test_a_store_limit_shared_with_another_client_is_still_honoured(yotpo):
         result = yotpo.run(rows)
         assert (result["status"], result["added_succeeded"]) == ("succeeded", 12)
         assert result["retries"] > 0  # the limit was really hit
+        assert yotpo.stats()["statuses"].get("429", 0) > 0  # as Yotpo answered it
         assert yotpo.customers() == by_email(rows)
     finally:
         stop.set()
