@@ -27,7 +27,8 @@ from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
 
-__all__ = ["Project", "activation_selection", "burst", "expected_items", "point_at_sandbox", "product", "reset_stats", "run_metadata", "sandbox_stats"]
+__all__ = ["Project", "activation_selection", "burst", "expected_items", "point_at_sandbox", "product", "reset_stats",
+           "run_metadata", "sandbox_stats"]
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +46,6 @@ def _clean_sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("BATCH_BASE_URL", f"{server.url}/batch/2.11")
     for name in ("BATCH_REST_API_KEY", "BATCH_PROJECT_KEY"):
         monkeypatch.delenv(name, raising=False)
-
-
-BASE_ACTIVATION = BATCH.activation  # the Batch tests' default activation
 
 
 class Project:
@@ -90,7 +88,7 @@ class Project:
         """Add (or replace) an activation: the case's default one, or ``base`` on the case's destination."""
         name = name or self.case.activation_name
         fields = self.case.activation if base is None else {"destination": self.destination, **base}
-        self.activations[name] = {**fields, **overrides}
+        self.activations[name] = copy.deepcopy({**fields, **overrides})  # a test may edit it; the case stays
         self.write_config()
         return name
 

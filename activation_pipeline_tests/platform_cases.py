@@ -5,18 +5,21 @@ it to the platform contract (`test_platform_contract.py`).
 A case provides, as data:
 
 * ``platform``, ``destination`` (the name in the config) and ``destination_entry`` (its config
-  entry: platform, secrets by env var, short-backoff settings), plus ``base_url`` (the env var and
-  the sandbox path it points at) and the secret env vars left unset, so the sandbox's demo
-  credentials apply;
+  entry: platform, secrets by env var, settings with a short ``backoff_seconds``; the contract sets
+  ``max_retries`` to 0 in one test), plus ``base_url`` (the env var and the sandbox path it points
+  at) and the secret env vars left unset, so the sandbox's demo credentials apply;
 * the project's shape: ``tables`` (source → CSV columns), ``sources``, ``segments``, ``partitions``,
   the ``main_table``/``main_segment`` a test writes rows to, and the default activation
   (``activation_name``, ``activation``);
 * demo-ish rows: ``row(i, version)`` (version 0 first, a higher version changes a mapped field)
   and ``invalid_row(i)`` (an identifier the platform cannot accept; the engine must never send it);
+  the default activation must take ``operation: upsert`` (and ``mirror`` where the platform declares it);
 * how to read the emulator: ``held(project)`` → the live records it holds, keyed and shaped as
   ``expected(rows)`` says they should be (through the sandbox's own ``/_sandbox/<platform>/...``
-  routes, never the engine's report); ``sent_id(row)``: the id a ``reject_ids`` fault names for the
-  row; ``edit_path``: a ``path_contains`` that matches the requests carrying records;
+  routes, never the engine's report; a mirror leaver must be gone from it, or marked as the
+  platform marks removals); ``sent_id(row)``: the id a ``reject_ids`` fault names for the row;
+  ``edit_path``: a ``path_contains`` that matches the requests carrying records. The emulator must
+  count those records in ``items_received`` of ``/_sandbox/stats``;
 * ``views``: the platform's own readers and seeders, called as methods of the project
   (``project.catalog()`` on Batch, ``yotpo.customers()``, ``dd.members()``, …).
 
