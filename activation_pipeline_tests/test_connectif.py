@@ -127,8 +127,10 @@ def test_delete_only_discontinues_the_products_of_the_dataset(connectif):
     connectif.add_activation("seed", mode="full_only")
     connectif.run(seed, "seed")
     connectif.add_activation(mode="full_only", operation="delete_only", mapping={})
+    connectif.reset_stats()
     first = connectif.run([item(i) for i in range(1, 4)] + [item(99)])  # 99 was never in Connectif
     assert (first["added_succeeded"], first["requests"]) == (4, 4 + 3)  # read each, discontinue the 3 that exist
+    assert connectif.stats()["items_received"] == 3  # as Connectif counted the writes
     assert connectif.last_run_records()["SKU-0099"] == ("confirmed", "not in Connectif: nothing to discontinue")
     connectif.run([item(i) for i in range(3, 6)])
     connectif.run([item(20)])
