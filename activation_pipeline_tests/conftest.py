@@ -4,10 +4,14 @@ real materializations that send real HTTP to the emulator."""
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
+import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +21,14 @@ import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
-from activation_pipeline.config import load_config
+from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
+from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
+
+__all__ = ["Project", "activation_selection", "burst", "expected_items", "point_at_sandbox", "product", "reset_stats",
+           "run_metadata", "sandbox_stats"]
 
 
 @pytest.fixture(scope="session")
@@ -39,78 +48,156 @@ def _clean_sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(name, raising=False)
 
 
-BASE_ACTIVATION = {
-    "segment": "catalog",
-    "destination": "batch_test",
-    "object": "products",
-    "identifier": "sku",
-    "mapping": {"name": "name", "price": "price"},
-    "custom_attributes": ["brand"],
-    "max_items_per_request": 10,
-    "concurrency": 2,
-}
-
-
 class Project:
-    """A throwaway activation project: products.csv → segments.catalog → one activation."""
+    """A throwaway activation project on one platform's emulator: CSV sources → segments → activations.
 
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
-        self.root, self.sandbox, self.instance = root, sandbox, instance
+    Its shape (tables, segments, destination, default activation) and its readers of the
+    emulator come from a `PlatformCase` (platform_cases.py); the case's ``views`` are called as
+    methods (``project.catalog()`` on Batch), and ``write_<table>(rows)`` writes a source CSV."""
+
+    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance, case: PlatformCase = BATCH):
+        self.root, self.sandbox, self.instance, self.case = root, sandbox, instance, case
         self.config_path = root / "activations.yaml"
         self.warehouse = root / "warehouse.duckdb"
+        self.destination, self.partitions = case.destination, case.partitions
+        self.tables = dict(case.tables)
+        self.sources = copy.deepcopy(case.sources)
+        self.segments = copy.deepcopy(case.segments)
         self.activations: dict[str, dict[str, Any]] = {}
-        self.segment_sql = "SELECT sku, name, price, brand FROM sources.products"
-        self.destination_settings: dict[str, Any] = {}  # merged over the defaults below (timeout_seconds, …)
+        self.settings: dict[str, Any] = copy.deepcopy(case.destination_entry["settings"])
+        self.destination_settings: dict[str, Any] = {}  # merged over settings (timeout_seconds, …)
+        for table in case.empty_at_start:
+            self.write(table, [])
 
     # --- arrange -------------------------------------------------------------------
-    def write_products(self, rows: list[dict[str, Any]]) -> None:
-        with open(self.root / "products.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["sku", "name", "price", "brand"])
+    @property
+    def segment_sql(self) -> str:
+        return self.segments[self.case.main_segment]["sql"]
+
+    @segment_sql.setter
+    def segment_sql(self, sql: str) -> None:
+        self.segments[self.case.main_segment]["sql"] = sql
+
+    def write(self, table: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+        with open(self.root / f"{table}.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns or self.tables[table])
             writer.writeheader()
             writer.writerows(rows)
 
-    def add_activation(self, name: str = "sync_products", **overrides: Any) -> str:
-        self.activations[name] = {**BASE_ACTIVATION, **overrides}
+    def add_activation(self, name: str | None = None, base: dict[str, Any] | None = None, **overrides: Any) -> str:
+        """Add (or replace) an activation: the case's default one, or ``base`` on the case's destination."""
+        name = name or self.case.activation_name
+        fields = self.case.activation if base is None else {"destination": self.destination, **base}
+        self.activations[name] = copy.deepcopy({**fields, **overrides})  # a test may edit it; the case stays
         self.write_config()
         return name
 
+    add = add_activation
+
     def write_config(self) -> None:
-        document = {
-            "sources": {"products": {"path": "products.csv"}},
-            "segments": {"catalog": {"primary_key": "sku", "sql": self.segment_sql}},
-            "destinations": {"batch_test": {"platform": "batch", "secrets": {"rest_api_key": "BATCH_REST_API_KEY", "project_key": "BATCH_PROJECT_KEY"},
-                                          # short backoff keeps fault tests fast; Retry-After is still honoured
-                                          "settings": {"backoff_seconds": 0.02, "max_retries": 6, **self.destination_settings}}},
+        document: dict[str, Any] = {"partitions": self.partitions} if self.partitions else {}
+        document.update({
+            "sources": self.sources,
+            "segments": self.segments,
+            "destinations": {self.destination: {**self.case.destination_entry, "settings": {**self.settings, **self.destination_settings}}},
             "activations": self.activations,
-        }
+        })
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
 
     # --- act -----------------------------------------------------------------------
-    def materialize(self, activation: str = "sync_products", run_config: dict[str, Any] | None = None, raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"]), AssetKey(["activations", activation])]
+    def materialize(self, activation: str | None = None, run_config: dict[str, Any] | None = None,
+                    raise_on_error: bool = True, partition: str | None = None):
+        """The activation with its segment and the segment's sources, as Materialize in the UI does."""
+        activation = activation or self.case.activation_name
+        project = load_config(self.config_path)
+        defs = build_definitions(project, warehouse=self.warehouse)
+        selection = activation_selection(project, activation)
         config = {"ops": {f"activations__{activation}": {"config": run_config}}} if run_config else None
         assets = list(defs.assets or []) + list(defs.asset_checks or [])
         return materialize(assets, selection=selection, resources=defs.resources, run_config=config,
-                           instance=self.instance, raise_on_error=raise_on_error)
+                           instance=self.instance, partition_key=partition, raise_on_error=raise_on_error)
 
-    # --- assert --------------------------------------------------------------------
-    def catalog(self, name: str = "products") -> dict[str, dict[str, Any]]:
-        response = requests.get(f"{self.sandbox.url}/_sandbox/batch/catalogs/{name}/items", timeout=10)
-        if response.status_code == 404:
-            return {}
+    def sync(self, activation: str | None = None, run_config: dict[str, Any] | None = None, partition: str | None = None,
+             raise_on_error: bool = True) -> Any:
+        """Materialize; the activation's metadata if the run succeeded, else the run's result."""
+        activation = activation or self.case.activation_name
+        result = self.materialize(activation, run_config=run_config, partition=partition, raise_on_error=raise_on_error)
+        return run_metadata(result, activation) if result.success else result
+
+    def run(self, rows: list[dict[str, Any]], activation: str | None = None, columns: list[str] | None = None) -> dict[str, Any]:
+        """Write ``rows`` as the main table, materialize, and return the activation's metadata."""
+        self.write(self.case.main_table, rows, columns)
+        activation = activation or self.case.activation_name
+        return run_metadata(self.materialize(activation), activation)
+
+    # --- the emulator's side ---------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        case = self.__dict__.get("case")
+        if case is not None and name in case.views:
+            return functools.partial(case.views[name], self)
+        if case is not None and name.startswith("write_") and name[len("write_"):] in self.__dict__.get("tables", {}):
+            return functools.partial(self.write, name[len("write_"):])
+        raise AttributeError(f"{type(self).__name__} on {case.platform if case else '?'} has no attribute {name!r}")
+
+    def held(self) -> dict[str, Any]:
+        """The live records the platform holds, keyed and shaped as the case's ``expected``."""
+        return self.case.held(self)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        response = requests.request(method, f"{self.sandbox.url}/_sandbox/{self.case.platform}/{path}", json=body, timeout=10)
         response.raise_for_status()
-        return response.json()["items"]
+        return response.json()
 
+    def fault(self, **fault: Any) -> None:
+        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": self.case.platform, **fault},
+                      timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        """What this platform's emulator itself counted (requests, statuses, items received)."""
+        return sandbox_stats(self.sandbox, self.case.platform)
+
+    def reset_stats(self) -> None:
+        reset_stats(self.sandbox)
+
+    # --- the ledger --------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as conn:
             return conn.execute(query, params or []).fetchall()
 
-    def snapshot_keys(self, activation: str = "sync_products") -> set[str]:
-        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
+    def snapshot_keys(self, activation: str | None = None) -> set[str]:
+        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation or self.case.activation_name}"')}
 
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "batch", **fault}, timeout=5).raise_for_status()
+    def last_run_records(self, activation: str | None = None) -> dict[str, tuple[str, str]]:
+        activation = activation or self.case.activation_name
+        rows = self.sql(
+            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
+            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
+            [activation, activation])
+        return {key: (status, message) for key, status, message in rows}
+
+    def confirmed_records(self, activation: str | None = None) -> list[Record]:
+        """The last confirmed payload of every record in the snapshot, as the engine would verify it."""
+        rows = self.sql(
+            "SELECT key, payload FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed' "
+            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key",
+            [activation or self.case.activation_name])
+        return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
+
+
+def activation_selection(config: ProjectConfig, activation: str) -> list[AssetKey]:
+    """The activation, its segment and the sources the segment reads, as the config declares them."""
+    segment = config.activations[activation].segment
+    sources = sorted(config.segments[segment].referenced_tables("sources"))
+    return [AssetKey(["sources", s]) for s in sources] + [AssetKey(["segments", segment]), AssetKey(["activations", activation])]
+
+
+def run_metadata(result: Any, activation: str = "sync_products") -> dict[str, Any]:
+    """The activation's materialization metadata, values unwrapped."""
+    entry = result.asset_materializations_for_node(f"activations__{activation}")[0].metadata
+    return {k: getattr(v, "value", v) for k, v in entry.items()}
 
 
 @pytest.fixture
@@ -120,8 +207,27 @@ def instance() -> Iterator[DagsterInstance]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, sandbox: Any, instance: DagsterInstance) -> Project:
-    return Project(tmp_path, sandbox, instance)
+def project_for(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
+                monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Project]:
+    """``project_for(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
+    def make(platform: str) -> Project:
+        return Project(tmp_path, sandbox, instance, point_at_sandbox(CASES[platform], sandbox, monkeypatch))
+    return make
+
+
+def point_at_sandbox(case: PlatformCase, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> PlatformCase:
+    """The platform's client sends to the sandbox's emulator, with the sandbox's demo credentials (secrets unset)."""
+    variable, path = case.base_url
+    monkeypatch.setenv(variable, f"{sandbox.url}{path}")
+    for name in case.secret_envs:
+        monkeypatch.delenv(name, raising=False)
+    return case
+
+
+@pytest.fixture
+def project(project_for: Callable[[str], Project]) -> Project:
+    """The Batch project most engine tests use."""
+    return project_for("batch")
 
 
 def free_port() -> int:
@@ -175,19 +281,18 @@ def stop_wall_clock_automation(url: str) -> list[str]:
     return stopped
 
 
-def sandbox_stats(sandbox: Any) -> dict[str, Any]:
-    """What the Batch emulator itself counted (requests, items received): the platform's view, not the engine's."""
-    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()["batch"]
+def sandbox_stats(sandbox: Any, platform: str = "batch") -> dict[str, Any]:
+    """What a platform's emulator itself counted (requests, items received): the platform's view, not the engine's."""
+    return requests.get(f"{sandbox.url}/_sandbox/stats", timeout=10).json()[platform]
+
+
+def burst(send: Callable[[int], Any], count: int) -> list[Any]:
+    """``send(0)`` … ``send(count - 1)`` all at once, one thread each: a rate limit's bucket cannot refill
+    between them however busy the machine, as it may between requests sent one after another."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(send, range(count)))
 
 
 def reset_stats(sandbox: Any) -> None:
     requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
 
-
-def product(i: int, price: float | None = None, name: str | None = None, brand: str = "Acme") -> dict[str, Any]:
-    return {"sku": f"SKU-{i:04d}", "name": name or f"Product {i}", "price": price if price is not None else 10.0 + i, "brand": brand}
-
-
-def expected_items(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """What Batch should hold for these rows under the BASE_ACTIVATION mapping."""
-    return {r["sku"]: {"name": r["name"], "price": float(r["price"]), "brand": r["brand"]} for r in rows}

@@ -59,10 +59,12 @@ def test_the_full_resync_job_resends_everything_and_deletes_nothing(project, ins
     project.materialize()
     project.write_products(rows[:6])
     defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
+    project.reset_stats()
     result = defs.resolve_job_def("full_resync_sync_products").execute_in_process(instance=instance)
     assert result.success
     meta = result.asset_materializations_for_node("activations__sync_products")[0].metadata
     assert meta["unchanged_resent"].value == 6 and meta["removed_planned"].value == 0
+    assert project.stats()["items_received"] == 6  # Batch received the six again, and no deletion
     assert project.catalog() == expected_items(rows)
 
 

@@ -10,139 +10,31 @@ emulator's products, read through its admin endpoint."""
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import duckdb
 import pytest
 import requests
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.platforms.base import Record, SyncTarget
+from activation_pipeline.platforms.base import SyncTarget
 from activation_pipeline.platforms.connectif import ConnectifResource
+from activation_pipeline_tests.conftest import Project, activation_selection
+from activation_pipeline_tests.platform_cases import CONNECTIF_MAPPING as MAPPING
+from activation_pipeline_tests.platform_cases import WIRE_AVAILABILITY
+from activation_pipeline_tests.platform_cases import connectif_expected as expected
+from activation_pipeline_tests.platform_cases import connectif_item as item
 from activation_pipeline_tests.test_sync_modes import metadata
-
-COLUMNS = ["sku", "name", "price", "product_url", "image_url", "category_path", "brand", "stock_status"]
-MAPPING = {"name": "name", "unitPrice": "price", "productDetailUrl": "product_url", "imageUrl": "image_url",
-           "categories": "category_path", "brand": "brand", "availability": "stock_status"}
-BASE_ACTIVATION: dict[str, Any] = {
-    "segment": "catalog", "destination": "connectif_test", "object": "products", "identifier": "sku",
-    "mode": "full_then_delta", "operation": "upsert", "mapping": MAPPING, "concurrency": 2,
-}
-WIRE_AVAILABILITY = {"in_stock": "instock", "out_of_stock": "outofstock", "discontinued": "discontinued"}
-
-
-def item(i: int, **overrides: Any) -> dict[str, Any]:
-    row = {"sku": f"SKU-{i:04d}", "name": f"Product {i}", "price": 10.0 + i, "product_url": f"https://shop.example.com/p/{i}",
-           "image_url": f"https://cdn.example.com/img/{i}.jpg", "category_path": "Women/Shoes/Boots" if i % 2 else "Men/Clothing",
-           "brand": "Acme", "stock_status": "in_stock" if i % 3 else "out_of_stock"}
-    row.update(overrides)
-    return row
-
-
-def expected(rows: list[dict[str, Any]], **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """What Connectif should hold for these rows under MAPPING (``overrides``: sku -> fields)."""
-    out = {}
-    for r in rows:
-        out[r["sku"]] = {"name": r["name"], "unitPrice": float(r["price"]), "productDetailUrl": r["product_url"],
-                         "imageUrl": r["image_url"], "categories": [r["category_path"]], "brand": r["brand"],
-                         "availability": WIRE_AVAILABILITY[r["stock_status"]]}
-    for sku, fields in overrides.items():
-        out[sku.replace("_", "-")] = {**out.get(sku.replace("_", "-"), {}), **fields}
-    return out
-
-
-class ConnectifProject:
-    """A throwaway project: products.csv → segments.catalog → Connectif activations."""
-
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
-        self.root, self.sandbox, self.instance = root, sandbox, instance
-        self.config_path = root / "activations.yaml"
-        self.warehouse = root / "warehouse.duckdb"
-        self.activations: dict[str, dict[str, Any]] = {}
-        self.settings: dict[str, Any] = {"backoff_seconds": 0.02, "max_retries": 6}
-
-    def write_products(self, rows: list[dict[str, Any]]) -> None:
-        with open(self.root / "products.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def add_activation(self, name: str = "to_connectif", **overrides: Any) -> str:
-        self.activations[name] = {**BASE_ACTIVATION, **overrides}
-        self.write_config()
-        return name
-
-    def write_config(self) -> None:
-        document = {
-            "sources": {"products": {"path": "products.csv"}},
-            "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT * FROM sources.products"}},
-            "destinations": {"connectif_test": {"platform": "connectif", "secrets": {"api_key": "CONNECTIF_API_KEY"},
-                                                "settings": self.settings}},
-            "activations": self.activations,
-        }
-        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    def materialize(self, activation: str = "to_connectif", raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"]), AssetKey(["activations", activation])]
-        assets = list(defs.assets or []) + list(defs.asset_checks or [])
-        return materialize(assets, selection=selection, resources=defs.resources, instance=self.instance, raise_on_error=raise_on_error)
-
-    def run(self, rows: list[dict[str, Any]], activation: str = "to_connectif") -> dict[str, Any]:
-        self.write_products(rows)
-        return metadata(self.materialize(activation), activation)
-
-    # --- the emulator's side -------------------------------------------------------------
-    def products(self) -> dict[str, dict[str, Any]]:
-        """Every product of the account, keyed by store id, with only the fields that hold a value."""
-        body = requests.get(f"{self.sandbox.url}/_sandbox/connectif/products", timeout=10).json()["products"]
-        return {pid: {k: v for k, v in p.items() if v is not None and k not in ("id", "productId", "createdAt", "updatedAt")}
-                for pid, p in body.items()}
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.sandbox.url}/_sandbox/connectif/{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "connectif", **fault}, timeout=5).raise_for_status()
-
-    # --- the ledger ----------------------------------------------------------------------
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query, params or []).fetchall()
-
-    def last_run_records(self, activation: str = "to_connectif") -> dict[str, tuple[str, str]]:
-        rows = self.sql(
-            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
-            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
-            [activation, activation],
-        )
-        return {key: (status, message) for key, status, message in rows}
-
-    def snapshot_keys(self, activation: str = "to_connectif") -> set[str]:
-        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
-
-    def confirmed_records(self, activation: str = "to_connectif") -> list[Record]:
-        """The last confirmed payload of every record in the snapshot, as the engine would verify it."""
-        rows = self.sql(
-            "SELECT key, payload FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed' "
-            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key", [activation])
-        return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
 
 
 @pytest.fixture
-def connectif(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> ConnectifProject:
-    monkeypatch.setenv("CONNECTIF_BASE_URL", f"{sandbox.url}/connectif")
-    monkeypatch.delenv("CONNECTIF_API_KEY", raising=False)  # the sandbox's demo key
-    return ConnectifProject(tmp_path, sandbox, instance)
+def connectif(project_for: Callable[[str], Project]) -> Project:
+    """products.csv → segments.catalog → Connectif activations, on the sandbox's demo key."""
+    return project_for("connectif")
 
 
 FIRST = [item(i) for i in range(1, 11)]
@@ -160,11 +52,14 @@ def test_upsert_creates_products_then_sends_only_adds_and_changes(connectif):
     connectif.add_activation()
     first = connectif.run(FIRST)
     assert (first["added_planned"], first["added_succeeded"], first["invalid"], first["requests"]) == (10, 10, 0, 10)
+    assert connectif.stats()["items_received"] == 10  # as Connectif counted them (its check's reads are not edits)
     assert connectif.products() == expected(FIRST)
 
+    connectif.reset_stats()
     second = connectif.run(SECOND)
     assert (second["added_succeeded"], second["changed_succeeded"], second["unchanged_skipped"]) == (2, 3, 5)
     assert (second["removed_left_in_platform"], second["requests"]) == (2, 5)
+    assert connectif.stats()["items_received"] == 5  # only the added and changed reached Connectif
     assert connectif.products() == {**expected(FIRST), **expected(SECOND)}
 
     third = connectif.run(THIRD)
@@ -216,11 +111,15 @@ def test_removal_delete_on_an_account_without_delete_stops_with_the_way_out(conn
 def test_full_only_upsert_resends_every_product_every_run(connectif):
     connectif.add_activation(mode="full_only")
     assert connectif.run(FIRST)["added_succeeded"] == 10
+    connectif.reset_stats()
     second = connectif.run(SECOND)
     assert (second["added_succeeded"], second["changed_succeeded"], second["unchanged_resent"]) == (2, 3, 5)
     assert second["requests"] == 10
+    assert connectif.stats()["items_received"] == 10  # Connectif really received the unchanged five again
+    connectif.reset_stats()
     third = connectif.run(THIRD)
     assert third["requests"] == len(THIRD)
+    assert connectif.stats()["items_received"] == len(THIRD)
     assert connectif.products() == {**expected(FIRST), **expected(SECOND), **expected(THIRD)}
 
 
@@ -229,8 +128,10 @@ def test_delete_only_discontinues_the_products_of_the_dataset(connectif):
     connectif.add_activation("seed", mode="full_only")
     connectif.run(seed, "seed")
     connectif.add_activation(mode="full_only", operation="delete_only", mapping={})
+    connectif.reset_stats()
     first = connectif.run([item(i) for i in range(1, 4)] + [item(99)])  # 99 was never in Connectif
     assert (first["added_succeeded"], first["requests"]) == (4, 4 + 3)  # read each, discontinue the 3 that exist
+    assert connectif.stats()["items_received"] == 3  # as Connectif counted the writes
     assert connectif.last_run_records()["SKU-0099"] == ("confirmed", "not in Connectif: nothing to discontinue")
     connectif.run([item(i) for i in range(3, 6)])
     connectif.run([item(20)])
@@ -255,8 +156,10 @@ def test_update_only_updates_existing_products_and_skips_the_rest_until_they_exi
     second = connectif.run(rows)
     assert (second["added_succeeded"], second["skipped"]) == (1, 1)  # 4 exists now; 5 still does not
     assert connectif.products()["SKU-0004"]["unitPrice"] == 14.0
+    connectif.reset_stats()
     third = connectif.run(rows)
     assert (third["skipped"], third["requests"]) == (1, 1)  # only 5 is read again
+    assert connectif.stats()["items_received"] == 0  # Connectif received no write
     assert set(connectif.products()) == {f"SKU-{i:04d}" for i in range(1, 5)}
 
 
@@ -313,6 +216,7 @@ def test_429_with_retry_after_is_waited_out(connectif):
     started = time.monotonic()
     result = connectif.run(FIRST[:3])
     assert (result["added_succeeded"], result["retries"]) == (3, 2)
+    assert connectif.stats()["statuses"].get("429") == 2  # Connectif did refuse twice
     assert time.monotonic() - started >= 1.0
     assert connectif.products() == expected(FIRST[:3])
 
@@ -382,11 +286,12 @@ def test_a_wrong_api_key_stops_the_run_without_leaking_the_secret(connectif, mon
 
 def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(connectif, tmp_path):
     demo = Path(__file__).resolve().parents[1] / "data" / "activations.yaml"
-    defs = build_definitions(load_config(demo), warehouse=tmp_path / "demo.duckdb")
-    selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "connectif_catalog"]), AssetKey(["activations", "catalog_to_connectif"])]
-    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=selection, resources=defs.resources,
-                         instance=connectif.instance)
-    assert metadata(result, "catalog_to_connectif")["invalid"] == 0
+    config = load_config(demo)
+    defs = build_definitions(config, warehouse=tmp_path / "demo.duckdb")
+    [activation] = [name for name, a in config.activations.items() if config.destinations[a.destination].platform == "connectif"]
+    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=activation_selection(config, activation),
+                         resources=defs.resources, instance=connectif.instance)
+    assert metadata(result, activation)["invalid"] == 0
     with open(demo.parent / "demo" / "products.csv", newline="") as handle:
         rows = {r["sku"]: r for r in csv.DictReader(handle)}
     products = connectif.products()
@@ -404,7 +309,7 @@ def check_evaluation(result: Any) -> Any:
     return evaluation
 
 
-def verify_job(connectif: ConnectifProject, job: str, run_config: dict[str, Any] | None = None) -> Any:
+def verify_job(connectif: Project, job: str, run_config: dict[str, Any] | None = None) -> Any:
     defs = build_definitions(load_config(connectif.config_path), warehouse=connectif.warehouse)
     return defs.resolve_job_def(job).execute_in_process(run_config=run_config, instance=connectif.instance, raise_on_error=False)
 

@@ -8,141 +8,26 @@ against the emulator's whole state, read through its admin endpoint."""
 
 from __future__ import annotations
 
-import csv
 import time
-from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import duckdb
 import pytest
 import requests
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
 
 from activation_pipeline.config import ConfigError, load_config
-from activation_pipeline.definitions import build_definitions
-from activation_pipeline_tests.test_sync_modes import metadata
+from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.platform_cases import DOTDIGITAL_COLUMNS as COLUMNS
+from activation_pipeline_tests.platform_cases import dotdigital_contact as contact
+from activation_pipeline_tests.platform_cases import dotdigital_person as person
 
-COLUMNS = ["email", "first_name", "tier", "ltv", "vip", "signed_up"]
-LIST_ACTIVATION: dict[str, Any] = {
-    "title": "High value customers",
-    "segment": "people",
-    "destination": "dd",
-    "object": "list",
-    "mapping": {"FIRSTNAME": "first_name", "tier": "tier", "ltv": "ltv", "vip": "vip", "signed_up": "signed_up"},
-    "concurrency": 2,
-    "max_delete_fraction": 1.0,
-}
 STANDARD = {"FIRSTNAME": "String", "LASTNAME": "String", "FULLNAME": "String", "GENDER": "String", "POSTCODE": "String"}
 
 
-def person(i: int, **overrides: Any) -> dict[str, Any]:
-    row = {"email": f"person.{i}@example.com", "first_name": f"First{i}", "tier": "gold" if i % 2 else "silver",
-           "ltv": 100.5 + i, "vip": i % 3 == 0, "signed_up": f"2025-01-{i:02d}"}
-    row.update(overrides)
-    return row
-
-
-def contact(row: dict[str, Any]) -> dict[str, Any]:
-    """What the account should hold for a row under LIST_ACTIVATION's mapping."""
-    return {"FIRSTNAME": row["first_name"], "TIER": row["tier"], "LTV": row["ltv"], "VIP": row["vip"], "SIGNED_UP": row["signed_up"]}
-
-
-class DotdigitalProject:
-    """A throwaway project: people.csv → segments.people (keyed by email), orders.csv → daily segments."""
-
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
-        self.root, self.sandbox, self.instance = root, sandbox, instance
-        self.config_path = root / "activations.yaml"
-        self.warehouse = root / "warehouse.duckdb"
-        self.activations: dict[str, dict[str, Any]] = {}
-        self.settings: dict[str, Any] = {"backoff_seconds": 0.02, "poll_interval_seconds": 0.01,
-                                         "collections": {"products": "Catalog_Default", "orders": "Orders"}}
-        self.write_csv("orders.csv", ["order_id", "email", "order_date", "total"], [])
-
-    def write_csv(self, name: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-        with open(self.root / name, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def add(self, name: str = "to_list", **overrides: Any) -> str:
-        self.activations[name] = {**LIST_ACTIVATION, **overrides}
-        self.write_config()
-        return name
-
-    def write_config(self) -> None:
-        document = {
-            "partitions": {"start_date": "2026-10-01"},
-            "sources": {"people": {"path": "people.csv"}, "orders": {"path": "orders.csv", "partition_column": "order_date"}},
-            "segments": {"people": {"primary_key": "email", "sql": "SELECT * FROM sources.people"},
-                         "people_by_id": {"primary_key": "person_id",
-                                          "sql": r"SELECT regexp_extract(email, 'person\.(\d+)@', 1) AS person_id, * FROM sources.people"},
-                         "daily_orders": {"primary_key": "order_id", "sql": "SELECT * FROM sources.orders"}},
-            "destinations": {"dd": {"platform": "dotdigital", "secrets": {"api_user": "DOTDIGITAL_API_USER",
-                                                                          "api_password": "DOTDIGITAL_API_PASSWORD"},
-                                    "settings": self.settings}},
-            "activations": self.activations,
-        }
-        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    def materialize(self, activation: str = "to_list", partition: str | None = None, raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        segment = self.activations[activation]["segment"]
-        source = "orders" if segment == "daily_orders" else "people"
-        selection = [AssetKey(["sources", source]), AssetKey(["segments", segment]), AssetKey(["activations", activation])]
-        assets = list(defs.assets or []) + list(defs.asset_checks or [])
-        return materialize(assets, selection=selection, resources=defs.resources, instance=self.instance,
-                           partition_key=partition, raise_on_error=raise_on_error)
-
-    def run(self, rows: list[dict[str, Any]], activation: str = "to_list", columns: list[str] = COLUMNS) -> dict[str, Any]:
-        self.write_csv("people.csv", columns, rows)
-        return metadata(self.materialize(activation), activation)
-
-    # --- the emulator's side ---------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        return requests.get(f"{self.sandbox.url}/_sandbox/dotdigital/state", timeout=10).json()
-
-    def contacts(self) -> dict[str, dict[str, Any]]:
-        return {email: c["dataFields"] for email, c in self.state()["contacts"].items()}
-
-    def members(self, title: str = LIST_ACTIVATION["title"]) -> list[str]:
-        return self.state()["lists"][title]["contacts"]
-
-    def seed_contacts(self, contacts: list[dict[str, Any]]) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/dotdigital/contacts", json=contacts, timeout=10).raise_for_status()
-
-    def configure(self, **settings: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/dotdigital/config", json=settings, timeout=5).raise_for_status()
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "dotdigital", **fault}, timeout=5).raise_for_status()
-
-    def clear_faults(self) -> None:
-        requests.delete(f"{self.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
-
-    # --- the ledger ------------------------------------------------------------------------
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query, params or []).fetchall()
-
-    def last_run_records(self, activation: str = "to_list") -> dict[str, tuple[str, str]]:
-        rows = self.sql(
-            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
-            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
-            [activation, activation])
-        return {key: (status, message) for key, status, message in rows}
-
-    def snapshot_keys(self, activation: str = "to_list") -> set[str]:
-        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
-
-
 @pytest.fixture
-def dd(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> DotdigitalProject:
-    monkeypatch.setenv("DOTDIGITAL_BASE_URL", f"{sandbox.url}/dotdigital")
-    for name in ("DOTDIGITAL_API_USER", "DOTDIGITAL_API_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)  # the sandbox's demo credentials
-    return DotdigitalProject(tmp_path, sandbox, instance)
+def dd(project_for: Callable[[str], Project]) -> Project:
+    """people.csv → segments.people (keyed by email), orders.csv → daily segments, on the demo credentials."""
+    return project_for("dotdigital")
 
 
 FIRST = [person(i) for i in range(1, 6)]
@@ -227,7 +112,7 @@ def test_a_new_title_on_a_mirror_list_is_refused_until_allowed(dd):
     dd.add(operation="mirror")
     dd.run(FIRST)
     dd.add(operation="mirror", title="Gold customers")
-    dd.write_csv("people.csv", COLUMNS, FIRST)
+    dd.write("people", FIRST, COLUMNS)
     result = dd.materialize(raise_on_error=False)
     assert not result.success
     assert "Gold customers" not in dd.state()["lists"]  # nothing was sent
@@ -343,6 +228,7 @@ def test_429s_with_retry_after_are_waited_out(dd):
     started = time.monotonic()
     result = dd.run(FIRST)
     assert (result["added_succeeded"], result["retries"]) == (5, 2)
+    assert dd.stats()["statuses"].get("429") == 2  # Dotdigital did refuse twice
     assert time.monotonic() - started >= 1.0
     assert dd.members() == sorted(r["email"] for r in FIRST)
 
@@ -353,6 +239,7 @@ def test_the_shared_rate_limit_is_honoured(dd):
         dd.add(max_items_per_request=2)
         result = dd.run(FIRST)
         assert result["added_succeeded"] == 5 and result["retries"] > 0  # 429s were met and waited out
+        assert dd.stats()["statuses"].get("429", 0) > 0  # as Dotdigital answered them
         assert dd.members() == sorted(r["email"] for r in FIRST)
     finally:
         requests.post(f"{dd.sandbox.url}/_sandbox/ratelimit", json={"enabled": False}, timeout=5).raise_for_status()
@@ -378,7 +265,7 @@ def test_orders_go_to_a_contact_scoped_collection_one_day_at_a_time(dd):
         {"order_id": "O3", "email": "ann@example.com", "order_date": "2026-10-02", "total": 30.0},
         {"order_id": "O4", "email": "nobody@example.com", "order_date": "2026-10-02", "total": 40.0},
     ]
-    dd.write_csv("orders.csv", ["order_id", "email", "order_date", "total"], orders)
+    dd.write("orders", orders)
     dd.add("orders", segment="daily_orders", object="contact_insight:orders",
            mapping={"email": "email", "order_date": "order_date", "total": "total"})
     for day in ("2026-10-01", "2026-10-02"):

@@ -53,8 +53,10 @@ def test_a_delta_run_records_the_unchanged_rows_it_skipped(project):
     project.write_products([product(i) for i in range(1, 11)])
     project.materialize()
     project.write_products([product(i, price=50.0 if i <= 2 else None) for i in range(1, 11)])
+    project.reset_stats()
     second = metadata(project.materialize())
     assert (second["changed_succeeded"], second["unchanged_skipped"], second["unchanged_resent"]) == (2, 8, 0)
+    assert project.stats()["items_received"] == 2  # the skipped eight never reached Batch
     assert project.sql(RUN_COUNTS)[1] == (0, 2, 0, 0, 8, 2, 0)  # the ledger says what the metadata says
 
 
@@ -62,8 +64,10 @@ def test_a_full_only_run_records_the_unchanged_rows_it_resent(project):
     project.add_activation(mode="full_only", operation="upsert")
     project.write_products([product(i) for i in range(1, 11)])
     project.materialize()
+    project.reset_stats()
     second = metadata(project.materialize())
     assert (second["unchanged_resent"], second["unchanged_skipped"]) == (10, 0)
+    assert project.stats()["items_received"] == 10  # Batch really received them again
     assert project.sql(RUN_COUNTS)[1] == (0, 0, 0, 10, 0, 10, 0)
 
 

@@ -8,29 +8,20 @@ carries records with different field sets), and reads the emulator's state back.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Callable
 
-import duckdb
 import pytest
 import requests
 import yaml
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance
 
 from activation_pipeline.config import ConfigError, load_config
-from activation_pipeline.definitions import build_definitions
-from activation_pipeline_tests.test_sync_modes import metadata
+from activation_pipeline_tests.conftest import Project, point_at_sandbox, run_metadata
+from activation_pipeline_tests.platform_cases import CASES as PLATFORM_CASES
+from activation_pipeline_tests.platform_cases import PlatformCase
 
 COLUMNS = ["id", "email", "name", "surname", "tier", "price", "url"]
-BASE_URLS = {"batch": "/batch/2.11", "yotpo": "/yotpo/core/v3/stores/{store_id}", "dotdigital": "/dotdigital",
-             "connectif": "/connectif", "synerise": "/synerise"}
-SECRETS = {"batch": {"rest_api_key": "BATCH_REST_API_KEY", "project_key": "BATCH_PROJECT_KEY"},
-           "yotpo": {"store_id": "YOTPO_STORE_ID", "secret": "YOTPO_SECRET"},
-           "dotdigital": {"api_user": "DOTDIGITAL_API_USER", "api_password": "DOTDIGITAL_API_PASSWORD"},
-           "connectif": {"api_key": "CONNECTIF_API_KEY"}, "synerise": {"api_key": "SYNERISE_API_KEY"}}
-SETTINGS = {"batch": {}, "yotpo": {"requests_per_second": 0}, "dotdigital": {"poll_interval_seconds": 0.01},
-            "connectif": {}, "synerise": {}}
 # each platform's activation: `tier` is the value that becomes null
 ACTIVATIONS: dict[str, dict[str, Any]] = {
     "batch": {"object": "products", "mapping": {"name": "name"}, "custom_attributes": ["tier"]},
@@ -71,39 +62,25 @@ def held(platform: str, sandbox_url: str) -> dict[str, Any]:
 MISSING = "<not held>"
 
 
-class NullsProject:
+class NullsProject(Project):
     """rows.csv → segments.people (keyed by id) → one activation on the platform under test."""
 
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance, platform: str):
-        self.root, self.sandbox, self.instance, self.platform = root, sandbox, instance, platform
-        self.config_path, self.warehouse = root / "activations.yaml", root / "warehouse.duckdb"
+    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance, case: PlatformCase):
+        super().__init__(root, sandbox, instance, case)
+        self.platform, self.destination, self.partitions = case.platform, "dest", None
+        self.tables, self.sources = {"rows": COLUMNS}, {"rows": {"path": "rows.csv"}}
+        self.segments = {"people": {"primary_key": "id", "sql": "SELECT * FROM sources.rows"}}
 
     def configure(self, nulls: str | None) -> None:
         activation = {"segment": "people", "destination": "dest", "concurrency": 1, **ACTIVATIONS[self.platform]}
         if nulls is not None:
             activation["nulls"] = nulls
-        self.config_path.write_text(yaml.safe_dump({
-            "sources": {"rows": {"path": "rows.csv"}},
-            "segments": {"people": {"primary_key": "id", "sql": "SELECT * FROM sources.rows"}},
-            "destinations": {"dest": {"platform": self.platform, "secrets": SECRETS[self.platform],
-                                      "settings": {"backoff_seconds": 0.02, **SETTINGS[self.platform]}}},
-            "activations": {"sync": activation},
-        }, sort_keys=False))
+        self.activations = {"sync": activation}
+        self.write_config()
 
-    def run(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        with open(self.root / "rows.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        selection = [AssetKey(["sources", "rows"]), AssetKey(["segments", "people"]), AssetKey(["activations", "sync"])]
-        result = materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources,
-                             instance=self.instance)
-        return metadata(result, "sync")
-
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query, params or []).fetchall()
+    def run(self, rows: list[dict[str, Any]]) -> dict[str, Any]:  # type: ignore[override]
+        self.write("rows", rows)
+        return run_metadata(self.materialize("sync"), "sync")
 
     def changed_statuses(self) -> dict[str, str]:
         """The ledger's outcome of each record the second run sent as changed."""
@@ -114,10 +91,7 @@ def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
                   monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
     """``make(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
     def make(platform: str) -> NullsProject:
-        monkeypatch.setenv(f"{platform.upper()}_BASE_URL", f"{sandbox.url}{BASE_URLS[platform]}")
-        for variable in SECRETS[platform].values():
-            monkeypatch.delenv(variable, raising=False)
-        return NullsProject(tmp_path, sandbox, instance, platform)
+        return NullsProject(tmp_path, sandbox, instance, point_at_sandbox(PLATFORM_CASES[platform], sandbox, monkeypatch))
     return make
 
 

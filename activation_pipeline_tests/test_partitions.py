@@ -9,15 +9,16 @@ import duckdb
 import polars as pl
 import pytest
 import requests
-from dagster import AssetKey, build_sensor_context, materialize
+from dagster import build_sensor_context, materialize
 
 from activation_pipeline.config import load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline_tests.conftest import activation_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = ["2026-10-28", "2026-10-29", "2026-10-30"]
-SELECTION = [AssetKey(["sources", "orders"]), AssetKey(["sources", "order_lines"]),
-             AssetKey(["segments", "daily_orders"]), AssetKey(["activations", "orders_to_batch"])]
+# the demo's partitioned Batch activation, with the segment and sources the config gives it
+SELECTION = activation_selection(load_config(ROOT / "data" / "activations.yaml"), "orders_to_batch")
 
 
 @pytest.fixture
@@ -105,15 +106,19 @@ def test_the_source_sensor_launches_only_the_days_whose_rows_changed(shop, insta
     with build_sensor_context(instance=instance, cursor=baseline, definitions=defs) as context:
         result = sensor_def.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests] == [DAYS[1]]
+    config = load_config(shop / "activations.yaml")  # what reads orders.csv: the segments over it and their activations
+    readers = {name for name, segment in config.segments.items() if "orders" in segment.referenced_tables("sources")}
     assert {k.to_user_string() for k in result.run_requests[0].asset_selection} == {
-        "sources/orders", "segments/daily_orders", "activations/orders_to_batch", "activations/orders_to_dotdigital",
-        "segments/synerise_orders", "activations/orders_to_synerise"}
+        "sources/orders", *(f"segments/{s}" for s in readers),
+        *(f"activations/{name}" for name, a in config.activations.items() if a.segment in readers)}
+    assert {"segments/daily_orders", "activations/orders_to_batch"} <= {k.to_user_string() for k in result.run_requests[0].asset_selection}
 
 
 def test_an_unpartitioned_activation_in_a_daily_run_still_syncs_everything(shop, sandbox, instance):
-    defs = build_definitions(load_config(shop / "activations.yaml"), warehouse=shop / "warehouse.duckdb")
+    config = load_config(shop / "activations.yaml")
+    defs = build_definitions(config, warehouse=shop / "warehouse.duckdb")
     assets = list(defs.assets) + list(defs.asset_checks)
-    mixed = [*SELECTION, AssetKey(["sources", "products"]), AssetKey(["segments", "sellable_products"]), AssetKey(["activations", "products_to_batch"])]
+    mixed = [*SELECTION, *activation_selection(config, "products_to_batch")]
     for day in DAYS[:2]:  # a daily run that also holds unpartitioned assets (products), as sync_everything does
         assert materialize(assets, selection=mixed, resources=defs.resources, partition_key=day, instance=instance).success
     rows = ledger(shop, """SELECT partition_key, count(*) FROM activation_state."products_to_batch" GROUP BY 1""")

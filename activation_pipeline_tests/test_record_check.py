@@ -11,7 +11,7 @@ from dagster import AssetCheckSeverity, AssetKey, materialize
 
 from activation_pipeline.config import load_config
 from activation_pipeline.definitions import build_definitions
-from activation_pipeline_tests.conftest import expected_items, product
+from activation_pipeline_tests.conftest import activation_selection, expected_items, product
 from activation_pipeline_tests.test_scopes import SCOPE, rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,9 +91,9 @@ def test_a_partitioned_activation_has_the_check_on_its_day(tmp_path, sandbox, in
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data" / "demo", data / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
-    defs = build_definitions(load_config(data / "activations.yaml"), warehouse=data / "warehouse.duckdb")
-    selection = [AssetKey(["sources", "orders"]), AssetKey(["sources", "order_lines"]),
-                 AssetKey(["segments", "daily_orders"]), AssetKey(["activations", "orders_to_batch"])]
+    config = load_config(data / "activations.yaml")
+    defs = build_definitions(config, warehouse=data / "warehouse.duckdb")
+    selection = activation_selection(config, "orders_to_batch")  # the demo's partitioned Batch activation
     day = "2026-10-30"
 
     def run():

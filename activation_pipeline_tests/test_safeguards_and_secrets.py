@@ -50,8 +50,10 @@ def test_full_resync_resends_everything_and_deletes_nothing(project):
     project.write_products(ROWS)
     project.materialize()
     project.write_products(ROWS[:15])
+    project.reset_stats()
     result = metadata(project.materialize(run_config={"full_resync": True}))
     assert (result["unchanged_resent"], result["removed_planned"]) == (15, 0)
+    assert project.stats()["items_received"] == 15  # Batch received the fifteen again, and no deletion
     assert project.catalog() == expected_items(ROWS)
 
 

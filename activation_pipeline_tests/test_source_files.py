@@ -22,7 +22,6 @@ from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline_tests.conftest import Project
-from activation_pipeline_tests.test_dotdigital import DotdigitalProject
 from activation_pipeline_tests.test_sync_modes import metadata
 
 GOOD = b"sku,name,price,brand\nSKU-1,Mug,12.5,Acme\nSKU-2,Cup,3,Acme\n"
@@ -230,28 +229,10 @@ def test_a_semicolon_separated_file_loads_with_the_delimiter_option(files):
 # --------------------------------------------------------------------------- NaN on a JSON platform
 
 
-class NestedPricesProject(DotdigitalProject):
-    """Dotdigital insight data whose records hold a nested object built from a CSV price."""
-
-    def write_config(self) -> None:
-        super().write_config()
-        document = yaml.safe_load(self.config_path.read_text())
-        document["segments"]["people_details"] = {
-            "primary_key": "email", "sql": "SELECT email, first_name, {'ltv': ltv, 'tier': tier} AS details FROM sources.people"}
-        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    def materialize(self, activation: str = "to_list", partition: str | None = None, raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        selection = [AssetKey(["sources", "people"]), AssetKey(["segments", "people_details"]), AssetKey(["activations", activation])]
-        return materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources,
-                           instance=self.instance, raise_on_error=raise_on_error)
-
-
-def test_a_nan_csv_value_nested_in_dotdigital_insight_data_is_refused_with_its_reason(tmp_path, sandbox, instance, monkeypatch):
-    monkeypatch.setenv("DOTDIGITAL_BASE_URL", f"{sandbox.url}/dotdigital")
-    for name in ("DOTDIGITAL_API_USER", "DOTDIGITAL_API_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)  # the sandbox's demo credentials
-    dd = NestedPricesProject(tmp_path, sandbox, instance)
+def test_a_nan_csv_value_nested_in_dotdigital_insight_data_is_refused_with_its_reason(project_for, tmp_path):
+    dd = project_for("dotdigital")  # insight data whose records hold a nested object built from a CSV price
+    dd.segments["people_details"] = {
+        "primary_key": "email", "sql": "SELECT email, first_name, {'ltv': ltv, 'tier': tier} AS details FROM sources.people"}
     dd.add("products", segment="people_details", object="insight:products", mapping={"name": "first_name", "details": "details"})
     (tmp_path / "people.csv").write_text("email,first_name,tier,ltv\na@example.com,Ann,gold,10.5\nb@example.com,Bob,gold,NaN\n")
     meta = metadata(dd.materialize("products"), "products")

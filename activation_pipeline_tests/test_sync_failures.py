@@ -43,6 +43,7 @@ def test_a_429_with_retry_after_is_waited_out(project):
     result = metadata(project.materialize())
     assert result["status"] == "succeeded"
     assert result["retries"] == 2
+    assert project.stats()["statuses"].get("429") == 2  # Batch did refuse twice
     assert result["duration_seconds"] >= 2.0  # two Retry-After: 1 honoured
     assert project.catalog() == expected_items(ROWS)
 
@@ -53,6 +54,7 @@ def test_a_503_burst_is_retried_with_backoff(project):
     project.fault(kind="status", status=503, count=3, path_contains="items/edit")
     result = metadata(project.materialize())
     assert (result["status"], result["retries"]) == ("succeeded", 3)
+    assert project.stats()["statuses"].get("503") == 3  # Batch did answer 503 three times
     assert project.catalog() == expected_items(ROWS)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from activation_pipeline_tests.conftest import expected_items, product
+from activation_pipeline_tests.conftest import expected_items, product, run_metadata
 
 FIRST = [product(i) for i in range(1, 26)]
 # run 2: 1-3 leave the segment, 4-6 change price, 26-28 arrive
@@ -18,9 +18,7 @@ THIRD = [product(1)] + [product(i, price=99.0 + i if 4 <= i <= 6 else None, name
                         for i in range(4, 30) if i != 7]
 
 
-def metadata(result: Any, activation: str = "sync_products") -> dict[str, Any]:
-    entry = result.asset_materializations_for_node(f"activations__{activation}")[0].metadata
-    return {k: getattr(v, "value", v) for k, v in entry.items()}
+metadata = run_metadata  # many test files import it from here
 
 
 def run(project, rows) -> dict[str, Any]:
@@ -30,11 +28,15 @@ def run(project, rows) -> dict[str, Any]:
 
 def test_upsert_creates_and_updates_but_leaves_removed_items_in_the_catalog(project):
     project.add_activation(mode="full_then_delta", operation="upsert")
+    project.reset_stats()
     first = run(project, FIRST)
     assert project.catalog() == expected_items(FIRST)
     assert (first["added_planned"], first["added_succeeded"], first["requests"]) == (25, 25, 5)  # view (404) + create + 3 x 10 items
+    assert (project.stats()["total_requests"], project.stats()["items_received"]) == (5, 25)  # as Batch counted them
 
+    project.reset_stats()
     second = run(project, SECOND)
+    assert project.stats()["items_received"] == 6  # only the 3 added and 3 changed reached Batch
     assert (second["added_planned"], second["changed_planned"], second["removed_planned"]) == (3, 3, 0)
     assert second["removed_left_in_platform"] == 3
     assert second["unchanged_skipped"] == 19
@@ -64,11 +66,15 @@ def test_full_only_upsert_resends_every_row_every_run(project):
     project.add_activation(mode="full_only", operation="upsert")
     first = run(project, FIRST)
     assert first["added_succeeded"] == 25
+    project.reset_stats()
     second = run(project, SECOND)
     assert second["added_succeeded"] + second["changed_succeeded"] + second["unchanged_resent"] == len(SECOND)
     assert second["unchanged_resent"] == 19
+    assert project.stats()["items_received"] == len(SECOND)  # Batch really received every row again
+    project.reset_stats()
     third = run(project, THIRD)
     assert sum(third[f"{c}_planned"] for c in ("added", "changed")) + third["unchanged_resent"] == len(THIRD)
+    assert project.stats()["items_received"] == len(THIRD)
     assert project.catalog() == {**expected_items(FIRST), **expected_items(SECOND), **expected_items(THIRD)}
 
 
@@ -115,9 +121,13 @@ def test_run_config_keys_syncs_just_those_records_now(project):
     run(project, FIRST)
     changed = [product(i, price=500.0 + i) for i in range(1, 26)]
     project.write_products(changed)
+    project.reset_stats()
     result = metadata(project.materialize(run_config={"keys": ["SKU-0003", "SKU-0004"]}))
     assert result["requests"] == 2  # catalog view + one request carrying the two records
+    assert (project.stats()["total_requests"], project.stats()["items_received"]) == (2, 2)  # as Batch counted them
     catalog = project.catalog()
     assert {sku: item["price"] for sku, item in catalog.items() if item["price"] > 500} == {"SKU-0003": 503.0, "SKU-0004": 504.0}
     # the next ordinary run sends the other 23 changed rows, not these two again
+    project.reset_stats()
     assert metadata(project.materialize())["changed_planned"] == 23
+    assert project.stats()["items_received"] == 23

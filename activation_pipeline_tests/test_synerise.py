@@ -9,122 +9,36 @@ emulator's state, read through its admin endpoints."""
 
 from __future__ import annotations
 
-import csv
 import time
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pytest
 import requests
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
 
 from activation_pipeline.config import ConfigError, load_config
-from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.synerise import SyneriseResource
-from activation_pipeline_tests.test_sync_modes import metadata
+from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.platform_cases import SYNERISE_ITEMS as ITEMS
+from activation_pipeline_tests.platform_cases import synerise_item as item
+from activation_pipeline_tests.platform_cases import synerise_product as product
 
-TABLES = {
-    "customers": ["customer_id", "email", "phone", "first_name", "last_name", "tier", "ltv", "store_view"],
-    "products": ["sku", "parent_sku", "name", "price", "tax_rate", "colour_id", "colour_label", "category_path", "image_url",
-                 "product_url"],
-    "subscribers": ["subscriber_id", "email", "status"],
-    "orders": ["order_id", "customer_id", "email", "order_date", "created_at", "currency", "store_view"],
-    "order_lines": ["order_id", "line_no", "sku", "quantity", "unit_price"],
-}
-SEGMENTS = {
-    "people": {"primary_key": "customer_id", "sql": "SELECT * FROM sources.customers"},
-    "catalog": {"primary_key": "sku", "sql": "SELECT * FROM sources.products"},
-    "newsletter": {"primary_key": "subscriber_id",
-                   "sql": "SELECT subscriber_id, email, status = 'subscribed' AS subscribed FROM sources.subscribers"},
-    "orders_with_lines": {"primary_key": "order_id", "sql": """
-        SELECT o.order_id, o.order_date, o.created_at, o.customer_id::VARCHAR AS customer_id, o.email, o.currency, o.store_view,
-               list(struct_pack(sku := l.sku, quantity := l.quantity, finalUnitPrice := l.unit_price) ORDER BY l.line_no) AS products
-        FROM sources.orders o JOIN sources.order_lines l USING (order_id)
-        GROUP BY ALL"""},
-}
-PROFILES = {"segment": "people", "object": "profiles", "custom_attributes": ["tier", "ltv"],
+PROFILES = {"segment": "people", "concurrency": 2, "object": "profiles", "custom_attributes": ["tier", "ltv"],
             "mapping": {"email": "email", "firstName": "first_name", "lastName": "last_name", "phone": "phone"}}
-ITEMS = {"segment": "catalog", "object": "catalog:products", "operation": "mirror", "custom_attributes": ["name"],
-         "mapping": {"price": "price", "productUrl": "product_url", "parentId": "parent_sku", "category": "category_path",
-                     "image": "image_url"}}
-SUBSCRIPTIONS = {"segment": "newsletter", "object": "subscriptions", "identifier": "email",
+SUBSCRIPTIONS = {"segment": "newsletter", "concurrency": 2, "object": "subscriptions", "identifier": "email",
                  "mapping": {"agreements.email": "subscribed"}}
-TRANSACTIONS = {"segment": "orders_with_lines", "object": "transactions", "custom_attributes": ["store_view"],
+TRANSACTIONS = {"segment": "orders_with_lines", "concurrency": 2, "object": "transactions", "custom_attributes": ["store_view"],
                 "mapping": {"client.customId": "customer_id", "client.email": "email", "recordedAt": "created_at",
                             "products": "products", "currency": "currency"}}
 DAY = "2026-10-01"
 
 
-class SyneriseProject:
-    """A throwaway project: CSV sources → segments → Synerise activations."""
-
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
-        self.root, self.sandbox, self.instance = root, sandbox, instance
-        self.config_path, self.warehouse = root / "activations.yaml", root / "warehouse.duckdb"
-        self.activations: dict[str, dict[str, Any]] = {}
-        self.settings: dict[str, Any] = {"backoff_seconds": 0.02, "max_retries": 6}
-        for table, columns in TABLES.items():
-            self.write(table, [])
-
-    def write(self, table: str, rows: list[dict[str, Any]]) -> None:
-        with open(self.root / f"{table}.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=TABLES[table])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def add(self, name: str, base: dict[str, Any], **overrides: Any) -> str:
-        self.activations[name] = {"destination": "synerise_test", "concurrency": 2, **base, **overrides}
-        sources = {t: {"path": f"{t}.csv"} for t in TABLES}
-        sources["orders"]["partition_column"] = "order_date"
-        self.config_path.write_text(yaml.safe_dump({
-            "partitions": {"start_date": "2026-09-01"},
-            "sources": sources, "segments": SEGMENTS,
-            "destinations": {"synerise_test": {"platform": "synerise", "secrets": {"api_key": "SYNERISE_API_KEY"}, "settings": self.settings}},
-            "activations": self.activations,
-        }, sort_keys=False))
-        return name
-
-    def run(self, name: str, run_config: dict[str, Any] | None = None, partition: str | None = None, raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        segment = self.activations[name]["segment"]
-        sources = {"people": ["customers"], "catalog": ["products"], "newsletter": ["subscribers"],
-                   "orders_with_lines": ["orders", "order_lines"]}[segment]
-        selection = [AssetKey(["sources", s]) for s in sources] + [AssetKey(["segments", segment]), AssetKey(["activations", name])]
-        config = {"ops": {f"activations__{name}": {"config": run_config}}} if run_config else None
-        result = materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources,
-                             run_config=config, instance=self.instance, partition_key=partition, raise_on_error=raise_on_error)
-        return metadata(result, name) if result.success else result
-
-    def state(self, what: str) -> Any:
-        return requests.get(f"{self.sandbox.url}/_sandbox/synerise/{what}", timeout=10).json()
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return {p.get("customId") or p["email"]: {k: v for k, v in p.items() if k != "clientId"} for p in self.state("profiles")["profiles"]}
-
-    def items(self, catalog: str = "products") -> dict[str, dict[str, Any]]:
-        return self.state("catalogs")["catalogs"].get(catalog, {}).get("items", {})
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "synerise", **fault}, timeout=5).raise_for_status()
-
-    def records(self, activation: str) -> dict[str, tuple[str, str]]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            rows = conn.execute(
-                "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
-                "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
-                [activation, activation]).fetchall()
-        return {key: (status, message) for key, status, message in rows}
-
-
 @pytest.fixture
-def synerise(tmp_path, sandbox, instance, monkeypatch) -> SyneriseProject:
-    monkeypatch.setenv("SYNERISE_BASE_URL", f"{sandbox.url}/synerise")
-    monkeypatch.delenv("SYNERISE_API_KEY", raising=False)  # the sandbox's demo key
-    return SyneriseProject(tmp_path, sandbox, instance)
+def synerise(project_for: Callable[[str], Project]) -> Project:
+    """CSV sources → segments → Synerise activations, on the sandbox's demo key."""
+    return project_for("synerise")
 
 
 def customer(i: int, **overrides: Any) -> dict[str, Any]:
@@ -140,36 +54,26 @@ def profile(row: dict[str, Any]) -> dict[str, Any]:
     return {**out, "attributes": attributes} if attributes else out
 
 
-def product(i: int, **overrides: Any) -> dict[str, Any]:
-    return {"sku": f"SKU-{i}", "parent_sku": "SKU-1" if i > 1 else None, "name": f"Product {i}", "price": 10.0 * i, "tax_rate": 0.2,
-            "colour_id": i, "colour_label": ["black", "white", "red", "blue", "green"][i % 5], "category_path": "Women/Shoes",
-            "image_url": f"https://cdn.example.com/{i}.jpg", "product_url": f"https://shop.example.com/p/{i}", **overrides}
-
-
-def item(row: dict[str, Any], deleted: int = 0) -> dict[str, Any]:
-    return {"itemId": row["sku"], "deleted": deleted, "price": row["price"], "productUrl": row["product_url"], "parentId": row["parent_sku"],
-            "category": row["category_path"], "additionalCategories": [row["category_path"]], "image": row["image_url"], "name": row["name"]}
-
-
 # --- profiles ---------------------------------------------------------------------------------
 
 def test_profiles_always_carry_custom_id_email_and_names_over_three_runs(synerise):
     synerise.add("to_profiles", PROFILES)
     first = [customer(i) for i in range(1, 6)]
     synerise.write("customers", first)
-    result = synerise.run("to_profiles")
+    result = synerise.sync("to_profiles")
     assert (result["added_succeeded"], result["requests"]) == (5, 2)  # a login, one batch
+    assert (synerise.stats()["total_requests"], synerise.stats()["items_received"]) == (2, 5)  # as Synerise counted them
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in range(1, 6)}
 
     second = [customer(i, first_name="Renamed") if i == 2 else customer(i) for i in range(2, 8)]  # 1 leaves, 6-7 arrive
     synerise.write("customers", second)
-    result = synerise.run("to_profiles")
+    result = synerise.sync("to_profiles")
     assert (result["added_succeeded"], result["changed_succeeded"], result["removed_left_in_platform"]) == (2, 1, 1)
     assert synerise.profiles() == {**{"1": profile(customer(1))}, **{str(r["customer_id"]): profile(r) for r in second}}
 
     third = [customer(3, tier=None, first_name=None) if r["customer_id"] == 3 else r for r in second]
     synerise.write("customers", third)
-    assert synerise.run("to_profiles")["changed_succeeded"] == 1
+    assert synerise.sync("to_profiles")["changed_succeeded"] == 1
     expected = profile(customer(3))
     del expected["firstName"]  # null resets the native field
     expected["attributes"] = {"ltv": 103.0}  # null deleted the attribute
@@ -181,9 +85,9 @@ def test_malformed_emails_and_phones_are_invalid_and_never_sent(synerise):
     rows = [customer(1), customer(7, email="person.7.example.com"), customer(8, email="person 8@example.com"),
             customer(13, phone="+447700"), customer(14, phone="+4477OO12345678")]
     synerise.write("customers", rows)
-    result = synerise.run("to_profiles")
+    result = synerise.sync("to_profiles")
     assert (result["added_succeeded"], result["invalid"]) == (1, 4)
-    records = synerise.records("to_profiles")
+    records = synerise.last_run_records("to_profiles")
     assert records["7"] == ("invalid", "email: malformed email 'person.7.example.com'")
     assert records["14"] == ("invalid", "phone: phone '+4477OO12345678' is not + then 7 to 15 digits")
     assert set(synerise.profiles()) == {"1"}
@@ -192,12 +96,12 @@ def test_malformed_emails_and_phones_are_invalid_and_never_sent(synerise):
 def test_newsletter_subscriptions_set_the_profiles_email_agreement(synerise):
     synerise.add("to_profiles", PROFILES)
     synerise.write("customers", [customer(1)])
-    synerise.run("to_profiles")
+    synerise.sync("to_profiles")
     synerise.add("subscriptions", SUBSCRIPTIONS)
     synerise.write("subscribers", [{"subscriber_id": 1, "email": "person.1@example.com", "status": "subscribed"},
                                    {"subscriber_id": 2, "email": "guest@example.com", "status": "unsubscribed"},
                                    {"subscriber_id": 3, "email": "broken", "status": "subscribed"}])
-    result = synerise.run("subscriptions")
+    result = synerise.sync("subscriptions")
     assert (result["added_succeeded"], result["invalid"]) == (2, 1)
     profiles = synerise.profiles()
     assert profiles["1"]["agreements"] == {"email": True} and profiles["1"]["firstName"] == "First1"  # the same profile
@@ -205,7 +109,7 @@ def test_newsletter_subscriptions_set_the_profiles_email_agreement(synerise):
 
     synerise.write("subscribers", [{"subscriber_id": 1, "email": "person.1@example.com", "status": "unsubscribed"},
                                    {"subscriber_id": 2, "email": "guest@example.com", "status": "unsubscribed"}])
-    assert synerise.run("subscriptions")["changed_succeeded"] == 1
+    assert synerise.sync("subscriptions")["changed_succeeded"] == 1
     assert synerise.profiles()["1"]["agreements"] == {"email": False}
 
 
@@ -215,24 +119,24 @@ def test_catalog_items_carry_the_plugins_attributes_and_mirror_soft_deletes(syne
     synerise.add("to_catalog", ITEMS)
     rows = [product(i) for i in range(1, 6)]
     synerise.write("products", rows)
-    assert synerise.run("to_catalog")["added_succeeded"] == 5
+    assert synerise.sync("to_catalog")["added_succeeded"] == 5
     assert synerise.items() == {r["sku"]: item(r) for r in rows}
 
     second = [product(i, price=99.0) if i == 2 else product(i) for i in range(2, 7) if i != 4]  # 1 and 4 leave, 6 arrives
     synerise.write("products", second)
-    result = synerise.run("to_catalog", {"allow_mass_delete": True})
+    result = synerise.sync("to_catalog", {"allow_mass_delete": True})
     assert (result["added_succeeded"], result["changed_succeeded"], result["removed_succeeded"]) == (1, 1, 2)
     expected = {r["sku"]: item(r) for r in second}
     expected.update({"SKU-1": item(product(1), deleted=1), "SKU-4": item(product(4), deleted=1)})  # kept, flagged deleted
     assert synerise.items() == expected
 
     synerise.write("products", [*second, product(4)])  # 4 comes back
-    assert synerise.run("to_catalog")["added_succeeded"] == 1
+    assert synerise.sync("to_catalog")["added_succeeded"] == 1
     assert synerise.items()["SKU-4"] == item(product(4))
 
     requests.delete(f"{synerise.sandbox.url}/_sandbox/synerise/catalogs/products", timeout=5).raise_for_status()
     synerise.write("products", [*second, product(4, name="Back again")])
-    assert synerise.run("to_catalog")["changed_succeeded"] == 1  # the catalog deleted behind our back is recreated
+    assert synerise.sync("to_catalog")["changed_succeeded"] == 1  # the catalog deleted behind our back is recreated
     assert synerise.items() == {"SKU-4": item(product(4, name="Back again"))}
 
 
@@ -242,8 +146,8 @@ def test_tax_inclusive_price_and_labels_as_values(synerise):
     synerise.add("gross", ITEMS, object="catalog:gross", operation="upsert", mapping=mapping,
                  options={"tax_inclusive_price": True, "labels_as_values": True})
     synerise.write("products", [product(1, price=35.99, tax_rate=0.2), product(2, price=18.0, tax_rate=0.055), product(3, tax_rate=0.0)])
-    synerise.run("plain")
-    synerise.run("gross")
+    synerise.sync("plain")
+    synerise.sync("gross")
     plain, gross = synerise.items("plain"), synerise.items("gross")
     assert [(v["price"], v["colour"]) for v in plain.values()] == [(35.99, 1), (18.0, 2), (30.0, 3)]
     assert [(v["price"], v["colour"]) for v in gross.values()] == [(43.19, "white"), (18.99, "red"), (30.0, "blue")]
@@ -265,7 +169,7 @@ def test_a_rerun_day_does_not_duplicate_events_and_products_arrive_nested(syneri
     synerise.write("orders", heads + [{**o, "order_id": f"N{o['order_id']}"} for o in other_day])
     synerise.write("order_lines", lines + [{**line, "order_id": f"N{line['order_id']}"} for line in other_lines])
     synerise.add("to_transactions", TRANSACTIONS)
-    result = synerise.run("to_transactions", partition=DAY)
+    result = synerise.sync("to_transactions", partition=DAY)
     assert (result["added_succeeded"], result["invalid"]) == (3, 0)  # only the day's orders
     counts = {"transaction.charge": 3, "product.buy": 6}
     assert synerise.state("events")["counts"] == counts
@@ -275,8 +179,10 @@ def test_a_rerun_day_does_not_duplicate_events_and_products_arrive_nested(syneri
     assert o3["revenue"] == {"amount": 59.94, "currency": "EUR"} and o3["metadata"] == {"store_view": "fr_fr"}
     assert o3["recordedAt"] == f"{DAY}T13:00:00Z"
 
-    again = synerise.run("to_transactions", {"full_resync": True}, partition=DAY)
+    synerise.reset_stats()
+    again = synerise.sync("to_transactions", {"full_resync": True}, partition=DAY)
     assert again["unchanged_resent"] == 3
+    assert synerise.stats()["items_received"] == 3  # Synerise really received the day's three again
     assert synerise.state("events")["counts"] == counts  # eventSalt = order id: overwritten, not duplicated
     assert len(synerise.state("transactions")["transactions"]) == 3
 
@@ -294,14 +200,14 @@ def test_a_rejected_profile_is_recorded_with_its_message_and_retried_next_run(sy
     rows = [customer(i) for i in range(1, 5)]
     synerise.write("customers", rows)
     synerise.fault(kind="reject_ids", ids=["3"])
-    result = synerise.run("to_profiles")
+    result = synerise.sync("to_profiles")
     assert (result["status"], result["added_succeeded"], result["added_failed"]) == ("partial", 3, 1)
-    status, message = synerise.records("to_profiles")["3"]
+    status, message = synerise.last_run_records("to_profiles")["3"]
     assert status == "rejected" and message.startswith("HTTP 207: [2].customId:") and "rejected by the platform" in message
     assert set(synerise.profiles()) == {"1", "2", "4"}
 
     requests.delete(f"{synerise.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
-    retried = synerise.run("to_profiles")
+    retried = synerise.sync("to_profiles")
     assert (retried["added_planned"], retried["added_succeeded"]) == (1, 1)
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in range(1, 5)}
 
@@ -312,10 +218,11 @@ def test_429_with_retry_after_is_waited_out_and_an_expired_token_replaced(syneri
     synerise.fault(kind="status", status=429, retry_after=1, count=1, path_contains="clients")
     synerise.fault(kind="status", status=401, count=1, path_contains="clients")
     started = time.monotonic()
-    result = synerise.run("to_profiles")
+    result = synerise.sync("to_profiles")
     assert (result["added_succeeded"], result["retries"]) == (4, 1)
     assert time.monotonic() - started >= 1.0
     assert result["requests"] == 2 + 2 + 1 + 1  # two logins, two batches, one retry after 429, one replay after 401
+    assert synerise.stats()["statuses"].get("429") == 1 and synerise.stats()["statuses"].get("401") == 1
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in range(1, 5)}
 
 
@@ -323,7 +230,7 @@ def test_profiles_scoped_to_store_views_sync_each_view_as_its_own_partition(syne
     synerise.add("to_profiles", PROFILES, scope={"column": "store_view", "values": ["en_gb", "fr_fr"]})
     rows = [customer(i) for i in range(1, 10)]  # 3, 6, 9: en_gb; 1, 4, 7: fr_fr; 2, 5, 8: de_de (not listed)
     synerise.write("customers", rows)
-    result = synerise.run("to_profiles")
+    result = synerise.sync("to_profiles")
     assert result["added_succeeded"] == 6
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in (1, 3, 4, 6, 7, 9)}
     with duckdb.connect(str(synerise.warehouse), read_only=True) as conn:
@@ -333,9 +240,9 @@ def test_profiles_scoped_to_store_views_sync_each_view_as_its_own_partition(syne
     # only the French view this time: its change goes out, the British one waits for its own run
     rows = [customer(i, first_name="Renamed") if i in (3, 4) else customer(i) for i in range(1, 10)]
     synerise.write("customers", rows)
-    assert synerise.run("to_profiles", run_config={"scopes": ["fr_fr"]})["changed_succeeded"] == 1
+    assert synerise.sync("to_profiles", run_config={"scopes": ["fr_fr"]})["changed_succeeded"] == 1
     assert (synerise.profiles()["4"]["firstName"], synerise.profiles()["3"]["firstName"]) == ("Renamed", "First3")
-    assert synerise.run("to_profiles")["changed_succeeded"] == 1
+    assert synerise.sync("to_profiles")["changed_succeeded"] == 1
     assert synerise.profiles()["3"]["firstName"] == "Renamed"
 
 

@@ -9,146 +9,31 @@ endpoint."""
 
 from __future__ import annotations
 
-import json
-
 import csv
+import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
-import duckdb
 import pytest
 import requests
-import yaml
-from dagster import AssetKey, DagsterInstance, materialize
 
 from activation_pipeline.config import ConfigError, load_config
-from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
 from activation_pipeline.platforms.yotpo import YotpoClient, YotpoResource
 from activation_pipeline.sandbox import start_sandbox
-from activation_pipeline_tests.test_sync_modes import metadata
-
-STORE = "sandbox-store"
-COLUMNS = ["customer_id", "external_id", "email", "phone", "first_name", "last_name", "tier", "ltv", "signed_up"]
-BASE_ACTIVATION: dict[str, Any] = {
-    "segment": "people",
-    "destination": "yotpo_test",
-    "object": "email",
-    "identifier": "email",
-    "mode": "full_then_delta",
-    "operation": "upsert",
-    "mapping": {"first_name": "first_name", "last_name": "last_name"},
-    "custom_attributes": ["tier", "ltv"],
-    "concurrency": 2,
-}
-
-
-def person(i: int, **overrides: Any) -> dict[str, Any]:
-    row = {"customer_id": i, "external_id": f"C{i:05d}", "email": f"person.{i}@example.com", "phone": f"+4477009{i:05d}",
-           "first_name": f"First{i}", "last_name": f"Last{i}", "tier": "gold" if i % 2 else "silver", "ltv": 100.0 + i,
-           "signed_up": "2025-01-02T03:04:05"}
-    row.update(overrides)
-    return row
-
-
-class YotpoProject:
-    """A throwaway project: customers.csv → segments.people → Yotpo activations."""
-
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance):
-        self.root, self.sandbox, self.instance = root, sandbox, instance
-        self.config_path = root / "activations.yaml"
-        self.warehouse = root / "warehouse.duckdb"
-        self.activations: dict[str, dict[str, Any]] = {}
-        # client pacing off (the emulator's limiter is off too) and short backoffs keep tests fast
-        self.settings: dict[str, Any] = {"requests_per_second": 0, "backoff_seconds": 0.02, "max_retries": 6}
-
-    def write_customers(self, rows: list[dict[str, Any]]) -> None:
-        with open(self.root / "customers.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def add_activation(self, name: str = "to_yotpo", **overrides: Any) -> str:
-        self.activations[name] = {**BASE_ACTIVATION, **overrides}
-        self.write_config()
-        return name
-
-    def write_config(self) -> None:
-        document = {
-            "sources": {"customers": {"path": "customers.csv"}},
-            "segments": {"people": {"primary_key": "customer_id", "sql": "SELECT * FROM sources.customers"}},
-            "destinations": {"yotpo_test": {"platform": "yotpo", "secrets": {"store_id": "YOTPO_STORE_ID", "secret": "YOTPO_SECRET"},
-                                            "settings": self.settings}},
-            "activations": self.activations,
-        }
-        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    def materialize(self, activation: str = "to_yotpo", raise_on_error: bool = True):
-        defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        selection = [AssetKey(["sources", "customers"]), AssetKey(["segments", "people"]), AssetKey(["activations", activation])]
-        assets = list(defs.assets or []) + list(defs.asset_checks or [])
-        return materialize(assets, selection=selection, resources=defs.resources, instance=self.instance, raise_on_error=raise_on_error)
-
-    def run(self, rows: list[dict[str, Any]], activation: str = "to_yotpo") -> dict[str, Any]:
-        self.write_customers(rows)
-        return metadata(self.materialize(activation), activation)
-
-    # --- the emulator's side -------------------------------------------------------------
-    def customers(self, store: str = STORE) -> dict[str, dict[str, Any]]:
-        """Every customer of the store, keyed by external_id, else ``email:…``, else ``phone:…``;
-        only the fields that hold a value (Yotpo's bookkeeping fields left out)."""
-        body = requests.get(f"{self.sandbox.url}/_sandbox/yotpo/customers", params={"store": store}, timeout=10).json()
-        found = list(body["customers"].values()) + list(body.get("without_external_id", []))
-        out = {}
-        for customer in found:
-            key = customer["external_id"] or (f"email:{customer['email']}" if customer["email"] else f"phone:{customer['phone_number']}")
-            assert key not in out, f"two customers for {key}"
-            out[key] = {k: v for k, v in customer.items()
-                        if k not in ("yotpo_id", "created_at", "updated_at") and v not in (None, {}, [])}
-        return out
-
-    def precreate(self, customers: list[dict[str, Any]]) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/yotpo/customers", json={"store": STORE, "customers": customers},
-                      timeout=10).raise_for_status()
-
-    def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": "yotpo", **fault}, timeout=5).raise_for_status()
-
-    # --- the ledger ----------------------------------------------------------------------
-    def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query, params or []).fetchall()
-
-    def last_run_records(self, activation: str = "to_yotpo") -> dict[str, tuple[str, str]]:
-        rows = self.sql(
-            "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
-            "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
-            [activation, activation],
-        )
-        return {key: (status, message) for key, status, message in rows}
-
-    def snapshot_keys(self, activation: str = "to_yotpo") -> set[str]:
-        return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation}"')}
+from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.platform_cases import YOTPO
+from activation_pipeline_tests.platform_cases import YOTPO_STORE as STORE
+from activation_pipeline_tests.platform_cases import yotpo_by_email as by_email
+from activation_pipeline_tests.platform_cases import yotpo_person as person
 
 
 @pytest.fixture
-def yotpo(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> YotpoProject:
-    monkeypatch.setenv("YOTPO_BASE_URL", f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}")
-    for name in ("YOTPO_STORE_ID", "YOTPO_SECRET"):
-        monkeypatch.delenv(name, raising=False)  # the sandbox's demo credentials
-    return YotpoProject(tmp_path, sandbox, instance)
-
-
-def by_email(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """What Yotpo should hold for these rows under BASE_ACTIVATION (matched by email)."""
-    out = {}
-    for r in rows:
-        custom = {k: v for k, v in (("tier", r["tier"]), ("ltv", float(r["ltv"]) if r["ltv"] is not None else None)) if v}
-        out[f"email:{r['email']}"] = {"email": r["email"], "first_name": r["first_name"], "last_name": r["last_name"],
-                                      **({"custom_properties": custom} if custom else {})}
-    return out
+def yotpo(project_for: Callable[[str], Project]) -> Project:
+    """customers.csv → segments.people → Yotpo activations, on the sandbox's demo credentials."""
+    return project_for("yotpo")
 
 
 # --- upsert (insert mode on) ---------------------------------------------------------------
@@ -166,12 +51,15 @@ def test_upsert_creates_customers_then_sends_only_adds_and_changes(yotpo):
     first = yotpo.run(FIRST)
     assert (first["added_planned"], first["added_succeeded"], first["invalid"], first["skipped"]) == (10, 10, 0, 0)
     assert first["requests"] == 11  # one access token + one PATCH per customer (no bulk endpoint)
+    assert (yotpo.stats()["total_requests"], yotpo.stats()["items_received"]) == (11, 10)  # as Yotpo counted them
     assert yotpo.customers() == by_email(FIRST)
 
+    yotpo.reset_stats()
     second = yotpo.run(SECOND)
     assert (second["added_planned"], second["changed_planned"], second["unchanged_skipped"]) == (2, 3, 5)
     assert (second["added_succeeded"], second["changed_succeeded"], second["removed_left_in_platform"]) == (2, 3, 2)
     assert second["requests"] == 1 + 5  # only what changed is sent
+    assert yotpo.stats()["items_received"] == 5
     assert yotpo.customers() == {**by_email(FIRST), **by_email(SECOND)}
 
     third = yotpo.run(THIRD)
@@ -259,6 +147,7 @@ def test_update_only_by_email_reads_the_store_once_and_updates_only_known_emails
     result = yotpo.run([person(i) for i in range(1, 5)])
     assert (result["added_succeeded"], result["skipped"]) == (2, 2)
     assert result["requests"] == 1 + 1 + 2  # token, one page of the store's customers, two PATCHes
+    assert yotpo.stats()["total_requests"] == 4  # as Yotpo counted them
     assert yotpo.customers() == {
         "SHOP-1": {"external_id": "SHOP-1", "email": "person.1@example.com", "first_name": "First1", "last_name": "Last1",
                    "custom_properties": {"tier": "gold"}},
@@ -277,6 +166,7 @@ def test_malformed_or_missing_emails_and_phones_are_invalid_and_never_sent(yotpo
     result = yotpo.run(rows)
     assert (result["added_succeeded"], result["invalid"]) == (4, 3)
     assert result["requests"] == 1 + 4
+    assert yotpo.stats()["items_received"] == 4  # Yotpo never received the three invalid ones
     records = yotpo.last_run_records()
     assert {k: v[0] for k, v in records.items()} == {"1": "confirmed", "7": "invalid", "8": "invalid", "9": "invalid",
                                                      "13": "confirmed", "14": "confirmed", "15": "confirmed"}
@@ -326,6 +216,7 @@ def test_429_with_retry_after_is_waited_out(yotpo):
     started = time.monotonic()
     result = yotpo.run([person(i) for i in range(1, 4)])
     assert (result["added_succeeded"], result["retries"]) == (3, 2)
+    assert yotpo.stats()["statuses"].get("429") == 2  # Yotpo did refuse twice
     assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
     assert yotpo.customers() == by_email([person(i) for i in range(1, 4)])
 
@@ -368,6 +259,7 @@ def test_a_store_limit_shared_with_another_client_is_still_honoured(yotpo):
         result = yotpo.run(rows)
         assert (result["status"], result["added_succeeded"]) == ("succeeded", 12)
         assert result["retries"] > 0  # the limit was really hit
+        assert yotpo.stats()["statuses"].get("429", 0) > 0  # as Yotpo answered it
         assert yotpo.customers() == by_email(rows)
     finally:
         stop.set()
@@ -381,6 +273,7 @@ def test_an_expired_token_is_replaced_once_and_the_request_replayed(yotpo):
     result = yotpo.run([person(i) for i in range(1, 4)])
     assert result["added_succeeded"] == 3
     assert result["requests"] == 2 + 3 + 1  # two tokens, three PATCHes, one replay
+    assert yotpo.stats()["statuses"] == {"200": 5, "401": 1}  # as Yotpo answered them
     assert yotpo.customers() == by_email([person(i) for i in range(1, 4)])
 
 
@@ -422,7 +315,7 @@ def test_the_secret_never_reaches_logs_metadata_or_the_ledger(tmp_path, private_
     monkeypatch.setenv("YOTPO_BASE_URL", f"{private_sandbox.url}/yotpo/core/v3/stores/{{store_id}}")
     monkeypatch.setenv("YOTPO_STORE_ID", PRIVATE_STORE)
     monkeypatch.setenv("YOTPO_SECRET", SECRET)
-    project = YotpoProject(tmp_path, private_sandbox, instance)
+    project = Project(tmp_path, private_sandbox, instance, YOTPO)
     project.add_activation()
     requests.post(f"{private_sandbox.url}/_sandbox/faults", json={"platform": "yotpo", "kind": "reject_ids", "ids": ["person.2@example.com"]},
                   timeout=5).raise_for_status()
