@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+PYTHON=.venv/bin/python ./scripts/lint.sh
 exec .venv/bin/python -m pytest "$@"
