@@ -115,6 +115,10 @@ class ItemErrorSettings(Config):
         return value
 
 
+DEFAULT_UPSERT = HttpOperationSettings(body={"items": "{{records}}"})
+DEFAULT_DELETE = HttpOperationSettings(path="/{object}/delete", body={"ids": "{{records}}"}, record="{{identifier}}")
+
+
 class HttpResource(PlatformResource):
     """Any JSON API: every setting is documented in this package's docstring and the README."""
 
@@ -124,9 +128,9 @@ class HttpResource(PlatformResource):
     token_env: str = secret_env("HTTP_API_TOKEN", sandbox="sandbox-http-token")
     auth_header: str = Field(default="Authorization", description="the header carrying the secret ('' for none)")
     auth_scheme: str = Field(default="Bearer", description="written before the secret ('' for the secret alone)")
-    upsert: HttpOperationSettings = Field(default_factory=lambda: HttpOperationSettings(body={"items": "{{records}}"}))
-    delete: HttpOperationSettings = Field(default_factory=lambda: HttpOperationSettings(
-        path="/{object}/delete", body={"ids": "{{records}}"}, record="{{identifier}}"))
+    # unset: the defaults below (a nested default would not survive Dagster's config round trip)
+    upsert: HttpOperationSettings | None = None
+    delete: HttpOperationSettings | None = None
     max_items_per_request: int = Field(default=100, ge=1, le=MAX_ITEMS_PER_REQUEST)
     max_bytes_per_request: int | None = Field(default=None, ge=64)
     requests_per_second: float = Field(default=0.0, ge=0)
@@ -144,7 +148,7 @@ class HttpResource(PlatformResource):
 
     @model_validator(mode="after")
     def _upsert_has_a_body(self) -> "HttpResource":
-        if self.upsert.body is None:
+        if self.upsert is not None and self.upsert.body is None:
             raise ValueError("upsert.body: an upsert sends its records in a body (a template; see the README)")
         return self
 
@@ -154,7 +158,7 @@ class HttpResource(PlatformResource):
         headers = {self.auth_header: f"{self.auth_scheme} {secret}" if self.auth_scheme else secret} if self.auth_header else {}
         item_errors = self.item_errors and ItemErrors(self.item_errors.path, self.item_errors.index, self.item_errors.id,
                                                       self.item_errors.message)
-        rules = Rules(self.upsert.compiled(), self.delete.compiled(), self.max_items_per_request, self.max_bytes_per_request,
+        rules = Rules((self.upsert or DEFAULT_UPSERT).compiled(), (self.delete or DEFAULT_DELETE).compiled(), self.max_items_per_request, self.max_bytes_per_request,
                       frozenset(self.rejected_statuses), frozenset(self.absent_statuses), item_errors)
         return HttpDestinationClient(self.session(base_url, headers, (secret,)), rules, Pacer(self.requests_per_second))
 

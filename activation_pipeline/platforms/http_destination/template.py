@@ -35,7 +35,6 @@ from activation_pipeline.platforms.http import utc_wire
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 NAME = re.compile(r"^(identifier|fields|object|operation|records|count|fields\.[A-Za-z0-9_]+)$")
-RECORD_NAMES = ("identifier", "fields", "object", "operation")  # what a per-record template may name
 BODY_ONLY = ("records", "count")
 _ABSENT = object()  # a field the record does not carry: its key is left out
 
@@ -96,7 +95,7 @@ def _check(node: Any, names: set[str], body: bool, top: bool = False) -> None:
             names.add(name)
     elif not (node is None or isinstance(node, (bool, int, float))):
         raise TemplateError(f"{node!r} is not a JSON value")
-    if top and body and "records" in names and names & set(RECORD_NAMES) - {"object", "operation"}:
+    if top and body and "records" in names and names - {"records", "count", "object", "operation"}:
         raise TemplateError("a batch body ({{records}}) names the records' values in the per-record template, not in the body")
 
 
