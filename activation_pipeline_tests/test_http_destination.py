@@ -66,12 +66,13 @@ def http(tmp_path, sandbox, instance, monkeypatch) -> HttpProject:
 
 def test_a_first_sync_sends_every_row_and_a_later_run_only_what_changed(http):
     http.add_activation()
-    first = http.run(ROWS)
-    assert case.held(http) == case.expected(ROWS)
-    assert (first["added_succeeded"], http.stats()["requests"]) == (25, {"/products": 3})  # 10 + 10 + 5 per request
+    first = http.run(ROWS + [case.invalid_row(50)])
+    assert case.held(http) == case.expected(ROWS)  # the infinite price was never sent
+    assert (first["added_succeeded"], first["invalid"]) == (25, 1)
+    assert (http.stats()["requests"], http.stats()["items_received"]) == ({"/products": 3}, 25)  # 10 + 10 + 5 per request
 
     changed = [case.row(i, version=1 if i in (3, 4) else 0) for i in range(1, 26)] + [case.row(26)]
-    second = http.run(changed)
+    second = http.run(changed + [case.invalid_row(50)])
     assert (second["added_succeeded"], second["changed_succeeded"]) == (1, 2)
     assert http.stats()["items_received"] == 3  # the sink itself saw only the delta
     assert case.held(http) == case.expected(changed)
@@ -167,7 +168,8 @@ def test_a_429_is_waited_out(http):
 def test_the_auth_header_is_required_and_configurable(http, monkeypatch):
     http.sink(auth_header="X-Api-Key", auth_scheme="")
     http.add_activation()
-    failed = http.materialize(raise_on_error=False) if http.write_products(ROWS) is None else None
+    http.write_products(ROWS)
+    failed = http.materialize(raise_on_error=False)
     assert "http refused the credentials of destinations.http_test (HTTP 401" in failure_message(failed)
     assert "HTTP_API_TOKEN" in failure_message(failed) and case.held(http) == {}
 
@@ -190,7 +192,8 @@ def test_the_secret_never_reaches_messages_metadata_or_the_ledger(tmp_path, monk
         project.fault(kind="reject_ids", ids=["SKU-0003"])
         assert project.run(ROWS)["added_failed"] == 1
         monkeypatch.setenv("HTTP_API_TOKEN", SECRET + "-wrong")
-        failed = project.materialize(raise_on_error=False) if project.write_products(ROWS + [case.row(77)]) is None else None
+        project.write_products(ROWS + [case.row(77)])
+        failed = project.materialize(raise_on_error=False)
         assert "HTTP 401" in failure_message(failed)
         written = everything_written(project, instance)
     assert SECRET not in written and "SKU-0003" in written  # the scan did read the ledger and logs
