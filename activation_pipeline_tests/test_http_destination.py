@@ -125,9 +125,10 @@ def test_a_refused_batch_is_split_until_the_rejected_record_stands_alone_and_it_
     assert case.held(http) == case.expected(ROWS)
 
 
-def test_per_item_errors_of_a_207_reject_one_record_and_confirm_the_rest_of_its_request(http):
+@pytest.mark.parametrize("named_by", [{"index": "index"}, {"index": "position", "id": "id"}])  # the sink names both
+def test_per_item_errors_of_a_207_reject_one_record_and_confirm_the_rest_of_its_request(http, named_by):
     http.sink(item_errors=True)
-    http.destination_settings = {"item_errors": {"path": "errors[*]", "index": "index", "message": "message"}}
+    http.destination_settings = {"item_errors": {"path": "errors[*]", "message": "message", **named_by}}
     http.add_activation()
     http.fault(kind="reject_ids", ids=["SKU-0012"])
     first = http.run(ROWS)
@@ -155,6 +156,17 @@ def test_requests_stay_within_the_item_and_byte_limits_and_a_refusal_among_them_
     # 400 bytes hold 5 records: 4 requests; only the refused one is split again (5 → 2 + 3 → 1 + 2 → 1 + 1)
     assert (http.stats()["items_received"], http.stats()["requests"]) == (20 + 5 + 3 + 2, {"/products": 10})
     assert case.held(http) == case.expected([r for r in ROWS[:20] if r["sku"] != "SKU-0005"])
+
+
+def test_a_request_applied_but_never_answered_is_not_confirmed_and_is_resent(http):
+    http.add_activation(concurrency=1)
+    http.fault(kind="drop_after", count=7, path_contains="/products")  # the first request and its 6 retries
+    first = http.run(ROWS)
+    assert (first["status"], first["added_succeeded"], first["added_failed"]) == ("partial", 15, 10)
+    assert len(case.held(http)) == 25  # the sink stored the dropped request's ten records
+    second = http.run(ROWS)
+    assert (second["added_succeeded"], http.stats()["items_received"]) == (10, 10)  # exactly those, sent again
+    assert case.held(http) == case.expected(ROWS)
 
 
 def test_a_429_is_waited_out(http):

@@ -79,7 +79,7 @@ class HttpSinkPlatform:
             return _answer(401, "unauthorized", "missing or wrong credentials")
         segs = req.segments
         try:
-            if not segs or not all(NAME.fullmatch(s) for s in segs[:1]):
+            if not segs or not NAME.fullmatch(segs[0]):
                 raise Refused(404, "not_found", f"no route for {req.method} {req.path}")
             if len(segs) == 1 and req.method == "POST":
                 return self._upsert_many(segs[0], req, ctx)

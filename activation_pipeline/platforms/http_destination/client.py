@@ -83,7 +83,10 @@ def follow(body: Any, path: str) -> list[Any]:
     """What ``path`` points at in ``body``: every match, in order ([] when nothing does)."""
     found = [body]
     for step in path.split("."):
-        name, brackets = POINTER_STEP.fullmatch(step).groups()  # type: ignore[union-attr]
+        matched = POINTER_STEP.fullmatch(step)
+        if matched is None:
+            return []  # the settings checked the pointer (pointer_problem); nothing to follow
+        name, brackets = matched.groups()
         if name:
             found = [node[name] for node in found if isinstance(node, dict) and name in node]
         for index in re.findall(r"\[(\*|\d+)\]", brackets):
@@ -237,8 +240,9 @@ class HttpDestinationClient(SessionClient):
             named = self._named(error, records, by_id)
             text = str(error.get(rules.message)) if isinstance(error, dict) and error.get(rules.message) not in (None, "") else ""
             message = self.session.redact(f"HTTP {response.status_code}: {text or '; '.join(body_parts(error)) or 'item refused'}")
+            if not named and len(records) > 1:  # which record it means is unknown: none is taken as confirmed
+                raise BatchRejected(f"{message} (an item error naming no record of the request)", response.status_code)
             if not named:
-                self._refused(records, f"{message} (an item error naming no record of the request)", response.status_code)
                 return {records[0].key: message}
             refused.update((record.key, message) for record in named)
         return refused
