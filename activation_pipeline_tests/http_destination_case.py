@@ -19,14 +19,25 @@ COLUMNS = ["sku", "name", "price", "brand"]
 
 def destination_entry(**settings: Any) -> dict[str, Any]:
     # short backoff keeps fault tests fast; Retry-After is still honoured
-    return {"platform": "http", "secrets": {"token": "HTTP_API_TOKEN"},
-            "settings": {"backoff_seconds": 0.02, "max_retries": 6, "max_items_per_request": 10, **settings}}
+    return {
+        "platform": "http",
+        "secrets": {"token": "HTTP_API_TOKEN"},
+        "settings": {"backoff_seconds": 0.02, "max_retries": 6, "max_items_per_request": 10, **settings},
+    }
 
 
 def activation(**overrides: Any) -> dict[str, Any]:
-    return {"segment": "catalog", "destination": DESTINATION, "object": ENDPOINT, "identifier": "sku",
-            "mapping": {"name": "name", "price": "price"}, "custom_attributes": ["brand"],
-            "max_items_per_request": 10, "concurrency": 2, **overrides}
+    return {
+        "segment": "catalog",
+        "destination": DESTINATION,
+        "object": ENDPOINT,
+        "identifier": "sku",
+        "mapping": {"name": "name", "price": "price"},
+        "custom_attributes": ["brand"],
+        "max_items_per_request": 10,
+        "concurrency": 2,
+        **overrides,
+    }
 
 
 def row(i: int, version: int = 0) -> Row:
@@ -52,11 +63,23 @@ def held(project: Any, endpoint: str = ENDPOINT) -> dict[str, Any]:
 def http_case() -> dict[str, Any]:
     """The keyword arguments of ``PlatformCase`` for the ``http`` platform."""
     return {
-        "platform": "http", "destination": DESTINATION, "destination_entry": destination_entry(),
-        "base_url": ("HTTP_BASE_URL", "/http"), "secret_envs": ("HTTP_API_TOKEN",),
-        "tables": {"products": COLUMNS}, "sources": {"products": {"path": "products.csv"}},
+        "platform": "http",
+        "destination": DESTINATION,
+        "destination_entry": destination_entry(),
+        "base_url": ("HTTP_BASE_URL", "/http"),
+        "secret_envs": ("HTTP_API_TOKEN",),
+        "tables": {"products": COLUMNS},
+        "sources": {"products": {"path": "products.csv"}},
         "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT sku, name, price, brand FROM sources.products"}},
-        "main_table": "products", "main_segment": "catalog", "activation_name": "sync_products",
-        "activation": activation(), "row": row, "invalid_row": invalid_row, "expected": expected, "held": held,
-        "sent_id": lambda r: r["sku"], "edit_path": f"/{ENDPOINT}", "views": {"records": held},
+        "main_table": "products",
+        "main_segment": "catalog",
+        "activation_name": "sync_products",
+        "activation": activation(),
+        "row": row,
+        "invalid_row": invalid_row,
+        "expected": expected,
+        "held": held,
+        "sent_id": lambda r: r["sku"],
+        "edit_path": f"/{ENDPOINT}",
+        "views": {"records": held},
     }

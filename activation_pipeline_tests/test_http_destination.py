@@ -211,18 +211,21 @@ def test_the_secret_never_reaches_messages_metadata_or_the_ledger(tmp_path, monk
     assert SECRET not in written and "SKU-0003" in written  # the scan did read the ledger and logs
 
 
-@pytest.mark.parametrize("settings, options, where", [
-    ({"upsert": {"body": {"items": "{{records}}"}, "record": {"id": "{{identifer}}"}}}, {}, "settings.upsert.record"),
-    ({"upsert": {"path": "/{object}/{identifier}", "body": {"items": "{{records}}"}}}, {}, "settings.upsert"),
-    ({"upsert": {"body": {"items": "{{records}}", "n": "{{fields.name}}"}}}, {}, "settings.upsert.body"),
-    ({"delete": {"body": {"ids": "x{{records}}"}}}, {}, "settings.delete.body"),
-    ({"item_errors": {"path": "errors[*"}}, {}, "settings.item_errors.path"),
-    ({"rejected_statuses": [401]}, {}, "settings.rejected_statuses"),
-    ({"max_items_per_request": 0}, {}, "settings.max_items_per_request"),
-    ({"retries": 3}, {}, "settings.retries"),
-    ({}, {"record": {"id": "{{identifier}"}}, "options.record"),
-    ({}, {"record": {"id": "{{identifier}}", "x": "{{fields.colour}}"}}, "options.record"),
-])
+@pytest.mark.parametrize(
+    "settings, options, where",
+    [
+        ({"upsert": {"body": {"items": "{{records}}"}, "record": {"id": "{{identifer}}"}}}, {}, "settings.upsert.record"),
+        ({"upsert": {"path": "/{object}/{identifier}", "body": {"items": "{{records}}"}}}, {}, "settings.upsert"),
+        ({"upsert": {"body": {"items": "{{records}}", "n": "{{fields.name}}"}}}, {}, "settings.upsert.body"),
+        ({"delete": {"body": {"ids": "x{{records}}"}}}, {}, "settings.delete.body"),
+        ({"item_errors": {"path": "errors[*"}}, {}, "settings.item_errors.path"),
+        ({"rejected_statuses": [401]}, {}, "settings.rejected_statuses"),
+        ({"max_items_per_request": 0}, {}, "settings.max_items_per_request"),
+        ({"retries": 3}, {}, "settings.retries"),
+        ({}, {"record": {"id": "{{identifier}"}}, "options.record"),
+        ({}, {"record": {"id": "{{identifier}}", "x": "{{fields.colour}}"}}, "options.record"),
+    ],
+)
 def test_a_bad_template_or_setting_fails_the_load_naming_the_field(http, settings, options, where):
     http.destination_settings = settings
     http.add_activation(options=options)
@@ -233,8 +236,12 @@ def test_a_bad_template_or_setting_fails_the_load_naming_the_field(http, setting
 
 
 def test_an_activation_template_shapes_its_records_and_nulls_omit_leaves_the_key_out(http):
-    http.add_activation(nulls="omit", options={"record": {"id": "{{identifier}}", "label": "{{fields.name}} ({{fields.brand}})",
-                                                          "price": "{{fields.price}}", "source": "{{object}}"}})
+    http.add_activation(
+        nulls="omit",
+        options={
+            "record": {"id": "{{identifier}}", "label": "{{fields.name}} ({{fields.brand}})", "price": "{{fields.price}}", "source": "{{object}}"}
+        },
+    )
     rows = [case.row(1), {**case.row(2), "price": None}]
     http.run(rows)
     assert case.held(http) == {

@@ -35,8 +35,9 @@ from .store import Store
 
 DEFAULT_TOKEN = "sandbox-http-token"
 NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS http_records (collection TEXT NOT NULL, id TEXT NOT NULL, "
-           "body_json TEXT NOT NULL, PRIMARY KEY (collection, id))")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS http_records (collection TEXT NOT NULL, id TEXT NOT NULL, body_json TEXT NOT NULL, PRIMARY KEY (collection, id))"
+)
 
 
 @dataclass
@@ -56,6 +57,12 @@ class Refused(Exception):
 
 def _answer(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(status, {"error": error, "message": message}, dict(headers or {}))
+
+
+def _fault_kind(ctx: HandlerContext, item_id: str) -> str:
+    """Which fault refuses the id (``reject_ids`` or ``reject_rate``), as the server's Rejections says."""
+    kind = getattr(ctx.rejected_ids, "kind", None)
+    return str(kind(item_id)) if kind else "reject_ids"
 
 
 def _dumps(value: Any) -> str:
@@ -129,8 +136,11 @@ class HttpSinkPlatform:
 
     def _refusals(self, ids: list[str], ctx: HandlerContext) -> list[dict[str, Any]]:
         """The items the faults refuse; refused whole unless item errors are on."""
-        errors = [{"index": i, "id": item_id, "message": f"item rejected by the platform (sandbox fault "
-                   f"{ctx.rejected_ids.kind(item_id)})"} for i, item_id in enumerate(ids) if item_id in ctx.rejected_ids]
+        errors = [
+            {"index": i, "id": item_id, "message": f"item rejected by the platform (sandbox fault {_fault_kind(ctx, item_id)})"}
+            for i, item_id in enumerate(ids)
+            if item_id in ctx.rejected_ids
+        ]
         if errors and not self.config.item_errors:
             first = errors[0]
             raise Refused(400, "invalid_item", f"items[{first['index']}] (id {_dumps(first['id'])}): {first['message']}")
@@ -156,8 +166,11 @@ class HttpSinkPlatform:
         errors = self._refusals(ids, ctx)
         refused = {e["index"] for e in errors}
         with self.store.transaction() as db:
-            deleted = sum(db.execute("DELETE FROM http_records WHERE collection=? AND id=?", (collection, i)).rowcount
-                          for n, i in enumerate(ids) if n not in refused)
+            deleted = sum(
+                db.execute("DELETE FROM http_records WHERE collection=? AND id=?", (collection, i)).rowcount
+                for n, i in enumerate(ids)
+                if n not in refused
+            )
         ctx.items_applied = deleted
         return Response(207, {"deleted": deleted, "errors": errors}) if errors else Response(200, {"deleted": deleted})
 
@@ -168,8 +181,7 @@ class HttpSinkPlatform:
             raise Refused(429, "too_many_requests", "rate limit", {"Retry-After": str(max(1, math.ceil(wait)))})
         body = self._body(req, ctx, None) if req.method != "DELETE" else None
         if item_id in ctx.rejected_ids:
-            raise Refused(422, "invalid_item", f"id {_dumps(item_id)}: item rejected by the platform (sandbox fault "
-                                               f"{ctx.rejected_ids.kind(item_id)})")
+            raise Refused(422, "invalid_item", f"id {_dumps(item_id)}: item rejected by the platform (sandbox fault {_fault_kind(ctx, item_id)})")
         with self.store.transaction() as db:
             row = db.execute("SELECT body_json FROM http_records WHERE collection=? AND id=?", (collection, item_id)).fetchone()
             if req.method == "DELETE":
@@ -178,7 +190,7 @@ class HttpSinkPlatform:
                 db.execute("DELETE FROM http_records WHERE collection=? AND id=?", (collection, item_id))
                 ctx.items_applied = 1
                 return Response(204)
-            stored = {**(json.loads(row[0]) if row and req.method == "PATCH" else {}), **body}
+            stored = {**(json.loads(row[0]) if row and req.method == "PATCH" else {}), **(body or {})}
             db.execute("INSERT OR REPLACE INTO http_records VALUES (?,?,?)", (collection, item_id, _dumps(stored)))
         ctx.items_applied = 1
         return Response(200, {"id": item_id})

@@ -86,7 +86,7 @@ class HttpOperationSettings(Config):
         return value
 
     @model_validator(mode="after")
-    def _path(self) -> "HttpOperationSettings":
+    def _path(self) -> HttpOperationSettings:
         leftover = self.path.replace("{object}", "").replace("{identifier}", "")
         if not self.path.startswith("/") or "{" in leftover or "}" in leftover:
             raise ValueError(f"path {self.path!r}: starts with '/'; placeholders are {{object}} and {{identifier}}")
@@ -147,7 +147,7 @@ class HttpResource(PlatformResource):
         return statuses
 
     @model_validator(mode="after")
-    def _upsert_has_a_body(self) -> "HttpResource":
+    def _upsert_has_a_body(self) -> HttpResource:
         if self.upsert is not None and self.upsert.body is None:
             raise ValueError("upsert.body: an upsert sends its records in a body (a template; see the README)")
         return self
@@ -156,10 +156,17 @@ class HttpResource(PlatformResource):
         base_url = self.resolved_base_url()
         secret = self.secret("token", base_url)
         headers = {self.auth_header: f"{self.auth_scheme} {secret}" if self.auth_scheme else secret} if self.auth_header else {}
-        item_errors = self.item_errors and ItemErrors(self.item_errors.path, self.item_errors.index, self.item_errors.id,
-                                                      self.item_errors.message)
-        rules = Rules((self.upsert or DEFAULT_UPSERT).compiled(), (self.delete or DEFAULT_DELETE).compiled(), self.max_items_per_request, self.max_bytes_per_request,
-                      frozenset(self.rejected_statuses), frozenset(self.absent_statuses), item_errors)
+        found = self.item_errors
+        item_errors = ItemErrors(found.path, found.index, found.id, found.message) if found is not None else None
+        rules = Rules(
+            (self.upsert or DEFAULT_UPSERT).compiled(),
+            (self.delete or DEFAULT_DELETE).compiled(),
+            self.max_items_per_request,
+            self.max_bytes_per_request,
+            frozenset(self.rejected_statuses),
+            frozenset(self.absent_statuses),
+            item_errors,
+        )
         return HttpDestinationClient(self.session(base_url, headers, (secret,)), rules, Pacer(self.requests_per_second))
 
 

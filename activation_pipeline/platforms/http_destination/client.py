@@ -49,6 +49,13 @@ class Operation:
     def batch(self) -> bool:
         return self.body is not None and self.body.is_batch
 
+    @property
+    def batch_body(self) -> Template:
+        """The body of a batch operation (one holding ``{{records}}``)."""
+        if self.body is None or not self.body.is_batch:
+            raise ValueError(f"{self.method} {self.path} sends one record per request, not a batch")
+        return self.body
+
 
 @dataclass(frozen=True)
 class ItemErrors:
@@ -158,11 +165,9 @@ class HttpDestinationClient(SessionClient):
         """Bytes of a request body around its records (a one-record body has none)."""
         if not operation.batch:
             return 0
-        empty = operation.body.render({"object": target.platform.endpoint, "operation": op, "records": [], "count": count})  # type: ignore[union-attr]
-        return len(dumps(empty))
+        return len(dumps(operation.batch_body.render({"object": target.platform.endpoint, "operation": op, "records": [], "count": count})))
 
-    def _chunks(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation,
-                records: Sequence[Record]) -> list[list[tuple[Record, Any]]]:
+    def _chunks(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation, records: Sequence[Record]) -> list[list[tuple[Record, Any]]]:
         """The batch as requests within the item and byte limits (each record fits alone: invalid_reason checked)."""
         overhead = self._overhead(target, op, operation, len(records))
         chunks: list[list[tuple[Record, Any]]] = [[]]
@@ -179,8 +184,7 @@ class HttpDestinationClient(SessionClient):
             size += needed
         return chunks
 
-    def _isolate(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation,
-                 chunk: list[tuple[Record, Any]]) -> list[ItemOutcome]:
+    def _isolate(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation, chunk: list[tuple[Record, Any]]) -> list[ItemOutcome]:
         try:
             return self._send_batch(target, op, operation, chunk)
         except BatchRejected as refused:
@@ -189,10 +193,9 @@ class HttpDestinationClient(SessionClient):
             middle = len(chunk) // 2
             return self._isolate(target, op, operation, chunk[:middle]) + self._isolate(target, op, operation, chunk[middle:])
 
-    def _send_batch(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation,
-                    chunk: list[tuple[Record, Any]]) -> list[ItemOutcome]:
-        body = operation.body.render({"object": target.platform.endpoint, "operation": op,  # type: ignore[union-attr]
-                                      "records": [item for _, item in chunk], "count": len(chunk)})
+    def _send_batch(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation, chunk: list[tuple[Record, Any]]) -> list[ItemOutcome]:
+        values = {"object": target.platform.endpoint, "operation": op, "records": [item for _, item in chunk], "count": len(chunk)}
+        body = operation.batch_body.render(values)
         path = operation.path.replace("{object}", target.platform.endpoint)
         response = self._request(operation.method, path, body)
         return self._outcomes(op, [record for record, _ in chunk], response, f"{operation.method} {path}")

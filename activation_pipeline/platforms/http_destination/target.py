@@ -24,10 +24,9 @@ class HttpTarget:
     record: Template | None = None
 
     @classmethod
-    def parse(cls, object_name: str, options: Mapping[str, Any]) -> "HttpTarget":
+    def parse(cls, object_name: str, options: Mapping[str, Any]) -> HttpTarget:
         if not re.fullmatch(ENDPOINT_NAME, object_name):
-            raise TargetError("object", f"{object_name!r}: http endpoint names are letters, digits, '_' and '-', "
-                                        "in segments separated by '/'")
+            raise TargetError("object", f"{object_name!r}: http endpoint names are letters, digits, '_' and '-', in segments separated by '/'")
         if "record" not in options:
             return cls(object_name)
         try:
@@ -48,6 +47,5 @@ def unmapped_fields(activation: Any) -> tuple[str, str] | None:
     mapped = {*activation.mapping, *activation.custom_attributes}
     missing = sorted(named - mapped)
     if missing:
-        return "options.record", (f"{{{{fields.{missing[0]}}}}} names no mapped field; mapped: "
-                                  f"{', '.join(sorted(mapped)) or 'none'}")
+        return "options.record", (f"{{{{fields.{missing[0]}}}}} names no mapped field; mapped: {', '.join(sorted(mapped)) or 'none'}")
     return None

@@ -51,7 +51,7 @@ class Template:
     names: frozenset[str]
 
     @classmethod
-    def compile(cls, source: Any, *, body: bool) -> "Template":
+    def compile(cls, source: Any, *, body: bool) -> Template:
         """Check ``source``; ``body`` True allows ``{{records}}`` and ``{{count}}`` (request bodies)."""
         names: set[str] = set()
         _check(source, names, body, top=True)
@@ -84,12 +84,14 @@ def _check(node: Any, names: set[str], body: bool, top: bool = False) -> None:
             raise TemplateError(f"{node!r}: an unclosed or nested {{{{ }}}} (a placeholder is {{{{name}}}})")
         for name in found:
             if not NAME.fullmatch(name):
-                raise TemplateError(f"{{{{{name}}}}} is not a placeholder; use identifier, fields, fields.<name>, object, "
-                                    f"operation{', records, count' if body else ''}")
+                raise TemplateError(
+                    f"{{{{{name}}}}} is not a placeholder; use identifier, fields, fields.<name>, object, "
+                    f"operation{', records, count' if body else ''}"
+                )
             if name in BODY_ONLY and not body:
                 raise TemplateError(f"{{{{{name}}}}} belongs in the request body, not in a per-record template")
             if name == "records" and PLACEHOLDER.fullmatch(node) is None:
-                raise TemplateError("{{records}} must be a whole value (\"items\": \"{{records}}\"), not inside text")
+                raise TemplateError('{{records}} must be a whole value ("items": "{{records}}"), not inside text')
             if name == "records" and "records" in names:
                 raise TemplateError("{{records}} may appear once in a body")
             names.add(name)
@@ -114,7 +116,7 @@ def _render(node: Any, values: dict[str, Any]) -> Any:
 
 def _lookup(name: str, values: dict[str, Any]) -> Any:
     if name.startswith("fields."):
-        return values["fields"].get(name[len("fields."):], _ABSENT)
+        return values["fields"].get(name[len("fields.") :], _ABSENT)
     return values[name]
 
 
