@@ -24,13 +24,13 @@ Inspection (no auth): ``GET /_sandbox/http/<collection>/records`` (``{"records":
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .platform_interface import HandlerContext, Request, Response, parse_json
+from .emulator_kit import Clock, Emulator, compact_json, json_body, optional_json, retry_after_headers, same_secret
+from .platform_interface import HandlerContext, Request, Response
 from .store import Store
 
 DEFAULT_TOKEN = "sandbox-http-token"
@@ -42,6 +42,8 @@ _SCHEMA = (
 
 @dataclass
 class SinkConfig:
+    """The sink's behaviour, set by `POST /_sandbox/http/config` (reset by `POST /_sandbox/reset`)."""
+
     max_items: int = 100
     max_bytes: int = 1_000_000
     item_errors: bool = False
@@ -59,27 +61,16 @@ def _answer(status: int, error: str, message: str, headers: dict[str, str] | Non
     return Response(status, {"error": error, "message": message}, dict(headers or {}))
 
 
-def _fault_kind(ctx: HandlerContext, item_id: str) -> str:
-    """Which fault refuses the id (``reject_ids`` or ``reject_rate``), as the server's Rejections says."""
-    kind = getattr(ctx.rejected_ids, "kind", None)
-    return str(kind(item_id)) if kind else "reject_ids"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-class HttpSinkPlatform:
+class HttpSinkPlatform(Emulator):
     """Routes ``/http/<collection>[/<id>|/delete]``; see the module docstring."""
 
     name = "http"
+    schema = (_SCHEMA,)
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
         self._token = os.environ.get("SANDBOX_HTTP_TOKEN", DEFAULT_TOKEN)
         self.config = SinkConfig()
-        with store.transaction() as db:
-            db.execute(_SCHEMA)
 
     def handle(self, req: Request, ctx: HandlerContext) -> Response:
         if not self._authenticated(req):
@@ -100,25 +91,21 @@ class HttpSinkPlatform:
 
     def _authenticated(self, req: Request) -> bool:
         expected = f"{self.config.auth_scheme} {self._token}" if self.config.auth_scheme else self._token
-        return (req.header(self.config.auth_header) or "").strip() == expected
+        return same_secret((req.header(self.config.auth_header) or "").strip(), expected)
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        return _answer(status, "too_many_requests" if status == 429 else "server_error", f"HTTP {status} (sandbox)", headers)
+        error = "too_many_requests" if status == 429 else "server_error"
+        return _answer(status, error, f"HTTP {status} (sandbox)", retry_after_headers(retry_after))
 
     def reset(self) -> None:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM http_records")
+        super().reset()
         self.config = SinkConfig()
 
     # ----------------------------------------------------------------- requests
     def _body(self, req: Request, ctx: HandlerContext, key: str | None) -> Any:
         if len(req.body) > self.config.max_bytes:
             raise Refused(413, "too_large", f"the body is {len(req.body)} bytes; at most {self.config.max_bytes} per request")
-        try:
-            body = parse_json(req.body)
-        except ValueError as exc:
-            raise Refused(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        body = json_body(req, lambda reason: Refused(400, "malformed_json", f"the body is not valid JSON: {reason}"))
         if key is None:
             if not isinstance(body, dict):
                 raise Refused(400, "invalid_body", "the body must be a JSON object")
@@ -129,21 +116,25 @@ class HttpSinkPlatform:
         ctx.items_received = len(items)
         if len(items) > self.config.max_items:
             raise Refused(413, "too_many_items", f"{len(items)} items; at most {self.config.max_items} per request")
-        wait = ctx.rate_check("http", len(items))
-        if wait is not None:
-            raise Refused(429, "too_many_requests", "rate limit", {"Retry-After": str(max(1, math.ceil(wait)))})
+        self._throttle(ctx, len(items))
         return items
+
+    @staticmethod
+    def _throttle(ctx: HandlerContext, items: int) -> None:
+        retry_after = ctx.throttle("http", items)
+        if retry_after is not None:
+            raise Refused(429, "too_many_requests", "rate limit", retry_after_headers(retry_after))
 
     def _refusals(self, ids: list[str], ctx: HandlerContext) -> list[dict[str, Any]]:
         """The items the faults refuse; refused whole unless item errors are on."""
         errors = [
-            {"index": i, "id": item_id, "message": f"item rejected by the platform (sandbox fault {_fault_kind(ctx, item_id)})"}
+            {"index": i, "id": item_id, "message": f"item rejected by the platform (sandbox fault {ctx.rejection(item_id)})"}
             for i, item_id in enumerate(ids)
-            if item_id in ctx.rejected_ids
+            if ctx.rejection(item_id)
         ]
         if errors and not self.config.item_errors:
             first = errors[0]
-            raise Refused(400, "invalid_item", f"items[{first['index']}] (id {_dumps(first['id'])}): {first['message']}")
+            raise Refused(400, "invalid_item", f"items[{first['index']}] (id {compact_json(first['id'])}): {first['message']}")
         return errors
 
     def _upsert_many(self, collection: str, req: Request, ctx: HandlerContext) -> Response:
@@ -153,7 +144,7 @@ class HttpSinkPlatform:
                 raise Refused(400, "invalid_item", f'items[{index}]: an object with a non-empty string "id"')
         errors = self._refusals([item["id"] for item in items], ctx)
         refused = {e["index"] for e in errors}
-        kept = [(collection, item["id"], _dumps(item)) for i, item in enumerate(items) if i not in refused]
+        kept = [(collection, item["id"], compact_json(item)) for i, item in enumerate(items) if i not in refused]
         with self.store.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO http_records VALUES (?,?,?)", kept)
         ctx.items_applied = len(kept)
@@ -176,22 +167,20 @@ class HttpSinkPlatform:
 
     def _one(self, collection: str, item_id: str, req: Request, ctx: HandlerContext) -> Response:
         ctx.items_received = 1
-        wait = ctx.rate_check("http", 1)
-        if wait is not None:
-            raise Refused(429, "too_many_requests", "rate limit", {"Retry-After": str(max(1, math.ceil(wait)))})
+        self._throttle(ctx, 1)
         body = self._body(req, ctx, None) if req.method != "DELETE" else None
-        if item_id in ctx.rejected_ids:
-            raise Refused(422, "invalid_item", f"id {_dumps(item_id)}: item rejected by the platform (sandbox fault {_fault_kind(ctx, item_id)})")
+        if ctx.rejection(item_id):
+            raise Refused(422, "invalid_item", f"id {compact_json(item_id)}: item rejected by the platform (sandbox fault {ctx.rejection(item_id)})")
         with self.store.transaction() as db:
             row = db.execute("SELECT body_json FROM http_records WHERE collection=? AND id=?", (collection, item_id)).fetchone()
             if req.method == "DELETE":
                 if row is None:
-                    raise Refused(404, "not_found", f"no record {_dumps(item_id)} in {collection}")
+                    raise Refused(404, "not_found", f"no record {compact_json(item_id)} in {collection}")
                 db.execute("DELETE FROM http_records WHERE collection=? AND id=?", (collection, item_id))
                 ctx.items_applied = 1
                 return Response(204)
             stored = {**(json.loads(row[0]) if row and req.method == "PATCH" else {}), **(body or {})}
-            db.execute("INSERT OR REPLACE INTO http_records VALUES (?,?,?)", (collection, item_id, _dumps(stored)))
+            db.execute("INSERT OR REPLACE INTO http_records VALUES (?,?,?)", (collection, item_id, compact_json(stored)))
         ctx.items_applied = 1
         return Response(200, {"id": item_id})
 
@@ -200,7 +189,7 @@ class HttpSinkPlatform:
         if segs == ["config"] and req.method in ("GET", "POST"):
             if req.method == "POST":
                 try:
-                    changes = parse_json(req.body) if req.body else {}
+                    changes = optional_json(req)
                     self.config = SinkConfig(**{**asdict(self.config), **changes})
                 except (ValueError, TypeError) as exc:
                     return _answer(400, "invalid_config", f"{exc}; knobs: {', '.join(asdict(self.config))}")
