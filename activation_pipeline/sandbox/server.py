@@ -56,6 +56,7 @@ PLATFORMS: dict[str, str] = {
     "connectif": ".connectif:ConnectifPlatform",
     "dotdigital": ".dotdigital:DotdigitalPlatform",
     "synerise": ".synerise:SynerisePlatform",
+    "http": ".http_sink:HttpSinkPlatform",
 }
 
 
