@@ -23,8 +23,9 @@ A case provides, as data:
 * ``views``: the platform's own readers and seeders, called as methods of the project
   (``project.catalog()`` on Batch, ``yotpo.customers()``, ``dd.members()``, …).
 
-Adding a platform (e.g. the generic ``http`` destination) is one more ``PlatformCase(...)`` in
-``CASES`` below; the contract suite then runs it, and fails until it exists.
+Adding a platform is one more ``PlatformCase(...)`` in ``CASES`` below (the generic ``http``
+destination's comes from its own test module, ``http_destination_case.py``); the contract suite
+then runs it, and fails until it exists.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import requests
+
+from activation_pipeline_tests.http_destination_case import http_case
 
 if TYPE_CHECKING:
     from activation_pipeline_tests.conftest import Project
@@ -361,4 +364,6 @@ SYNERISE = PlatformCase(
 )
 
 
-CASES: dict[str, PlatformCase] = {case.platform: case for case in (BATCH, YOTPO, DOTDIGITAL, CONNECTIF, SYNERISE)}
+HTTP = PlatformCase(**http_case())  # the generic templated REST destination (http_destination_case.py)
+
+CASES: dict[str, PlatformCase] = {case.platform: case for case in (BATCH, YOTPO, DOTDIGITAL, CONNECTIF, SYNERISE, HTTP)}

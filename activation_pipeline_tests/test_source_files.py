@@ -21,6 +21,7 @@ from activation_pipeline.config import ConfigError, DestinationConfig, load_conf
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
+from activation_pipeline_tests.platform_cases import CASES
 from activation_pipeline_tests.conftest import Project
 from activation_pipeline_tests.test_sync_modes import metadata
 
@@ -254,14 +255,11 @@ def test_a_nan_csv_price_inside_an_array_is_refused_by_batch_and_the_rest_of_the
     assert files.catalog() == {"SKU-1": {"name": "Mug", "price": [], "brand": "Acme"}}
 
 
-SIMPLEST_OBJECT = {"batch": "products", "yotpo": "email", "dotdigital": "list", "connectif": "products", "synerise": "profiles"}
-
-
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_every_platform_refuses_a_non_finite_number_alone_or_inside_a_list_never_sending_it_as_text(platform, value):
     spec = PLATFORMS[platform]
     client = spec.resource_factory(DestinationConfig(platform=platform)).client()
-    target = SyncTarget("unit", "unit", SIMPLEST_OBJECT.get(platform, "products"), model=spec.target)  # a name most targets take
+    target = SyncTarget("unit", "unit", CASES[platform].activation["object"], model=spec.target)  # the contract case's object
     assert client.invalid_reason(target, Record("k1", "ann@example.com", {"tags": ["a", value]}), "upsert") == f"tags[1]: {value} is not a finite number"
     assert client.invalid_reason(target, Record("k1", "ann@example.com", {"price": value}), "upsert") == f"price: {value} is not a finite number"
