@@ -17,7 +17,15 @@ from typing import Any
 
 import requests
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, PlatformError, Record, TargetError, answer_error, non_finite_number
+from activation_pipeline.platforms.base import (
+    E164_DIGITS,
+    PlatformError,
+    Record,
+    TargetError,
+    answer_error,
+    email_problem,
+    non_finite_number,
+)
 from activation_pipeline.platforms.dotdigital.target import CONTACT_INSIGHT, LIST, OBJECT_PATTERN, DotdigitalTarget
 from activation_pipeline.platforms.http import body_parts, error_text, json_object, utc_wire
 
@@ -74,7 +82,7 @@ def identifier_problem(kind: str, value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return f"no {kind}: the identifier is empty"
     if kind == "email":
-        return None if len(value) <= 254 and EMAIL.fullmatch(value) else f"malformed email {value!r}"
+        return email_problem(value)
     if kind == "mobileNumber":
         return None if MOBILE.fullmatch(value) else f"mobile number {value!r} is not in E.164 format (7 to 15 digits)"
     return None if len(value) <= 256 else f"{kind} longer than 256 characters"
