@@ -18,11 +18,13 @@ from activation_pipeline.platforms.dotdigital.contract import FIELD_PATTERN, FIE
 from activation_pipeline.platforms.dotdigital.imports import MAX_BODY_BYTES
 from activation_pipeline.platforms.dotdigital.target import (
     COLLECTION_NAME,
+    OBJECT_OPERATIONS,
     OBJECT_PATTERN,
     OBJECT_RULE,
     OPTIONS,
     DotdigitalTarget,
     list_named_by_title,
+    operation_refusal,
 )
 from activation_pipeline.platforms.resource import PlatformResource, is_loopback, resolve_base_url, secret_env
 
@@ -68,15 +70,14 @@ class DotdigitalResource(PlatformResource):
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
         session = self.session(base_url, {"Accept": "application/json", "Authorization": f"Basic {basic}"}, (user, password, basic))
         interval = self.poll_interval_seconds or (0.05 if is_loopback(base_url) else 5.0)
-        return DotdigitalClient(session, collections=dict(self.collections), poll_interval=interval,
-                                poll_timeout=self.poll_timeout_seconds)
+        return DotdigitalClient(session, collections=dict(self.collections), poll_interval=interval, poll_timeout=self.poll_timeout_seconds)
 
 
 DOTDIGITAL_SPEC = PlatformSpec(
     name="dotdigital",
     operations=frozenset({"upsert", "mirror", "delete_only"}),
-    # a contact-scoped record is deleted per contact, and one that left the segment carries no contact email
-    object_operations=((rf"^contact_insight:{COLLECTION_NAME}$", frozenset({"upsert"})),),
+    object_operations=OBJECT_OPERATIONS,
+    operation_refusal=operation_refusal,
     resource=DotdigitalResource,
     target=DotdigitalTarget.parse,
     max_items_per_request=MAX_ITEMS_PER_REQUEST,

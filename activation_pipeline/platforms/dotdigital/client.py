@@ -61,7 +61,6 @@ Chosen here where the public material is silent or conflicting (all in this pack
   retried by the shared session honouring ``Retry-After``).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -123,8 +122,7 @@ class DotdigitalClient(SessionClient):
             if op == "delete":
                 return self.lists.remove(target, records)
             body = contact_import_body(parsed, self.lists.list_id(target), list(records))
-            return self.imports.run("contacts", body, records,
-                                    lambda report: contact_outcomes(parsed, report, records, self.session.redact))
+            return self.imports.run("contacts", body, records, lambda report: contact_outcomes(parsed, report, records, self.session.redact))
         collection = self.collection_name(parsed.collection)
         if op == "delete":
             return self.imports.delete_insight(collection, records)

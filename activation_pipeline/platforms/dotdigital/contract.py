@@ -57,8 +57,7 @@ def activation_problem(activation: Any) -> tuple[str, str] | None:
     if target.kind == LIST:
         return _data_field_problem(activation)
     if target.kind == CONTACT_INSIGHT and target.contact_email not in activation.mapping:
-        return "options.contact_email", (f"names the mapped field holding the contact's email ({target.contact_email!r} "
-                                         f"is not under mapping)")
+        return "options.contact_email", (f"names the mapped field holding the contact's email ({target.contact_email!r} is not under mapping)")
     return None
 
 
@@ -67,12 +66,10 @@ def _data_field_problem(activation: Any) -> tuple[str, str] | None:
     for name in [*activation.mapping, *activation.custom_attributes]:
         where = f"mapping.{name}" if name in activation.mapping else "custom_attributes"
         if len(name) > MAX_DATA_FIELD_NAME:
-            return where, (f"{name!r} has {len(name)} characters; Dotdigital data-field names have at most "
-                           f"{MAX_DATA_FIELD_NAME} ({FIELD_RULE})")
+            return where, (f"{name!r} has {len(name)} characters; Dotdigital data-field names have at most {MAX_DATA_FIELD_NAME} ({FIELD_RULE})")
         upper = data_field_name(name)
         if upper in seen:
-            return where, (f"{name!r} clashes with {seen[upper]!r}: Dotdigital data-field names are unique "
-                           "case-insensitively")
+            return where, (f"{name!r} clashes with {seen[upper]!r}: Dotdigital data-field names are unique case-insensitively")
         seen[upper] = name
     return None
 
@@ -122,12 +119,18 @@ def wire(value: Any) -> Any:
 
 def contact_import_body(target: DotdigitalTarget, list_id: int, records: list[Record]) -> dict[str, Any]:
     """``PUT /contacts/v3/import``: each contact matched by its identifier and added to the list."""
-    return {"mergeOption": target.merge_option, "contacts": [
-        {"matchIdentifier": target.match_identifier,
-         "identifiers": {target.match_identifier: r.identifier},
-         "dataFields": {data_field_name(n): wire(v) for n, v in r.fields.items()},  # null clears a field
-         "lists": [list_id]}
-        for r in records]}
+    return {
+        "mergeOption": target.merge_option,
+        "contacts": [
+            {
+                "matchIdentifier": target.match_identifier,
+                "identifiers": {target.match_identifier: r.identifier},
+                "dataFields": {data_field_name(n): wire(v) for n, v in r.fields.items()},  # null clears a field
+                "lists": [list_id],
+            }
+            for r in records
+        ],
+    }
 
 
 def insight_import_body(target: DotdigitalTarget, collection: str, records: list[Record]) -> dict[str, Any]:

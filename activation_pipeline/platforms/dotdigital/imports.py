@@ -36,15 +36,15 @@ class Imports:
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
         self._in_flight = {service: threading.BoundedSemaphore(cap) for service, cap in IMPORTS_IN_FLIGHT.items()}
 
-    def run(self, service: str, body: dict[str, Any], records: Sequence[Record],
-            outcomes_of: Callable[[Report], list[ItemOutcome]]) -> list[ItemOutcome]:
+    def run(
+        self, service: str, body: dict[str, Any], records: Sequence[Record], outcomes_of: Callable[[Report], list[ItemOutcome]]
+    ) -> list[ItemOutcome]:
         """``PUT /{service}/v3/import``, then the outcome of each record from the finished import's report."""
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         if len(payload) > MAX_BODY_BYTES:
             raise BatchRejected(f"request body of {len(payload) / 1e6:.1f} MB exceeds Dotdigital's 50 MB", 413)
         with self._in_flight[service]:
-            response = self.session.request("PUT", f"/{service}/v3/import", data=payload,
-                                            headers={"Content-Type": "application/json"})
+            response = self.session.request("PUT", f"/{service}/v3/import", data=payload, headers={"Content-Type": "application/json"})
             if response.status_code in (401, 403):
                 raise answer_failure(response, f"PUT /{service}/v3/import (check the API user and the region)", self.session.redact)
             if response.status_code in (400, 413):
@@ -78,8 +78,7 @@ class Imports:
     def delete_insight(self, collection: str, records: Sequence[Record]) -> list[ItemOutcome]:
         """``DELETE /insightData/v3/accounts/{collection}/deleteRecords``: a key the collection lacks is deleted already."""
         keys = sorted({r.identifier for r in records})
-        response = self.session.request("DELETE", f"/insightData/v3/accounts/{quote(collection, safe='')}/deleteRecords",
-                                        json={"keys": keys})
+        response = self.session.request("DELETE", f"/insightData/v3/accounts/{quote(collection, safe='')}/deleteRecords", json={"keys": keys})
         if response.status_code == 404 and error_code(response) == "insightData:collectionNotFound":
             return [ItemOutcome(r.key, "confirmed", "collection absent: nothing to delete") for r in records]
         if response.status_code != 200:
@@ -87,13 +86,11 @@ class Imports:
                 raise BatchRejected(error_message(response, self.session.redact), 400)
             raise answer_failure(response, f"delete records of collection {collection}", self.session.redact)
         missing = set(response.json().get("notFound") or [])
-        return [ItemOutcome(r.key, "confirmed", "not in the collection: nothing to delete" if r.identifier in missing else "")
-                for r in records]
+        return [ItemOutcome(r.key, "confirmed", "not in the collection: nothing to delete" if r.identifier in missing else "") for r in records]
 
 
 # --- reading the reports ------------------------------------------------------------------------
-def contact_outcomes(target: DotdigitalTarget, report: Report, records: Sequence[Record],
-                     redact: Callable[[str], str]) -> list[ItemOutcome]:
+def contact_outcomes(target: DotdigitalTarget, report: Report, records: Sequence[Record], redact: Callable[[str], str]) -> list[ItemOutcome]:
     """Confirmed when listed under ``created`` or ``updated``; rejected under ``failures``; in neither, no answer."""
     kind = target.match_identifier
     failures, successes = contact_failures(report, kind), contact_successes(report, kind)
@@ -112,8 +109,10 @@ def contact_outcomes(target: DotdigitalTarget, report: Report, records: Sequence
 def insight_outcomes(report: Report, records: Sequence[Record], redact: Callable[[str], str]) -> list[ItemOutcome]:
     """Confirmed unless the report lists the record's key under ``failures``."""
     failures = insight_failures(report)
-    return [ItemOutcome(r.key, "rejected", redact(failures[r.identifier])) if r.identifier in failures else ItemOutcome(r.key, "confirmed")
-            for r in records]
+    return [
+        ItemOutcome(r.key, "rejected", redact(failures[r.identifier])) if r.identifier in failures else ItemOutcome(r.key, "confirmed")
+        for r in records
+    ]
 
 
 def contact_failures(report: Report, kind: str) -> dict[str, str]:

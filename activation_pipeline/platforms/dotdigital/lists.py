@@ -88,13 +88,14 @@ class Lists:
                 continue
             kind = DATA_FIELD_TYPES.get(logical)
             if kind is None:
-                raise PlatformError(f"{target.activation}: mapping.{name}: a {logical} column cannot be a Dotdigital data "
-                                    "field (text, number, date or yes/no only)")
-            created = self.session.request("POST", "/v2/data-fields",
-                                           json={"name": upper, "type": kind, "visibility": "Private", "defaultValue": None})
+                raise PlatformError(
+                    f"{target.activation}: mapping.{name}: a {logical} column cannot be a Dotdigital data field (text, number, date or yes/no only)"
+                )
+            created = self.session.request(
+                "POST", "/v2/data-fields", json={"name": upper, "type": kind, "visibility": "Private", "defaultValue": None}
+            )
             if created.status_code not in (200, 201) and error_code(created) != "ERROR_NON_UNIQUE_DATAFIELD":
-                raise PlatformError(f"{target.activation}: creating data field {upper} ({kind}): "
-                                    f"{error_message(created, self.session.redact)}")
+                raise PlatformError(f"{target.activation}: creating data field {upper} ({kind}): {error_message(created, self.session.redact)}")
 
     def remove(self, target: SyncTarget[DotdigitalTarget], records: Sequence[Record]) -> list[ItemOutcome]:
         """Take contacts out of the list (they stay in the account): look each up, then one bulk removal."""
@@ -116,8 +117,7 @@ class Lists:
             else:
                 raise answer_failure(response, "GET contact", self.session.redact)
         if members:
-            response = self.session.request("POST", f"/v2/address-books/{list_id}/contacts/delete",
-                                            json=sorted(set(members.values())))
+            response = self.session.request("POST", f"/v2/address-books/{list_id}/contacts/delete", json=sorted(set(members.values())))
             if response.status_code == 404:  # the list itself is gone: its contacts are out of it already
                 outcomes.update({key: ItemOutcome(key, "confirmed", "the list no longer exists: nothing to remove") for key in members})
                 return [outcomes[r.key] for r in records]

@@ -21,14 +21,26 @@ CONTACT_INSIGHT: Kind = "contact_insight"
 # the schema ``collectionName`` of the v3 insight data service (developer.dotdigital.com/reference/importinsightdata)
 COLLECTION_NAME = r"[-A-Za-z_][-A-Za-z0-9_]{1,255}"
 OBJECT_PATTERN = rf"^(list|insight:{COLLECTION_NAME}|contact_insight:{COLLECTION_NAME})$"
-OBJECT_RULE = ("list (contacts in the list named after the title), insight:<collection> (account-scoped insight data) "
-               "or contact_insight:<collection> (contact-scoped, e.g. orders); <collection> is an alias under the "
-               "destination's settings.collections or a collection name matching ^[-A-Za-z_][-A-Za-z0-9_]{1,255}$")
+OBJECT_RULE = (
+    "list (contacts in the list named after the title), insight:<collection> (account-scoped insight data) "
+    "or contact_insight:<collection> (contact-scoped, e.g. orders); <collection> is an alias under the "
+    "destination's settings.collections or a collection name matching ^[-A-Za-z_][-A-Za-z0-9_]{1,255}$"
+)
 MAX_LIST_NAME = 128
 MATCH_IDENTIFIERS = ("email", "mobileNumber")
 MERGE_OPTIONS = ("overwrite", "overwriteIfNotEmpty", "overwriteIfEmpty")
-COLLECTION_TYPES = ("cartInsight", "catalog", "consentInsight", "custom", "easyEditorExtensions", "nostoEmailCampaigns",
-                    "orders", "productCategories", "webInsight", "wishList")
+COLLECTION_TYPES = (
+    "cartInsight",
+    "catalog",
+    "consentInsight",
+    "custom",
+    "easyEditorExtensions",
+    "nostoEmailCampaigns",
+    "orders",
+    "productCategories",
+    "webInsight",
+    "wishList",
+)
 OPTIONS = ("list_id", "match_identifier", "merge_option", "collection_type", "contact_email")
 LIST_OPTIONS = frozenset({"list_id", "match_identifier", "merge_option"})
 INSIGHT_OPTIONS = frozenset({"collection_type", "contact_email"})
@@ -64,11 +76,19 @@ class DotdigitalTarget:
         for option in sorted(set(options) - allowed):
             raise TargetError(f"options.{option}", f"not an option of a Dotdigital {kind} activation; it takes {', '.join(sorted(allowed))}")
         if kind == LIST:
-            return cls(LIST, match_identifier=_choice(options, "match_identifier", MATCH_IDENTIFIERS, "email"),
-                       merge_option=_choice(options, "merge_option", MERGE_OPTIONS, "overwrite"), list_id=_list_id(options))
+            return cls(
+                LIST,
+                match_identifier=_choice(options, "match_identifier", MATCH_IDENTIFIERS, "email"),
+                merge_option=_choice(options, "merge_option", MERGE_OPTIONS, "overwrite"),
+                list_id=_list_id(options),
+            )
         if kind == CONTACT_INSIGHT:
-            return cls(CONTACT_INSIGHT, collection, _choice(options, "collection_type", COLLECTION_TYPES, "orders"),
-                       contact_email=options.get("contact_email", "email"))
+            return cls(
+                CONTACT_INSIGHT,
+                collection,
+                _choice(options, "collection_type", COLLECTION_TYPES, "orders"),
+                contact_email=options.get("contact_email", "email"),
+            )
         return cls(ACCOUNT_INSIGHT, collection, _choice(options, "collection_type", COLLECTION_TYPES, "catalog"))
 
 
@@ -84,6 +104,21 @@ def _list_id(options: Mapping[str, Any]) -> int | None:
     if list_id is not None and (isinstance(list_id, bool) or not isinstance(list_id, int) or list_id <= 0):
         raise TargetError("options.list_id", f"{list_id!r} is not a list id (a positive integer)")
     return list_id
+
+
+# a contact-scoped record is deleted per contact, and one that left the segment carries no contact email
+OBJECT_OPERATIONS = ((rf"^{CONTACT_INSIGHT}:{COLLECTION_NAME}$", frozenset({"upsert"})),)
+
+
+def operation_refusal(object_name: str, operation: str, allowed: frozenset[str]) -> str:
+    """The load's words when an object does not take an operation (PlatformSpec.operation_refusal)."""
+    kind = object_name.partition(":")[0]
+    why = (
+        ": contact-scoped insight records are deleted per contact, and a record that left the segment carries no contact email"
+        if kind == CONTACT_INSIGHT
+        else ""
+    )
+    return f"Dotdigital {kind} activations support {', '.join(sorted(allowed))}, not {operation!r}{why}"
 
 
 def list_named_by_title(object_name: str, title: str, options: dict[str, Any]) -> dict[str, str]:
