@@ -18,7 +18,7 @@ Kind = Literal["list", "insight", "contact_insight"]
 LIST: Kind = "list"
 ACCOUNT_INSIGHT: Kind = "insight"
 CONTACT_INSIGHT: Kind = "contact_insight"
-# the schema ``collectionName`` of the v3 insight data service (developer.dotdigital.com/reference/importinsightdata)
+# the schema ``collectionName`` of the v3 insight data service (developer.dotdigital.com/reference-link/importinsightdata)
 COLLECTION_NAME = r"[-A-Za-z_][-A-Za-z0-9_]{1,255}"
 OBJECT_PATTERN = rf"^(list|insight:{COLLECTION_NAME}|contact_insight:{COLLECTION_NAME})$"
 OBJECT_RULE = (
