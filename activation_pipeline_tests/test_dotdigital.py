@@ -154,7 +154,11 @@ def test_an_invalid_data_field_name_fails_the_config_load_naming_the_field(dd, m
     ({"object": "insight:x"}, "object"),  # collection names have at least 2 characters
     ({"options": {"match_identifier": "phone"}}, "options.match_identifier"),
     ({"object": "contact_insight:orders", "options": {"list_id": 3}}, "options.list_id"),
+    ({"object": "insight:products", "options": {"contact_email": "email"}}, "options.contact_email"),
+    ({"options": {"merge_option": "sometimes"}}, "options.merge_option"),
+    ({"options": {"list_id": "3"}}, "options.list_id"),
     ({"operation": "update_only"}, "operation"),
+    ({"object": "contact_insight:orders", "operation": "mirror"}, "operation"),  # contact-scoped records: upsert only
 ])
 def test_activations_dotdigital_cannot_serve_fail_at_config_load(dd, overrides, where):
     dd.add(**overrides)

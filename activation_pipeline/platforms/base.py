@@ -185,5 +185,9 @@ EMAIL = re.compile(  # the HTML5 "valid e-mail address", with a dotted domain (w
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 E164_DIGITS = r"[1-9][0-9]{6,14}"  # E.164: at most 15 digits; the shortest numbers in use have 7
+MAX_EMAIL = 254  # the longest address a mail path carries (RFC 5321 §4.5.3.1.3, less the brackets)
 
 
+def email_problem(value: str) -> str | None:
+    """Why ``value`` is not an email address the platforms accept (``EMAIL``, at most ``MAX_EMAIL`` characters), or None."""
+    return None if len(value) <= MAX_EMAIL and EMAIL.fullmatch(value) else f"malformed email {value!r}"

@@ -145,7 +145,7 @@ class SessionClient:
 # --- error bodies ---------------------------------------------------------------------------
 MESSAGE_KEYS = ("error_code", "code", "error", "error_message", "message", "title", "detail", "description")
 LIST_KEYS = ("errors", "validationErrors", "details")
-PLACE_KEYS = ("field", "path", "property", "key", "index")
+PLACE_KEYS = ("field", "path", "property", "key", "index", "item")  # "item": Dotdigital v3 details
 TEXT_KEYS = ("message", "reason", "detail", "description", "error", "error_message")
 
 
