@@ -23,9 +23,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from activation_pipeline.column_types import column_type_problem
 from activation_pipeline.config_file import (
@@ -149,7 +151,24 @@ class DestinationConfig(_Model):
     secrets: dict[str, str] = Field(
         default_factory=dict, description="secret name -> environment variable holding it"
     )
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict, description="the platform's settings: its resource model's fields")
+
+    @field_validator("settings")
+    @classmethod
+    def _platform_settings(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Validated by the platform's own resource model (plain pydantic: an error names settings.<field>)."""
+        from activation_pipeline.platforms import PLATFORMS
+
+        spec = PLATFORMS.get(info.data.get("platform", ""))
+        if spec is None:
+            return value  # the platform itself is refused with the list of platforms (config_references)
+        unknown = sorted(set(value) - set(spec.settings))
+        if unknown:  # named at settings.<name>, with what the platform takes
+            refusal = PydanticCustomError("unknown_setting", "unknown setting; {platform} takes {allowed}",
+                                          {"platform": spec.name, "allowed": ", ".join(spec.settings)})
+            raise ValidationError.from_exception_data("settings", [{"type": refusal, "loc": (name,), "input": value[name]} for name in unknown])
+        spec.resource(**value)  # its field types, bounds and validators (a region, a collection name, a template)
+        return value
 
 
 class CronSchedule(_Model):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
 
-from activation_pipeline.config_file import ConfigError, describe_error
+from activation_pipeline.config_file import ConfigError
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import TargetError
 from activation_pipeline.platforms.resource import base_url_problem
@@ -38,9 +37,6 @@ def check_references(config: ProjectConfig) -> None:
         spec = PLATFORMS.get(destination.platform)
         if spec is None:
             raise ConfigError(path, f"destinations.{name}", "platform", f"{destination.platform!r} is not supported; allowed: {', '.join(sorted(PLATFORMS))}")
-        if spec.settings is not None:
-            for setting in sorted(set(destination.settings) - set(spec.settings)):
-                raise ConfigError(path, f"destinations.{name}", f"settings.{setting}", f"unknown setting; {spec.name} takes {', '.join(spec.settings)}")
         unknown = set(destination.secrets) - set(spec.secrets)
         if unknown:
             raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")
@@ -49,15 +45,6 @@ def check_references(config: ProjectConfig) -> None:
         for secret, env_name in destination.secrets.items():
             if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", env_name):
                 raise ConfigError(path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself")
-        if spec.resource_factory is not None:  # settings the platform's resource refuses would fail the code location later
-            try:
-                spec.resource_factory(destination)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(["settings", *(str(part) for part in error["loc"])])
-                raise ConfigError(path, f"destinations.{name}", where, describe_error(error)) from None
-            except TypeError as exc:
-                raise ConfigError(path, f"destinations.{name}", "settings", f"not accepted by {spec.name} ({exc})") from None
     for name, activation in config.activations.items():
         entry = f"activations.{name}"
         if name == "prune":  # `activation-pipeline ledger prune` is a command
