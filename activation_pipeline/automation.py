@@ -67,9 +67,7 @@ def activation_op(name: str) -> str:
 
 def build_jobs(config: ProjectConfig) -> Jobs:
     jobs: Jobs = {
-        "sync_everything": define_asset_job(
-            "sync_everything", selection=AssetSelection.all(), description="Every source, segment and activation"
-        )
+        "sync_everything": define_asset_job("sync_everything", selection=AssetSelection.all(), description="Every source, segment and activation")
     }
     for name, activation in config.activations.items():
         # its sources and segments, not the activations it runs `after:` (they keep their own jobs and schedules)
@@ -77,23 +75,31 @@ def build_jobs(config: ProjectConfig) -> Jobs:
         selection = AssetSelection.assets(["activations", name]).upstream() - others
         tags = {"activation": name}
         jobs[f"sync_{name}"] = define_asset_job(
-            f"sync_{name}", selection=selection, tags={**tags, "sync": "incremental"},
+            f"sync_{name}",
+            selection=selection,
+            tags={**tags, "sync": "incremental"},
             description=f"{name} and everything upstream of it: an incremental sync",
         )
         if activation.full_resync_schedule is not None:
             jobs[f"full_resync_{name}"] = define_asset_job(
-                f"full_resync_{name}", selection=selection, tags={**tags, "sync": "full_resync"},
+                f"full_resync_{name}",
+                selection=selection,
+                tags={**tags, "sync": "full_resync"},
                 config={"ops": {activation_op(name): {"config": {"full_resync": True}}}},
                 description=f"{name} resent in full (nothing deleted), with everything upstream of it",
             )
         if verifies(config, name):  # read-back verification, without syncing: "verify now" and "massive verification"
             check = AssetSelection.checks(AssetCheckKey(AssetKey(["activations", name]), CHECK_NAME))
             jobs[f"verify_{name}"] = define_asset_job(
-                f"verify_{name}", selection=check, tags={**tags, "sync": "verify"},
+                f"verify_{name}",
+                selection=check,
+                tags={**tags, "sync": "verify"},
                 description=f"Read back {name}'s records of its latest sync (run config keys: [...] verifies just those)",
             )
             jobs[f"verify_{name}_all"] = define_asset_job(
-                f"verify_{name}_all", selection=check, tags={**tags, "sync": "verify_all"},
+                f"verify_{name}_all",
+                selection=check,
+                tags={**tags, "sync": "verify_all"},
                 config={"ops": {verification_op(name): {"config": {"all": True, "keys": []}}}},
                 description=f"Massive verification: read back every record {name} should hold",
             )
@@ -115,18 +121,28 @@ def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinitio
     for name, activation in config.activations.items():
         if f"verify_{name}_all" in jobs:
             expression, timezone = activation.verification_cron
-            schedules.append(ScheduleDefinition(
-                name=f"verify_{name}_all_schedule", job=jobs[f"verify_{name}_all"], cron_schedule=expression,
-                execution_timezone=timezone, default_status=_status(activation),
-                description=f"massive verification of {name}: every record read back ({expression} {timezone}, off-peak by default)",
-            ))
+            schedules.append(
+                ScheduleDefinition(
+                    name=f"verify_{name}_all_schedule",
+                    job=jobs[f"verify_{name}_all"],
+                    cron_schedule=expression,
+                    execution_timezone=timezone,
+                    default_status=_status(activation),
+                    description=f"massive verification of {name}: every record read back ({expression} {timezone}, off-peak by default)",
+                )
+            )
         for kind, cron in (("sync", activation.cron), ("full_resync", activation.full_resync_cron)):
             if cron is None:
                 continue
             expression, timezone = cron
             what = activation.schedule if kind == "sync" else activation.full_resync_schedule
-            arguments: dict[str, Any] = dict(name=f"{kind}_{name}_schedule", job=jobs[f"{kind}_{name}"], cron_schedule=expression,
-                                             execution_timezone=timezone, default_status=_status(activation))
+            arguments: dict[str, Any] = dict(
+                name=f"{kind}_{name}_schedule",
+                job=jobs[f"{kind}_{name}"],
+                cron_schedule=expression,
+                execution_timezone=timezone,
+                default_status=_status(activation),
+            )
             if config.activation_partition_column(name) is None:
                 schedules.append(ScheduleDefinition(**arguments, description=f"{kind.replace('_', ' ')} of {name}: {what}"))
             else:
@@ -136,6 +152,7 @@ def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinitio
 
 def _latest_day_schedule(partitions: Any, arguments: dict[str, Any], description: str) -> ScheduleDefinition:
     """A partitioned activation's tick syncs the last complete day: an incremental run of that partition."""
+
     @schedule(**arguments, description=description)
     def _tick(context: ScheduleEvaluationContext):
         day = partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
@@ -160,8 +177,11 @@ def downstream_of_sources(config: ProjectConfig, sources: set[str], activations:
     if activations is not None:  # only what the chosen activations need
         needed = {config.activations[name].segment for name in chosen}
         segments &= _with_upstream_segments(config, needed)
-    return ([AssetKey(["sources", s]) for s in sorted(sources)] + [AssetKey(["segments", s]) for s in sorted(segments)]
-            + [AssetKey(["activations", a]) for a in sorted(chosen)])
+    return (
+        [AssetKey(["sources", s]) for s in sorted(sources)]
+        + [AssetKey(["segments", s]) for s in sorted(segments)]
+        + [AssetKey(["activations", a]) for a in sorted(chosen)]
+    )
 
 
 def _with_upstream_segments(config: ProjectConfig, segments: set[str]) -> set[str]:
@@ -191,19 +211,35 @@ def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
     path, column = config.source_path(source), config.sources[source].partition_column
     if not path.exists() or column is None:
         return {}
-    scan = pl.scan_parquet(path) if config.sources[source].file_format == "parquet" else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+    scan = (
+        pl.scan_parquet(path)
+        if config.sources[source].file_format == "parquet"
+        else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+    )
     frame = scan.collect()
     days = frame.select(pl.col(column).cast(pl.Date).cast(pl.Utf8).alias("day"), frame.hash_rows().alias("row_hash"))
     summary = days.group_by("day").agg(pl.col("row_hash").sum(), pl.len().alias("rows"))
     return {row["day"]: f"{row['row_hash']}:{row['rows']}" for row in summary.iter_rows(named=True) if row["day"]}
 
 
-def build_source_sensor(config: ProjectConfig, name: str, job: UnresolvedAssetJobDefinition, sources: set[str],
-                        activations: set[str] | None, interval: int, status: DefaultSensorStatus) -> SensorDefinition:
+def build_source_sensor(
+    config: ProjectConfig,
+    name: str,
+    job: UnresolvedAssetJobDefinition,
+    sources: set[str],
+    activations: set[str] | None,
+    interval: int,
+    status: DefaultSensorStatus,
+) -> SensorDefinition:
     partitioned = {s for s in sources if config.sources[s].partition_column}
 
-    @sensor(name=name, job=job, minimum_interval_seconds=interval, default_status=status,
-            description=f"Incremental runs when these source files change: {', '.join(sorted(sources))}")
+    @sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=status,
+        description=f"Incremental runs when these source files change: {', '.join(sorted(sources))}",
+    )
     def _sensor(context: SensorEvaluationContext):
         files = source_fingerprints(config, sources)
         previous = json.loads(context.cursor) if context.cursor else None
@@ -221,16 +257,25 @@ def build_source_sensor(config: ProjectConfig, name: str, job: UnresolvedAssetJo
         whole = changed - partitioned
         if whole:
             state = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
-            requests.append(RunRequest(run_key=f"{name}:{state}", asset_selection=downstream_of_sources(config, whole, activations),
-                                       tags={"trigger": "source_change", "changed_sources": ",".join(sorted(whole))}))
+            requests.append(
+                RunRequest(
+                    run_key=f"{name}:{state}",
+                    asset_selection=downstream_of_sources(config, whole, activations),
+                    tags={"trigger": "source_change", "changed_sources": ",".join(sorted(whole))},
+                )
+            )
         for source in sorted(changed & partitioned):  # one run per new or changed day: only those partitions
             before = previous["days"].get(source, {})
             for day, fingerprint in sorted(days[source].items()):
                 if before.get(day) != fingerprint:
-                    requests.append(RunRequest(
-                        run_key=f"{name}:{source}:{day}:{fingerprint}", partition_key=day,
-                        asset_selection=downstream_of_sources(config, {source}, activations),
-                        tags={"trigger": "source_change", "changed_sources": source}))
+                    requests.append(
+                        RunRequest(
+                            run_key=f"{name}:{source}:{day}:{fingerprint}",
+                            partition_key=day,
+                            asset_selection=downstream_of_sources(config, {source}, activations),
+                            tags={"trigger": "source_change", "changed_sources": source},
+                        )
+                    )
         return requests or SkipReason("the changed files hold the same rows")
 
     return _sensor
@@ -239,13 +284,25 @@ def build_source_sensor(config: ProjectConfig, name: str, job: UnresolvedAssetJo
 def build_sensors(config: ProjectConfig, jobs: Jobs) -> list[SensorDefinition]:
     everything = jobs["sync_everything"]
     continuous = {name for name, a in config.activations.items() if a.continuous}
-    sensors = [build_source_sensor(config, "source_files_changed", everything, set(config.sources),
-                                   set(config.activations) - continuous, SOURCE_SENSOR_INTERVAL_SECONDS, DefaultSensorStatus.STOPPED)]
+    sensors = [
+        build_source_sensor(
+            config,
+            "source_files_changed",
+            everything,
+            set(config.sources),
+            set(config.activations) - continuous,
+            SOURCE_SENSOR_INTERVAL_SECONDS,
+            DefaultSensorStatus.STOPPED,
+        )
+    ]
     for name in sorted(continuous):
         activation = config.activations[name]
         status = DefaultSensorStatus.RUNNING if activation.enabled else DefaultSensorStatus.STOPPED
-        sensors.append(build_source_sensor(config, f"continuous_{name}", everything, _upstream_sources(config, name),
-                                           {name}, CONTINUOUS_INTERVAL_SECONDS, status))
+        sensors.append(
+            build_source_sensor(
+                config, f"continuous_{name}", everything, _upstream_sources(config, name), {name}, CONTINUOUS_INTERVAL_SECONDS, status
+            )
+        )
     sensors.append(record_failed_syncs)
     return sensors
 
@@ -255,16 +312,19 @@ def _step_failure(event: Any) -> dict[str, str | None]:
     step = event.step_key or ""
     error = getattr(event.event_specific_data, "error", None)  # a step failure's data carries the error
     text = (error.message if error is not None else event.message or "").strip()[:2000]
-    return {"step": step or None, "activation": step.removeprefix("activations__") if step.startswith("activations__") else None,
-            "error": text}
+    return {"step": step or None, "activation": step.removeprefix("activations__") if step.startswith("activations__") else None, "error": text}
 
 
-@run_failure_sensor(name="record_failed_syncs", default_status=DefaultSensorStatus.RUNNING,
-                    description="Each failed step of a run in activation_state.failed_runs, and to $ACTIVATION_FAILURE_WEBHOOK_URL")
+@run_failure_sensor(
+    name="record_failed_syncs",
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Each failed step of a run in activation_state.failed_runs, and to $ACTIVATION_FAILURE_WEBHOOK_URL",
+)
 def record_failed_syncs(context: RunFailureSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
     failures = [_step_failure(event) for event in context.get_step_failure_events()] or [
-        {"step": None, "activation": run.tags.get("activation"), "error": (context.failure_event.message or "run failed")[:2000]}]
+        {"step": None, "activation": run.tags.get("activation"), "error": (context.failure_event.message or "run failed")[:2000]}
+    ]
     with warehouse.get_connection() as conn:
         record_failed_steps(conn, run.run_id, run.job_name, [(f["step"], f["activation"], f["error"] or "") for f in failures])
     url = os.environ.get(FAILURE_WEBHOOK_ENV)

@@ -1,14 +1,14 @@
 """``activation-pipeline``: the demo end to end, and the sandbox in the background.
 
-    activation-pipeline demo        generate demo data if missing, start the sandbox,
-                                    materialize every asset once, print a summary
-    activation-pipeline sandbox     run the sandbox in the foreground
-    activation-pipeline ledger ACTIVATION [KEY]
-                                    the last confirmed version of each record (or every
-                                    operation on KEY across runs), as a table
-    activation-pipeline ledger prune [--days N]
-                                    drop record payloads older than ledger_retention_days
-                                    (or N days), keeping every run's counts
+activation-pipeline demo        generate demo data if missing, start the sandbox,
+                                materialize every asset once, print a summary
+activation-pipeline sandbox     run the sandbox in the foreground
+activation-pipeline ledger ACTIVATION [KEY]
+                                the last confirmed version of each record (or every
+                                operation on KEY across runs), as a table
+activation-pipeline ledger prune [--days N]
+                                drop record payloads older than ledger_retention_days
+                                (or N days), keeping every run's counts
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def ensure_sandbox(state: Path) -> str:
     log = open(state.parent / "sandbox.log", "a")
     process = subprocess.Popen(
         [sys.executable, "-m", "activation_pipeline.sandbox", "--port", port, "--state", str(state)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     for _ in range(100):
         if _sandbox_running(url):
@@ -90,11 +92,14 @@ def demo(args: argparse.Namespace) -> None:
         results.append(materialize(assets, resources=defs.resources, instance=instance, partition_key=days[0], raise_on_error=False))
         partitioned = [a.key for a in defs.assets or [] if isinstance(a, AssetsDefinition) and a.partitions_def is not None]
         for day in days[1:]:
-            results.append(materialize(assets, selection=partitioned, resources=defs.resources, instance=instance,
-                                       partition_key=day, raise_on_error=False))
+            results.append(
+                materialize(assets, selection=partitioned, resources=defs.resources, instance=instance, partition_key=day, raise_on_error=False)
+            )
     success = all(r.success for r in results)
-    print(f"\nmaterialized {sum(len(r.get_asset_materialization_events()) for r in results)} assets in {len(results)} runs "
-          f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n")
+    print(
+        f"\nmaterialized {sum(len(r.get_asset_materialization_events()) for r in results)} assets in {len(results)} runs "
+        f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n"
+    )
     with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
         print("\n".join(run_summary(conn, [r.run_id for r in results])))
         notes = run_notes(conn, [r.run_id for r in results])
@@ -115,7 +120,10 @@ def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str
     widths = (8, 9, 8, 9, 9, 10)
     lines = [f"{'activation':<28}{'parts':>5} {'status':<18}{'planned':>8}{'sent ok':>9}{'failed':>8}{'invalid':>9}{'skipped':>9}{'snapshot':>10}"]
     for row in rows:
-        lines.append(f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<18}" + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], widths)))
+        lines.append(
+            f"{row[0]:<28}{row[1] or '-':>5} {row[2]:<18}"
+            + "".join(f"{(v if v is not None else 0):>{w}}" for v, w in zip(row[3:], widths, strict=False))
+        )
     return lines
 
 
@@ -142,7 +150,7 @@ def run_notes(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
             if total:
                 [reason] = top_reasons(conn, activation, run_ids, statuses, any_partition=True, limit=1)
                 which = ("" if total == 1 else "all ") if reason.records == total else f"{reason.records} of them "
-                parts.append(f"{total} {'record was' if total == 1 else 'records were'} {outcome}, {which}with \"{reason.reason}\"")
+                parts.append(f'{total} {"record was" if total == 1 else "records were"} {outcome}, {which}with "{reason.reason}"')
         notes.append(f"{activation}: " + "; ".join(parts) + ".")
     return notes
 
@@ -170,16 +178,20 @@ def ledger(args: argparse.Namespace) -> None:
         title = f"latest confirmed records of {args.activation}"
     else:
         title = f"history of {args.key} in {args.activation}"
-    how = ("materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
-           f"--select activations/{args.activation}` (or `activation-pipeline demo`)")
+    how = (
+        "materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
+        f"--select activations/{args.activation}` (or `activation-pipeline demo`)"
+    )
     if not warehouse_path().exists():  # nothing has run here yet: say so, and how to make it (exit 1)
         sys.exit(f"nothing recorded yet: no warehouse at {warehouse_path()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
     try:
         with read_warehouse() as conn:
             known = activations_with_runs(conn) if has_table(conn, "sync_runs") else set()
             if args.activation not in known:
-                sys.exit(f"nothing recorded yet for activation {args.activation!r} in {warehouse_path()} "
-                         f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}")
+                sys.exit(
+                    f"nothing recorded yet for activation {args.activation!r} in {warehouse_path()} "
+                    f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}"
+                )
             if args.key is None:
                 frame = latest_records(conn, args.activation, args.limit)
             else:
@@ -216,8 +228,10 @@ def prune(args: argparse.Namespace) -> None:
             pruned = prune_ledger(conn, days)
     except (FileNotFoundError, duckdb.Error) as exc:
         sys.exit(str(exc))
-    print(f"ledger in {warehouse_path()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
-          f"{pruned.cleared} cleared of payload and message (each record's last confirmed version stays); run counts unchanged")
+    print(
+        f"ledger in {warehouse_path()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
+        f"{pruned.cleared} cleared of payload and message (each record's last confirmed version stays); run counts unchanged"
+    )
 
 
 def sandbox(args: argparse.Namespace) -> None:

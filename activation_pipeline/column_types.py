@@ -49,8 +49,14 @@ def polars_type(type_name: str) -> pl.DataType:
     match = DECIMAL.fullmatch(type_name)
     if match:
         return pl.Decimal(int(match[1]), int(match[2]))
-    return {"string": pl.String(), "integer": pl.Int64(), "double": pl.Float64(), "boolean": pl.Boolean(),
-            "date": pl.Date(), "timestamp": pl.Datetime("us")}[type_name]
+    return {
+        "string": pl.String(),
+        "integer": pl.Int64(),
+        "double": pl.Float64(),
+        "boolean": pl.Boolean(),
+        "date": pl.Date(),
+        "timestamp": pl.Datetime("us"),
+    }[type_name]
 
 
 def parse_text(column: str, type_name: str, *, declared: bool = True) -> pl.Expr:
@@ -113,7 +119,7 @@ def infer_types(frame: pl.DataFrame, skip: set[str]) -> dict[str, str]:
     firsts = frame.select(pl.col(c).drop_nulls().first() for c in columns).row(0)
     checks: list[pl.Expr] = []
     candidates: dict[str, list[str]] = {}
-    for index, (column, first) in enumerate(zip(columns, firsts)):
+    for index, (column, first) in enumerate(zip(columns, firsts, strict=True)):
         candidates[column] = _candidates(first) if first is not None else []
         numeric = [t for t in candidates[column] if t in ("integer", "double")]
         if numeric:
@@ -174,6 +180,5 @@ def first_lossy_cast(frame: pl.DataFrame, types: dict[str, str]) -> tuple[int, s
 
 def cast_typed(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
     return frame.with_columns(
-        (parse_text(c, t) if frame.schema[c] == pl.String else pl.col(c).cast(polars_type(t), strict=False)).alias(c)
-        for c, t in types.items()
+        (parse_text(c, t) if frame.schema[c] == pl.String else pl.col(c).cast(polars_type(t), strict=False)).alias(c) for c, t in types.items()
     )

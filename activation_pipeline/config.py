@@ -13,7 +13,7 @@ import re
 import warnings
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from dagster import ScheduleDefinition
@@ -117,7 +117,10 @@ class SourceConfig(_Model):
     @classmethod
     def _stays_in_config_folder(cls, value: str) -> str:
         if not Path(value).is_absolute() and ".." in re.split(r"[/\\]", value):
-            raise ValueError(f"{value!r}: a relative path may not contain '..' (it would leave the config file's folder); give an absolute path for a file elsewhere")
+            raise ValueError(
+                f"{value!r}: a relative path may not contain '..' (it would leave the config file's folder); "
+                "give an absolute path for a file elsewhere"
+            )
         return value
 
     @property
@@ -145,12 +148,8 @@ class SegmentConfig(_Model):
 
 class DestinationConfig(_Model):
     platform: str
-    base_url: str | None = Field(
-        default=None, description="overrides <PLATFORM>_BASE_URL; unset: the sandbox"
-    )
-    secrets: dict[str, str] = Field(
-        default_factory=dict, description="secret name -> environment variable holding it"
-    )
+    base_url: str | None = Field(default=None, description="overrides <PLATFORM>_BASE_URL; unset: the sandbox")
+    secrets: dict[str, str] = Field(default_factory=dict, description="secret name -> environment variable holding it")
     settings: dict[str, Any] = Field(default_factory=dict, description="the platform's settings: its resource model's fields")
 
     @field_validator("settings")
@@ -164,8 +163,9 @@ class DestinationConfig(_Model):
             return value  # the platform itself is refused with the list of platforms (config_references)
         unknown = sorted(set(value) - set(spec.settings))
         if unknown:  # named at settings.<name>, with what the platform takes
-            refusal = PydanticCustomError("unknown_setting", "unknown setting; {platform} takes {allowed}",
-                                          {"platform": spec.name, "allowed": ", ".join(spec.settings)})
+            refusal = PydanticCustomError(
+                "unknown_setting", "unknown setting; {platform} takes {allowed}", {"platform": spec.name, "allowed": ", ".join(spec.settings)}
+            )
             raise ValidationError.from_exception_data("settings", [{"type": refusal, "loc": (name,), "input": value[name]} for name in unknown])
         spec.resource(**value)  # its field types, bounds and validators (a region, a collection name, a template)
         return value
@@ -216,11 +216,11 @@ class ActivationConfig(_Model):
     identifier: str | None = Field(default=None, description="segment column sent as the platform id")
     mapping: dict[str, str] = Field(default_factory=dict, description="platform field: segment column")
     custom_attributes: list[str] = Field(default_factory=list)
-    schedule: Union[str, CronSchedule, None] = None
-    full_resync_schedule: Union[str, CronSchedule, None] = Field(
+    schedule: str | CronSchedule | None = None
+    full_resync_schedule: str | CronSchedule | None = Field(
         default=None, description="optional schedule of full resyncs (resend everything, delete nothing), e.g. weekly"
     )
-    verification_schedule: Union[str, CronSchedule, None] = Field(
+    verification_schedule: str | CronSchedule | None = Field(
         default=None, description="platforms that read back (Connectif): when every record is verified; default 04:00 UTC daily"
     )
     enabled: bool = True
@@ -236,18 +236,17 @@ class ActivationConfig(_Model):
         default_factory=list, description="activations that run before this one in a run selecting both (e.g. contacts before their orders)"
     )
     nulls: Literal["send", "omit"] | None = Field(
-        default=None, description="a null mapped value: send it as the platform's null/clear, or omit the field (the platform "
-        "keeps its value); default per platform (README, platform operations)"
+        default=None,
+        description="a null mapped value: send it as the platform's null/clear, or omit the field (the platform "
+        "keeps its value); default per platform (README, platform operations)",
     )
     owners: Owners = Field(default_factory=list, description="the activation asset's owners in Dagster: emails or team:<name>")
 
     @model_validator(mode="after")
-    def _operation_fits_mode(self) -> "ActivationConfig":
+    def _operation_fits_mode(self) -> ActivationConfig:
         if self.operation not in ALLOWED_OPERATIONS[self.mode]:
             allowed = ", ".join(sorted(ALLOWED_OPERATIONS[self.mode]))
-            raise ValueError(
-                f"operation {self.operation!r} is not available in mode {self.mode!r}; allowed: {allowed}"
-            )
+            raise ValueError(f"operation {self.operation!r} is not available in mode {self.mode!r}; allowed: {allowed}")
         return self
 
     @field_validator("schedule", "full_resync_schedule", "verification_schedule")
@@ -282,7 +281,7 @@ class ActivationConfig(_Model):
         return fields
 
 
-def _cron_of(schedule: Union[str, CronSchedule, None]) -> tuple[str, str] | None:
+def _cron_of(schedule: str | CronSchedule | None) -> tuple[str, str] | None:
     if schedule is None:
         return None
     if isinstance(schedule, CronSchedule):
@@ -307,7 +306,8 @@ class ProjectConfig(_Model):
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
     activations: dict[str, ActivationConfig] = Field(default_factory=dict)
     ledger_retention_days: int | None = Field(
-        default=None, ge=1, description="record payloads and messages older than this many days are dropped (counts stay)")
+        default=None, ge=1, description="record payloads and messages older than this many days are dropped (counts stay)"
+    )
     path: Path = Path(".")
 
     @property
@@ -347,8 +347,11 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
         config = ProjectConfig.model_validate({**raw, "path": path})
     except ValidationError as exc:
         error = most_specific(exc.errors())
-        location = [str(part) for i, part in enumerate(error["loc"])
-                    if not (i == 3 and error["loc"][2] in ("schedule", "full_resync_schedule") and part in UNION_TAGS)]
+        location = [
+            str(part)
+            for i, part in enumerate(error["loc"])
+            if not (i == 3 and error["loc"][2] in ("schedule", "full_resync_schedule") and part in UNION_TAGS)
+        ]
         entry = ".".join(location[:2])
         field = ".".join(location[2:])
         raise ConfigError(path, entry, field, describe_error(error)) from None
@@ -356,5 +359,3 @@ def load_config(path: Path | str | None = None) -> ProjectConfig:
     check_run_order(config)
     check_identifiers(config)
     return config
-
-

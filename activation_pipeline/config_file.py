@@ -95,8 +95,11 @@ def _refuse_duplicate_keys(path: Path, loader: yaml.SafeLoader, node: Node, wher
         if scalar:
             if key in first_seen:
                 location, first, again = [*where, name], first_seen[key], key_node.start_mark
-                lines = (f"on lines {first.line + 1} and {again.line + 1}" if first.line != again.line
-                         else f"on line {first.line + 1} (columns {first.column + 1} and {again.column + 1})")
+                lines = (
+                    f"on lines {first.line + 1} and {again.line + 1}"
+                    if first.line != again.line
+                    else f"on line {first.line + 1} (columns {first.column + 1} and {again.column + 1})"
+                )
                 raise ConfigError(path, ".".join(location[:2]), ".".join(location[2:]), f"given twice, {lines}; each key once in a mapping")
             first_seen[key] = key_node.start_mark
         _refuse_duplicate_keys(path, loader, value_node, [*where, name], seen)

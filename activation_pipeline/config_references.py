@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-
 from activation_pipeline.config_file import ConfigError
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import TargetError
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
     from activation_pipeline.config import ProjectConfig
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # sources, segments, destinations, activations
+
+
 def check_references(config: ProjectConfig) -> None:
     path = config.path
     for kind in ("sources", "segments", "destinations", "activations"):
@@ -25,7 +26,9 @@ def check_references(config: ProjectConfig) -> None:
                 raise ConfigError(path, f"{kind}.{name}", "", "names are lowercase letters, digits and underscores, starting with a letter")
     partitioned = [n for n, source in config.sources.items() if source.partition_column]
     if partitioned and config.partitions is None:
-        raise ConfigError(path, f"sources.{partitioned[0]}", "partition_column", "a partitioned source needs partitions.start_date at the top of the file")
+        raise ConfigError(
+            path, f"sources.{partitioned[0]}", "partition_column", "a partitioned source needs partitions.start_date at the top of the file"
+        )
     for name, segment in config.segments.items():
         for table in segment.referenced_tables("sources"):
             if table not in config.sources:
@@ -36,23 +39,36 @@ def check_references(config: ProjectConfig) -> None:
     for name, destination in config.destinations.items():
         spec = PLATFORMS.get(destination.platform)
         if spec is None:
-            raise ConfigError(path, f"destinations.{name}", "platform", f"{destination.platform!r} is not supported; allowed: {', '.join(sorted(PLATFORMS))}")
+            raise ConfigError(
+                path, f"destinations.{name}", "platform", f"{destination.platform!r} is not supported; allowed: {', '.join(sorted(PLATFORMS))}"
+            )
         unknown = set(destination.secrets) - set(spec.secrets)
         if unknown:
-            raise ConfigError(path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}")
+            raise ConfigError(
+                path, f"destinations.{name}", f"secrets.{sorted(unknown)[0]}", f"unknown secret; {spec.name} takes {', '.join(spec.secrets)}"
+            )
         if problem := base_url_problem(destination.base_url, spec.base_url_env):  # at load, not at the first run
             raise ConfigError(path, f"destinations.{name}", "base_url", problem)
         for secret, env_name in destination.secrets.items():
             if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", env_name):
-                raise ConfigError(path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself")
+                raise ConfigError(
+                    path, f"destinations.{name}", f"secrets.{secret}", "must name an environment variable (UPPER_CASE), never hold the secret itself"
+                )
     for name, activation in config.activations.items():
         entry = f"activations.{name}"
         if name == "prune":  # `activation-pipeline ledger prune` is a command
             raise ConfigError(path, entry, "", "the name 'prune' is reserved (`activation-pipeline ledger prune`); choose another")
         if activation.segment not in config.segments:
-            raise ConfigError(path, entry, "segment", f"{activation.segment!r} is not a declared segment; declared: {', '.join(sorted(config.segments))}")
+            raise ConfigError(
+                path, entry, "segment", f"{activation.segment!r} is not a declared segment; declared: {', '.join(sorted(config.segments))}"
+            )
         if activation.destination not in config.destinations:
-            raise ConfigError(path, entry, "destination", f"{activation.destination!r} is not a declared destination; declared: {', '.join(sorted(config.destinations))}")
+            raise ConfigError(
+                path,
+                entry,
+                "destination",
+                f"{activation.destination!r} is not a declared destination; declared: {', '.join(sorted(config.destinations))}",
+            )
         spec = PLATFORMS[config.destinations[activation.destination].platform]
         if activation.operation not in spec.operations:
             raise ConfigError(path, entry, "operation", f"{spec.name} supports {', '.join(sorted(spec.operations))}, not {activation.operation!r}")
@@ -60,7 +76,9 @@ def check_references(config: ProjectConfig) -> None:
             raise ConfigError(path, entry, "operation", problem)
         limit = activation.max_items_per_request
         if limit is not None and limit > spec.max_items_per_request:
-            raise ConfigError(path, entry, "max_items_per_request", f"{limit} exceeds {spec.name}'s limit of {spec.max_items_per_request} items per request")
+            raise ConfigError(
+                path, entry, "max_items_per_request", f"{limit} exceeds {spec.name}'s limit of {spec.max_items_per_request} items per request"
+            )
         for field in [*activation.mapping, *activation.custom_attributes]:
             problem = spec.field_name_problem(field)
             if problem:
@@ -73,7 +91,9 @@ def check_references(config: ProjectConfig) -> None:
         if object_problem:
             raise ConfigError(path, entry, "object", f"{activation.object!r}: {object_problem}")
         if activation.scope is not None and config.segment_partition_column(activation.segment) is not None:
-            raise ConfigError(path, entry, "scope", f"segment {activation.segment!r} is partitioned by day; a scope applies to unpartitioned segments only")
+            raise ConfigError(
+                path, entry, "scope", f"segment {activation.segment!r} is partitioned by day; a scope applies to unpartitioned segments only"
+            )
         for option in sorted(set(activation.options) - set(spec.activation_options)):
             allowed = ", ".join(spec.activation_options) or "none"
             raise ConfigError(path, entry, f"options.{option}", f"unknown option; {spec.name} takes {allowed}")
@@ -86,7 +106,12 @@ def check_references(config: ProjectConfig) -> None:
             raise ConfigError(path, entry, "nulls", f"{activation.nulls!r} is not possible on {spec.name} {activation.object!r}: {why}")
         for other in activation.after:
             if other not in config.activations or other == name:
-                raise ConfigError(path, entry, "after", f"{other!r} is not another declared activation; declared: {', '.join(sorted(set(config.activations) - {name}))}")
+                raise ConfigError(
+                    path,
+                    entry,
+                    "after",
+                    f"{other!r} is not another declared activation; declared: {', '.join(sorted(set(config.activations) - {name}))}",
+                )
         if activation.schedule is None and spec.default_schedule is not None:
             # the platform's default (Dotdigital: every six hours)
             activation = config.activations[name] = activation.model_copy(update={"schedule": spec.default_schedule})
@@ -104,7 +129,7 @@ def check_run_order(config: ProjectConfig) -> None:
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            cycle = trail[trail.index(name):] + [name]
+            cycle = trail[trail.index(name) :] + [name]
             raise ConfigError(config.path, f"activations.{trail[-1]}", "after", f"a cycle: {' -> '.join(cycle)} (each runs after the next)")
         state[name] = "visiting"
         for other in config.activations[name].after:

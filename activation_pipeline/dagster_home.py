@@ -27,9 +27,11 @@ def instance_settings(dagster_yaml: Path) -> dict[str, Any]:
 def prepare_home(home: Path, dagster_yaml: Path) -> Path:
     """Make ``home`` a DAGSTER_HOME with the settings of ``dagster_yaml``, storing in itself."""
     home.mkdir(parents=True, exist_ok=True)
-    text = (f"# Written from {dagster_yaml.resolve()} without its storage keys: this instance stores in\n"
-            "# this folder. Edit that file, not this one (it is rewritten by `activation-pipeline demo`).\n"
-            + yaml.safe_dump(instance_settings(dagster_yaml), sort_keys=False))
+    text = (
+        f"# Written from {dagster_yaml.resolve()} without its storage keys: this instance stores in\n"
+        "# this folder. Edit that file, not this one (it is rewritten by `activation-pipeline demo`).\n"
+        + yaml.safe_dump(instance_settings(dagster_yaml), sort_keys=False)
+    )
     target = home / "dagster.yaml"
     if not target.exists() or target.read_text() != text:
         target.write_text(text)

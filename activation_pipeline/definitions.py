@@ -42,8 +42,11 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
         assets=referenced,
         asset_checks=[
             *(build_segment_checks(config, name) for name in config.segments),
-            *(build_verification_check(config, name, destination_resource_key(activation.destination))
-              for name, activation in config.activations.items() if verifies(config, name)),
+            *(
+                build_verification_check(config, name, destination_resource_key(activation.destination))
+                for name, activation in config.activations.items()
+                if verifies(config, name)
+            ),
         ],
         resources=resources,
         jobs=list(jobs.values()),

@@ -44,21 +44,35 @@ Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Koch
 García Fernández González Rodríguez López Martínez Sánchez Pérez Gómez Martín Jiménez Núñez""".split()
 NAMES_PER_STORE = 12
 # three generic domains, then one local domain per store view, then "" (the "name@" malformation)
-DOMAINS = ["example.com", "mail.example.org", "inbox.example.net",
-           "post.example.co.uk", "courriel.example.fr", "mail.example.de", "correo.example.es", ""]
+DOMAINS = [
+    "example.com",
+    "mail.example.org",
+    "inbox.example.net",
+    "post.example.co.uk",
+    "courriel.example.fr",
+    "mail.example.de",
+    "correo.example.es",
+    "",
+]
 # per store view: valid prefix (+ 8 digits), too short (no digits follow), with letters (+ 8 digits)
-PHONES = [["+4477", "+447700", "+4477OO"], ["+336", "+3361", "+336OO"],
-          ["+49151", "+491512", "+49151OO"], ["+346", "+3461", "+346OO"]]
+PHONES = [["+4477", "+447700", "+4477OO"], ["+336", "+3361", "+336OO"], ["+49151", "+491512", "+49151OO"], ["+346", "+3461", "+346OO"]]
 BRANDS = "Northwind Contoso Fabrikam Tailspin Litware Adatum Proseware Wingtip".split()
 ADJECTIVES = "Classic Urban Trail Essential Premium Everyday Vintage Active".split()
 CATALOGUE = [  # category path (fixed tree, 2-3 levels), product type, typical price, tax rate, share
-    ("Women/Shoes/Sneakers", "Sneakers", 85, 0.2, 10), ("Women/Shoes/Boots", "Ankle Boots", 120, 0.2, 7),
-    ("Women/Clothing/Dresses", "Wrap Dress", 70, 0.2, 9), ("Women/Clothing/Coats", "Parka", 180, 0.2, 5),
-    ("Men/Shoes/Loafers", "Loafers", 95, 0.2, 5), ("Men/Shoes/Sneakers", "Runners", 90, 0.2, 8),
-    ("Men/Clothing/Jackets", "Field Jacket", 140, 0.2, 6), ("Men/Clothing/T-Shirts", "T-Shirt", 25, 0.2, 12),
-    ("Kids/Clothing", "Hoodie", 30, 0.0, 8), ("Kids/Shoes", "Trainers", 40, 0.0, 6),
-    ("Accessories/Bags", "Backpack", 60, 0.2, 7), ("Accessories/Hats", "Beanie", 20, 0.2, 6),
-    ("Home/Textiles", "Throw Blanket", 45, 0.1, 6), ("Home/Books", "Travel Guide", 18, 0.055, 5),
+    ("Women/Shoes/Sneakers", "Sneakers", 85, 0.2, 10),
+    ("Women/Shoes/Boots", "Ankle Boots", 120, 0.2, 7),
+    ("Women/Clothing/Dresses", "Wrap Dress", 70, 0.2, 9),
+    ("Women/Clothing/Coats", "Parka", 180, 0.2, 5),
+    ("Men/Shoes/Loafers", "Loafers", 95, 0.2, 5),
+    ("Men/Shoes/Sneakers", "Runners", 90, 0.2, 8),
+    ("Men/Clothing/Jackets", "Field Jacket", 140, 0.2, 6),
+    ("Men/Clothing/T-Shirts", "T-Shirt", 25, 0.2, 12),
+    ("Kids/Clothing", "Hoodie", 30, 0.0, 8),
+    ("Kids/Shoes", "Trainers", 40, 0.0, 6),
+    ("Accessories/Bags", "Backpack", 60, 0.2, 7),
+    ("Accessories/Hats", "Beanie", 20, 0.2, 6),
+    ("Home/Textiles", "Throw Blanket", 45, 0.1, 6),
+    ("Home/Books", "Travel Guide", 18, 0.055, 5),
 ]
 COLOURS = "black white red blue green grey navy beige brown pink yellow orange".split()  # colour_id = index + 1
 COLOUR_WEIGHTS = [20, 14, 6, 9, 6, 10, 10, 7, 6, 5, 3, 4]
@@ -66,8 +80,20 @@ STOCK_STATUSES = ["in_stock", "out_of_stock", "discontinued"]
 ORDER_STATUSES = ["complete", "canceled", "refunded"]
 WEEKDAY_WEIGHTS = [1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.25]  # Monday .. Sunday
 HOUR_WEIGHTS = [2, 1, 1, 1, 1, 2, 3, 5, 6, 6, 7, 8, 9, 8, 7, 7, 7, 8, 9, 11, 12, 11, 8, 4]
-SUBJECTS = ["running shoes", "leather boots", "linen shirts", "rain jackets", "kids' trainers", "weekend bags",
-            "wool beanies", "cosy throws", "denim jackets", "ankle boots", "travel backpacks", "summer dresses"]
+SUBJECTS = [
+    "running shoes",
+    "leather boots",
+    "linen shirts",
+    "rain jackets",
+    "kids' trainers",
+    "weekend bags",
+    "wool beanies",
+    "cosy throws",
+    "denim jackets",
+    "ankle boots",
+    "travel backpacks",
+    "summer dresses",
+]
 ARTICLE_TEMPLATES = [  # category, title, summary
     ("Guides", "How to choose {}", "Everything to weigh up before you buy {}."),
     ("Care", "Caring for {}", "Simple habits that keep {} looking new for longer."),
@@ -190,19 +216,31 @@ def generate_customers(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.
     del local, domain, email_fault, end
     phone_fault = np.where(ids % 200 == 13, 1 + (ids // 200) % 2, 0).astype(np.uint8)  # 1 too short, 2 letters
     tail = _padded(rng.integers(0, 100_000_000, size=n), 8)
-    phone = _concat(_gather(sum(PHONES, []), store * 3 + phone_fault),
-                    pl.when(pl.lit(pl.Series(phone_fault == 1))).then(None).otherwise(pl.lit(tail)), name="phone")
+    phone = _concat(
+        _gather(sum(PHONES, []), store * 3 + phone_fault),
+        pl.when(pl.lit(pl.Series(phone_fault == 1))).then(None).otherwise(pl.lit(tail)),
+        name="phone",
+    )
     del tail, phone_fault
     email_consent = rng.random(n) < 0.7
     sms_consent = rng.random(n) < np.where(email_consent, 0.45, 0.1)
     created = _moments(rng, n, end_date, 730)
-    return pl.DataFrame([
-        pl.Series("customer_id", ids), _concat("C", _padded(ids, 8), name="external_id"), email, phone,
-        _gather(FIRST_NAMES, first, "first_name"), _gather(LAST_NAMES, last, "last_name"),
-        _gather(STORE_VIEWS, store, "store_view"), pl.Series("email_consent", email_consent),
-        pl.Series("sms_consent", sms_consent), pl.Series("lifetime_value", np.round(rng.lognormal(5.0, 1.0, size=n), 2)),
-        _timestamps(created, "created_at"), _timestamps(np.maximum(created, _moments(rng, n, end_date, 90)), "updated_at"),
-    ])
+    return pl.DataFrame(
+        [
+            pl.Series("customer_id", ids),
+            _concat("C", _padded(ids, 8), name="external_id"),
+            email,
+            phone,
+            _gather(FIRST_NAMES, first, "first_name"),
+            _gather(LAST_NAMES, last, "last_name"),
+            _gather(STORE_VIEWS, store, "store_view"),
+            pl.Series("email_consent", email_consent),
+            pl.Series("sms_consent", sms_consent),
+            pl.Series("lifetime_value", np.round(rng.lognormal(5.0, 1.0, size=n), 2)),
+            _timestamps(created, "created_at"),
+            _timestamps(np.maximum(created, _moments(rng, n, end_date, 90)), "updated_at"),
+        ]
+    )
 
 
 def generate_products(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
@@ -239,19 +277,29 @@ def generate_products(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.D
     image_url = _concat("https://cdn.example.com/img/", sku, ".jpg", name="image_url")
     product_url = _concat(_gather(PRODUCT_URLS, combo), digits, name="product_url")
     del digits
-    return pl.DataFrame([
-        sku, parent_sku.to_series().alias("parent_sku"), _gather(PRODUCT_NAMES, combo, "name"),
-        pl.Series("price", price), _gather([c[3] for c in CATALOGUE], kind, "tax_rate"),
-        _gather(BRANDS, combo // len(ADJECTIVES) % len(BRANDS), "brand"),
-        pl.Series("colour_id", colour.astype(np.int64) + 1), _gather(COLOURS, colour, "colour_label"),
-        _gather([c[0] for c in CATALOGUE], kind, "category_path"), image_url, product_url,
-        _gather(STOCK_STATUSES, status, "stock_status"), pl.Series("stock_qty", stock_qty.astype(np.int64, copy=False)),
-        _timestamps(updated, "updated_at"),
-    ])
+    return pl.DataFrame(
+        [
+            sku,
+            parent_sku.to_series().alias("parent_sku"),
+            _gather(PRODUCT_NAMES, combo, "name"),
+            pl.Series("price", price),
+            _gather([c[3] for c in CATALOGUE], kind, "tax_rate"),
+            _gather(BRANDS, combo // len(ADJECTIVES) % len(BRANDS), "brand"),
+            pl.Series("colour_id", colour.astype(np.int64) + 1),
+            _gather(COLOURS, colour, "colour_label"),
+            _gather([c[0] for c in CATALOGUE], kind, "category_path"),
+            image_url,
+            product_url,
+            _gather(STOCK_STATUSES, status, "stock_status"),
+            pl.Series("stock_qty", stock_qty.astype(np.int64, copy=False)),
+            _timestamps(updated, "updated_at"),
+        ]
+    )
 
 
-def generate_orders(customers: pl.DataFrame, products: pl.DataFrame, n_orders: int, seed: int = 42,
-                    days: int = 90, end_date: date = END_DATE) -> tuple[pl.DataFrame, pl.DataFrame]:
+def generate_orders(
+    customers: pl.DataFrame, products: pl.DataFrame, n_orders: int, seed: int = 42, days: int = 90, end_date: date = END_DATE
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``n_orders`` orders over the ``days`` days ending with ``end_date``, and their lines.
 
     Recent days, weekends and evenings are busier; customers with a higher
@@ -296,18 +344,31 @@ def generate_orders(customers: pl.DataFrame, products: pl.DataFrame, n_orders: i
     order_id = _concat("O", _padded(np.arange(1, n_orders + 1), 9), name="order_id")
     people = customers.select("customer_id", "email", "store_view")[buyer]
     created = _timestamps(moment, "created_at")
-    orders = pl.DataFrame([
-        order_id, people["customer_id"], people["email"], people["store_view"],
-        created.dt.date().alias("order_date"), created, _gather(ORDER_STATUSES, status, "status"),
-    ]).with_columns(
+    orders = pl.DataFrame(
+        [
+            order_id,
+            people["customer_id"],
+            people["email"],
+            people["store_view"],
+            created.dt.date().alias("order_date"),
+            created,
+            _gather(ORDER_STATUSES, status, "status"),
+        ]
+    ).with_columns(
         pl.when(pl.col("store_view") == "en_gb").then(pl.lit("GBP")).otherwise(pl.lit("EUR")).alias("currency"),
         pl.Series("total", total_cents / 100),
     )
     del people, created, moment, buyer
-    lines = pl.DataFrame([
-        order_id.gather(line_order).alias("order_id"), pl.Series("line_no", line_no), products["sku"].gather(product),
-        pl.Series("quantity", quantity), pl.Series("unit_price", unit_cents / 100), pl.Series("line_total", line_cents / 100),
-    ])
+    lines = pl.DataFrame(
+        [
+            order_id.gather(line_order).alias("order_id"),
+            pl.Series("line_no", line_no),
+            products["sku"].gather(product),
+            pl.Series("quantity", quantity),
+            pl.Series("unit_price", unit_cents / 100),
+            pl.Series("line_total", line_cents / 100),
+        ]
+    )
     return orders, lines
 
 
@@ -322,20 +383,33 @@ def generate_newsletter_subscribers(customers: pl.DataFrame, seed: int = 42, end
     if "email_consent" in customers.columns:
         consent = customers["email_consent"].fill_null(False).to_numpy()
     joined = rng.random(customers.height) < np.where(consent, 0.6, 0.2)
-    members = customers.filter(pl.Series(joined)).select(
-        "email", "customer_id", "store_view", pl.Series("subscribed", consent[joined]))
+    members = customers.filter(pl.Series(joined)).select("email", "customer_id", "store_view", pl.Series("subscribed", consent[joined]))
     k = round(members.height / 4)  # outsiders are 1/5 of all subscribers
     store = _choice(rng, STORE_WEIGHTS, k)
     first, last = _name_indices(rng, store)
     domain = np.where(rng.random(k) < 0.35, 3 + store, rng.integers(0, 3, size=k, dtype=np.uint8))
-    email = _concat(_gather(EMAIL_LOCALS, first.astype(np.uint16) * 3 * len(LAST_ASCII) + last), ".n",
-                    pl.Series(np.arange(1, k + 1)).cast(pl.String), _gather(EMAIL_ENDS, domain), name="email")
-    outsiders = pl.DataFrame([email, pl.repeat(None, k, dtype=pl.Int64, eager=True).alias("customer_id"),
-                              _gather(STORE_VIEWS, store, "store_view"), pl.Series("subscribed", rng.random(k) < 0.85)])
+    email = _concat(
+        _gather(EMAIL_LOCALS, first.astype(np.uint16) * 3 * len(LAST_ASCII) + last),
+        ".n",
+        pl.Series(np.arange(1, k + 1)).cast(pl.String),
+        _gather(EMAIL_ENDS, domain),
+        name="email",
+    )
+    outsiders = pl.DataFrame(
+        [
+            email,
+            pl.repeat(None, k, dtype=pl.Int64, eager=True).alias("customer_id"),
+            _gather(STORE_VIEWS, store, "store_view"),
+            pl.Series("subscribed", rng.random(k) < 0.85),
+        ]
+    )
     subscribers = pl.concat([members, outsiders.cast(members.schema)])
     subscribers = subscribers[rng.permutation(subscribers.height)]
     return subscribers.select(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("subscriber_id"), "email", "customer_id", "store_view",
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("subscriber_id"),
+        "email",
+        "customer_id",
+        "store_view",
         pl.when("subscribed").then(pl.lit("subscribed")).otherwise(pl.lit("unsubscribed")).alias("status"),
         _timestamps(_moments(rng, subscribers.height, end_date, 365), "updated_at"),
     )
@@ -352,17 +426,23 @@ def generate_articles(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.D
     combo = rng.integers(0, len(combos), size=n)
     published = np.sort(_moments(rng, n, end_date, 365))
     article_id = _concat("A", _padded(np.arange(1, n + 1), 5), name="article_id")
-    url = _concat(_gather([f"https://shop.example.com/journal/{_slug(t)}-" for t in titles], combo),
-                  article_id.str.to_lowercase(), name="url")
-    return pl.DataFrame([
-        article_id, _gather(titles, combo, "title"), url, _gather([t[0] for t, _ in combos], combo, "category"),
-        _gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
-        _timestamps(published, "published_at"), _gather([t[2].format(s) for t, s in combos], combo, "summary"),
-    ])
+    url = _concat(_gather([f"https://shop.example.com/journal/{_slug(t)}-" for t in titles], combo), article_id.str.to_lowercase(), name="url")
+    return pl.DataFrame(
+        [
+            article_id,
+            _gather(titles, combo, "title"),
+            url,
+            _gather([t[0] for t, _ in combos], combo, "category"),
+            _gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
+            _timestamps(published, "published_at"),
+            _gather([t[2].format(s) for t, s in combos], combo, "summary"),
+        ]
+    )
 
 
-def write_demo_dataset(out_dir: Path, *, customers: int = 2000, products: int = 500, orders: int = 4000,
-                       articles: int = 60, seed: int = 42, fmt: str = "csv") -> dict[str, Path]:
+def write_demo_dataset(
+    out_dir: Path, *, customers: int = 2000, products: int = 500, orders: int = 4000, articles: int = 60, seed: int = 42, fmt: str = "csv"
+) -> dict[str, Path]:
     """Generate every table and write ``<table>.<fmt>`` (csv or parquet) into ``out_dir``.
 
     Returns table name -> path, for customers, products, orders, order_lines,
@@ -374,9 +454,14 @@ def write_demo_dataset(out_dir: Path, *, customers: int = 2000, products: int = 
     out_dir.mkdir(parents=True, exist_ok=True)
     people, catalogue = generate_customers(customers, seed), generate_products(products, seed)
     order_frame, line_frame = generate_orders(people, catalogue, orders, seed)
-    tables = {"customers": people, "products": catalogue, "orders": order_frame, "order_lines": line_frame,
-              "newsletter_subscribers": generate_newsletter_subscribers(people, seed),
-              "articles": generate_articles(articles, seed)}
+    tables = {
+        "customers": people,
+        "products": catalogue,
+        "orders": order_frame,
+        "order_lines": line_frame,
+        "newsletter_subscribers": generate_newsletter_subscribers(people, seed),
+        "articles": generate_articles(articles, seed),
+    }
     written = {}
     for name, frame in tables.items():
         path = out_dir / f"{name}.{fmt}"
@@ -395,8 +480,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
     args = parser.parse_args(argv)
-    files = write_demo_dataset(args.out, customers=args.customers, products=args.products, orders=args.orders,
-                               articles=args.articles, seed=args.seed, fmt=args.format)
+    files = write_demo_dataset(
+        args.out, customers=args.customers, products=args.products, orders=args.orders, articles=args.articles, seed=args.seed, fmt=args.format
+    )
     for path in files.values():
         rows = (pl.scan_parquet(path) if args.format == "parquet" else pl.scan_csv(path)).select(pl.len()).collect().item()
         print(f"{path}  {rows} rows")

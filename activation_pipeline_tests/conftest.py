@@ -27,8 +27,17 @@ from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
 
-__all__ = ["Project", "activation_selection", "burst", "expected_items", "point_at_sandbox", "product", "reset_stats",
-           "run_metadata", "sandbox_stats"]
+__all__ = [
+    "Project",
+    "activation_selection",
+    "burst",
+    "expected_items",
+    "point_at_sandbox",
+    "product",
+    "reset_stats",
+    "run_metadata",
+    "sandbox_stats",
+]
 
 
 @pytest.fixture(scope="session")
@@ -96,17 +105,20 @@ class Project:
 
     def write_config(self) -> None:
         document: dict[str, Any] = {"partitions": self.partitions} if self.partitions else {}
-        document.update({
-            "sources": self.sources,
-            "segments": self.segments,
-            "destinations": {self.destination: {**self.case.destination_entry, "settings": {**self.settings, **self.destination_settings}}},
-            "activations": self.activations,
-        })
+        document.update(
+            {
+                "sources": self.sources,
+                "segments": self.segments,
+                "destinations": {self.destination: {**self.case.destination_entry, "settings": {**self.settings, **self.destination_settings}}},
+                "activations": self.activations,
+            }
+        )
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
 
     # --- act -----------------------------------------------------------------------
-    def materialize(self, activation: str | None = None, run_config: dict[str, Any] | None = None,
-                    raise_on_error: bool = True, partition: str | None = None):
+    def materialize(
+        self, activation: str | None = None, run_config: dict[str, Any] | None = None, raise_on_error: bool = True, partition: str | None = None
+    ):
         """The activation with its segment and the segment's sources, as Materialize in the UI does."""
         activation = activation or self.case.activation_name
         project = load_config(self.config_path)
@@ -114,11 +126,19 @@ class Project:
         selection = activation_selection(project, activation)
         config = {"ops": {f"activations__{activation}": {"config": run_config}}} if run_config else None
         assets = list(defs.assets or []) + list(defs.asset_checks or [])
-        return materialize(assets, selection=selection, resources=defs.resources, run_config=config,
-                           instance=self.instance, partition_key=partition, raise_on_error=raise_on_error)
+        return materialize(
+            assets,
+            selection=selection,
+            resources=defs.resources,
+            run_config=config,
+            instance=self.instance,
+            partition_key=partition,
+            raise_on_error=raise_on_error,
+        )
 
-    def sync(self, activation: str | None = None, run_config: dict[str, Any] | None = None, partition: str | None = None,
-             raise_on_error: bool = True) -> Any:
+    def sync(
+        self, activation: str | None = None, run_config: dict[str, Any] | None = None, partition: str | None = None, raise_on_error: bool = True
+    ) -> Any:
         """Materialize; the activation's metadata if the run succeeded, else the run's result."""
         activation = activation or self.case.activation_name
         result = self.materialize(activation, run_config=run_config, partition=partition, raise_on_error=raise_on_error)
@@ -135,8 +155,8 @@ class Project:
         case = self.__dict__.get("case")
         if case is not None and name in case.views:
             return functools.partial(case.views[name], self)
-        if case is not None and name.startswith("write_") and name[len("write_"):] in self.__dict__.get("tables", {}):
-            return functools.partial(self.write, name[len("write_"):])
+        if case is not None and name.startswith("write_") and name[len("write_") :] in self.__dict__.get("tables", {}):
+            return functools.partial(self.write, name[len("write_") :])
         raise AttributeError(f"{type(self).__name__} on {case.platform if case else '?'} has no attribute {name!r}")
 
     def held(self) -> dict[str, Any]:
@@ -149,8 +169,7 @@ class Project:
         return response.json()
 
     def fault(self, **fault: Any) -> None:
-        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": self.case.platform, **fault},
-                      timeout=5).raise_for_status()
+        requests.post(f"{self.sandbox.url}/_sandbox/faults", json={"platform": self.case.platform, **fault}, timeout=5).raise_for_status()
 
     def clear_faults(self) -> None:
         requests.delete(f"{self.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
@@ -175,7 +194,8 @@ class Project:
         rows = self.sql(
             "SELECT key, status, message FROM activation_state.sync_records WHERE activation = ? AND run_id = "
             "(SELECT run_id FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1)",
-            [activation, activation])
+            [activation, activation],
+        )
         return {key: (status, message) for key, status, message in rows}
 
     def confirmed_records(self, activation: str | None = None) -> list[Record]:
@@ -183,7 +203,8 @@ class Project:
         rows = self.sql(
             "SELECT key, payload FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed' "
             "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key",
-            [activation or self.case.activation_name])
+            [activation or self.case.activation_name],
+        )
         return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
 
 
@@ -207,11 +228,12 @@ def instance() -> Iterator[DagsterInstance]:
 
 
 @pytest.fixture
-def project_for(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
-                monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Project]:
+def project_for(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Project]:
     """``project_for(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
+
     def make(platform: str) -> Project:
         return Project(tmp_path, sandbox, instance, point_at_sandbox(CASES[platform], sandbox, monkeypatch))
+
     return make
 
 
@@ -260,6 +282,7 @@ def stop_wall_clock_automation(url: str) -> list[str]:
     A test that clicks through the UI must not race the wall clock: a schedule whose cron time falls
     during the test (the nightly price refresh at 03:30 Paris) would launch a run of its own and
     replace the result the test looks at. Returns the names stopped."""
+
     def graphql(query: str, variables: dict | None = None) -> dict:
         response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
         response.raise_for_status()
@@ -274,9 +297,13 @@ def stop_wall_clock_automation(url: str) -> list[str]:
                 if instigator[state]["status"] == "RUNNING":
                     graphql(mutation, {"id": instigator[state]["id"]})
                     stopped.append(instigator["name"])
-    still = [i["name"] for r in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]
-             for kind, state in (("schedules", "scheduleState"), ("sensors", "sensorState")) for i in r[kind]
-             if i[state]["status"] == "RUNNING"]
+    still = [
+        i["name"]
+        for r in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]
+        for kind, state in (("schedules", "scheduleState"), ("sensors", "sensorState"))
+        for i in r[kind]
+        if i[state]["status"] == "RUNNING"
+    ]
     assert not still, f"still running: {still}"
     return stopped
 
@@ -295,4 +322,3 @@ def burst(send: Callable[[int], Any], count: int) -> list[Any]:
 
 def reset_stats(sandbox: Any) -> None:
     requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
-

@@ -104,17 +104,29 @@ def test_a_changed_source_file_launches_only_what_reads_it_and_only_once(tmp_pat
     assert requests == [] and skip == "no source file changed"
 
     with open(data / "demo" / "products.csv", "a") as handle:
-        handle.write("SKU-9999999,,New Thing,9.99,0.2,Acme,1,black,Accessories/Hats,https://cdn.example.com/x.jpg,"
-                     "https://shop.example.com/p/x,discontinued,0,2026-11-01T00:00:00.000\n")
+        handle.write(
+            "SKU-9999999,,New Thing,9.99,0.2,Acme,1,black,Accessories/Hats,https://cdn.example.com/x.jpg,"
+            "https://shop.example.com/p/x,discontinued,0,2026-11-01T00:00:00.000\n"
+        )
     requests, cursor, _ = sensor_tick(sensor_def, instance, cursor)
     assert len(requests) == 1
     selected = {key.to_user_string() for key in requests[0].asset_selection}
     # every segment reading products and every activation pushing them, except products_to_batch: it is
     # continuous and has its own sensor, so it is left to that one
-    assert selected == {"sources/products", "segments/in_stock_products", "segments/discontinued_products",
-                        "activations/in_stock_to_batch", "activations/price_refresh_to_batch", "activations/discontinued_cleanup",
-                        "segments/synerise_products", "activations/products_to_synerise", "segments/connectif_catalog",
-                        "activations/catalog_to_connectif", "segments/sellable_products", "activations/products_to_dotdigital"}
+    assert selected == {
+        "sources/products",
+        "segments/in_stock_products",
+        "segments/discontinued_products",
+        "activations/in_stock_to_batch",
+        "activations/price_refresh_to_batch",
+        "activations/discontinued_cleanup",
+        "segments/synerise_products",
+        "activations/products_to_synerise",
+        "segments/connectif_catalog",
+        "activations/catalog_to_connectif",
+        "segments/sellable_products",
+        "activations/products_to_dotdigital",
+    }
     assert requests[0].tags["changed_sources"] == "products"
     again, _, skip = sensor_tick(sensor_def, instance, cursor)
     assert again == [] and skip == "no source file changed"
@@ -125,7 +137,10 @@ def test_a_changed_source_file_launches_only_what_reads_it_and_only_once(tmp_pat
     (data / "demo" / "order_lines.csv").write_text((data / "demo" / "order_lines.csv").read_text() + "O000000001,9,SKU-0000001,1,1.0,1.0\n")
     requests, _, _ = sensor_tick(continuous, instance, baseline)
     assert {k.to_user_string() for k in requests[0].asset_selection} == {
-        "sources/order_lines", "segments/sellable_products", "activations/products_to_batch"}
+        "sources/order_lines",
+        "segments/sellable_products",
+        "activations/products_to_batch",
+    }
 
 
 def test_a_failed_sync_is_recorded_in_the_ledger_and_posted_to_the_webhook(project, instance, monkeypatch):
@@ -163,8 +178,11 @@ def test_a_failed_sync_is_recorded_in_the_ledger_and_posted_to_the_webhook(proje
     assert not result.success
     failure = next(e for e in instance.all_logs(result.run_id) if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE)
     context = build_run_status_sensor_context(
-        sensor_name="record_failed_syncs", dagster_event=failure.dagster_event, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), resources={"warehouse": WarehouseResource(database=str(project.warehouse))},
+        sensor_name="record_failed_syncs",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        resources={"warehouse": WarehouseResource(database=str(project.warehouse))},
     ).for_run_failure()
     record_failed_syncs(context)
     hook.shutdown()

@@ -47,19 +47,37 @@ def valid_document() -> dict[str, Any]:
     return {
         "partitions": {"start_date": "2026-01-01", "timezone": "Europe/Paris"},
         "sources": {"products": {"path": "products.csv", "format": "csv", "description": "Product catalogue"}},
-        "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT sku, name, price, brand FROM sources.products",
-                                 "description": "Products for sale"}},
-        "destinations": {"shop": {"platform": "batch", "base_url": "https://api.batch.com/2.11",
-                                  "secrets": {"rest_api_key": "BATCH_REST_API_KEY", "project_key": "BATCH_PROJECT_KEY"},
-                                  "settings": {"api_version": "2.11", "timeout_seconds": 10}}},
-        "activations": {"to_batch": {
-            "segment": "catalog", "destination": "shop", "object": "products", "title": "Product catalogue",
-            "mode": "full_then_delta", "operation": "mirror", "identifier": "sku",
-            "mapping": {"name": "name", "price": "price"}, "custom_attributes": ["brand"],
-            "schedule": {"cron": "30 3 * * *", "timezone": "Europe/Paris"}, "full_resync_schedule": "weekly",
-            "enabled": True, "continuous": False,
-            "max_items_per_request": 200, "concurrency": 4, "max_delete_fraction": 0.2,
-        }},
+        "segments": {
+            "catalog": {"primary_key": "sku", "sql": "SELECT sku, name, price, brand FROM sources.products", "description": "Products for sale"}
+        },
+        "destinations": {
+            "shop": {
+                "platform": "batch",
+                "base_url": "https://api.batch.com/2.11",
+                "secrets": {"rest_api_key": "BATCH_REST_API_KEY", "project_key": "BATCH_PROJECT_KEY"},
+                "settings": {"api_version": "2.11", "timeout_seconds": 10},
+            }
+        },
+        "activations": {
+            "to_batch": {
+                "segment": "catalog",
+                "destination": "shop",
+                "object": "products",
+                "title": "Product catalogue",
+                "mode": "full_then_delta",
+                "operation": "mirror",
+                "identifier": "sku",
+                "mapping": {"name": "name", "price": "price"},
+                "custom_attributes": ["brand"],
+                "schedule": {"cron": "30 3 * * *", "timezone": "Europe/Paris"},
+                "full_resync_schedule": "weekly",
+                "enabled": True,
+                "continuous": False,
+                "max_items_per_request": 200,
+                "concurrency": 4,
+                "max_delete_fraction": 0.2,
+            }
+        },
     }
 
 
@@ -67,15 +85,40 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "sources": ("path", "format", "description", "partition_column"),
     "segments": ("sql", "primary_key", "description", "partition_column"),
     "destinations": ("platform", "base_url", "secrets", "settings"),
-    "activations": ("segment", "destination", "object", "title", "mode", "operation", "identifier", "mapping",
-                    "custom_attributes", "schedule", "full_resync_schedule", "enabled", "continuous",
-                    "max_items_per_request", "concurrency", "max_delete_fraction"),
+    "activations": (
+        "segment",
+        "destination",
+        "object",
+        "title",
+        "mode",
+        "operation",
+        "identifier",
+        "mapping",
+        "custom_attributes",
+        "schedule",
+        "full_resync_schedule",
+        "enabled",
+        "continuous",
+        "max_items_per_request",
+        "concurrency",
+        "max_delete_fraction",
+    ),
 }
-REQUIRED = {("sources", "path"), ("segments", "sql"), ("segments", "primary_key"), ("destinations", "platform"),
-            ("activations", "segment"), ("activations", "destination"), ("activations", "object")}
-ENUMS = {("sources", "format"): {"csv", "parquet"}, ("activations", "mode"): {"full_then_delta", "full_only"},
-         ("activations", "operation"): {"upsert", "mirror", "delete_only", "update_only"},
-         ("destinations", "platform"): set(PLATFORMS)}
+REQUIRED = {
+    ("sources", "path"),
+    ("segments", "sql"),
+    ("segments", "primary_key"),
+    ("destinations", "platform"),
+    ("activations", "segment"),
+    ("activations", "destination"),
+    ("activations", "object"),
+}
+ENUMS = {
+    ("sources", "format"): {"csv", "parquet"},
+    ("activations", "mode"): {"full_then_delta", "full_only"},
+    ("activations", "operation"): {"upsert", "mirror", "delete_only", "update_only"},
+    ("destinations", "platform"): set(PLATFORMS),
+}
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 BATCH_KEY = re.compile(r"[a-z0-9_]+")
 
@@ -91,24 +134,47 @@ NOT_A_STRING = st.one_of(numbers, st.booleans(), lists, mappings, st.none())
 WRONG_TYPE: dict[str, st.SearchStrategy[Any]] = {
     "full_resync_schedule": st.one_of(numbers, st.booleans(), st.lists(short_text, min_size=1, max_size=2)),
     "continuous": st.one_of(not_bool_word, lists, mappings, st.none()),
-    "path": NOT_A_STRING, "description": NOT_A_STRING, "sql": NOT_A_STRING, "primary_key": NOT_A_STRING,
-    "platform": NOT_A_STRING, "segment": NOT_A_STRING, "destination": NOT_A_STRING, "object": NOT_A_STRING,
-    "title": NOT_A_STRING, "mode": NOT_A_STRING,
-    "operation": NOT_A_STRING, "format": st.one_of(numbers, st.booleans(), lists, mappings),
+    "path": NOT_A_STRING,
+    "description": NOT_A_STRING,
+    "sql": NOT_A_STRING,
+    "primary_key": NOT_A_STRING,
+    "platform": NOT_A_STRING,
+    "segment": NOT_A_STRING,
+    "destination": NOT_A_STRING,
+    "object": NOT_A_STRING,
+    "title": NOT_A_STRING,
+    "mode": NOT_A_STRING,
+    "operation": NOT_A_STRING,
+    "format": st.one_of(numbers, st.booleans(), lists, mappings),
     "base_url": st.one_of(numbers, st.booleans(), lists, mappings),
     "identifier": st.one_of(numbers, st.booleans(), lists, mappings),
-    "secrets": st.one_of(short_text, numbers, st.booleans(), st.lists(short_text, min_size=1, max_size=2), st.none(),
-                         st.fixed_dictionaries({"rest_api_key": st.one_of(numbers, lists, st.none())})),
+    "secrets": st.one_of(
+        short_text,
+        numbers,
+        st.booleans(),
+        st.lists(short_text, min_size=1, max_size=2),
+        st.none(),
+        st.fixed_dictionaries({"rest_api_key": st.one_of(numbers, lists, st.none())}),
+    ),
     "settings": st.one_of(short_text, numbers, st.booleans(), st.lists(short_text, min_size=1, max_size=2), st.none()),
-    "mapping": st.one_of(short_text, numbers, st.booleans(), st.lists(short_text, min_size=1, max_size=2), st.none(),
-                         st.fixed_dictionaries({"name": st.one_of(numbers, lists, st.none())})),
-    "custom_attributes": st.one_of(short_text, numbers, st.booleans(), mappings, st.none(),
-                                   st.lists(st.one_of(numbers, st.none(), mappings), min_size=1, max_size=2)),
-    "schedule": st.one_of(numbers, st.booleans(), st.lists(short_text, min_size=1, max_size=2),
-                          st.fixed_dictionaries({"cron": st.one_of(numbers, lists, st.none())})),
+    "mapping": st.one_of(
+        short_text,
+        numbers,
+        st.booleans(),
+        st.lists(short_text, min_size=1, max_size=2),
+        st.none(),
+        st.fixed_dictionaries({"name": st.one_of(numbers, lists, st.none())}),
+    ),
+    "custom_attributes": st.one_of(
+        short_text, numbers, st.booleans(), mappings, st.none(), st.lists(st.one_of(numbers, st.none(), mappings), min_size=1, max_size=2)
+    ),
+    "schedule": st.one_of(
+        numbers, st.booleans(), st.lists(short_text, min_size=1, max_size=2), st.fixed_dictionaries({"cron": st.one_of(numbers, lists, st.none())})
+    ),
     "partition_column": st.one_of(numbers, st.booleans(), lists, mappings),
-    "enabled": st.one_of(not_bool_word, st.integers().filter(lambda i: i not in (0, 1)),
-                         st.floats().filter(lambda f: f not in (0.0, 1.0)), lists, mappings, st.none()),
+    "enabled": st.one_of(
+        not_bool_word, st.integers().filter(lambda i: i not in (0, 1)), st.floats().filter(lambda f: f not in (0.0, 1.0)), lists, mappings, st.none()
+    ),
     "max_items_per_request": st.one_of(letters, st.floats().filter(lambda f: not f.is_integer()), lists, mappings),
     "concurrency": st.one_of(letters, st.floats().filter(lambda f: not f.is_integer()), lists, mappings, st.none()),
     "max_delete_fraction": st.one_of(letters, st.just(math.nan), lists, mappings, st.none()),
@@ -134,18 +200,32 @@ def _is_cron(value: str) -> bool:
 def yaml_values() -> st.SearchStrategy[Any]:
     """Anything a YAML file can hold."""
     scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
-    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                         st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                        max_leaves=8)
+    return st.recursive(
+        scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=8
+    )
 
 
 @st.composite
 def broken_configs(draw: st.DrawFn) -> tuple[Any, str, str]:
     """(document, where the message must point, what it must say) for a surely-invalid mutation."""
     doc = valid_document()
-    kind = draw(st.sampled_from(["wrong_type", "unknown_key", "missing", "bad_enum", "bad_name", "out_of_range",
-                                 "dangling_reference", "bad_platform_name", "not_a_mapping", "bad_schedule",
-                                 "bad_partitions"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "wrong_type",
+                "unknown_key",
+                "missing",
+                "bad_enum",
+                "bad_name",
+                "out_of_range",
+                "dangling_reference",
+                "bad_platform_name",
+                "not_a_mapping",
+                "bad_schedule",
+                "bad_partitions",
+            ]
+        )
+    )
     section = draw(st.sampled_from(list(ENTRIES)))
     entry_name = ENTRIES[section]
     entry = doc[section][entry_name]
@@ -193,8 +273,12 @@ def broken_configs(draw: st.DrawFn) -> tuple[Any, str, str]:
         return doc, f"activations.to_batch.{field}", "is not a declared"
     if kind == "bad_platform_name":
         where = draw(st.sampled_from(["mapping", "custom_attributes", "object", "secrets"]))
-        bad = draw(st.one_of(st.sampled_from(["Brand", "brand name", "brand\n", "prix-ttc", "é"]),
-                             st.text(min_size=0, max_size=12).filter(lambda s: not BATCH_KEY.fullmatch(s))))
+        bad = draw(
+            st.one_of(
+                st.sampled_from(["Brand", "brand name", "brand\n", "prix-ttc", "é"]),
+                st.text(min_size=0, max_size=12).filter(lambda s: not BATCH_KEY.fullmatch(s)),
+            )
+        )
         activation = doc["activations"]["to_batch"]
         if where == "mapping":
             activation["mapping"][bad] = "name"
@@ -220,22 +304,28 @@ def broken_configs(draw: st.DrawFn) -> tuple[Any, str, str]:
         return doc, f"{section}.{entry_name}", ""
     if kind == "bad_partitions":
         if draw(st.booleans()):
-            doc["partitions"]["start_date"] = draw(st.one_of(st.sampled_from(["2026-02-30", "yesterday", "2026/01/01", ""]),
-                                                             lists, mappings, st.none()))
+            doc["partitions"]["start_date"] = draw(
+                st.one_of(st.sampled_from(["2026-02-30", "yesterday", "2026/01/01", ""]), lists, mappings, st.none())
+            )
             return doc, "partitions.start_date", ""
-        doc["partitions"]["timezone"] = draw(st.one_of(st.sampled_from(["Mars/Olympus", "Europe", ""]), st.text(max_size=20))
-                                             .filter(lambda s: not _valid_timezone(s)))
+        doc["partitions"]["timezone"] = draw(
+            st.one_of(st.sampled_from(["Mars/Olympus", "Europe", ""]), st.text(max_size=20)).filter(lambda s: not _valid_timezone(s))
+        )
         return doc, "partitions.timezone", ""
     # bad_schedule: a preset that is not one, a cron that is not one, a time zone that does not exist
     activation = doc["activations"]["to_batch"]
     which = draw(st.sampled_from(["preset", "cron", "timezone"]))
     if which == "timezone":
-        activation["schedule"]["timezone"] = draw(st.one_of(st.sampled_from(["Mars/Olympus", "Europe", "", "UTC+1"]),
-                                                            st.text(max_size=20)).filter(lambda s: s not in ("UTC", "utc")))
+        activation["schedule"]["timezone"] = draw(
+            st.one_of(st.sampled_from(["Mars/Olympus", "Europe", "", "UTC+1"]), st.text(max_size=20)).filter(lambda s: s not in ("UTC", "utc"))
+        )
         assume(not _valid_timezone(activation["schedule"]["timezone"]))
         return doc, "activations.to_batch.schedule.timezone", "is not an IANA time zone"
-    value = draw(st.one_of(st.sampled_from(["fortnightly", "a b c d e", "61 * * * *", "* * * *", "0 0 31 2 *", "daily\n"]),
-                           st.text(max_size=20)).filter(lambda s: s not in SCHEDULE_PRESETS and not _is_cron(s)))
+    value = draw(
+        st.one_of(st.sampled_from(["fortnightly", "a b c d e", "61 * * * *", "* * * *", "0 0 31 2 *", "daily\n"]), st.text(max_size=20)).filter(
+            lambda s: s not in SCHEDULE_PRESETS and not _is_cron(s)
+        )
+    )
     if which == "cron":
         activation["schedule"]["cron"] = value
         return doc, "activations.to_batch.schedule.cron", "is not a valid 5-field cron"
@@ -312,11 +402,35 @@ def garbled_configs(draw: st.DrawFn) -> str | bytes:
         return fuzz_dump(doc)
     text = yaml.safe_dump(doc, sort_keys=False)
     at = draw(st.integers(min_value=0, max_value=len(text)))
-    junk = draw(st.one_of(st.sampled_from(["[", "{", "]", ": ", "\t", "- ", "&a ", "*a", "!!python/object:os.system ", "'", '"',
-                                           "? ", "---\n", "...\n", "%YAML 9.9\n", "\x00", "\ufeff", "<<: *a\n"]),
-                          st.text(max_size=10)))
+    junk = draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "[",
+                    "{",
+                    "]",
+                    ": ",
+                    "\t",
+                    "- ",
+                    "&a ",
+                    "*a",
+                    "!!python/object:os.system ",
+                    "'",
+                    '"',
+                    "? ",
+                    "---\n",
+                    "...\n",
+                    "%YAML 9.9\n",
+                    "\x00",
+                    "\ufeff",
+                    "<<: *a\n",
+                ]
+            ),
+            st.text(max_size=10),
+        )
+    )
     cut = draw(st.integers(min_value=0, max_value=20))
-    return text[:at] + junk + text[at + cut:]
+    return text[:at] + junk + text[at + cut :]
 
 
 @FUZZ
@@ -338,11 +452,14 @@ def test_whatever_the_file_holds_loading_raises_a_config_error_or_builds(tmp_pat
     build_definitions(config, warehouse=tmp_path / "w.duckdb")
 
 
-@pytest.mark.parametrize("content, says", [
-    (b"\xff\xfesources: {}\n", "not UTF-8 text"),
-    (("[" * 3000 + "]" * 3000).encode(), "nested too deeply"),
-    (b"path: elsewhere.yaml\nsources: {}\n", "path: unknown field"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"\xff\xfesources: {}\n", "not UTF-8 text"),
+        (("[" * 3000 + "]" * 3000).encode(), "nested too deeply"),
+        (b"path: elsewhere.yaml\nsources: {}\n", "path: unknown field"),
+    ],
+)
 def test_a_non_utf8_or_too_deeply_nested_file_or_one_setting_path_fails_with_a_config_error(tmp_path, content, says):
     path = tmp_path / "activations.yaml"
     path.write_bytes(content)
@@ -356,11 +473,14 @@ def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path):
         load_config(tmp_path)
 
 
-@pytest.mark.parametrize("settings_, where", [
-    ({"timeout_seconds": "soon"}, "destinations.shop.settings.timeout_seconds"),
-    ({"max_retries": [1]}, "destinations.shop.settings.max_retries"),
-    ({"base_url": "https://elsewhere.example"}, "destinations.shop.settings"),
-])
+@pytest.mark.parametrize(
+    "settings_, where",
+    [
+        ({"timeout_seconds": "soon"}, "destinations.shop.settings.timeout_seconds"),
+        ({"max_retries": [1]}, "destinations.shop.settings.max_retries"),
+        ({"base_url": "https://elsewhere.example"}, "destinations.shop.settings"),
+    ],
+)
 def test_settings_the_platform_refuses_fail_the_load_naming_the_setting(tmp_path, settings_, where):
     document = valid_document()
     document["destinations"]["shop"]["settings"] = settings_
@@ -399,8 +519,21 @@ def test_a_primary_key_column_any_sql_can_name_either_loads_or_is_refused_by_nam
 # --------------------------------------------------------------------------- records
 
 SCHEMA = {"sku": pl.Utf8, "name": pl.Utf8, "price": pl.Float64, "brand": pl.Utf8}
-UNICODE = ["Café crème brûlée", "naïve façade Ångström", "שלום עולם", "مرحبا بالعالم", "🙂", "👩🏽‍💻 dev kit",
-           "e\u0301te\u0301", "\u200fRTL mark\u200e", "中文商品名", "a\x00b", "line\nbreak\ttab", "\u2028sep", "\ufeffBOM"]
+UNICODE = [
+    "Café crème brûlée",
+    "naïve façade Ångström",
+    "שלום עולם",
+    "مرحبا بالعالم",
+    "🙂",
+    "👩🏽‍💻 dev kit",
+    "e\u0301te\u0301",
+    "\u200fRTL mark\u200e",
+    "中文商品名",
+    "a\x00b",
+    "line\nbreak\ttab",
+    "\u2028sep",
+    "\ufeffBOM",
+]
 MAX_STRING = 10_000
 
 
@@ -420,8 +553,9 @@ class ParquetProject(Project):
     def materialize_activation_alone(self):
         """As after a failed blocking check, or from the UI: the activation without its upstream."""
         defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        return materialize(list(defs.assets), selection=[AssetKey(["activations", "sync_products"])],
-                           resources=defs.resources, instance=self.instance)
+        return materialize(
+            list(defs.assets), selection=[AssetKey(["activations", "sync_products"])], resources=defs.resources, instance=self.instance
+        )
 
 
 def expected_reason(row: dict[str, Any], copies: int) -> str | None:
@@ -445,11 +579,13 @@ def expected_reason(row: dict[str, Any], copies: int) -> str | None:
 def assert_each_record_invalid_with_reason_or_stored_exactly(project: ParquetProject, rows: list[dict[str, Any]], meta: dict) -> None:
     copies = Counter(r["sku"] for r in rows)
     reasons = [expected_reason(r, copies[r["sku"]]) for r in rows]
-    sent = {r["sku"]: {"name": r["name"], "price": r["price"], "brand": r["brand"]}
-            for r, reason in zip(rows, reasons) if reason is None}
+    sent = {
+        r["sku"]: {"name": r["name"], "price": r["price"], "brand": r["brand"]} for r, reason in zip(rows, reasons, strict=True) if reason is None
+    }
     ledger = Counter(project.sql("SELECT key, status, message FROM activation_state.sync_records"))
-    expected_ledger = Counter((r["sku"], "invalid", reason) if reason else (r["sku"], "confirmed", None)
-                              for r, reason in zip(rows, reasons))
+    expected_ledger = Counter(
+        (r["sku"], "invalid", reason) if reason else (r["sku"], "confirmed", None) for r, reason in zip(rows, reasons, strict=True)
+    )
     assert ledger == expected_ledger
     assert project.catalog() == sent  # unicode, nulls and 10,000-character strings byte for byte
     assert (meta["invalid"], meta["added_succeeded"], meta["added_failed"]) == (len(rows) - len(sent), len(sent), 0)
@@ -464,9 +600,7 @@ def parquet_project(tmp_path, sandbox, instance) -> ParquetProject:
 
 
 def test_hostile_values_are_refused_with_their_reason_or_stored_exactly(parquet_project):
-    rows = [
-        {"sku": f"SKU-U{i:02d}", "name": text, "price": 1.5 + i, "brand": text[::-1]} for i, text in enumerate(UNICODE)
-    ] + [
+    rows = [{"sku": f"SKU-U{i:02d}", "name": text, "price": 1.5 + i, "brand": text[::-1]} for i, text in enumerate(UNICODE)] + [
         {"sku": "SKU-NULLS", "name": None, "price": None, "brand": None},
         {"sku": "SKU-10000", "name": "🙂" * MAX_STRING, "price": 1.0, "brand": "é" * MAX_STRING},
         {"sku": "SKU-10001", "name": "x" * (MAX_STRING + 1), "price": 1.0, "brand": "b"},
@@ -540,19 +674,23 @@ def test_nan_and_infinite_prices_computed_in_the_segment_sql_are_refused_then_se
     assert project.catalog() == {r["sku"]: {"name": r["name"], "price": r["price"], "brand": r["brand"]} for r in rows}
 
 
-huge_strings = st.builds(lambda char, n: char * n, st.sampled_from(["x", "é", "🙂", "ש", "中"]),
-                         st.sampled_from([MAX_STRING - 1, MAX_STRING, MAX_STRING + 1, 15_000]))
+huge_strings = st.builds(
+    lambda char, n: char * n, st.sampled_from(["x", "é", "🙂", "ש", "中"]), st.sampled_from([MAX_STRING - 1, MAX_STRING, MAX_STRING + 1, 15_000])
+)
 texts = st.one_of(st.none(), st.sampled_from(UNICODE), st.text(st.characters(codec="utf-8"), max_size=40), huge_strings)
 prices = st.one_of(st.none(), st.floats(), st.sampled_from([math.nan, math.inf, -math.inf, -0.0]))
-skus = st.one_of(st.none(), st.just(""), st.builds("SKU-{}".format, st.integers(0, 30)),
-                 st.text(st.characters(codec="utf-8"), min_size=1, max_size=30),
-                 st.sampled_from(["K" * 512, "K" * 513, "🙂" * 513, "שלום-é"]))
+skus = st.one_of(
+    st.none(),
+    st.just(""),
+    st.builds("SKU-{}".format, st.integers(0, 30)),
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=30),
+    st.sampled_from(["K" * 512, "K" * 513, "🙂" * 513, "שלום-é"]),
+)
 
 
 @st.composite
 def segments(draw: st.DrawFn) -> list[dict[str, Any]]:
-    rows = draw(st.lists(st.fixed_dictionaries({"sku": skus, "name": texts, "price": prices, "brand": texts}),
-                         min_size=1, max_size=12))
+    rows = draw(st.lists(st.fixed_dictionaries({"sku": skus, "name": texts, "price": prices, "brand": texts}), min_size=1, max_size=12))
     for _ in range(draw(st.integers(0, 2))):  # duplicate keys, sometimes with different values
         copy = dict(draw(st.sampled_from(rows)))
         copy["price"] = draw(prices)

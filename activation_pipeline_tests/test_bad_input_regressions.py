@@ -42,7 +42,6 @@ def test_a_retarget_whose_push_fails_keeps_the_old_snapshot_so_reverting_resends
     assert sandbox_stats(project.sandbox)["items_received"] == 0  # counted by the platform: nothing resent
 
 
-
 def test_a_decimal_written_with_an_exponent_is_not_rounded_to_zero(files):
     files.source = {"columns": {"price": "decimal(10,2)"}}
     message = failure(files.load_source(b"sku,name,price,brand\nSKU-1,Mug,1e2,Acme\nSKU-2,Cup,1.5e-3,Acme\n"))
@@ -53,11 +52,19 @@ def test_a_decimal_written_with_an_exponent_is_not_rounded_to_zero(files):
 
 def test_a_parquet_timestamp_declared_a_date_keeps_its_time_or_fails(files):
     files.file_name = "products.parquet"
-    pl.DataFrame({"sku": ["SKU-1", "SKU-2"], "name": ["Mug", "Cup"], "price": [1.0, 2.0], "brand": ["A", "B"],
-                  "launched": [datetime(2024, 1, 1), datetime(2024, 1, 2, 10, 30)]}).write_parquet(files.root / "products.parquet")
+    pl.DataFrame(
+        {
+            "sku": ["SKU-1", "SKU-2"],
+            "name": ["Mug", "Cup"],
+            "price": [1.0, 2.0],
+            "brand": ["A", "B"],
+            "launched": [datetime(2024, 1, 1), datetime(2024, 1, 2, 10, 30)],
+        }
+    ).write_parquet(files.root / "products.parquet")
     files.source = {"columns": {"launched": "date"}}
-    assert failure(files.load_source()) == ("sources.products: products.parquet: row 2, column launched: "
-                                            "2024-01-02 10:30:00 is not a date (YYYY-MM-DD)")
+    assert failure(files.load_source()) == (
+        "sources.products: products.parquet: row 2, column launched: 2024-01-02 10:30:00 is not a date (YYYY-MM-DD)"
+    )
 
 
 def test_a_blank_line_in_a_one_column_file_counts_in_the_line_number(files):

@@ -43,11 +43,13 @@ def test_a_stopped_sync_keeps_what_was_confirmed_and_the_next_run_sends_the_rest
     assert 0 < len(held) < len(ROWS), "the stop must land mid-sync"
     # nothing was sent after the stop beyond what the platform answered: it holds what it received
     assert sandbox_stats(sandbox)["items_received"] == len(held)
-    (status, succeeded, error), = project.sql("SELECT status, succeeded, error FROM activation_state.sync_runs")
+    ((status, succeeded, error),) = project.sql("SELECT status, succeeded, error FROM activation_state.sync_runs")
     assert status == "interrupted"
     assert succeeded == len(held)
-    assert f"stopped by SIGINT after {len(held)} of {len(ROWS)} records were confirmed" in error or \
-        f"stopped by SIGTERM after {len(held)} of {len(ROWS)} records were confirmed" in error
+    assert (
+        f"stopped by SIGINT after {len(held)} of {len(ROWS)} records were confirmed" in error
+        or f"stopped by SIGTERM after {len(held)} of {len(ROWS)} records were confirmed" in error
+    )
     assert "the rest is sent next run" in error
     assert project.snapshot_keys() == held  # the snapshot holds exactly what the platform confirmed
     assert project.sql("SELECT count(*) FROM activation_state.sync_records WHERE status = 'confirmed'") == [(len(held),)]

@@ -59,8 +59,9 @@ INJECTIONS = [
     'Product "ID"',
 ]
 INVISIBLE = ["\x00", "\n", "\r", "\t", "\x1b", "\x7f", "\u200b", "\u2028", "\ufeff", "\u00a0", "\u200f"]
-printable = st.text(st.characters(exclude_characters='"', exclude_categories=["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"]),
-                    min_size=1, max_size=12)
+printable = st.text(
+    st.characters(exclude_characters='"', exclude_categories=["Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"]), min_size=1, max_size=12
+)
 
 
 @st.composite
@@ -84,11 +85,18 @@ def hostile_names(draw: st.DrawFn) -> str:
 
 # every field whose name reaches SQL, as the error must name it ("{name}": the hostile name itself)
 FIELDS = [
-    "segments.catalog.primary_key", "segments.catalog.partition_column", "sources.products.partition_column",
-    "activations.sync_products.identifier", "activations.sync_products.scope.column",
-    "activations.sync_products.mapping.name", "activations.sync_products.mapping.{name}",
+    "segments.catalog.primary_key",
+    "segments.catalog.partition_column",
+    "sources.products.partition_column",
+    "activations.sync_products.identifier",
+    "activations.sync_products.scope.column",
+    "activations.sync_products.mapping.name",
+    "activations.sync_products.mapping.{name}",
     "activations.sync_products.custom_attributes",
-    "sources.{name}", "segments.{name}", "destinations.{name}", "activations.{name}",
+    "sources.{name}",
+    "segments.{name}",
+    "destinations.{name}",
+    "activations.{name}",
 ]
 
 
@@ -97,7 +105,8 @@ def with_hostile_name(doc: dict[str, Any], field: str, name: str) -> dict[str, A
     activation = doc["activations"]["sync_products"]
     if field.endswith(".{name}") and field.count(".") == 1:  # an entry's own name
         kind = field.split(".")[0]
-        doc[kind] = {name: entry for entry in doc[kind].values()}
+        (entry,) = doc[kind].values()  # the fixture has one entry of each kind: renamed
+        doc[kind] = {name: entry}
     elif field == "sources.products.partition_column":
         doc["partitions"] = {"start_date": "2026-01-01"}  # so the name, not the missing block, is what is wrong
         doc["sources"]["products"]["partition_column"] = name
@@ -127,7 +136,9 @@ def test_a_hostile_name_in_any_field_that_reaches_sql_fails_the_load_naming_it_a
     note(str(error.value))
     assert str(error.value).startswith(f"{path}: {field.replace('{name}', name)}")
     # and says what is allowed: the SQL name rule, the entry-name rule or the platform's field rule
-    assert any(says in error.value.problem for says in ("allowed: 1 to 255 printable characters", "names are lowercase letters", "batch field names allow"))
+    assert any(
+        says in error.value.problem for says in ("allowed: 1 to 255 printable characters", "names are lowercase letters", "batch field names allow")
+    )
     assert warehouse_state(synced) == before
     assert synced.catalog() == expected_items(ROWS)
 
@@ -159,8 +170,12 @@ class OddNamesProject(Project):
     def write_config(self) -> None:
         super().write_config()
         doc = yaml.safe_load(self.config_path.read_text())
-        doc["segments"]["catalog"] = {"primary_key": ODD_KEY, "sql": (
-            f"""SELECT sku AS "{ODD_KEY}", name AS "nom du produit", price AS "{ODD_PRICE}", brand AS "Marque d'origine" FROM sources.products""")}
+        doc["segments"]["catalog"] = {
+            "primary_key": ODD_KEY,
+            "sql": (
+                f"""SELECT sku AS "{ODD_KEY}", name AS "nom du produit", price AS "{ODD_PRICE}", brand AS "Marque d'origine" FROM sources.products"""
+            ),
+        }
         self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
@@ -184,8 +199,13 @@ def test_columns_named_with_spaces_apostrophes_comment_marks_and_unicode_sync_an
 def test_a_scope_column_with_an_odd_name_splits_the_sync_by_its_values(sandbox, instance, tmp_path):
     project = OddNamesProject(tmp_path, sandbox, instance)
     rows = [product(1, brand="acme"), product(2, brand="globex"), product(3, brand="acme")]
-    project.add_activation(identifier=ODD_KEY, mapping={"name": "nom du produit"}, custom_attributes=[],
-                           object="products_{scope}", scope={"column": "Marque d'origine", "values": ["acme", "globex"]})
+    project.add_activation(
+        identifier=ODD_KEY,
+        mapping={"name": "nom du produit"},
+        custom_attributes=[],
+        object="products_{scope}",
+        scope={"column": "Marque d'origine", "values": ["acme", "globex"]},
+    )
     project.write_products(rows)
     project.materialize()
     assert set(project.catalog("products_acme")) == {"SKU-0001", "SKU-0003"}
@@ -194,6 +214,7 @@ def test_a_scope_column_with_an_odd_name_splits_the_sync_by_its_values(sandbox, 
 
 
 # --------------------------------------------------------------------------- 2. the file itself
+
 
 def line_of(text: str, fragment: str, occurrence: int = 1) -> int:
     lines = [i for i, line in enumerate(text.splitlines(), start=1) if fragment in line]
@@ -214,8 +235,9 @@ def test_two_activations_with_one_name_fail_the_load_naming_both_lines_and_nothi
     with pytest.raises(ConfigError) as error:
         synced.materialize()  # the load fails: no run starts
     first, second = line_of(text, "  sync_products:", 1), line_of(text, "  sync_products:", 2)
-    assert str(error.value) == (f"{synced.config_path}: activations.sync_products: "
-                                f"given twice, on lines {first} and {second}; each key once in a mapping")
+    assert str(error.value) == (
+        f"{synced.config_path}: activations.sync_products: given twice, on lines {first} and {second}; each key once in a mapping"
+    )
     assert warehouse_state(synced) == before and synced.catalog() == held
     assert synced.catalog("other_products") == {}
 
@@ -228,15 +250,22 @@ def test_a_mapping_that_names_a_field_twice_fails_the_load_naming_both_lines(syn
     with pytest.raises(ConfigError) as error:
         load_config(path)
     first, second = line_of(text, "      name: name"), line_of(text, "      name: brand")
-    assert str(error.value) == f"{path}: activations.sync_products.mapping.name: given twice, on lines {first} and {second}; each key once in a mapping"
+    assert (
+        str(error.value) == f"{path}: activations.sync_products.mapping.name: given twice, on lines {first} and {second}; each key once in a mapping"
+    )
     assert warehouse_state(synced) == before
 
 
-@pytest.mark.parametrize("text, says", [
-    ("sources:\n  products: {path: a.csv}\nsources:\n  products: {path: b.csv}\n",  # a whole section given twice
-     "sources: given twice, on lines 1 and 3"),
-    ("yes: 1\ntrue: 2\n", "True: given twice, on lines 1 and 2"),  # two spellings of one YAML key (both are True)
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (
+            "sources:\n  products: {path: a.csv}\nsources:\n  products: {path: b.csv}\n",  # a whole section given twice
+            "sources: given twice, on lines 1 and 3",
+        ),
+        ("yes: 1\ntrue: 2\n", "True: given twice, on lines 1 and 2"),  # two spellings of one YAML key (both are True)
+    ],
+)
 def test_any_key_given_twice_in_one_mapping_is_refused_with_both_lines(tmp_path, text, says):
     path = tmp_path / "activations.yaml"
     path.write_text(text)
@@ -271,14 +300,21 @@ activations:
     assert config.activations["to_archive"].mapping == config.activations["to_products"].mapping == {"name": "name"}
 
 
-@pytest.mark.parametrize("text, says", [
-    ("sources:\n  products: {path: products.csv\nsegments: {}\n",  # an unclosed brace: found on the next line
-     "line 3: not valid YAML (expected ',' or '}', but got ':', while parsing a flow mapping that starts on line 2)"),
-    ("sources:\n  products:\n\tpath: products.csv\n", "line 3: not valid YAML (found character '\\t' that cannot start any token)"),
-    ("sources:\n  products:\n    path: a.csv\n   format: csv\n",  # an indentation that fits no level
-     "line 4: not valid YAML (expected <block end>, but found '<block mapping start>', while parsing a block mapping that starts on line 2)"),
-    ("partitions:\n  start_date: 2026-02-30\n", "line 2: not valid YAML ('2026-02-30' is not a valid date (day is out of range for month))"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (
+            "sources:\n  products: {path: products.csv\nsegments: {}\n",  # an unclosed brace: found on the next line
+            "line 3: not valid YAML (expected ',' or '}', but got ':', while parsing a flow mapping that starts on line 2)",
+        ),
+        ("sources:\n  products:\n\tpath: products.csv\n", "line 3: not valid YAML (found character '\\t' that cannot start any token)"),
+        (
+            "sources:\n  products:\n    path: a.csv\n   format: csv\n",  # an indentation that fits no level
+            "line 4: not valid YAML (expected <block end>, but found '<block mapping start>', while parsing a block mapping that starts on line 2)",
+        ),
+        ("partitions:\n  start_date: 2026-02-30\n", "line 2: not valid YAML ('2026-02-30' is not a valid date (day is out of range for month))"),
+    ],
+)
 def test_a_yaml_syntax_error_or_an_impossible_date_names_its_line(tmp_path, text, says):
     path = tmp_path / "activations.yaml"
     path.write_text(text)
@@ -300,16 +336,20 @@ def test_a_plain_http_base_url_from_the_environment_fails_the_load_naming_the_va
     monkeypatch.setenv("BATCH_BASE_URL", "http://api.example.com/2.11")
     with pytest.raises(ConfigError) as error:
         synced.materialize()
-    assert str(error.value) == (f"{synced.config_path}: destinations.batch_test.base_url: BATCH_BASE_URL = "
-                                "'http://api.example.com/2.11': a non-loopback base URL must use https (credentials never travel in clear)")
+    assert str(error.value) == (
+        f"{synced.config_path}: destinations.batch_test.base_url: BATCH_BASE_URL = "
+        "'http://api.example.com/2.11': a non-loopback base URL must use https (credentials never travel in clear)"
+    )
     assert warehouse_state(synced) == before and synced.catalog() == held
 
 
 @pytest.mark.parametrize("url", ["https://api.example.com/2.11", "http://127.0.0.1:9/batch/2.11", "http://localhost:9", "http://[::1]:9"])
 def test_an_https_or_loopback_base_url_loads_from_the_file_or_the_environment(tmp_path, monkeypatch, url):
-    project_doc = {"sources": {"products": {"path": "products.csv"}},
-                   "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT sku FROM sources.products"}},
-                   "destinations": {"shop": {"platform": "batch", "base_url": url}, "env_shop": {"platform": "batch"}}}
+    project_doc = {
+        "sources": {"products": {"path": "products.csv"}},
+        "segments": {"catalog": {"primary_key": "sku", "sql": "SELECT sku FROM sources.products"}},
+        "destinations": {"shop": {"platform": "batch", "base_url": url}, "env_shop": {"platform": "batch"}},
+    }
     monkeypatch.setenv("BATCH_BASE_URL", url)
     path = tmp_path / "activations.yaml"
     path.write_text(yaml.safe_dump(project_doc))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -39,14 +40,23 @@ def connectif(project_for: Callable[[str], Project]) -> Project:
 
 FIRST = [item(i) for i in range(1, 11)]
 # run 2: 1-2 leave the segment, 3 is repriced, 4 goes out of stock, 5 moves category, 11-12 arrive
-SECOND = [item(i, price=99.5 if i == 3 else 10.0 + i, stock_status="out_of_stock" if i == 4 else item(i)["stock_status"],
-               category_path="Sale/Boots" if i == 5 else item(i)["category_path"]) for i in range(3, 13)]
+SECOND = [
+    item(
+        i,
+        price=99.5 if i == 3 else 10.0 + i,
+        stock_status="out_of_stock" if i == 4 else item(i)["stock_status"],
+        category_path="Sale/Boots" if i == 5 else item(i)["category_path"],
+    )
+    for i in range(3, 13)
+]
 # run 3: 6 is discontinued, 12 leaves, 1 comes back renamed
-THIRD = [item(1, name="Back again")] + [item(6, stock_status="discontinued") if r["sku"] == "SKU-0006" else r
-                                        for r in SECOND if r["sku"] != "SKU-0012"]
+THIRD = [item(1, name="Back again")] + [
+    item(6, stock_status="discontinued") if r["sku"] == "SKU-0006" else r for r in SECOND if r["sku"] != "SKU-0012"
+]
 
 
 # --- every operation, three runs, exact final state --------------------------------------------
+
 
 def test_upsert_creates_products_then_sends_only_adds_and_changes(connectif):
     connectif.add_activation()
@@ -141,15 +151,20 @@ def test_delete_only_discontinues_the_products_of_the_dataset(connectif):
 
 
 def test_update_only_updates_existing_products_and_skips_the_rest_until_they_exist(connectif):
-    connectif.admin("POST", "products", [{"productId": r["sku"], "name": "old", "unitPrice": 1.0,
-                                          "productDetailUrl": r["product_url"]} for r in FIRST[:3]])
+    connectif.admin(
+        "POST", "products", [{"productId": r["sku"], "name": "old", "unitPrice": 1.0, "productDetailUrl": r["product_url"]} for r in FIRST[:3]]
+    )
     connectif.add_activation(operation="update_only", mapping={"unitPrice": "price", "availability": "stock_status"})
     rows = FIRST[:5]
     first = connectif.run(rows)
     assert (first["added_succeeded"], first["skipped"]) == (3, 2)
     assert set(connectif.products()) == {"SKU-0001", "SKU-0002", "SKU-0003"}
-    assert connectif.products()["SKU-0001"] == {"name": "old", "unitPrice": 11.0, "productDetailUrl": FIRST[0]["product_url"],
-                                                "availability": "instock"}
+    assert connectif.products()["SKU-0001"] == {
+        "name": "old",
+        "unitPrice": 11.0,
+        "productDetailUrl": FIRST[0]["product_url"],
+        "availability": "instock",
+    }
     assert connectif.last_run_records()["SKU-0004"][0] == "skipped"
 
     connectif.admin("POST", "products", [{"productId": "SKU-0004", "name": "shop", "unitPrice": 2.0, "productDetailUrl": "https://s.example/4"}])
@@ -165,16 +180,26 @@ def test_update_only_updates_existing_products_and_skips_the_rest_until_they_exi
 
 # --- values: normalised, or caught before sending ------------------------------------------------
 
+
 def test_bad_values_are_counted_invalid_and_never_sent(connectif):
     connectif.add_activation()
-    rows = [item(1), item(2, stock_status="preorder"), item(3, price=-5), item(4, product_url="/p/4"),
-            item(5, image_url="ftp://cdn.example.com/5.jpg"), item(6, name="")]
+    rows = [
+        item(1),
+        item(2, stock_status="preorder"),
+        item(3, price=-5),
+        item(4, product_url="/p/4"),
+        item(5, image_url="ftp://cdn.example.com/5.jpg"),
+        item(6, name=""),
+    ]
     result = connectif.run(rows)
     assert (result["added_succeeded"], result["invalid"]) == (1, 5)
     assert set(connectif.products()) == {"SKU-0001"}
     records = connectif.last_run_records()
-    assert records["SKU-0002"] == ("invalid", "availability: 'preorder' is not one of instock, outofstock, discontinued "
-                                              "(in_stock / out_of_stock and other spellings of these are accepted)")
+    assert records["SKU-0002"] == (
+        "invalid",
+        "availability: 'preorder' is not one of instock, outofstock, discontinued "
+        "(in_stock / out_of_stock and other spellings of these are accepted)",
+    )
     assert "unitPrice: -5.0 is negative" in records["SKU-0003"][1]
     assert "productDetailUrl: '/p/4' is not an absolute http(s) URL" in records["SKU-0004"][1]
     assert "imageUrl" in records["SKU-0005"][1]
@@ -194,6 +219,7 @@ def test_a_field_connectif_does_not_have_is_a_config_error(connectif):
 
 
 # --- failures ----------------------------------------------------------------------------------
+
 
 def test_a_rejected_product_keeps_its_message_and_is_sent_again_next_run(connectif):
     connectif.add_activation()
@@ -222,8 +248,7 @@ def test_429_with_retry_after_is_waited_out(connectif):
 
 
 def test_the_emulators_rate_limit_is_honoured_and_every_product_arrives(connectif):
-    requests.post(f"{connectif.sandbox.url}/_sandbox/ratelimit", json={"enabled": True, "requests_per_second": 4},
-                  timeout=5).raise_for_status()
+    requests.post(f"{connectif.sandbox.url}/_sandbox/ratelimit", json={"enabled": True, "requests_per_second": 4}, timeout=5).raise_for_status()
     try:
         connectif.settings["backoff_seconds"] = 0.1
         connectif.add_activation(concurrency=4)
@@ -235,6 +260,7 @@ def test_the_emulators_rate_limit_is_honoured_and_every_product_arrives(connecti
 
 
 # --- verification --------------------------------------------------------------------------------
+
 
 def test_verify_reports_a_product_changed_behind_our_back_and_one_deleted(connectif):
     connectif.add_activation()
@@ -249,8 +275,10 @@ def test_verify_reports_a_product_changed_behind_our_back_and_one_deleted(connec
     found = {v.key: v for v in client.verify(target, records)}
     assert (found["SKU-0001"].matches, found["SKU-0004"].matches) == (True, True)
     assert not found["SKU-0002"].matches
-    assert found["SKU-0002"].message == ('unitPrice: sent 12, Connectif has 17.5; categories: sent ["Men/Clothing"], '
-                                         'Connectif has ["Other"]; availability: sent "instock", Connectif has "unverified"')
+    assert found["SKU-0002"].message == (
+        'unitPrice: sent 12, Connectif has 17.5; categories: sent ["Men/Clothing"], '
+        'Connectif has ["Other"]; availability: sent "instock", Connectif has "unverified"'
+    )
     assert (found["SKU-0003"].matches, found["SKU-0003"].message) == (False, "not in Connectif")
 
     # the next push restores them: verification passes again
@@ -289,8 +317,12 @@ def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(conn
     config = load_config(demo)
     defs = build_definitions(config, warehouse=tmp_path / "demo.duckdb")
     [activation] = [name for name, a in config.activations.items() if config.destinations[a.destination].platform == "connectif"]
-    result = materialize(list(defs.assets or []) + list(defs.asset_checks or []), selection=activation_selection(config, activation),
-                         resources=defs.resources, instance=connectif.instance)
+    result = materialize(
+        list(defs.assets or []) + list(defs.asset_checks or []),
+        selection=activation_selection(config, activation),
+        resources=defs.resources,
+        instance=connectif.instance,
+    )
     assert metadata(result, activation)["invalid"] == 0
     with open(demo.parent / "demo" / "products.csv", newline="") as handle:
         rows = {r["sku"]: r for r in csv.DictReader(handle)}
@@ -303,6 +335,7 @@ def test_the_demo_activation_syncs_the_demo_catalog_with_no_credentials_set(conn
 
 
 # --- verification through Dagster: the platform_matches check, "verify now", massive verification --------
+
 
 def check_evaluation(result: Any) -> Any:
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "platform_matches"]
@@ -331,10 +364,11 @@ def test_the_check_after_a_push_verify_now_and_massive_verification_find_drift_a
     assert not evaluation.passed and evaluation.severity.value == "WARN"
     assert (evaluation.metadata["verified"].value, evaluation.metadata["mismatched"].value) == (2, 1)
     assert [(r.data["key"], r.data["difference"]) for r in evaluation.metadata["mismatches"].value.records] == [
-        ("SKU-0002", "unitPrice: sent 12, Connectif has 17.5")]
-    assert connectif.sql("SELECT key, status, message FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? "
-                         "ORDER BY key", [now.run_id]) == [
-        ("SKU-0001", "matched", None), ("SKU-0002", "mismatch", "unitPrice: sent 12, Connectif has 17.5")]
+        ("SKU-0002", "unitPrice: sent 12, Connectif has 17.5")
+    ]
+    assert connectif.sql(
+        "SELECT key, status, message FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? ORDER BY key", [now.run_id]
+    ) == [("SKU-0001", "matched", None), ("SKU-0002", "mismatch", "unitPrice: sent 12, Connectif has 17.5")]
 
     # the scheduled massive verification: every product the platform should hold
     everything = check_evaluation(verify_job(connectif, "verify_to_connectif_all"))
@@ -374,6 +408,7 @@ def test_a_product_the_platform_does_not_answer_for_is_unread_not_drift(connecti
     requests.delete(f"{connectif.sandbox.url}/_sandbox/faults", timeout=5)
     assert not evaluation.passed and "1 could not be read" in evaluation.description
     assert (evaluation.metadata["verified"].value, evaluation.metadata["mismatched"].value, evaluation.metadata["unread"].value) == (1, 0, 1)
-    assert connectif.sql("SELECT key, status FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? ORDER BY key",
-                         [result.run_id]) == [("SKU-0001", "matched"), ("SKU-0002", "unread")]
+    assert connectif.sql(
+        "SELECT key, status FROM activation_state.sync_records WHERE operation = 'verify' AND run_id = ? ORDER BY key", [result.run_id]
+    ) == [("SKU-0001", "matched"), ("SKU-0002", "unread")]
     assert connectif.sql('SELECT count(*) FROM activation_state."to_connectif" WHERE row_hash IS NULL')[0][0] == 0  # nothing to resend

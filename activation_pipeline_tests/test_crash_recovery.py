@@ -31,9 +31,11 @@ def cli_materialize(project, tmp_path) -> subprocess.Popen:
     }
     (tmp_path / "dagster_home").mkdir(exist_ok=True)
     return subprocess.Popen(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions",
-         "--select", "activations/sync_products"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", "activations/sync_products"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

@@ -46,11 +46,35 @@ def test_same_seed_writes_identical_files_and_another_seed_does_not(tmp_path, fm
 def test_columns_and_types_are_the_documented_ones(data):
     customers, products, orders, lines, subscribers = data
     assert customers.schema == {
-        "customer_id": pl.Int64, "external_id": pl.String, "email": pl.String, "phone": pl.String, "first_name": pl.String,
-        "last_name": pl.String, "store_view": pl.String, "email_consent": pl.Boolean, "sms_consent": pl.Boolean,
-        "lifetime_value": pl.Float64, "created_at": pl.Datetime("us"), "updated_at": pl.Datetime("us")}
-    assert products.columns == ["sku", "parent_sku", "name", "price", "tax_rate", "brand", "colour_id", "colour_label",
-                                "category_path", "image_url", "product_url", "stock_status", "stock_qty", "updated_at"]
+        "customer_id": pl.Int64,
+        "external_id": pl.String,
+        "email": pl.String,
+        "phone": pl.String,
+        "first_name": pl.String,
+        "last_name": pl.String,
+        "store_view": pl.String,
+        "email_consent": pl.Boolean,
+        "sms_consent": pl.Boolean,
+        "lifetime_value": pl.Float64,
+        "created_at": pl.Datetime("us"),
+        "updated_at": pl.Datetime("us"),
+    }
+    assert products.columns == [
+        "sku",
+        "parent_sku",
+        "name",
+        "price",
+        "tax_rate",
+        "brand",
+        "colour_id",
+        "colour_label",
+        "category_path",
+        "image_url",
+        "product_url",
+        "stock_status",
+        "stock_qty",
+        "updated_at",
+    ]
     assert orders.columns == ["order_id", "customer_id", "email", "store_view", "order_date", "created_at", "status", "currency", "total"]
     assert orders.schema["order_date"] == pl.Date
     assert lines.columns == ["order_id", "line_no", "sku", "quantity", "unit_price", "line_total"]
@@ -112,13 +136,15 @@ def test_products_and_their_variants(data):
     assert set(products["colour_id"]) <= set(range(1, 13)) and products.filter(pl.col("colour_id") == 1)["colour_label"][0] == "black"
     depth = products["category_path"].str.count_matches("/") + 1
     assert depth.min() == 2 and depth.max() == 3
-    assert (products["name"] == products["brand"] + " " + products["name"].str.split(" ").list.get(1) + " "
-            + products["name"].str.split(" ").list.slice(2).list.join(" ")).all()
+    assert (
+        products["name"]
+        == products["brand"] + " " + products["name"].str.split(" ").list.get(1) + " " + products["name"].str.split(" ").list.slice(2).list.join(" ")
+    ).all()
     assert (products["image_url"] == "https://cdn.example.com/img/" + products["sku"] + ".jpg").all()
     assert products["product_url"].str.contains(r"^https://shop\.example\.com/p/[a-z0-9-]+-sku-\d{7}$").all()
     assert (products["product_url"].str.slice(-11) == products["sku"].str.to_lowercase()).all()
     shares = products["stock_status"].value_counts(normalize=True)
-    share = dict(zip(shares["stock_status"], shares["proportion"]))
+    share = dict(zip(shares["stock_status"], shares["proportion"], strict=True))
     assert 0.72 < share["in_stock"] < 0.88 and 0.09 < share["out_of_stock"] < 0.21 and 0.01 < share["discontinued"] < 0.1
     assert products.filter((pl.col("stock_status") != "in_stock") & (pl.col("stock_qty") != 0)).is_empty()
     assert products.filter(pl.col("stock_status") == "in_stock")["stock_qty"].min() > 0
@@ -174,9 +200,28 @@ def test_end_date_anchors_every_date():
 
 
 def test_the_cli_writes_every_table_and_prints_counts(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "activation_pipeline.demo_data", "--out", str(tmp_path), "--customers", "50",
-                          "--products", "20", "--orders", "30", "--articles", "5", "--format", "parquet"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "activation_pipeline.demo_data",
+            "--out",
+            str(tmp_path),
+            "--customers",
+            "50",
+            "--products",
+            "20",
+            "--orders",
+            "30",
+            "--articles",
+            "5",
+            "--format",
+            "parquet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for name in ("customers", "products", "orders", "order_lines", "newsletter_subscribers", "articles"):
         path = tmp_path / f"{name}.parquet"
         assert path.exists() and f"{path}  {pl.read_parquet(path).height} rows" in out

@@ -72,19 +72,29 @@ def demo_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoUI]:
         shutil.copy(ROOT / name, checkout / name)
     shutil.copytree(ROOT / "data" / "demo", checkout / "data" / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", checkout / "data" / "activations.yaml")
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("DAGSTER_HOME", "ACTIVATION_CONFIG", "ACTIVATION_WAREHOUSE") and not key.endswith("_BASE_URL")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DAGSTER_HOME", "ACTIVATION_CONFIG", "ACTIVATION_WAREHOUSE") and not key.endswith("_BASE_URL")
+    }
     env["SANDBOX_PORT"] = sandbox.url.rsplit(":", 1)[1]  # every platform's default: the sandbox on that port
     process = None
     try:
-        demo = subprocess.run([sys.executable, "-m", "activation_pipeline.cli", "demo"], cwd=checkout, env=env,
-                              capture_output=True, text=True, timeout=900)
+        demo = subprocess.run(
+            [sys.executable, "-m", "activation_pipeline.cli", "demo"], cwd=checkout, env=env, capture_output=True, text=True, timeout=900
+        )
         output = demo.stdout + demo.stderr
         assert demo.returncode == 0, output[-4000:]
         port = free_port()
         log = open(checkout / "dagster_dev.log", "w")
-        process = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
-                                   cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=checkout,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         wait_for_webserver(url, checkout / "dagster_dev.log")
         stop_wall_clock_automation(url)  # no schedule tick may replace what the tests look at
@@ -174,9 +184,19 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
     requests.post(f"{demo_ui.sandbox_url}/_sandbox/faults", json={"kind": "reject_ids", "ids": refused}, timeout=5).raise_for_status()
     url, before = demo_ui.url, latest_run(demo_ui, PARTIAL)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1500, "height": 950})
 
         # what the demo left: the activation's latest sync, its summary table at the top of the metadata
@@ -215,15 +235,19 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
             run = latest_run(demo_ui, PARTIAL)
         requests.delete(f"{demo_ui.sandbox_url}/_sandbox/faults", timeout=5)
         assert run and run != before and run[1] == "SUCCESS", run  # a partial sync fails no run: its check says so
-        messages = [m for (m,) in demo_ui.sql(
-            "SELECT message FROM activation_state.sync_records WHERE run_id = ? AND status = 'rejected' ORDER BY key", [run[0]])]
-        assert len(messages) == len(refused) and all(sku in m for sku, m in zip(refused, messages)), messages
+        messages = [
+            m
+            for (m,) in demo_ui.sql(
+                "SELECT message FROM activation_state.sync_records WHERE run_id = ? AND status = 'rejected' ORDER BY key", [run[0]]
+            )
+        ]
+        assert len(messages) == len(refused) and all(sku in m for sku, m in zip(refused, messages, strict=True)), messages
 
         # its page: the failed-records table lists the platform's own words for each refused record
         page.goto(f"{url}/assets/activations/{PARTIAL}", wait_until="networkidle")
         failed = page.locator("tr", has=page.locator("td", has_text=re.compile(rf"^\s*{FAILED_RECORDS_KEY}\s*$"))).first
         expect(failed).to_be_visible(timeout=60_000)
-        for sku, message in zip(refused, messages):
+        for sku, message in zip(refused, messages, strict=True):
             expect(failed).to_contain_text(sku)
             expect(failed).to_contain_text(message[-60:])
         page.set_viewport_size({"width": 1900, "height": 950})  # room for the messages
@@ -243,8 +267,7 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
     confirmed = {check["name"]: check["executionForLatestMaterialization"] for check in checks}[CHECK]
     assert (confirmed["runId"], confirmed["status"], confirmed["evaluation"]["severity"]) == (run[0], "FAILED", "WARN")
     # what the refusals left: the version the demo confirmed, in the ledger and in Batch (sent again next run)
-    kept = demo_ui.sql("SELECT key, run_id FROM activation_state.latest_records WHERE activation = ? AND key IN ? ORDER BY key",
-                       [PARTIAL, refused])
+    kept = demo_ui.sql("SELECT key, run_id FROM activation_state.latest_records WHERE activation = ? AND key IN ? ORDER BY key", [PARTIAL, refused])
     assert [key for key, _ in kept] == refused and run[0] not in {run_id for _, run_id in kept}
     held = requests.get(f"{demo_ui.sandbox_url}/_sandbox/batch/catalogs/prices/items", timeout=30).json()["items"]
     assert set(refused) <= set(held)

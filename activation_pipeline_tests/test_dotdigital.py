@@ -9,7 +9,7 @@ against the emulator's whole state, read through its admin endpoint."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import duckdb
 import pytest
@@ -37,6 +37,7 @@ THIRD = [person(1, tier="platinum"), person(2, first_name="Renamed"), person(4),
 
 # --- lists -------------------------------------------------------------------------------------
 
+
 def test_mirror_creates_the_list_once_and_removes_leavers_from_it_but_not_from_the_account(dd):
     dd.add(operation="mirror")
     first = dd.run(FIRST)
@@ -63,7 +64,8 @@ def test_mirror_of_a_segment_keyed_by_customer_removes_leavers_by_the_email_it_c
     assert dd.members() == sorted(r["email"] for r in THIRD)
     assert dd.contacts() == {r["email"]: contact(r) for r in [*FIRST, *SECOND, *THIRD]}
     assert dict(dd.sql('SELECT key, identifier FROM activation_state."to_list"')) == {
-        r["email"].split(".")[1].split("@")[0]: r["email"] for r in THIRD}
+        r["email"].split(".")[1].split("@")[0]: r["email"] for r in THIRD
+    }
 
 
 def test_a_snapshot_from_before_identifiers_were_kept_gets_them_from_the_segment(dd):
@@ -135,12 +137,15 @@ def test_a_list_activation_without_a_schedule_runs_every_six_hours(dd):
     assert load_config(dd.config_path).activations["to_list"].cron == ("0 */6 * * *", "UTC")
 
 
-@pytest.mark.parametrize("mapping, where, says", [
-    ({"LOYALTY_TIER_FOR_2026X": "tier"}, "mapping.LOYALTY_TIER_FOR_2026X", "at most 20"),
-    ({"loyalty-tier": "tier"}, "mapping.loyalty-tier", "letters, digits and underscores"),
-    ({"loyalty tier": "tier"}, "mapping.loyalty tier", "letters, digits and underscores"),
-    ({"Tier": "tier", "TIER": "first_name"}, "mapping.TIER", "case-insensitively"),
-])
+@pytest.mark.parametrize(
+    "mapping, where, says",
+    [
+        ({"LOYALTY_TIER_FOR_2026X": "tier"}, "mapping.LOYALTY_TIER_FOR_2026X", "at most 20"),
+        ({"loyalty-tier": "tier"}, "mapping.loyalty-tier", "letters, digits and underscores"),
+        ({"loyalty tier": "tier"}, "mapping.loyalty tier", "letters, digits and underscores"),
+        ({"Tier": "tier", "TIER": "first_name"}, "mapping.TIER", "case-insensitively"),
+    ],
+)
 def test_an_invalid_data_field_name_fails_the_config_load_naming_the_field(dd, mapping, where, says):
     dd.add(mapping=mapping)
     with pytest.raises(ConfigError) as error:
@@ -149,17 +154,20 @@ def test_an_invalid_data_field_name_fails_the_config_load_naming_the_field(dd, m
     assert says in error.value.problem
 
 
-@pytest.mark.parametrize("overrides, where", [
-    ({"object": "contacts"}, "object"),
-    ({"object": "insight:x"}, "object"),  # collection names have at least 2 characters
-    ({"options": {"match_identifier": "phone"}}, "options.match_identifier"),
-    ({"object": "contact_insight:orders", "options": {"list_id": 3}}, "options.list_id"),
-    ({"object": "insight:products", "options": {"contact_email": "email"}}, "options.contact_email"),
-    ({"options": {"merge_option": "sometimes"}}, "options.merge_option"),
-    ({"options": {"list_id": "3"}}, "options.list_id"),
-    ({"operation": "update_only"}, "operation"),
-    ({"object": "contact_insight:orders", "operation": "mirror"}, "operation"),  # contact-scoped records: upsert only
-])
+@pytest.mark.parametrize(
+    "overrides, where",
+    [
+        ({"object": "contacts"}, "object"),
+        ({"object": "insight:x"}, "object"),  # collection names have at least 2 characters
+        ({"options": {"match_identifier": "phone"}}, "options.match_identifier"),
+        ({"object": "contact_insight:orders", "options": {"list_id": 3}}, "options.list_id"),
+        ({"object": "insight:products", "options": {"contact_email": "email"}}, "options.contact_email"),
+        ({"options": {"merge_option": "sometimes"}}, "options.merge_option"),
+        ({"options": {"list_id": "3"}}, "options.list_id"),
+        ({"operation": "update_only"}, "operation"),
+        ({"object": "contact_insight:orders", "operation": "mirror"}, "operation"),  # contact-scoped records: upsert only
+    ],
+)
 def test_activations_dotdigital_cannot_serve_fail_at_config_load(dd, overrides, where):
     dd.add(**overrides)
     with pytest.raises(ConfigError) as error:
@@ -251,6 +259,7 @@ def test_the_shared_rate_limit_is_honoured(dd):
 
 # --- insight data ------------------------------------------------------------------------------
 
+
 def test_products_mirror_into_an_account_scoped_collection(dd):
     columns = ["email", "first_name", "tier", "ltv", "vip", "signed_up"]  # reuse people.csv: email as the product key
     dd.add("products", object="insight:products", operation="mirror", mapping={"name": "first_name", "price": "ltv"})
@@ -270,17 +279,25 @@ def test_orders_go_to_a_contact_scoped_collection_one_day_at_a_time(dd):
         {"order_id": "O4", "email": "nobody@example.com", "order_date": "2026-10-02", "total": 40.0},
     ]
     dd.write("orders", orders)
-    dd.add("orders", segment="daily_orders", object="contact_insight:orders",
-           mapping={"email": "email", "order_date": "order_date", "total": "total"})
+    dd.add(
+        "orders", segment="daily_orders", object="contact_insight:orders", mapping={"email": "email", "order_date": "order_date", "total": "total"}
+    )
     for day in ("2026-10-01", "2026-10-02"):
         event = dd.materialize("orders", partition=day).asset_materializations_for_node("activations__orders")[0]
         assert event.partition == day
-    assert dd.state()["insight"] == {"Orders": {"scope": "contact", "type": "orders", "records": {
-        "ann@example.com": {"O1": {"email": "ann@example.com", "order_date": "2026-10-01", "total": 10.5},
-                            "O3": {"email": "ann@example.com", "order_date": "2026-10-02", "total": 30.0}},
-        "bob@example.com": {"O2": {"email": "bob@example.com", "order_date": "2026-10-01", "total": 20.0}},
-    }}}
+    assert dd.state()["insight"] == {
+        "Orders": {
+            "scope": "contact",
+            "type": "orders",
+            "records": {
+                "ann@example.com": {
+                    "O1": {"email": "ann@example.com", "order_date": "2026-10-01", "total": 10.5},
+                    "O3": {"email": "ann@example.com", "order_date": "2026-10-02", "total": 30.0},
+                },
+                "bob@example.com": {"O2": {"email": "bob@example.com", "order_date": "2026-10-01", "total": 20.0}},
+            },
+        }
+    }
     status, message = dd.last_run_records("orders")["O4"]  # the contact does not exist: that record's rejection
     assert status == "rejected" and message.startswith("ContactEmailDoesNotExist")
-    assert dd.sql('SELECT partition_key, count(*) FROM activation_state."orders" GROUP BY 1 ORDER BY 1') == [
-        ("2026-10-01", 2), ("2026-10-02", 1)]
+    assert dd.sql('SELECT partition_key, count(*) FROM activation_state."orders" GROUP BY 1 ORDER BY 1') == [("2026-10-01", 2), ("2026-10-02", 1)]

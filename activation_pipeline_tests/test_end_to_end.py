@@ -25,14 +25,33 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     shutil.copytree(ROOT / "data" / "demo", data / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
     home = prepare_home(tmp_path / "dagster_home", ROOT / "dagster.yaml")  # the repository's settings, storage in the home
-    env = {**os.environ, "ACTIVATION_CONFIG": str(data / "activations.yaml"), "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
-           "DAGSTER_HOME": str(home), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
-           "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}",
-           "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1]}  # every other platform: its sandbox default
+    env = {
+        **os.environ,
+        "ACTIVATION_CONFIG": str(data / "activations.yaml"),
+        "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(home),
+        "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
+        "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}",
+        "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1],
+    }  # every other platform: its sandbox default
     completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", "*",
-         "--partition", DAY],  # the partitioned orders flow syncs that day; everything else syncs in full
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "activation_pipeline.definitions",
+            "--select",
+            "*",
+            "--partition",
+            DAY,
+        ],  # the partitioned orders flow syncs that day; everything else syncs in full
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
@@ -40,8 +59,11 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
 
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as conn:
         # every run of an activation (a scoped one has one per scope), its statuses together
-        runs = dict(conn.execute("SELECT activation, string_agg(DISTINCT status, ',' ORDER BY status) "
-                                 "FROM activation_state.sync_runs GROUP BY activation").fetchall())
+        runs = dict(
+            conn.execute(
+                "SELECT activation, string_agg(DISTINCT status, ',' ORDER BY status) FROM activation_state.sync_runs GROUP BY activation"
+            ).fetchall()
+        )
         sellable = {r[0] for r in conn.execute("SELECT sku FROM segments.sellable_products").fetchall()}
         in_stock = {r[0] for r in conn.execute("SELECT sku FROM segments.in_stock_products").fetchall()}
         orders = {r[0] for r in conn.execute(f"SELECT order_id FROM segments.daily_orders WHERE order_date = DATE '{DAY}'").fetchall()}
@@ -59,7 +81,9 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
     # (a change of issue 14, where any buyer could be refused while the list ran in parallel) only the buyers who
     # never accepted email, and so are never in the list, are refused
     declared = set(yaml.safe_load((data / "activations.yaml").read_text())["activations"])
-    assert {name: runs.get(name) for name in declared - {"orders_to_dotdigital"}} == {name: "succeeded" for name in declared - {"orders_to_dotdigital"}}
+    assert {name: runs.get(name) for name in declared - {"orders_to_dotdigital"}} == {
+        name: "succeeded" for name in declared - {"orders_to_dotdigital"}
+    }
     assert runs["orders_to_dotdigital"] in ("succeeded", "partial")
     assert refused == [(message, False) for message, _ in refused]
     assert all(message.startswith("ContactEmailDoesNotExist: No contact with email") for message, _ in refused)

@@ -49,8 +49,9 @@ def clear_faults(sandbox) -> None:
 
 def run_ledger(project, run_id: str, activation: str = "sync_products") -> dict[str, tuple[str, str | None, int]]:
     """key -> (status, message, attempt) for one run's records."""
-    rows = project.sql("SELECT key, status, message, attempt FROM activation_state.sync_records WHERE run_id = ? AND activation = ?",
-                       [run_id, activation])
+    rows = project.sql(
+        "SELECT key, status, message, attempt FROM activation_state.sync_records WHERE run_id = ? AND activation = ?", [run_id, activation]
+    )
     return {key: (status, message, attempt) for key, status, message, attempt in rows}
 
 
@@ -84,14 +85,22 @@ FAULTS = [
     pytest.param(Fault({"kind": "timeout", "count": 2}, settings={"timeout_seconds": 2}), id="requests_held_past_the_client_timeout_are_retried"),
     pytest.param(Fault({"kind": "slow", "seconds": 0.5, "count": 8}), id="slow_answers_are_waited_for"),
     # with no retry left, each dropped request leaves its whole batch without an answer
-    pytest.param(Fault({"kind": "drop_before", "count": 2}, settings={"max_retries": 0}, leaves="unanswered_batches"),
-                 id="connections_dropped_before_applying_leave_two_batches_unconfirmed"),
-    pytest.param(Fault({"kind": "drop_after", "count": 2}, settings={"max_retries": 0}, leaves="unanswered_batches", stored_unacknowledged=True),
-                 id="connections_dropped_after_applying_leave_two_stored_batches_unconfirmed"),
-    pytest.param(Fault({"kind": "reject_ids", "ids": ["SKU-31337"]}, leaves="rejected_items"),
-                 id="a_request_rejected_whole_for_one_bad_item_loses_only_that_item"),
-    pytest.param(Fault({"kind": "reject_rate", "rate": 0.01, "seed": 1}, leaves="rejected_items"),
-                 id="one_percent_of_items_rejected_are_recorded_and_the_rest_confirmed"),
+    pytest.param(
+        Fault({"kind": "drop_before", "count": 2}, settings={"max_retries": 0}, leaves="unanswered_batches"),
+        id="connections_dropped_before_applying_leave_two_batches_unconfirmed",
+    ),
+    pytest.param(
+        Fault({"kind": "drop_after", "count": 2}, settings={"max_retries": 0}, leaves="unanswered_batches", stored_unacknowledged=True),
+        id="connections_dropped_after_applying_leave_two_stored_batches_unconfirmed",
+    ),
+    pytest.param(
+        Fault({"kind": "reject_ids", "ids": ["SKU-31337"]}, leaves="rejected_items"),
+        id="a_request_rejected_whole_for_one_bad_item_loses_only_that_item",
+    ),
+    pytest.param(
+        Fault({"kind": "reject_rate", "rate": 0.01, "seed": 1}, leaves="rejected_items"),
+        id="one_percent_of_items_rejected_are_recorded_and_the_rest_confirmed",
+    ),
 ]
 
 
@@ -114,7 +123,10 @@ def assert_the_fault_left_what_it_must(fault: Fault, sandbox, first: dict[str, A
             assert (status, attempt > 1) == ("rejected", True)
             assert message.startswith(f'INVALID_PARAMETER: items[0] (id "{key}")')
     assert (first["status"], first["added_succeeded"], first["added_failed"]) == (
-        "partial" if unconfirmed else "succeeded", N - len(unconfirmed), len(unconfirmed))
+        "partial" if unconfirmed else "succeeded",
+        N - len(unconfirmed),
+        len(unconfirmed),
+    )
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -164,12 +176,13 @@ def dagster_home(tmp_path) -> Path:
 
 
 def cli_materialize(project, home: Path, activation: str) -> subprocess.Popen:
-    env = {**os.environ, "ACTIVATION_CONFIG": str(project.config_path), "ACTIVATION_WAREHOUSE": str(project.warehouse),
-           "DAGSTER_HOME": str(home)}
+    env = {**os.environ, "ACTIVATION_CONFIG": str(project.config_path), "ACTIVATION_WAREHOUSE": str(project.warehouse), "DAGSTER_HOME": str(home)}
     return subprocess.Popen(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions",
-         "--select", f"activations/{activation}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", f"activations/{activation}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -216,14 +229,18 @@ def synced_once(project, sandbox) -> None:
     reset_stats(sandbox)
 
 
-@pytest.mark.parametrize("sql, field_, column, columns", [
-    pytest.param("SELECT sku, name, brand FROM sources.products", "price", "price", "sku, name, brand",
-                 id="a_mapped_column_removed"),
-    pytest.param("SELECT sku, name AS title, price, brand FROM sources.products", "name", "name", "sku, title, price, brand",
-                 id="a_mapped_column_renamed"),
-])
+@pytest.mark.parametrize(
+    "sql, field_, column, columns",
+    [
+        pytest.param("SELECT sku, name, brand FROM sources.products", "price", "price", "sku, name, brand", id="a_mapped_column_removed"),
+        pytest.param(
+            "SELECT sku, name AS title, price, brand FROM sources.products", "name", "name", "sku, title, price, brand", id="a_mapped_column_renamed"
+        ),
+    ],
+)
 def test_a_mapped_column_missing_from_the_segment_fails_the_activation_naming_the_field_and_sends_nothing(
-        project, sandbox, sql, field_, column, columns):
+    project, sandbox, sql, field_, column, columns
+):
     synced_once(project, sandbox)
     project.segment_sql = sql
     project.write_config()
@@ -231,8 +248,9 @@ def test_a_mapped_column_missing_from_the_segment_fails_the_activation_naming_th
     result = project.materialize(raise_on_error=False)
 
     assert not result.success
-    assert step_failure(result) == (f"activations.sync_products.mapping.{field_}: column '{column}' is not in "
-                                    f'segments."catalog" (columns: {columns})')
+    assert step_failure(result) == (
+        f"activations.sync_products.mapping.{field_}: column '{column}' is not in segments.\"catalog\" (columns: {columns})"
+    )
     assert sandbox_stats(sandbox)["total_requests"] == 0
     assert project.catalog() == expected_items(SMALL)
     assert project.snapshot_keys() == {r["sku"] for r in SMALL}
@@ -270,7 +288,8 @@ def test_a_column_whose_type_changes_resends_every_row_and_records_what_the_plat
     assert (second["status"], second["changed_planned"], second["changed_succeeded"]) == ("succeeded", len(SMALL), len(SMALL))
     assert sandbox_stats(sandbox)["items_received"] == len(SMALL)
     assert project.catalog() == {sku: {**item, "price": str(item["price"])} for sku, item in expected_items(SMALL).items()}
-    records = project.sql("SELECT change, status, count(*) FROM activation_state.sync_records WHERE run_id = ? GROUP BY ALL",
-                          [second["ledger_run_id"]])
+    records = project.sql(
+        "SELECT change, status, count(*) FROM activation_state.sync_records WHERE run_id = ? GROUP BY ALL", [second["ledger_run_id"]]
+    )
     assert records == [("changed", "confirmed", len(SMALL))]
     assert project.snapshot_keys() == {r["sku"] for r in SMALL}

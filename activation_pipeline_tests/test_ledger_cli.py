@@ -28,9 +28,12 @@ def three_runs(project) -> None:
 
 def test_latest_records_holds_the_last_confirmed_version_of_each_record(project):
     three_runs(project)
-    latest = {key: (op, in_platform, json.loads(payload) if payload else None)
-              for key, op, in_platform, payload in project.sql(
-                  "SELECT key, last_operation, in_platform, payload FROM activation_state.latest_records WHERE activation = 'sync_products'")}
+    latest = {
+        key: (op, in_platform, json.loads(payload) if payload else None)
+        for key, op, in_platform, payload in project.sql(
+            "SELECT key, last_operation, in_platform, payload FROM activation_state.latest_records WHERE activation = 'sync_products'"
+        )
+    }
     assert latest["SKU-0002"] == ("upsert", True, {"name": "Product 2", "price": 77.0, "brand": "Acme"})
     assert latest["SKU-0003"] == ("upsert", True, {"name": "Product 3", "price": 33.0, "brand": "Acme"})
     assert latest["SKU-0005"] == ("delete", False, None)
@@ -41,7 +44,8 @@ def test_record_history_tells_the_story_of_one_key_across_runs(project):
     three_runs(project)
     history = project.sql(
         """SELECT change, status, message FROM activation_state.record_history
-           WHERE activation = 'sync_products' AND key = 'SKU-0003' ORDER BY recorded_at""")
+           WHERE activation = 'sync_products' AND key = 'SKU-0003' ORDER BY recorded_at"""
+    )
     assert [(c, s) for c, s, _ in history] == [("added", "confirmed"), ("changed", "rejected"), ("changed", "confirmed")]
     assert "SKU-0003" in history[1][2]  # the platform's own words
 

@@ -22,7 +22,10 @@ from activation_pipeline_tests.conftest import product
 from activation_pipeline_tests.test_crash_recovery import cli_materialize, edit_requests
 from activation_pipeline_tests.test_sync_modes import metadata
 
-RUN_COUNTS = "SELECT planned_added, planned_changed, planned_removed, unchanged_resent, unchanged_skipped, succeeded, failed FROM activation_state.sync_runs ORDER BY started_at"
+RUN_COUNTS = (
+    "SELECT planned_added, planned_changed, planned_removed, unchanged_resent, unchanged_skipped, succeeded, failed "
+    "FROM activation_state.sync_runs ORDER BY started_at"
+)
 
 
 def plan_files(project) -> list[Path]:
@@ -94,7 +97,9 @@ def test_a_ledger_made_by_an_older_version_is_migrated_and_keeps_its_rows(projec
     project.materialize()
     project.materialize()  # the migration runs again on a migrated ledger: nothing changes
     # planned_unchanged always counted unchanged rows that were resent; what was skipped was never recorded
-    assert project.sql("SELECT unchanged_resent, unchanged_skipped, succeeded FROM activation_state.sync_runs WHERE run_id = 'old-run'") == [(6, None, 10)]
+    assert project.sql("SELECT unchanged_resent, unchanged_skipped, succeeded FROM activation_state.sync_runs WHERE run_id = 'old-run'") == [
+        (6, None, 10)
+    ]
     assert [row[3:5] for row in project.sql(RUN_COUNTS)] == [(6, None), (0, 0), (5, 0)]
     columns = {c for (c,) in project.sql("SELECT column_name FROM duckdb_columns() WHERE table_name = 'sync_runs'")}
     assert "planned_unchanged" not in columns and {"unchanged_resent", "unchanged_skipped"} <= columns

@@ -8,8 +8,9 @@ carries records with different field sets), and reads the emulator's state back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -28,32 +29,41 @@ ACTIVATIONS: dict[str, dict[str, Any]] = {
     "yotpo": {"object": "external_id", "mapping": {"first_name": "name"}, "custom_attributes": ["tier"]},
     "dotdigital": {"object": "list", "title": "Nulls", "identifier": "email", "mapping": {"FIRSTNAME": "name", "tier": "tier"}},
     "connectif": {"object": "products", "mapping": {"name": "name", "unitPrice": "price", "productDetailUrl": "url", "brand": "tier"}},
-    "synerise": {"object": "profiles", "mapping": {"email": "email", "firstName": "name", "lastName": "surname"},
-                 "custom_attributes": ["tier"]},
+    "synerise": {"object": "profiles", "mapping": {"email": "email", "firstName": "name", "lastName": "surname"}, "custom_attributes": ["tier"]},
 }
 
 
 def row(i: int, tier: str | None) -> dict[str, Any]:
-    return {"id": f"P{i}", "email": f"person.{i}@example.com", "name": f"Name{i}", "surname": f"Surname{i}", "tier": tier,
-            "price": 10.0 + i, "url": f"https://shop.example.com/p/{i}"}
+    return {
+        "id": f"P{i}",
+        "email": f"person.{i}@example.com",
+        "name": f"Name{i}",
+        "surname": f"Surname{i}",
+        "tier": tier,
+        "price": 10.0 + i,
+        "url": f"https://shop.example.com/p/{i}",
+    }
 
 
 def held(platform: str, sandbox_url: str) -> dict[str, Any]:
     """What the platform holds for the `tier` value of each record, by id: the value, or MISSING."""
+
     def get(path: str, **params: Any) -> Any:
         response = requests.get(f"{sandbox_url}/_sandbox/{path}", params=params, timeout=10)
         if response.status_code == 404:  # a Batch catalog not created yet
             return {"items": {}}
         response.raise_for_status()
         return response.json()
+
     if platform == "batch":
         return {k: v.get("tier", MISSING) for k, v in get("batch/catalogs/products/items")["items"].items()}
     if platform == "yotpo":
         found = get("yotpo/customers", store="sandbox-store")["customers"]
         return {k: (c.get("custom_properties") or {}).get("tier", MISSING) for k, c in found.items()}
     if platform == "dotdigital":
-        return {f"P{email.split('.')[1].split('@')[0]}": c["dataFields"].get("TIER", MISSING)
-                for email, c in get("dotdigital/state")["contacts"].items()}
+        return {
+            f"P{email.split('.')[1].split('@')[0]}": c["dataFields"].get("TIER", MISSING) for email, c in get("dotdigital/state")["contacts"].items()
+        }
     if platform == "connectif":
         return {k: p.get("brand", MISSING) for k, p in get("connectif/products")["products"].items()}
     return {p["customId"]: (p.get("attributes") or {}).get("tier", MISSING) for p in get("synerise/profiles")["profiles"]}
@@ -87,35 +97,35 @@ class NullsProject(Project):
         return dict(self.sql("SELECT key, status FROM activation_state.sync_records WHERE change = 'changed'"))
 
 
-def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
-                  monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
+def project_maker(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
     """``make(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
+
     def make(platform: str) -> NullsProject:
         return NullsProject(tmp_path, sandbox, instance, point_at_sandbox(PLATFORM_CASES[platform], sandbox, monkeypatch))
+
     return make
 
 
 @pytest.fixture
-def nulls_project(tmp_path: Path, sandbox: Any, instance: DagsterInstance,
-                  monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
+def nulls_project(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], NullsProject]:
     return project_maker(tmp_path, sandbox, instance, monkeypatch)
 
 
 # platform, nulls (None: the platform's default), what the platform holds for P1 once its tier is null
 CASES = [
-    ("batch", None, None),            # default send: the attribute is stored as null (items/edit `add` replaces the item)
+    ("batch", None, None),  # default send: the attribute is stored as null (items/edit `add` replaces the item)
     ("batch", "send", None),
-    ("yotpo", None, MISSING),         # default send: "" removes the custom property
+    ("yotpo", None, MISSING),  # default send: "" removes the custom property
     ("yotpo", "send", MISSING),
-    ("yotpo", "omit", "gold"),        # left out: Yotpo keeps the property
-    ("dotdigital", None, MISSING),    # default send: a null data field is cleared
+    ("yotpo", "omit", "gold"),  # left out: Yotpo keeps the property
+    ("dotdigital", None, MISSING),  # default send: a null data field is cleared
     ("dotdigital", "send", MISSING),
-    ("dotdigital", "omit", "gold"),   # left out of dataFields: Dotdigital keeps it
-    ("connectif", None, "gold"),      # default omit: the PATCH merges, Connectif keeps its value
+    ("dotdigital", "omit", "gold"),  # left out of dataFields: Dotdigital keeps it
+    ("connectif", None, "gold"),  # default omit: the PATCH merges, Connectif keeps its value
     ("connectif", "omit", "gold"),
-    ("synerise", None, MISSING),      # default send: null deletes the custom attribute
+    ("synerise", None, MISSING),  # default send: null deletes the custom attribute
     ("synerise", "send", MISSING),
-    ("synerise", "omit", "gold"),     # left out: the profile keeps it
+    ("synerise", "omit", "gold"),  # left out: the profile keeps it
 ]
 
 
@@ -133,11 +143,14 @@ def test_a_value_that_becomes_null_is_cleared_or_kept_as_the_activation_chooses(
     assert project.changed_statuses() == {"P1": "confirmed", "P2": "confirmed"}
 
 
-@pytest.mark.parametrize("platform, obj, nulls, why", [
-    ("batch", "products", "omit", "items/edit `add` replaces an item whole"),
-    ("connectif", "products", "send", "what Connectif does with a null is undocumented"),
-    ("synerise", "catalog:products", "omit", "items/batch stores an item's value whole"),
-])
+@pytest.mark.parametrize(
+    "platform, obj, nulls, why",
+    [
+        ("batch", "products", "omit", "items/edit `add` replaces an item whole"),
+        ("connectif", "products", "send", "what Connectif does with a null is undocumented"),
+        ("synerise", "catalog:products", "omit", "items/batch stores an item's value whole"),
+    ],
+)
 def test_a_nulls_choice_the_platform_cannot_honour_fails_the_load_with_the_reason(nulls_project, platform, obj, nulls, why):
     project = nulls_project(platform)
     project.configure(nulls)

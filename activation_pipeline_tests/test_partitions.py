@@ -31,8 +31,9 @@ def shop(tmp_path, sandbox):
 
 def sync_day(data: Path, day: str, instance) -> dict:
     defs = build_definitions(load_config(data / "activations.yaml"), warehouse=data / "warehouse.duckdb")
-    result = materialize(list(defs.assets) + list(defs.asset_checks), selection=SELECTION, resources=defs.resources,
-                         partition_key=day, instance=instance)
+    result = materialize(
+        list(defs.assets) + list(defs.asset_checks), selection=SELECTION, resources=defs.resources, partition_key=day, instance=instance
+    )
     event = result.asset_materializations_for_node("activations__orders_to_batch")[0]
     assert event.partition == day
     return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
@@ -64,7 +65,9 @@ def test_two_days_then_a_third_pushes_only_the_third_and_the_ledger_says_which_d
     assert third["changed_planned"] == third["removed_planned"] == 0  # the other days are not in this diff
     assert set(catalog(sandbox)) == completed_orders(shop, DAYS)
 
-    runs = ledger(shop, "SELECT partition_key, planned_added FROM activation_state.sync_runs WHERE activation = 'orders_to_batch' ORDER BY started_at")
+    runs = ledger(
+        shop, "SELECT partition_key, planned_added FROM activation_state.sync_runs WHERE activation = 'orders_to_batch' ORDER BY started_at"
+    )
     assert [day for day, _ in runs] == DAYS
     per_day = dict(ledger(shop, "SELECT partition_key, count(*) FROM activation_state.sync_records WHERE activation = 'orders_to_batch' GROUP BY 1"))
     assert per_day == {day: len(completed_orders(shop, [day])) for day in DAYS}
@@ -90,8 +93,11 @@ def test_a_rerun_day_sends_only_its_own_changes_and_mirrors_within_that_day(shop
     assert canceled not in items and changed in items
     assert set(items) == completed_orders(shop, DAYS)
     # the other days' snapshots were not touched by day two's mirror
-    untouched = ledger(shop, f"""SELECT partition_key, count(*) FROM activation_state."orders_to_batch"
-                                 WHERE partition_key <> '{DAYS[1]}' GROUP BY 1 ORDER BY 1""")
+    untouched = ledger(
+        shop,
+        f"""SELECT partition_key, count(*) FROM activation_state."orders_to_batch"
+                                 WHERE partition_key <> '{DAYS[1]}' GROUP BY 1 ORDER BY 1""",
+    )
     assert untouched == [(DAYS[0], len(completed_orders(shop, [DAYS[0]]))), (DAYS[2], len(completed_orders(shop, [DAYS[2]])))]
 
 
@@ -102,15 +108,19 @@ def test_the_source_sensor_launches_only_the_days_whose_rows_changed(shop, insta
         baseline = sensor_def.evaluate_tick(context).cursor
     orders = pl.read_csv(shop / "demo" / "orders.csv", try_parse_dates=True)
     target = orders.filter(pl.col("order_date").cast(pl.Utf8) == DAYS[1])["order_id"][0]
-    orders.with_columns(pl.when(pl.col("order_id") == target).then(pl.lit(0.0)).otherwise(pl.col("total")).alias("total")).write_csv(shop / "demo" / "orders.csv")
+    orders.with_columns(pl.when(pl.col("order_id") == target).then(pl.lit(0.0)).otherwise(pl.col("total")).alias("total")).write_csv(
+        shop / "demo" / "orders.csv"
+    )
     with build_sensor_context(instance=instance, cursor=baseline, definitions=defs) as context:
         result = sensor_def.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests] == [DAYS[1]]
     config = load_config(shop / "activations.yaml")  # what reads orders.csv: the segments over it and their activations
     readers = {name for name, segment in config.segments.items() if "orders" in segment.referenced_tables("sources")}
     assert {k.to_user_string() for k in result.run_requests[0].asset_selection} == {
-        "sources/orders", *(f"segments/{s}" for s in readers),
-        *(f"activations/{name}" for name, a in config.activations.items() if a.segment in readers)}
+        "sources/orders",
+        *(f"segments/{s}" for s in readers),
+        *(f"activations/{name}" for name, a in config.activations.items() if a.segment in readers),
+    }
     assert {"segments/daily_orders", "activations/orders_to_batch"} <= {k.to_user_string() for k in result.run_requests[0].asset_selection}
 
 

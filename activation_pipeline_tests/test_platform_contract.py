@@ -13,7 +13,8 @@ emulator's state. A registered platform without a case fails here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,10 @@ def platform(request: pytest.FixtureRequest, project_for: Callable[[str], Projec
     """A project on each registered platform's emulator, with its case's default activation (upsert)."""
     name = request.param
     if name not in CASES:
-        pytest.fail(f"platform {name!r} is registered in activation_pipeline.platforms.PLATFORMS but has no PlatformCase "
-                    "in activation_pipeline_tests/platform_cases.py: add one so the contract suite runs it")
+        pytest.fail(
+            f"platform {name!r} is registered in activation_pipeline.platforms.PLATFORMS but has no PlatformCase "
+            "in activation_pipeline_tests/platform_cases.py: add one so the contract suite runs it"
+        )
     project = project_for(name)
     project.add_activation(mode="full_then_delta", operation="upsert")
     return project

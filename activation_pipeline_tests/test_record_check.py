@@ -51,8 +51,10 @@ def test_rejected_records_fail_the_check_as_a_warning_with_counts_and_the_platfo
     meta = values(evaluation)
     assert (meta["records_sent"], meta["records_failed"]) == (20, 2)
     # one reason, its values blanked, with one record's message as the platform wrote it
-    assert ('| rejected | 2 | INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids) '
-            '| SKU-0007: INVALID_PARAMETER: items[0] (id "SKU-0007")') in meta["top_failure_reasons"]
+    assert (
+        "| rejected | 2 | INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids) "
+        '| SKU-0007: INVALID_PARAMETER: items[0] (id "SKU-0007")'
+    ) in meta["top_failure_reasons"]
     assert project.snapshot_keys() == {r["sku"] for r in ROWS} - {"SKU-0007", "SKU-0011"}  # nothing unconfirmed kept
 
     requests.delete(f"{project.sandbox.url}/_sandbox/faults", timeout=5)
@@ -62,15 +64,17 @@ def test_rejected_records_fail_the_check_as_a_warning_with_counts_and_the_platfo
 
 
 def test_invalid_rows_do_not_fail_the_check_but_are_counted_with_their_reason(project):
-    project.segment_sql = ("SELECT sku, name, CASE WHEN sku = 'SKU-0003' THEN 'nan'::DOUBLE ELSE price END AS price, brand "
-                           "FROM sources.products")
+    project.segment_sql = "SELECT sku, name, CASE WHEN sku = 'SKU-0003' THEN 'nan'::DOUBLE ELSE price END AS price, brand FROM sources.products"
     project.add_activation()
     project.write_products(ROWS)
     evaluation = check(project.materialize())
     assert evaluation.passed
     assert evaluation.description == "all 19 records sent were confirmed; 1 invalid row was not sent (see top_invalid_reasons)"
     assert values(evaluation)["records_invalid"] == 1
-    assert "| invalid | 1 | price: nan is not a finite number | SKU-0003: price: nan is not a finite number |" in values(evaluation)["top_invalid_reasons"]
+    assert (
+        "| invalid | 1 | price: nan is not a finite number | SKU-0003: price: nan is not a finite number |"
+        in values(evaluation)["top_invalid_reasons"]
+    )
     assert "SKU-0003" not in project.catalog() and "SKU-0003" not in project.snapshot_keys()
 
 
@@ -84,7 +88,13 @@ def test_a_scoped_activation_reports_the_check_per_scope(project):
     assert "acme" not in evaluation.description
     assert values(evaluation)["records_failed_by_scope"] == {"acme": 0, "globex": 1}
     assert {sku for sku, _ in project.sql('SELECT key, partition_key FROM activation_state."sync_products"')} == {
-        "SKU-1", "SKU-2", "SKU-3", "SKU-4", "SKU-5", "SKU-7"}
+        "SKU-1",
+        "SKU-2",
+        "SKU-3",
+        "SKU-4",
+        "SKU-5",
+        "SKU-7",
+    }
 
 
 def test_a_partitioned_activation_has_the_check_on_its_day(tmp_path, sandbox, instance):
@@ -97,15 +107,24 @@ def test_a_partitioned_activation_has_the_check_on_its_day(tmp_path, sandbox, in
     day = "2026-10-30"
 
     def run():
-        return materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources,
-                           partition_key=day, instance=instance)
+        return materialize(
+            list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources, partition_key=day, instance=instance
+        )
 
     first = check(run(), "orders_to_batch")
     assert first.passed and first.partition == day
     requests.post(f"{sandbox.url}/_sandbox/faults", json={"platform": "batch", "kind": "reject_rate", "rate": 1.0}, timeout=5).raise_for_status()
-    resent = check(materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources,
-                               partition_key=day, instance=instance, run_config={"ops": {"activations__orders_to_batch": {"config": {"full_resync": True}}}}),
-                   "orders_to_batch")
+    resent = check(
+        materialize(
+            list(defs.assets) + list(defs.asset_checks),
+            selection=selection,
+            resources=defs.resources,
+            partition_key=day,
+            instance=instance,
+            run_config={"ops": {"activations__orders_to_batch": {"config": {"full_resync": True}}}},
+        ),
+        "orders_to_batch",
+    )
     assert not resent.passed and resent.partition == day and "not confirmed" in resent.description
 
 
@@ -120,5 +139,9 @@ def test_the_demo_summary_explains_a_partial_line_in_one_sentence_from_the_ledge
     run_id = project.materialize().run_id
     with duckdb.connect(str(project.warehouse), read_only=True) as conn:
         notes = run_notes(conn, [run_id])
-    assert notes == [('sync_products: 2 records were not confirmed by the platform (resent next run), all with '
-                      '"INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids)".')]
+    assert notes == [
+        (
+            "sync_products: 2 records were not confirmed by the platform (resent next run), all with "
+            '"INVALID_PARAMETER: items… (id …): item rejected by the platform (sandbox fault reject_ids)".'
+        )
+    ]

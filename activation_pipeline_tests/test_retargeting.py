@@ -23,8 +23,7 @@ def items_received(project) -> int:
 
 
 def last_run(project, activation: str = "sync_products") -> tuple[str, str]:
-    return project.sql("SELECT status, target FROM activation_state.sync_runs WHERE activation = ? "
-                       "ORDER BY started_at DESC LIMIT 1", [activation])[0]
+    return project.sql("SELECT status, target FROM activation_state.sync_runs WHERE activation = ? ORDER BY started_at DESC LIMIT 1", [activation])[0]
 
 
 def snapshot(project, activation: str = "sync_products") -> set[tuple[Any, ...]]:
@@ -177,4 +176,5 @@ def test_a_yotpo_identifier_kind_change_is_a_first_sync_by_the_new_kind(yotpo): 
     assert result["added_succeeded"] == 5
     assert {f"C{i:05d}" for i in range(1, 6)} <= set(yotpo.customers())
     assert yotpo.sql("SELECT target FROM activation_state.sync_runs ORDER BY started_at DESC LIMIT 1") == [
-        ("yotpo_test/external_id (identifier external_id)",)]
+        ("yotpo_test/external_id (identifier external_id)",)
+    ]

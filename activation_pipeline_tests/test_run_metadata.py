@@ -46,8 +46,12 @@ def test_a_run_with_a_rejected_and_an_invalid_record_shows_them_in_the_summary_a
     assert next(iter(meta)) == "summary" and isinstance(meta["summary"], TableMetadataValue)
     assert [c.name for c in meta["summary"].schema.columns] == ["records", "planned", "succeeded", "failed", "skipped", "not sent"]
     assert summary(meta["summary"]) == {
-        "added": (10, 8, 1, None, None), "changed": (0, 0, 0, None, None), "removed": (0, 0, 0, None, 0),
-        "unchanged": (0, 0, 0, None, 0), "invalid": (None, None, None, None, 1), "total": (10, 8, 1, 0, 1),
+        "added": (10, 8, 1, None, None),
+        "changed": (0, 0, 0, None, None),
+        "removed": (0, 0, 0, None, 0),
+        "unchanged": (0, 0, 0, None, 0),
+        "invalid": (None, None, None, None, 1),
+        "total": (10, 8, 1, 0, 1),
     }
     assert len(project.catalog()) == 8 and "SKU-0007" not in project.catalog() and "SKU-0002" not in project.catalog()
     # the numeric keys Dagster plots stay, and agree with the table
@@ -59,20 +63,26 @@ def test_a_run_with_a_rejected_and_an_invalid_record_shows_them_in_the_summary_a
     assert [c.name for c in meta["failed_records"].schema.columns] == ["key", "change", "status", "message"]
     assert rows(meta["failed_records"]) == [{"key": "SKU-0007", "change": "added", "status": "rejected", "message": message}]
     assert rows(meta["invalid_records"]) == [
-        {"key": "SKU-0002", "change": "added", "status": "invalid", "message": "price: nan is not a finite number"}]
+        {"key": "SKU-0002", "change": "added", "status": "invalid", "message": "price: nan is not a finite number"}
+    ]
 
     # the ledger query, pasted as is, lists this run's ten records and nothing else
     records = run_query(project, meta["ledger_query"].value)
     assert sorted((r[1], r[4]) for r in records) == sorted(
-        [(f"SKU-{i:04d}", "confirmed") for i in range(1, 11) if i not in (2, 7)] + [("SKU-0007", "rejected"), ("SKU-0002", "invalid")])
+        [(f"SKU-{i:04d}", "confirmed") for i in range(1, 11) if i not in (2, 7)] + [("SKU-0007", "rejected"), ("SKU-0002", "invalid")]
+    )
     assert meta["ledger_run_id"].value in meta["ledger_query"].value
 
     # next run: the rejected record is resent, the invalid one is still refused, the others are left alone
     requests.delete(f"{project.sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
     again = event_metadata(project.materialize())
     assert summary(again["summary"]) == {
-        "added": (2, 1, 0, None, None), "changed": (0, 0, 0, None, None), "removed": (0, 0, 0, None, 0),
-        "unchanged": (0, 0, 0, None, 8), "invalid": (None, None, None, None, 1), "total": (2, 1, 0, 0, 9),
+        "added": (2, 1, 0, None, None),
+        "changed": (0, 0, 0, None, None),
+        "removed": (0, 0, 0, None, 0),
+        "unchanged": (0, 0, 0, None, 8),
+        "invalid": (None, None, None, None, 1),
+        "total": (2, 1, 0, 0, 9),
     }
     assert "failed_records" not in again and [r["key"] for r in rows(again["invalid_records"])] == ["SKU-0002"]
     assert again["dagster/row_count"].value == len(project.catalog()) == 9
@@ -101,7 +111,12 @@ def test_a_scoped_run_shows_each_scope_as_a_typed_table_and_one_query_for_all_it
     assert summary(meta["summary"])["total"] == (5, 5, 0, 0, 0) and meta["dagster/row_count"].value == 5
     assert "partition_key IN ('acme', 'globex')" in meta["ledger_query"].value
     assert sorted((r[0], r[1]) for r in run_query(project, meta["ledger_query"].value)) == [
-        ("acme", "SKU-0001"), ("acme", "SKU-0002"), ("acme", "SKU-0003"), ("globex", "SKU-0004"), ("globex", "SKU-0005")]
+        ("acme", "SKU-0001"),
+        ("acme", "SKU-0002"),
+        ("acme", "SKU-0003"),
+        ("globex", "SKU-0004"),
+        ("globex", "SKU-0005"),
+    ]
 
 
 def test_a_partitioned_run_names_its_day_in_the_ledger_query(shop, sandbox, instance):  # noqa: F811
@@ -122,9 +137,11 @@ def test_owners_and_code_references_come_from_the_config_entry(project):
     project.config_path.write_text(document)
     defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
 
-    for key, owners, factory in [(AssetKey(["activations", "sync_products"]), ["team:crm", "ana@example.com"], "activations.py"),
-                                 (AssetKey(["segments", "catalog"]), ["team:data"], "segments.py"),
-                                 (AssetKey(["sources", "products"]), [], "sources.py")]:
+    for key, owners, factory in [
+        (AssetKey(["activations", "sync_products"]), ["team:crm", "ana@example.com"], "activations.py"),
+        (AssetKey(["segments", "catalog"]), ["team:data"], "segments.py"),
+        (AssetKey(["sources", "products"]), [], "sources.py"),
+    ]:
         spec = defs.get_assets_def(key).specs_by_key[key]
         assert list(spec.owners) == owners
         config_ref, factory_ref = spec.metadata["dagster/code_references"].code_references
@@ -139,5 +156,7 @@ def test_an_owner_that_is_neither_an_email_nor_a_team_fails_the_load_naming_the_
     project.add_activation(owners=["team:crm", owner])
     with pytest.raises(ConfigError) as raised:
         load_config(project.config_path)
-    assert str(raised.value) == (f"{project.config_path}: activations.sync_products.owners.1: {owner!r} is not an owner: give an email "
-                                 "address (someone@example.com) or a team as team:<name> (team:marketing)")
+    assert str(raised.value) == (
+        f"{project.config_path}: activations.sync_products.owners.1: {owner!r} is not an owner: give an email "
+        "address (someone@example.com) or a team as team:<name> (team:marketing)"
+    )

@@ -22,10 +22,16 @@ ROWS = [product(i) for i in range(1, 6)]
 
 
 def validate(project) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ACTIVATION_CONFIG": str(project.config_path), "ACTIVATION_WAREHOUSE": str(project.warehouse),
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "activation_pipeline.definitions"],
-                          check=False, env=env, capture_output=True, text=True, timeout=120, cwd=project.root)
+    env = {**os.environ, "ACTIVATION_CONFIG": str(project.config_path), "ACTIVATION_WAREHOUSE": str(project.warehouse), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "activation_pipeline.definitions"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=project.root,
+    )
 
 
 def total_requests(sandbox) -> int:
@@ -115,8 +121,13 @@ def test_after_is_lineage_and_orders_a_run_that_selects_both(project):
     assert AssetKey(["activations", "z_contacts"]) in {dep.asset_key for dep in spec.deps}
 
     from dagster import materialize
-    selection = [AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"]),
-                 AssetKey(["activations", "a_orders"]), AssetKey(["activations", "z_contacts"])]
+
+    selection = [
+        AssetKey(["sources", "products"]),
+        AssetKey(["segments", "catalog"]),
+        AssetKey(["activations", "a_orders"]),
+        AssetKey(["activations", "z_contacts"]),
+    ]
     result = materialize(list(defs.assets) + list(defs.asset_checks), selection=selection, resources=defs.resources, instance=project.instance)
     order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
     assert order.index("activations__z_contacts") < order.index("activations__a_orders")

@@ -65,8 +65,7 @@ class Client:
         return response.json()
 
     def stored(self, name: str = "products") -> dict[str, Any]:
-        response = requests.get(f"{self.server.url}/_sandbox/batch/catalogs/{name}/items",
-                                params={"project": PROJECT}, timeout=10)
+        response = requests.get(f"{self.server.url}/_sandbox/batch/catalogs/{name}/items", params={"project": PROJECT}, timeout=10)
         assert response.status_code == 200, response.text
         return response.json()["items"]
 
@@ -94,14 +93,17 @@ def error_of(response: requests.Response) -> tuple[int, str, str]:
 # --------------------------------------------------------------------------- auth and routing
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": f"Bearer {REST_KEY}"},
-    {"X-Batch-Project": PROJECT},
-    {"Authorization": f"Bearer {REST_KEY}", "X-Batch-Project": "project_other"},
-    {"Authorization": "Bearer wrong-key-d41d8", "X-Batch-Project": PROJECT},
-    {"Authorization": REST_KEY, "X-Batch-Project": PROJECT},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": f"Bearer {REST_KEY}"},
+        {"X-Batch-Project": PROJECT},
+        {"Authorization": f"Bearer {REST_KEY}", "X-Batch-Project": "project_other"},
+        {"Authorization": "Bearer wrong-key-d41d8", "X-Batch-Project": PROJECT},
+        {"Authorization": REST_KEY, "X-Batch-Project": PROJECT},
+    ],
+)
 def test_auth_is_required_on_every_request(sb: SandboxServer, headers: dict[str, str]) -> None:
     for method, path in (("GET", "/catalogs/list"), ("POST", "/catalogs/items/edit")):
         response = requests.request(method, f"{sb.url}/batch/2.11{path}", headers=headers, json={}, timeout=5)
@@ -151,11 +153,12 @@ def test_create_view_list_update_remove_catalog(api: Client) -> None:
     assert len(api.get("/catalogs/list").json()["catalogs"]) == 5
     assert api.get("/catalogs/list", limit=101).status_code == 400
 
-    update = api.post("/catalogs/update", {"name": "products", "fields": [
-        {"name": "brand", "type": "string", "action": "add"}, {"name": "tags", "action": "remove"}]})
+    update = api.post(
+        "/catalogs/update",
+        {"name": "products", "fields": [{"name": "brand", "type": "string", "action": "add"}, {"name": "tags", "action": "remove"}]},
+    )
     assert (update.status_code, update.json()) == (202, {})
-    assert api.get("/catalogs/view", name="products").json()["fields"] == [
-        {"name": "price", "type": "float"}, {"name": "brand", "type": "string"}]
+    assert api.get("/catalogs/view", name="products").json()["fields"] == [{"name": "price", "type": "float"}, {"name": "brand", "type": "string"}]
 
     assert api.edit([add("a", price=1.0)]).status_code == 202
     assert api.post("/catalogs/remove", {"name": "products"}).status_code == 202
@@ -165,17 +168,20 @@ def test_create_view_list_update_remove_catalog(api: Client) -> None:
     assert api.stored() == {}
 
 
-@pytest.mark.parametrize("body", [
-    {"name": "Products", "fields": [{"name": "price", "type": "float"}]},
-    {"name": "x" * 101, "fields": [{"name": "price", "type": "float"}]},
-    {"name": "products\n", "fields": [{"name": "price", "type": "float"}]},
-    {"name": "products", "fields": [{"name": "price\n", "type": "float"}]},
-    {"name": "products", "fields": [{"name": "price", "type": "float"}, {"name": "price", "type": "string"}]},
-    {"name": "products", "fields": []},
-    {"name": "products", "fields": [{"name": "price", "type": "money"}]},
-    {"name": "products", "fields": [{"name": "Price", "type": "float"}]},
-    {"name": "products", "fields": [{"name": f"f{i}", "type": "string"} for i in range(26)]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "Products", "fields": [{"name": "price", "type": "float"}]},
+        {"name": "x" * 101, "fields": [{"name": "price", "type": "float"}]},
+        {"name": "products\n", "fields": [{"name": "price", "type": "float"}]},
+        {"name": "products", "fields": [{"name": "price\n", "type": "float"}]},
+        {"name": "products", "fields": [{"name": "price", "type": "float"}, {"name": "price", "type": "string"}]},
+        {"name": "products", "fields": []},
+        {"name": "products", "fields": [{"name": "price", "type": "money"}]},
+        {"name": "products", "fields": [{"name": "Price", "type": "float"}]},
+        {"name": "products", "fields": [{"name": f"f{i}", "type": "string"} for i in range(26)]},
+    ],
+)
 def test_invalid_catalog_definitions_are_400(api: Client, body: dict[str, Any]) -> None:
     assert error_of(api.post("/catalogs/create", body))[:2] == (400, "INVALID_PARAMETER")
     assert api.get("/catalogs/list").json()["catalogs"] == []
@@ -191,23 +197,29 @@ def test_malformed_json_is_400(api: Client) -> None:
 
 def test_items_add_update_delete_leave_exact_state(catalog: Client) -> None:
     api = catalog
-    response = api.edit([add("SKU-1", price=1.5, title="One", tags=["a", "b"]),
-                         add("SKU-2", price=2.0, **{"url(link)": "https://example.com/2"}),
-                         add("SKU-3", price=3.0, **{"date(launch)": "2023-08-01T12:00:00Z"}),
-                         {"id": "SKU-4", "action": "upsert", "attributes": {"price": 4, "stock": None}}])
+    response = api.edit(
+        [
+            add("SKU-1", price=1.5, title="One", tags=["a", "b"]),
+            add("SKU-2", price=2.0, **{"url(link)": "https://example.com/2"}),
+            add("SKU-3", price=3.0, **{"date(launch)": "2023-08-01T12:00:00Z"}),
+            {"id": "SKU-4", "action": "upsert", "attributes": {"price": 4, "stock": None}},
+        ]
+    )
     assert response.status_code == 202
     token = response.json()["indexing_token"]
     assert re.fullmatch(r"[0-9a-f]{40}", token) and set(response.json()) == {"indexing_token"}
 
-    response = api.edit([
-        {"id": "SKU-1", "action": "update", "attributes": {"price": 1.25, "brand": "Acme"}},  # merge
-        {"id": "SKU-404", "action": "update", "attributes": {"price": 9.0}},  # missing: ignored
-        {"id": "SKU-2", "action": "delete"},
-        {"id": "SKU-999", "action": "remove"},  # missing delete: no-op
-        {"id": "SKU-3", "action": "add", "attributes": {"price": 3.5, "date(launch)": 1690891200}},  # replace
-        {"id": "SKU-5", "action": "add", "attributes": {"price": 5.0}},
-        {"id": "SKU-5", "action": "update", "attributes": {"title": "Five"}},  # sees the add above
-    ])
+    response = api.edit(
+        [
+            {"id": "SKU-1", "action": "update", "attributes": {"price": 1.25, "brand": "Acme"}},  # merge
+            {"id": "SKU-404", "action": "update", "attributes": {"price": 9.0}},  # missing: ignored
+            {"id": "SKU-2", "action": "delete"},
+            {"id": "SKU-999", "action": "remove"},  # missing delete: no-op
+            {"id": "SKU-3", "action": "add", "attributes": {"price": 3.5, "date(launch)": 1690891200}},  # replace
+            {"id": "SKU-5", "action": "add", "attributes": {"price": 5.0}},
+            {"id": "SKU-5", "action": "update", "attributes": {"title": "Five"}},  # sees the add above
+        ]
+    )
     assert response.status_code == 202 and response.json()["ignored_ids"] == ["SKU-404"]
 
     assert api.stored() == {
@@ -219,13 +231,11 @@ def test_items_add_update_delete_leave_exact_state(catalog: Client) -> None:
     first = api.get("/catalogs/view", name="products", indexing_token=token).json()
     again = api.get("/catalogs/view", name="products", indexing_token=token).json()
     assert (first["indexing_state"], again["indexing_state"]) == ("IN_PROGRESS", "APPLIED")
-    expected_size = sum(len(json.dumps(a, separators=(",", ":"), ensure_ascii=False).encode())
-                        for a in api.stored().values())
+    expected_size = sum(len(json.dumps(a, separators=(",", ":"), ensure_ascii=False).encode()) for a in api.stored().values())
     assert (first["items"], first["size"]) == (4, expected_size)
     assert api.get("/catalogs/view", name="products", indexing_token="0" * 40).status_code == 400
     listed = requests.get(f"{api.server.url}/_sandbox/batch/catalogs", timeout=5).json()["catalogs"]
-    assert listed == [{"project": PROJECT, "name": "products", "fields": [{"name": "price", "type": "float"}],
-                       "items": 4}]
+    assert listed == [{"project": PROJECT, "name": "products", "fields": [{"name": "price", "type": "float"}], "items": 4}]
 
 
 def test_items_on_unknown_catalog_are_404(catalog: Client) -> None:
@@ -256,37 +266,38 @@ def test_one_invalid_item_rejects_the_whole_request(catalog: Client) -> None:
 
 def test_nan_and_infinite_prices_are_rejected(catalog: Client) -> None:
     raw = '{"name":"products","items":[{"id":"SKU-1","action":"add","attributes":{"price":NaN}}]}'
-    response = catalog.http.post(f"{catalog.base}/catalogs/items/edit", data=raw.encode(),
-                                 headers={"Content-Type": "application/json"}, timeout=5)
+    response = catalog.http.post(f"{catalog.base}/catalogs/items/edit", data=raw.encode(), headers={"Content-Type": "application/json"}, timeout=5)
     assert error_of(response)[:2] == (400, "MALFORMED_JSON")
     raw = raw.replace("NaN", "1e400")  # valid JSON, overflows to infinity
     response = catalog.http.post(f"{catalog.base}/catalogs/items/edit", data=raw.encode(), timeout=5)
-    assert error_of(response) == (400, "INVALID_PARAMETER",
-                                  'items[0] (id "SKU-1"): attribute "price" must be a finite number')
+    assert error_of(response) == (400, "INVALID_PARAMETER", 'items[0] (id "SKU-1"): attribute "price" must be a finite number')
     assert catalog.stored() == {}
 
 
-@pytest.mark.parametrize("item, rule", [
-    ({"id": "", "action": "add", "attributes": {}}, '"id"'),
-    ({"id": 42, "action": "add", "attributes": {}}, '"id"'),
-    ({"id": "x" * 513, "action": "add", "attributes": {}}, "512"),
-    ({"id": "a", "action": "insert", "attributes": {}}, '"action"'),
-    ({"id": "a", "action": "add"}, '"attributes"'),
-    (add("a", **{"Price": 1}), "key"),
-    (add("a", **{"price\n": 1}), "key"),
-    (add("a", price=[["nested"]]), "string"),
-    (add("a", **{"date(at)": "2023-08-01T12:00:00Z\n"}), "RFC 3339"),
-    (add("a", **{"url(link)": "not a url"}), "URL"),
-    (add("a", **{"url(link)": "ftp://example.com/x"}), "URL"),
-    (add("a", **{"date(at)": "2023-13-01T00:00:00Z"}), "RFC 3339"),
-    (add("a", **{"date(at)": "yesterday"}), "RFC 3339"),
-    (add("a", **{"date(at)": 1.5}), "RFC 3339"),
-    (add("a", title="x" * 10_001), "10000"),
-    (add("a", tags=[str(i) for i in range(16)]), "15"),
-    (add("a", tags=["x" * 65]), "64"),
-    (add("a", tags=[1, 2]), "string"),
-    (add("a", qty=2**63), "64-bit"),
-])
+@pytest.mark.parametrize(
+    "item, rule",
+    [
+        ({"id": "", "action": "add", "attributes": {}}, '"id"'),
+        ({"id": 42, "action": "add", "attributes": {}}, '"id"'),
+        ({"id": "x" * 513, "action": "add", "attributes": {}}, "512"),
+        ({"id": "a", "action": "insert", "attributes": {}}, '"action"'),
+        ({"id": "a", "action": "add"}, '"attributes"'),
+        (add("a", **{"Price": 1}), "key"),
+        (add("a", **{"price\n": 1}), "key"),
+        (add("a", price=[["nested"]]), "string"),
+        (add("a", **{"date(at)": "2023-08-01T12:00:00Z\n"}), "RFC 3339"),
+        (add("a", **{"url(link)": "not a url"}), "URL"),
+        (add("a", **{"url(link)": "ftp://example.com/x"}), "URL"),
+        (add("a", **{"date(at)": "2023-13-01T00:00:00Z"}), "RFC 3339"),
+        (add("a", **{"date(at)": "yesterday"}), "RFC 3339"),
+        (add("a", **{"date(at)": 1.5}), "RFC 3339"),
+        (add("a", title="x" * 10_001), "10000"),
+        (add("a", tags=[str(i) for i in range(16)]), "15"),
+        (add("a", tags=["x" * 65]), "64"),
+        (add("a", tags=[1, 2]), "string"),
+        (add("a", qty=2**63), "64-bit"),
+    ],
+)
 def test_invalid_items_name_the_rule(catalog: Client, item: dict[str, Any], rule: str) -> None:
     code, error, message = error_of(catalog.edit([add("ok", price=1.0), item]))
     assert (code, error) == (400, "INVALID_PARAMETER")
@@ -295,8 +306,15 @@ def test_invalid_items_name_the_rule(catalog: Client, item: dict[str, Any], rule
 
 
 def test_boundary_values_are_accepted(catalog: Client) -> None:
-    attributes = {"title": "x" * 10_000, "tags": ["y" * 64] * 15, "qty": 2**63 - 1, "on": False, "gone": None,
-                  "url(link)": "http://example.com/a?b=c", "date(at)": "2023-08-01T12:00:00.123+02:00"}
+    attributes = {
+        "title": "x" * 10_000,
+        "tags": ["y" * 64] * 15,
+        "qty": 2**63 - 1,
+        "on": False,
+        "gone": None,
+        "url(link)": "http://example.com/a?b=c",
+        "date(at)": "2023-08-01T12:00:00.123+02:00",
+    }
     assert catalog.edit([add("z" * 512, **attributes)]).status_code == 202
     assert catalog.stored() == {"z" * 512: attributes}
 
@@ -305,8 +323,7 @@ def test_boundary_values_are_accepted(catalog: Client) -> None:
 
 
 def test_rate_limit_429_with_retry_after_then_recovers(catalog: Client) -> None:
-    settings = catalog.admin("POST", "/ratelimit", {"enabled": True, "requests_per_second": 5,
-                                                    "items_per_second": 1000})
+    settings = catalog.admin("POST", "/ratelimit", {"enabled": True, "requests_per_second": 5, "items_per_second": 1000})
     assert settings == {"enabled": True, "requests_per_second": 5.0, "items_per_second": 1000.0}
     statuses = [catalog.edit([add(f"r{i}", price=1.0)]).status_code for i in range(5)]
     assert statuses == [202] * 5  # the bucket starts full: a burst of 5
@@ -336,8 +353,9 @@ def test_rate_limit_429_with_retry_after_then_recovers(catalog: Client) -> None:
 
 
 def test_status_fault_answers_without_applying(catalog: Client) -> None:
-    catalog.admin("POST", "/faults", {"platform": "batch", "kind": "status", "status": 503, "count": 2,
-                                      "retry_after": 1, "path_contains": "items/edit"})
+    catalog.admin(
+        "POST", "/faults", {"platform": "batch", "kind": "status", "status": 503, "count": 2, "retry_after": 1, "path_contains": "items/edit"}
+    )
     assert catalog.get("/catalogs/list").status_code == 200  # path filter
     for _ in range(2):
         response = catalog.edit([add("a", price=1.0)])
@@ -386,8 +404,7 @@ def test_slow_fault_delays_then_handles(catalog: Client) -> None:
 
 
 def test_invalid_fault_specs_are_400(sb: SandboxServer) -> None:
-    for spec in ({"kind": "explode"}, {"kind": "status"}, {"kind": "reject_ids", "ids": []},
-                 {"kind": "slow", "platform": "nowhere"}):
+    for spec in ({"kind": "explode"}, {"kind": "status"}, {"kind": "reject_ids", "ids": []}, {"kind": "slow", "platform": "nowhere"}):
         assert requests.post(f"{sb.url}/_sandbox/faults", json=spec, timeout=5).status_code == 400
 
 
@@ -427,8 +444,17 @@ def test_state_survives_a_restart_on_the_same_file(tmp_path: Path, batch_env: No
 def test_50_requests_of_200_items_are_fast(catalog: Client) -> None:
     started = time.perf_counter()
     for r in range(50):
-        items = [add(f"SKU-{r * 200 + i:06d}", price=i + 0.5, title=f"Product {i}", tags=["a", "b"],
-                     in_stock=bool(i % 2), **{"url(link)": f"https://example.com/p/{i}"}) for i in range(200)]
+        items = [
+            add(
+                f"SKU-{r * 200 + i:06d}",
+                price=i + 0.5,
+                title=f"Product {i}",
+                tags=["a", "b"],
+                in_stock=bool(i % 2),
+                **{"url(link)": f"https://example.com/p/{i}"},
+            )
+            for i in range(200)
+        ]
         assert catalog.edit(items).status_code == 202
     elapsed = time.perf_counter() - started
     assert elapsed < 10, f"50 x 200 items took {elapsed:.1f}s"
@@ -440,8 +466,9 @@ def test_50_requests_of_200_items_are_fast(catalog: Client) -> None:
 
 def test_module_entry_point_prints_its_address(tmp_path: Path) -> None:
     state = tmp_path / "cli" / "state.sqlite"
-    process = subprocess.Popen([sys.executable, "-m", "activation_pipeline.sandbox", "--port", "0",
-                                "--state", str(state)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "activation_pipeline.sandbox", "--port", "0", "--state", str(state)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline().strip()

@@ -27,9 +27,13 @@ def clock() -> Clock:
 
 @pytest.fixture
 def sb(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
-    for name, value in (("SANDBOX_YOTPO_STORE_ID", YOTPO_STORE), ("SANDBOX_YOTPO_SECRET", YOTPO_SECRET),
-                        ("SANDBOX_CONNECTIF_API_KEY", CONNECTIF_KEY), ("SANDBOX_DOTDIGITAL_API_USER", DOTDIGITAL_AUTH[0]),
-                        ("SANDBOX_DOTDIGITAL_API_PASSWORD", DOTDIGITAL_AUTH[1])):
+    for name, value in (
+        ("SANDBOX_YOTPO_STORE_ID", YOTPO_STORE),
+        ("SANDBOX_YOTPO_SECRET", YOTPO_SECRET),
+        ("SANDBOX_CONNECTIF_API_KEY", CONNECTIF_KEY),
+        ("SANDBOX_DOTDIGITAL_API_USER", DOTDIGITAL_AUTH[0]),
+        ("SANDBOX_DOTDIGITAL_API_PASSWORD", DOTDIGITAL_AUTH[1]),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SANDBOX_RATE_LIMIT", raising=False)
     with start_sandbox(port=0, state_path=tmp_path / "state.sqlite", requests_per_second=2, clock=clock) as server:
@@ -44,13 +48,16 @@ def admin(server: SandboxServer, method: str, path: str, body: Any = None) -> An
 
 
 def yotpo_patch(server: SandboxServer, token: str, external_id: str) -> requests.Response:
-    return requests.patch(f"{server.url}/yotpo/core/v3/stores/{YOTPO_STORE}/customers", timeout=5,
-                          headers={"X-Yotpo-Token": token}, json={"customer": {"external_id": external_id}})
+    return requests.patch(
+        f"{server.url}/yotpo/core/v3/stores/{YOTPO_STORE}/customers",
+        timeout=5,
+        headers={"X-Yotpo-Token": token},
+        json={"customer": {"external_id": external_id}},
+    )
 
 
 def yotpo_login(server: SandboxServer) -> str:
-    answer = requests.post(f"{server.url}/yotpo/core/v3/stores/{YOTPO_STORE}/access_tokens",
-                           json={"secret": YOTPO_SECRET}, timeout=5)
+    answer = requests.post(f"{server.url}/yotpo/core/v3/stores/{YOTPO_STORE}/access_tokens", json={"secret": YOTPO_SECRET}, timeout=5)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
 
@@ -74,8 +81,7 @@ def test_the_clock_is_advanced_over_http_and_reset_with_the_sandbox(sb: SandboxS
     token = login.json()["token"]
     moved = admin(sb, "POST", "clock", {"advance_seconds": 3601})
     assert moved["offset_seconds"] == 3601
-    refused = requests.post(f"{sb.url}/synerise/v4/clients/batch", json=[{"customId": "u1"}], timeout=5,
-                            headers={"Authorization": f"Bearer {token}"})
+    refused = requests.post(f"{sb.url}/synerise/v4/clients/batch", json=[{"customId": "u1"}], timeout=5, headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 401 and refused.json()["error"] == "Token expired."
     assert admin(sb, "GET", "synerise/profiles")["profiles"] == []
     bad = requests.post(f"{sb.url}/_sandbox/clock", json={"advance_seconds": -1}, timeout=5)

@@ -15,13 +15,20 @@ from activation_pipeline_tests.conftest import burst
 
 KEY = "sandbox-connectif-key:sandbox-connectif-secret"
 AUTH = {"Authorization": f"apiKey {KEY}"}
-BOOT = {"name": "Trail Boot", "productDetailUrl": "https://shop.example.com/p/boot", "unitPrice": 89.5,
-        "categories": ["Women/Shoes/Boots"], "availability": "instock", "brand": "Acme"}
+BOOT = {
+    "name": "Trail Boot",
+    "productDetailUrl": "https://shop.example.com/p/boot",
+    "unitPrice": 89.5,
+    "categories": ["Women/Shoes/Boots"],
+    "availability": "instock",
+    "brand": "Acme",
+}
 
 
 def patch(sandbox: Any, product_id: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
-    return requests.patch(f"{sandbox.url}/connectif/products/product-id/{product_id}", json=body,
-                          headers=headers if headers is not None else AUTH, timeout=10)
+    return requests.patch(
+        f"{sandbox.url}/connectif/products/product-id/{product_id}", json=body, headers=headers if headers is not None else AUTH, timeout=10
+    )
 
 
 def get(sandbox: Any, product_id: str) -> requests.Response:
@@ -59,8 +66,19 @@ def test_patch_creates_then_merges_and_reads_back_by_both_ids(sandbox):
 
 
 def test_validation_names_every_bad_field_in_validation_errors(sandbox):
-    bad = patch(sandbox, "P2", {"name": 5, "unitPrice": -1, "productDetailUrl": "/relative", "availability": "preorder",
-                                "categories": "Women/Shoes", "inStockUnits": 1.5, "colour": "red"})
+    bad = patch(
+        sandbox,
+        "P2",
+        {
+            "name": 5,
+            "unitPrice": -1,
+            "productDetailUrl": "/relative",
+            "availability": "preorder",
+            "categories": "Women/Shoes",
+            "inStockUnits": 1.5,
+            "colour": "red",
+        },
+    )
     assert bad.status_code == 422
     errors = {e["path"]: e["reason"] for e in bad.json()["validationErrors"]}
     assert set(errors) == {"name", "unitPrice", "productDetailUrl", "availability", "categories", "inStockUnits", "colour"}
@@ -112,8 +130,9 @@ def test_admin_preseeds_changes_and_deletes_products_behind_the_clients_back(san
 
 
 def test_reject_ids_fault_rejects_that_product_in_connectif_shape(sandbox):
-    requests.post(f"{sandbox.url}/_sandbox/faults", json={"platform": "connectif", "kind": "reject_ids", "ids": ["BAD"]},
-                  timeout=5).raise_for_status()
+    requests.post(
+        f"{sandbox.url}/_sandbox/faults", json={"platform": "connectif", "kind": "reject_ids", "ids": ["BAD"]}, timeout=5
+    ).raise_for_status()
     rejected = patch(sandbox, "BAD", BOOT)
     assert rejected.status_code == 400
     assert rejected.json()["code"] == "E0101" and rejected.json()["productsId"] == ["BAD"]

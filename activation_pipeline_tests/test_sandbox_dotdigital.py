@@ -15,7 +15,7 @@ AUTH = ("apiuser-sandbox@apiconnector.com", "sandbox-dotdigital-password")
 
 
 @pytest.fixture
-def dd(sandbox: Any) -> "Api":
+def dd(sandbox: Any) -> Api:
     return Api(sandbox.url)
 
 
@@ -71,18 +71,23 @@ def test_lists_are_created_listed_in_pages_and_unique_by_name(dd):
     assert duplicate.status_code == 400 and "ERROR_ADDRESSBOOK_DUPLICATE" in duplicate.json()["message"]
     page = dd.call("GET", "/v2/address-books", params={"select": 2, "skip": 1}).json()
     assert [(b["id"], b["name"], b["visibility"], b["contacts"]) for b in page] == [
-        (ids[1], "List 1", "Private", 0), (ids[2], "List 2", "Private", 0)]
+        (ids[1], "List 1", "Private", 0),
+        (ids[2], "List 2", "Private", 0),
+    ]
     assert dd.call("GET", "/v2/address-books", params={"select": 1001}).status_code == 400
     assert "ERROR_ADDRESSBOOK_NOT_FOUND" in dd.call("GET", "/v2/address-books/999").json()["message"]
     assert dd.call("POST", "/v2/address-books", json={"name": "x" * 129}).status_code == 400
 
 
-@pytest.mark.parametrize("name, type_, code", [
-    ("A" * 21, "String", "ERROR_DATAFIELD_INVALID"),
-    ("has space", "String", "ERROR_DATAFIELD_INVALID"),
-    ("TIER", "Text", "ERROR_DATAFIELD_INVALID"),
-    ("firstname", "String", "ERROR_NON_UNIQUE_DATAFIELD"),  # FIRSTNAME exists: names are case-insensitive
-])
+@pytest.mark.parametrize(
+    "name, type_, code",
+    [
+        ("A" * 21, "String", "ERROR_DATAFIELD_INVALID"),
+        ("has space", "String", "ERROR_DATAFIELD_INVALID"),
+        ("TIER", "Text", "ERROR_DATAFIELD_INVALID"),
+        ("firstname", "String", "ERROR_NON_UNIQUE_DATAFIELD"),  # FIRSTNAME exists: names are case-insensitive
+    ],
+)
 def test_data_field_names_and_types_are_checked(dd, name, type_, code):
     response = dd.call("POST", "/v2/data-fields", json={"name": name, "type": type_, "visibility": "Private"})
     assert response.status_code == 400 and code in response.json()["message"]
@@ -100,35 +105,43 @@ def test_a_contact_import_is_asynchronous_and_reports_each_contact(dd):
     dd.config(polls_before_finished=3)
     list_id = dd.new_list()
     dd.call("POST", "/v2/data-fields", json={"name": "LTV", "type": "Numeric"})
-    submitted = dd.import_contacts([contact("ann@example.com", list_id, FIRSTNAME="Ann", ltv=3.5),
-                                    contact("bad@example@com", list_id),
-                                    contact("ANN@example.com", list_id),
-                                    contact("bob@example.com", list_id, UNKNOWN="x"),
-                                    contact("cy@example.com", list_id, LTV="many")])
+    submitted = dd.import_contacts(
+        [
+            contact("ann@example.com", list_id, FIRSTNAME="Ann", ltv=3.5),
+            contact("bad@example@com", list_id),
+            contact("ANN@example.com", list_id),
+            contact("bob@example.com", list_id, UNKNOWN="x"),
+            contact("cy@example.com", list_id, LTV="many"),
+        ]
+    )
     assert submitted.status_code == 202
     statuses, report = dd.wait("contacts", submitted.json()["importId"])
     assert statuses == ["NotFinished"] * 3 + ["Finished"]
     assert [c["identifiers"]["email"] for c in report["created"]] == ["ann@example.com"] and report["updated"] == []
     assert [(f["identifiers"]["email"], f["failures"][0]["failureCode"]) for f in report["failures"]] == [
-        ("bad@example@com", "invalidEmail"), ("ANN@example.com", "duplicateIdentifier"),
-        ("bob@example.com", "invalidDataField"), ("cy@example.com", "invalidDataFieldValue")]
-    assert report["summary"] == {"newContacts": 1, "updatedContacts": 0, "globallySuppressed": 0, "invalidEntries": 4,
-                                 "duplicateIdentifiers": 1}
-    assert dd.state()["contacts"] == {"ann@example.com": {"contactId": 1, "mobileNumber": None,
-                                                          "dataFields": {"FIRSTNAME": "Ann", "LTV": 3.5}}}
+        ("bad@example@com", "invalidEmail"),
+        ("ANN@example.com", "duplicateIdentifier"),
+        ("bob@example.com", "invalidDataField"),
+        ("cy@example.com", "invalidDataFieldValue"),
+    ]
+    assert report["summary"] == {"newContacts": 1, "updatedContacts": 0, "globallySuppressed": 0, "invalidEntries": 4, "duplicateIdentifiers": 1}
+    assert dd.state()["contacts"] == {"ann@example.com": {"contactId": 1, "mobileNumber": None, "dataFields": {"FIRSTNAME": "Ann", "LTV": 3.5}}}
     again = dd.import_contacts([contact("ann@example.com", list_id, FIRSTNAME=None)])
     _, report = dd.wait("contacts", again.json()["importId"])
     assert [c["contactId"] for c in report["updated"]] == [1]
     assert dd.state()["contacts"]["ann@example.com"]["dataFields"] == {"LTV": 3.5}  # null cleared the field
 
 
-@pytest.mark.parametrize("body, code", [
-    ({"contacts": []}, "contacts:noContactsSpecified"),
-    ({"contacts": [{"identifiers": {"email": "a@b.co"}}]}, "contacts:badRequest"),
-    ({"contacts": [{"matchIdentifier": "email"}]}, "contacts:badRequest"),
-    ({"mergeOption": "sometimes", "contacts": [contact("a@b.co")]}, "contacts:badRequest"),
-    ({"contacts": [contact("a@b.co", 12345)]}, "contacts:badRequest"),  # no such list
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"contacts": []}, "contacts:noContactsSpecified"),
+        ({"contacts": [{"identifiers": {"email": "a@b.co"}}]}, "contacts:badRequest"),
+        ({"contacts": [{"matchIdentifier": "email"}]}, "contacts:badRequest"),
+        ({"mergeOption": "sometimes", "contacts": [contact("a@b.co")]}, "contacts:badRequest"),
+        ({"contacts": [contact("a@b.co", 12345)]}, "contacts:badRequest"),  # no such list
+    ],
+)
 def test_a_malformed_contact_import_is_refused_whole(dd, body, code):
     response = dd.call("PUT", "/contacts/v3/import", json=body)
     assert response.status_code == 400 and response.json()["errorCode"] == code
@@ -144,8 +157,7 @@ def test_at_most_25_contact_imports_and_5_insight_imports_run_at_once(dd):
         assert dd.import_contacts([contact("a@example.com")]).status_code == 202
     refused = dd.import_contacts([contact("a@example.com")])
     assert refused.status_code == 429 and refused.json()["errorCode"] == "contacts:tooManyActiveImports"
-    record = {"collectionName": "Catalog", "collectionScope": "account", "collectionType": "catalog",
-              "records": [{"key": "1", "json": {"a": 1}}]}
+    record = {"collectionName": "Catalog", "collectionScope": "account", "collectionType": "catalog", "records": [{"key": "1", "json": {"a": 1}}]}
     ids = [dd.call("PUT", "/insightData/v3/import", json=record).json()["importId"] for _ in range(5)]
     assert dd.call("PUT", "/insightData/v3/import", json=record).status_code == 429
     dd.wait("insightData", ids[0])  # a finished import frees its slot
@@ -168,24 +180,32 @@ def test_a_contact_leaves_a_list_but_stays_in_the_account(dd):
 
 def test_insight_imports_fill_collections_and_report_refused_records(dd):
     requests.post(f"{dd.url}/_sandbox/dotdigital/contacts", json=[{"email": "ann@example.com"}], timeout=5).raise_for_status()
-    body = {"collectionName": "Orders", "collectionScope": "contact", "collectionType": "orders", "records": [
-        {"key": "1", "contactIdentity": {"identifier": "email", "value": "ann@example.com"}, "json": {"total": 1}},
-        {"key": "2", "contactIdentity": {"identifier": "email", "value": "nobody@example.com"}, "json": {"total": 2}},
-        {"key": "3", "contactIdentity": {"identifier": "email", "value": "ann@example.com"}, "json": {"lines": [[1]]}}]}
+    body = {
+        "collectionName": "Orders",
+        "collectionScope": "contact",
+        "collectionType": "orders",
+        "records": [
+            {"key": "1", "contactIdentity": {"identifier": "email", "value": "ann@example.com"}, "json": {"total": 1}},
+            {"key": "2", "contactIdentity": {"identifier": "email", "value": "nobody@example.com"}, "json": {"total": 2}},
+            {"key": "3", "contactIdentity": {"identifier": "email", "value": "ann@example.com"}, "json": {"lines": [[1]]}},
+        ],
+    }
     statuses, report = dd.wait("insightData", dd.call("PUT", "/insightData/v3/import", json=body).json()["importId"])
     assert statuses == ["NotStarted", "NotStarted", "Finished"]
     assert report["summary"] == {"totalRecords": 3, "totalImported": 1, "totalRejected": 2}
-    assert [(f["key"], f["failureReason"]) for f in report["failures"]] == [
-        ("2", "ContactEmailDoesNotExist"), ("3", "JsonContainsNestedArray")]
-    assert dd.state()["insight"] == {"Orders": {"scope": "contact", "type": "orders",
-                                                "records": {"ann@example.com": {"1": {"total": 1}}}}}
+    assert [(f["key"], f["failureReason"]) for f in report["failures"]] == [("2", "ContactEmailDoesNotExist"), ("3", "JsonContainsNestedArray")]
+    assert dd.state()["insight"] == {"Orders": {"scope": "contact", "type": "orders", "records": {"ann@example.com": {"1": {"total": 1}}}}}
     no_identity = {**body, "records": [{"key": "9", "json": {}}]}
     assert dd.call("PUT", "/insightData/v3/import", json=no_identity).json()["errorCode"] == "insightData:badRequest"
 
 
 def test_account_records_are_deleted_by_key(dd):
-    body = {"collectionName": "Catalog_Default", "collectionScope": "account", "collectionType": "catalog",
-            "records": [{"key": k, "json": {"sku": k}} for k in ("A", "B")]}
+    body = {
+        "collectionName": "Catalog_Default",
+        "collectionScope": "account",
+        "collectionType": "catalog",
+        "records": [{"key": k, "json": {"sku": k}} for k in ("A", "B")],
+    }
     dd.wait("insightData", dd.call("PUT", "/insightData/v3/import", json=body).json()["importId"])
     assert dd.call("GET", "/insightData/v3/account/Catalog_Default/A").json() == {"key": "A", "json": {"sku": "A"}}
     deleted = dd.call("DELETE", "/insightData/v3/accounts/Catalog_Default/deleteRecords", json={"keys": ["A", "Z"]})
@@ -196,8 +216,9 @@ def test_account_records_are_deleted_by_key(dd):
 
 
 def test_reject_ids_fails_that_contact_in_the_report(dd, sandbox):
-    requests.post(f"{sandbox.url}/_sandbox/faults", json={"platform": "dotdigital", "kind": "reject_ids",
-                                                          "ids": ["bob@example.com"]}, timeout=5).raise_for_status()
+    requests.post(
+        f"{sandbox.url}/_sandbox/faults", json={"platform": "dotdigital", "kind": "reject_ids", "ids": ["bob@example.com"]}, timeout=5
+    ).raise_for_status()
     _, report = dd.wait("contacts", dd.import_contacts([contact("ann@example.com"), contact("bob@example.com")]).json()["importId"])
     assert [c["identifiers"]["email"] for c in report["created"]] == ["ann@example.com"]
     assert report["failures"][0]["identifiers"] == {"email": "bob@example.com"}

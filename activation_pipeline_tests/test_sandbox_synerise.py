@@ -30,8 +30,9 @@ class Api:
         return requests.post(f"{self.url}/v4/auth/login/profile", json={"apiKey": key}, headers={"Api-Version": "4.4"}, timeout=5)
 
     def post(self, path: str, body: Any, **headers: str) -> requests.Response:
-        return requests.post(f"{self.url}{path}", json=body, timeout=10,
-                             headers={"Authorization": f"Bearer {self.token}", "Api-Version": "4.4", **headers})
+        return requests.post(
+            f"{self.url}{path}", json=body, timeout=10, headers={"Authorization": f"Bearer {self.token}", "Api-Version": "4.4", **headers}
+        )
 
     def get(self, path: str, **params: Any) -> requests.Response:
         return requests.get(f"{self.url}{path}", params=params, headers={"Authorization": f"Bearer {self.token}"}, timeout=5)
@@ -41,9 +42,13 @@ class Api:
 
 
 def order(order_id: str, salt: str | None = None, skus: tuple[str, ...] = ("A", "B")) -> dict[str, Any]:
-    body = {"client": {"customId": "1", "email": "jane@example.com"}, "orderId": order_id, "recordedAt": "2026-10-01T10:00:00Z",
-            "products": [{"sku": s, "quantity": 1, "finalUnitPrice": {"amount": 5.0, "currency": "EUR"}} for s in skus],
-            "revenue": {"amount": 5.0 * len(skus), "currency": "EUR"}}
+    body = {
+        "client": {"customId": "1", "email": "jane@example.com"},
+        "orderId": order_id,
+        "recordedAt": "2026-10-01T10:00:00Z",
+        "products": [{"sku": s, "quantity": 1, "finalUnitPrice": {"amount": 5.0, "currency": "EUR"}} for s in skus],
+        "revenue": {"amount": 5.0 * len(skus), "currency": "EUR"},
+    }
     return {**body, "eventSalt": salt} if salt else body
 
 
@@ -53,8 +58,10 @@ def test_login_gives_a_bearer_token_and_a_wrong_key_is_refused(api):
     assert api.post("/v4/clients/batch", [{"customId": "1"}]).status_code == 202
     assert requests.post(f"{api.url}/v4/clients/batch", json=[{"customId": "1"}], timeout=5).status_code == 401
     basic = base64.b64encode(f"workspace-guid:{KEY}".encode()).decode()
-    assert requests.post(f"{api.url}/v4/clients/batch", json=[{"customId": "2"}], headers={"Authorization": f"Basic {basic}"},
-                         timeout=5).status_code == 202
+    assert (
+        requests.post(f"{api.url}/v4/clients/batch", json=[{"customId": "2"}], headers={"Authorization": f"Basic {basic}"}, timeout=5).status_code
+        == 202
+    )
 
 
 def test_an_expired_token_answers_401_token_expired(api):
@@ -65,15 +72,21 @@ def test_an_expired_token_answers_401_token_expired(api):
 
 def test_api_version_can_be_required(api):
     requests.post(f"{api.admin_url}/config", json={"require_api_version": True}, timeout=5).raise_for_status()
-    no_version = requests.post(f"{api.url}/v4/clients/batch", json=[{"customId": "1"}],
-                               headers={"Authorization": f"Bearer {api.token}"}, timeout=5)
+    no_version = requests.post(f"{api.url}/v4/clients/batch", json=[{"customId": "1"}], headers={"Authorization": f"Bearer {api.token}"}, timeout=5)
     assert no_version.status_code == 400 and "Api-Version" in no_version.json()["message"]
     assert api.post("/v4/clients/batch", [{"customId": "1"}]).status_code == 202
 
 
 def test_invalid_profiles_are_refused_whole_and_each_is_named(api):
-    answer = api.post("/v4/clients/batch", [{"customId": "1", "email": "ok@example.com"}, {"customId": "2", "email": "broken"},
-                                            {"customId": "3", "phone": "+44OO"}, {"firstName": "anonymous"}])
+    answer = api.post(
+        "/v4/clients/batch",
+        [
+            {"customId": "1", "email": "ok@example.com"},
+            {"customId": "2", "email": "broken"},
+            {"customId": "3", "phone": "+44OO"},
+            {"firstName": "anonymous"},
+        ],
+    )
     assert answer.status_code == 400
     assert [e["field"] for e in answer.json()["errors"]] == ["[1].email", "[2].phone", "[3]"]
     assert api.state("profiles")["profiles"] == []
@@ -87,12 +100,17 @@ def test_batches_over_1000_items_or_1_mb_are_refused(api):
 
 
 def test_profiles_upsert_by_custom_id_then_email_and_null_deletes_an_attribute(api):
-    api.post("/v4/clients/batch", [{"customId": "1", "email": "Jane@example.com", "firstName": "Jane",
-                                    "attributes": {"tier": "gold", "ltv": 10, "email": "ignored"}}])
-    api.post("/v4/clients/batch", [{"email": "jane@example.com", "agreements": {"email": True}},
-                                   {"customId": "1", "firstName": None, "attributes": {"tier": None}}])
+    api.post(
+        "/v4/clients/batch",
+        [{"customId": "1", "email": "Jane@example.com", "firstName": "Jane", "attributes": {"tier": "gold", "ltv": 10, "email": "ignored"}}],
+    )
+    api.post(
+        "/v4/clients/batch",
+        [{"email": "jane@example.com", "agreements": {"email": True}}, {"customId": "1", "firstName": None, "attributes": {"tier": None}}],
+    )
     assert [{k: v for k, v in p.items() if k != "clientId"} for p in api.state("profiles")["profiles"]] == [
-        {"customId": "1", "email": "jane@example.com", "attributes": {"ltv": 10}, "agreements": {"email": True}}]
+        {"customId": "1", "email": "jane@example.com", "attributes": {"ltv": 10}, "agreements": {"email": True}}
+    ]
 
 
 def test_catalogs_are_found_by_name_and_items_read_back_with_value_as_json_text(api):
@@ -130,8 +148,9 @@ def test_transactions_with_mixed_currencies_or_no_buyer_are_refused(api):
 
 
 def test_reject_ids_rejects_only_those_items_with_a_207(api, sandbox):
-    requests.post(f"{sandbox.url}/_sandbox/faults", json={"platform": "synerise", "kind": "reject_ids", "ids": ["2", "O2"]},
-                  timeout=5).raise_for_status()
+    requests.post(
+        f"{sandbox.url}/_sandbox/faults", json={"platform": "synerise", "kind": "reject_ids", "ids": ["2", "O2"]}, timeout=5
+    ).raise_for_status()
     answer = api.post("/v4/clients/batch", [{"customId": "1"}, {"customId": "2"}, {"customId": "3"}])
     assert answer.status_code == 207
     assert [(e["field"], e["rejectedValue"]) for e in answer.json()["errors"]] == [("[1].customId", "2")]

@@ -24,9 +24,14 @@ SECRET = "yotpo-secret-9e2b"
 def yotpo_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANDBOX_YOTPO_STORE_ID", STORE)
     monkeypatch.setenv("SANDBOX_YOTPO_SECRET", SECRET)
-    for name in ("SANDBOX_RATE_LIMIT", "SANDBOX_YOTPO_TOKEN_TTL_SECONDS", "SANDBOX_YOTPO_PATCH_STATUS",
-                 "SANDBOX_YOTPO_VALIDATION_STATUS", "SANDBOX_YOTPO_REQUIRE_EXTERNAL_ID",
-                 "SANDBOX_YOTPO_UNKNOWN_FIELDS"):
+    for name in (
+        "SANDBOX_RATE_LIMIT",
+        "SANDBOX_YOTPO_TOKEN_TTL_SECONDS",
+        "SANDBOX_YOTPO_PATCH_STATUS",
+        "SANDBOX_YOTPO_VALIDATION_STATUS",
+        "SANDBOX_YOTPO_REQUIRE_EXTERNAL_ID",
+        "SANDBOX_YOTPO_UNKNOWN_FIELDS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -79,13 +84,23 @@ def error_of(response: requests.Response) -> tuple[int, str, str | None]:
     return response.status_code, entry["code"], entry.get("field")
 
 
-JANE = {"external_id": "c-1", "email": "jane@example.com", "phone_number": "+14155552671", "first_name": "Jane",
-        "last_name": "Doe", "gender": "F", "account_created_at": "2020-09-08T08:43:27Z", "account_status": "enabled",
-        "default_language": "en", "default_currency": "USD", "tags": "vipgold,loyal",
-        "address": {"address1": "1 Main St", "address2": "", "city": "SF", "company": None, "state": "CA",
-                    "zip": "94105", "country_code": "US"},
-        "accepts_sms_marketing": True, "accepts_email_marketing": False,
-        "custom_properties": {"loyalty_tier": "gold", "points": 120, "vip": True}}
+JANE = {
+    "external_id": "c-1",
+    "email": "jane@example.com",
+    "phone_number": "+14155552671",
+    "first_name": "Jane",
+    "last_name": "Doe",
+    "gender": "F",
+    "account_created_at": "2020-09-08T08:43:27Z",
+    "account_status": "enabled",
+    "default_language": "en",
+    "default_currency": "USD",
+    "tags": "vipgold,loyal",
+    "address": {"address1": "1 Main St", "address2": "", "city": "SF", "company": None, "state": "CA", "zip": "94105", "country_code": "US"},
+    "accepts_sms_marketing": True,
+    "accepts_email_marketing": False,
+    "custom_properties": {"loyalty_tier": "gold", "points": 120, "vip": True},
+}
 
 
 # --------------------------------------------------------------------------- auth
@@ -145,8 +160,13 @@ def test_create_update_and_retrieve_by_external_id_email_phone(api: Client) -> N
     assert customer["address"]["country_code"] == "US" and "company" not in customer["address"]
     assert customer["custom_properties"] == {"loyalty_tier": "gold", "points": 120, "vip": True}
 
-    update = {"external_id": "c-1", "first_name": "Janet", "email": None, "address": {"city": "LA"},
-              "custom_properties": {"loyalty_tier": "", "points": 150}}
+    update = {
+        "external_id": "c-1",
+        "first_name": "Janet",
+        "email": None,
+        "address": {"city": "LA"},
+        "custom_properties": {"loyalty_tier": "", "points": 150},
+    }
     updated = api.patch(update).json()["customer"]
     assert updated["yotpo_id"] == customer["yotpo_id"] and updated["created_at"] == customer["created_at"]
     assert updated["first_name"] == "Janet" and updated["last_name"] == "Doe"
@@ -197,30 +217,33 @@ def test_identity_without_external_id(api: Client) -> None:
     assert error_of(api.patch({"email": "solo@example.com"})) == (400, "invalid_field", "customer.external_id")
 
 
-@pytest.mark.parametrize(("customer", "field"), [
-    ({"external_id": "x", "email": "not-an-email"}, "customer.email"),
-    ({"external_id": "x", "email": "a b@example.com"}, "customer.email"),
-    ({"external_id": "x", "phone_number": "4155552671"}, "customer.phone_number"),
-    ({"external_id": "x", "phone_number": "+1 415 555 2671"}, "customer.phone_number"),
-    ({"external_id": 42, "email": "a@example.com"}, "customer.external_id"),
-    ({"external_id": ""}, "customer.external_id"),
-    ({"external_id": "x" * 256}, "customer.external_id"),
-    ({"external_id": "x", "first_name": 7}, "customer.first_name"),
-    ({"external_id": "x", "gender": "female"}, "customer.gender"),
-    ({"external_id": "x", "account_status": "active"}, "customer.account_status"),
-    ({"external_id": "x", "account_created_at": "08/09/2020"}, "customer.account_created_at"),
-    ({"external_id": "x", "default_language": "eng"}, "customer.default_language"),
-    ({"external_id": "x", "default_currency": "US$"}, "customer.default_currency"),
-    ({"external_id": "x", "tags": ["vip", "loyal"]}, "customer.tags"),
-    ({"external_id": "x", "accepts_sms_marketing": "true"}, "customer.accepts_sms_marketing"),
-    ({"external_id": "x", "address": {"country_code": "USA"}}, "customer.address.country_code"),
-    ({"external_id": "x", "address": {"street": "1 Main"}}, "customer.address.street"),
-    ({"external_id": "x", "custom_properties": {"tier": None}}, "customer.custom_properties.tier"),
-    ({"external_id": "x", "custom_properties": {"Loyalty Tier": "gold"}}, "customer.custom_properties.Loyalty Tier"),
-    ({"external_id": "x", "custom_properties": {"t": {"nested": 1}}}, "customer.custom_properties.t"),
-    ({"external_id": "x", "custom_properties": {"t": "v" * 256}}, "customer.custom_properties.t"),
-    ({"external_id": "x", "shoe_size": 42}, "customer.shoe_size"),
-])
+@pytest.mark.parametrize(
+    ("customer", "field"),
+    [
+        ({"external_id": "x", "email": "not-an-email"}, "customer.email"),
+        ({"external_id": "x", "email": "a b@example.com"}, "customer.email"),
+        ({"external_id": "x", "phone_number": "4155552671"}, "customer.phone_number"),
+        ({"external_id": "x", "phone_number": "+1 415 555 2671"}, "customer.phone_number"),
+        ({"external_id": 42, "email": "a@example.com"}, "customer.external_id"),
+        ({"external_id": ""}, "customer.external_id"),
+        ({"external_id": "x" * 256}, "customer.external_id"),
+        ({"external_id": "x", "first_name": 7}, "customer.first_name"),
+        ({"external_id": "x", "gender": "female"}, "customer.gender"),
+        ({"external_id": "x", "account_status": "active"}, "customer.account_status"),
+        ({"external_id": "x", "account_created_at": "08/09/2020"}, "customer.account_created_at"),
+        ({"external_id": "x", "default_language": "eng"}, "customer.default_language"),
+        ({"external_id": "x", "default_currency": "US$"}, "customer.default_currency"),
+        ({"external_id": "x", "tags": ["vip", "loyal"]}, "customer.tags"),
+        ({"external_id": "x", "accepts_sms_marketing": "true"}, "customer.accepts_sms_marketing"),
+        ({"external_id": "x", "address": {"country_code": "USA"}}, "customer.address.country_code"),
+        ({"external_id": "x", "address": {"street": "1 Main"}}, "customer.address.street"),
+        ({"external_id": "x", "custom_properties": {"tier": None}}, "customer.custom_properties.tier"),
+        ({"external_id": "x", "custom_properties": {"Loyalty Tier": "gold"}}, "customer.custom_properties.Loyalty Tier"),
+        ({"external_id": "x", "custom_properties": {"t": {"nested": 1}}}, "customer.custom_properties.t"),
+        ({"external_id": "x", "custom_properties": {"t": "v" * 256}}, "customer.custom_properties.t"),
+        ({"external_id": "x", "shoe_size": 42}, "customer.shoe_size"),
+    ],
+)
 def test_invalid_customer_is_rejected_naming_the_field(api: Client, customer: dict[str, Any], field: str) -> None:
     response = api.patch(customer)
     assert error_of(response) == (400, "invalid_field", field)
@@ -232,16 +255,19 @@ def test_body_shape_content_type_and_configurable_statuses(api: Client) -> None:
     assert error_of(api.patch({"external_id": "x"}, wrap=False)) == (400, "invalid_field", "external_id")
     assert error_of(api.patch({}, wrap=False)) == (400, "invalid_field", "customer")
     assert error_of(api.patch([JANE], wrap=False))[:2] == (400, "invalid_request")  # one customer per request
-    raw = api.http.patch(f"{api.base}/customers", data=b'{"customer": {', timeout=5,
-                         headers={"Content-Type": "application/json"})
+    raw = api.http.patch(f"{api.base}/customers", data=b'{"customer": {', timeout=5, headers={"Content-Type": "application/json"})
     assert error_of(raw)[:2] == (400, "invalid_json")
     no_type = api.http.patch(f"{api.base}/customers", data=b'{"customer": {"external_id": "x"}}', timeout=5)
     assert error_of(no_type)[:2] == (415, "unsupported_media_type")
     assert api.stored() == {}
 
     assert api.admin("POST", "/yotpo/config", {"validation_status": 422, "patch_status": 204}) == {
-        "token_ttl_seconds": 1209600.0, "patch_status": 204, "validation_status": 422,
-        "require_external_id": False, "unknown_fields": "reject"}
+        "token_ttl_seconds": 1209600.0,
+        "patch_status": 204,
+        "validation_status": 422,
+        "require_external_id": False,
+        "unknown_fields": "reject",
+    }
     assert error_of(api.patch({"external_id": "x", "email": "nope"})) == (422, "invalid_field", "customer.email")
     empty = api.patch(JANE)
     assert empty.status_code == 204 and empty.content == b""
@@ -291,8 +317,7 @@ def test_rate_limit_429_with_retry_after_per_store(api: Client) -> None:
 
 def test_faults_apply_to_yotpo_requests(api: Client) -> None:
     api.admin("POST", "/faults", {"platform": "batch", "kind": "status", "status": 500})
-    api.admin("POST", "/faults", {"platform": "yotpo", "kind": "status", "status": 503, "retry_after": 2,
-                                  "path_contains": "/customers"})
+    api.admin("POST", "/faults", {"platform": "yotpo", "kind": "status", "status": 503, "retry_after": 2, "path_contains": "/customers"})
     failed = api.patch(JANE)
     assert error_of(failed)[:2] == (503, "service_unavailable") and failed.headers["Retry-After"] == "2"
     assert api.stored() == {}
@@ -319,11 +344,11 @@ def test_faults_apply_to_yotpo_requests(api: Client) -> None:
 def test_admin_precreate_inspect_reset_and_health(api: Client, tmp_path: Path) -> None:
     health = requests.get(f"{api.server.url}/_sandbox/health", timeout=5).json()
     assert "yotpo" in health["platforms"]
-    created = api.admin("POST", "/yotpo/customers", [{"external_id": "pre-1", "email": "p1@example.com"},
-                                                     {"external_id": "pre-2", "first_name": "Pat"}])
+    created = api.admin(
+        "POST", "/yotpo/customers", [{"external_id": "pre-1", "email": "p1@example.com"}, {"external_id": "pre-2", "first_name": "Pat"}]
+    )
     assert set(created["customers"]) == {"pre-1", "pre-2"}
-    bad = requests.post(f"{api.server.url}/_sandbox/yotpo/customers", timeout=5,
-                        json=[{"external_id": "ok"}, {"external_id": "b", "email": "nope"}])
+    bad = requests.post(f"{api.server.url}/_sandbox/yotpo/customers", timeout=5, json=[{"external_id": "ok"}, {"external_id": "b", "email": "nope"}])
     assert bad.status_code == 400 and "customers[1]" in bad.text and "customer.email" in bad.text
     api.admin("POST", "/yotpo/customers", {"store": "elsewhere", "customers": [{"external_id": "e-1"}]})
     assert set(api.admin("GET", "/yotpo/customers", store="elsewhere")["customers"]) == {"e-1"}

@@ -24,9 +24,9 @@ import yaml
 from activation_pipeline.config import ConfigError
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import BatchRejected, NoAnswer, PlatformError, Record, SyncTarget
-from activation_pipeline.platforms.resource import resolve_base_url
 from activation_pipeline.platforms.batch import BatchClient, BatchResource
 from activation_pipeline.platforms.http import PlatformSession
+from activation_pipeline.platforms.resource import resolve_base_url
 from activation_pipeline_tests.conftest import product
 from activation_pipeline_tests.test_safeguards_and_secrets import failure_message
 
@@ -63,6 +63,7 @@ def set_base_url(project, url: str) -> None:
 
 # --------------------------------------------------------------------------- https or loopback
 
+
 def test_a_plain_http_base_url_off_this_machine_fails_the_load_before_any_request(project, external_lookups):
     project.add_activation()
     set_base_url(project, "http://api.example.com/2.11")
@@ -84,15 +85,18 @@ def test_the_refusal_of_a_plain_http_url_names_the_config_field_it_came_from(pro
     assert "base_url" in str(error.value) and "BATCH_BASE_URL" not in str(error.value)
 
 
-@pytest.mark.parametrize("url", [
-    "http://api.example.com",
-    "http://10.0.0.5:8765/batch/2.11",
-    "http://0.0.0.0:8765",
-    "ftp://api.example.com",
-    "http://127.0.0.1@api.example.com/2.11",   # userinfo: the host is api.example.com
-    "HTTP://api.example.com",
-    "api.example.com/2.11",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.example.com",
+        "http://10.0.0.5:8765/batch/2.11",
+        "http://0.0.0.0:8765",
+        "ftp://api.example.com",
+        "http://127.0.0.1@api.example.com/2.11",  # userinfo: the host is api.example.com
+        "HTTP://api.example.com",
+        "api.example.com/2.11",
+    ],
+)
 def test_base_urls_that_would_carry_the_key_off_this_machine_in_clear_are_refused(url, monkeypatch, external_lookups):
     monkeypatch.setenv("BATCH_REST_API_KEY", KEY)
     monkeypatch.setenv("BATCH_PROJECT_KEY", PROJECT)
@@ -138,16 +142,22 @@ def test_a_public_host_name_that_merely_starts_with_127_is_not_trusted_as_loopba
 
 # --------------------------------------------------------------------------- credentials at the platform
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": f"Bearer {KEY}", "X-Batch-Project": "project_sandbox"},
-    {"Authorization": "Bearer sandbox-batch-rest-key", "X-Batch-Project": PROJECT},
-    {"Authorization": "sandbox-batch-rest-key", "X-Batch-Project": "project_sandbox"},
-])
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": f"Bearer {KEY}", "X-Batch-Project": "project_sandbox"},
+        {"Authorization": "Bearer sandbox-batch-rest-key", "X-Batch-Project": PROJECT},
+        {"Authorization": "sandbox-batch-rest-key", "X-Batch-Project": "project_sandbox"},
+    ],
+)
 def test_the_sandbox_refuses_edits_without_valid_credentials_and_stores_nothing(sandbox, headers):
     body = {"name": "products", "items": [{"id": "SKU-1", "action": "add", "attributes": {"name": "x"}}]}
-    for method, path, payload in (("POST", "/catalogs/create", {"name": "products", "fields": [{"name": "name", "type": "string"}]}),
-                                  ("POST", "/catalogs/items/edit", body)):
+    for method, path, payload in (
+        ("POST", "/catalogs/create", {"name": "products", "fields": [{"name": "name", "type": "string"}]}),
+        ("POST", "/catalogs/items/edit", body),
+    ):
         response = requests.request(method, f"{sandbox.url}/batch/2.11{path}", headers=headers, json=payload, timeout=5)
         assert response.status_code == 401
         assert response.json()["error_code"] == "AUTHENTICATION_INVALID"
@@ -164,11 +174,13 @@ def test_an_activation_with_a_wrong_key_fails_naming_the_refusal_and_never_the_k
     assert "401" in message and "AUTHENTICATION_INVALID" in message
     assert KEY not in message
     assert project.catalog() == {}
-    assert project.sql("SELECT status, error LIKE '%AUTHENTICATION_INVALID%', error LIKE ? FROM activation_state.sync_runs",
-                       [f"%{KEY}%"]) == [("failed", True, False)]
+    assert project.sql("SELECT status, error LIKE '%AUTHENTICATION_INVALID%', error LIKE ? FROM activation_state.sync_runs", [f"%{KEY}%"]) == [
+        ("failed", True, False)
+    ]
 
 
 # --------------------------------------------------------------------------- echoed secrets
+
 
 class EchoServer:
     """127.0.0.1 only: answers every request with ``status`` and a body echoing its
@@ -181,8 +193,9 @@ class EchoServer:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                echoed = (f"Authorization: {self.headers.get('Authorization')}; "
-                          f"X-Batch-Project: {self.headers.get('X-Batch-Project')}; path {self.path}")
+                echoed = (
+                    f"Authorization: {self.headers.get('Authorization')}; X-Batch-Project: {self.headers.get('X-Batch-Project')}; path {self.path}"
+                )
                 text = "." * echo.padding + echoed
                 body = json.dumps({"error_code": "ECHO", "error_message": text}) if echo.as_json else text
                 data = body.encode()
@@ -215,8 +228,9 @@ def echo() -> Iterator[EchoServer]:
 
 
 def session_to(echo: EchoServer) -> PlatformSession:
-    return PlatformSession(echo.url, {"Authorization": f"Bearer {KEY}", "X-Batch-Project": PROJECT},
-                           secrets=(KEY, PROJECT), max_retries=1, backoff_factor=0.0, timeout=5)
+    return PlatformSession(
+        echo.url, {"Authorization": f"Bearer {KEY}", "X-Batch-Project": PROJECT}, secrets=(KEY, PROJECT), max_retries=1, backoff_factor=0.0, timeout=5
+    )
 
 
 def raised_by(echo: EchoServer, how: str) -> BaseException:
@@ -224,13 +238,13 @@ def raised_by(echo: EchoServer, how: str) -> BaseException:
     client = BatchClient(session)
     target = SyncTarget(activation="sync_products", title="t", object="products", field_types={"name": "string"}, model=PLATFORMS["batch"].target)
     try:
-        if how == "session.request":      # 5xx after retries: NoAnswer
+        if how == "session.request":  # 5xx after retries: NoAnswer
             session.request("POST", "/catalogs/items/edit", json={})
-        elif how == "session.fail":       # any unexpected answer: PlatformError
+        elif how == "session.fail":  # any unexpected answer: PlatformError
             raise session.fail(session.request("GET", "/catalogs/view"), "view catalog 'products'")
-        elif how == "client.prepare":     # 401 at the start of a sync
+        elif how == "client.prepare":  # 401 at the start of a sync
             client.prepare(target)
-        elif how == "client.send":        # 400 on items/edit: BatchRejected, then split by the engine
+        elif how == "client.send":  # 400 on items/edit: BatchRejected, then split by the engine
             client.send(target, "upsert", [Record("SKU-1", "SKU-1", {"name": "x"})])
     except (PlatformError, BatchRejected, NoAnswer) as exc:
         return exc
@@ -239,15 +253,18 @@ def raised_by(echo: EchoServer, how: str) -> BaseException:
     raise AssertionError(f"{how} raised nothing")
 
 
-@pytest.mark.parametrize("status, how, raised", [
-    (500, "session.request", NoAnswer),
-    (503, "session.request", NoAnswer),
-    (400, "session.fail", PlatformError),
-    (401, "client.prepare", PlatformError),
-    (403, "client.prepare", PlatformError),
-    (400, "client.send", BatchRejected),
-    (422, "client.send", BatchRejected),
-])
+@pytest.mark.parametrize(
+    "status, how, raised",
+    [
+        (500, "session.request", NoAnswer),
+        (503, "session.request", NoAnswer),
+        (400, "session.fail", PlatformError),
+        (401, "client.prepare", PlatformError),
+        (403, "client.prepare", PlatformError),
+        (400, "client.send", BatchRejected),
+        (422, "client.send", BatchRejected),
+    ],
+)
 @pytest.mark.parametrize("as_json", [True, False])
 def test_a_server_echoing_the_authorization_header_never_gets_the_key_into_an_error(echo, status, how, raised, as_json):
     echo.status, echo.as_json = status, as_json
@@ -260,7 +277,7 @@ def test_a_server_echoing_the_authorization_header_never_gets_the_key_into_an_er
 
 
 def fragments(secret: str, size: int = 8) -> set[str]:
-    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
 @pytest.mark.parametrize("status, how, cut", [(500, "session.request", 300), (400, "session.fail", 500)])

@@ -47,10 +47,13 @@ def test_an_activation_run_alone_never_sends_null_or_duplicate_keys(project):
     project.write_products([product(1), product(2), product(2, price=5.0), {"sku": "", "name": "x", "price": 1, "brand": "x"}])
     project.materialize(raise_on_error=False)
     from dagster import AssetKey, materialize
+
     from activation_pipeline.definitions import build_definitions
 
     defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
-    result = materialize(list(defs.assets), selection=[AssetKey(["activations", "sync_products"])], resources=defs.resources, instance=project.instance)
+    result = materialize(
+        list(defs.assets), selection=[AssetKey(["activations", "sync_products"])], resources=defs.resources, instance=project.instance
+    )
     meta = metadata(result)
     assert (meta["invalid"], meta["added_succeeded"]) == (3, 1)
     assert set(project.catalog()) == {"SKU-0001"}
@@ -73,18 +76,29 @@ def valid_document() -> dict:
     }
 
 
-@pytest.mark.parametrize("edit, where, says", [
-    (lambda d: d["activations"]["to_batch"].update(modee="full_only"), "activations.to_batch.modee", "unknown field"),
-    (lambda d: d["activations"]["to_batch"].update(mode="sometimes"), "activations.to_batch.mode", "'full_then_delta' or 'full_only'"),
-    (lambda d: d["activations"]["to_batch"].update(segment="nope"), "activations.to_batch.segment", "declared: catalog"),
-    (lambda d: d["activations"]["to_batch"].update(max_items_per_request=500), "activations.to_batch.max_items_per_request", "limit of 200"),
-    (lambda d: d["activations"]["to_batch"].update(custom_attributes=["Brand Name"]), "activations.to_batch.custom_attributes", "lowercase letters"),
-    (lambda d: d["activations"]["to_batch"].update(schedule="fortnightly"), "activations.to_batch.schedule", "5-field cron"),
-    (lambda d: d["activations"]["to_batch"].pop("object"), "activations.to_batch.object", "required"),
-    (lambda d: d["destinations"]["shop"].update(platform="mailchimp"), "destinations.shop.platform", "allowed: batch"),
-    (lambda d: d["destinations"]["shop"]["secrets"].update(rest_api_key="sk_live_123"), "destinations.shop.secrets.rest_api_key", "environment variable"),
-    (lambda d: d["segments"]["catalog"].update(sql="SELECT * FROM sources.prodcts"), "segments.catalog.sql", "sources.prodcts"),
-])
+@pytest.mark.parametrize(
+    "edit, where, says",
+    [
+        (lambda d: d["activations"]["to_batch"].update(modee="full_only"), "activations.to_batch.modee", "unknown field"),
+        (lambda d: d["activations"]["to_batch"].update(mode="sometimes"), "activations.to_batch.mode", "'full_then_delta' or 'full_only'"),
+        (lambda d: d["activations"]["to_batch"].update(segment="nope"), "activations.to_batch.segment", "declared: catalog"),
+        (lambda d: d["activations"]["to_batch"].update(max_items_per_request=500), "activations.to_batch.max_items_per_request", "limit of 200"),
+        (
+            lambda d: d["activations"]["to_batch"].update(custom_attributes=["Brand Name"]),
+            "activations.to_batch.custom_attributes",
+            "lowercase letters",
+        ),
+        (lambda d: d["activations"]["to_batch"].update(schedule="fortnightly"), "activations.to_batch.schedule", "5-field cron"),
+        (lambda d: d["activations"]["to_batch"].pop("object"), "activations.to_batch.object", "required"),
+        (lambda d: d["destinations"]["shop"].update(platform="mailchimp"), "destinations.shop.platform", "allowed: batch"),
+        (
+            lambda d: d["destinations"]["shop"]["secrets"].update(rest_api_key="sk_live_123"),
+            "destinations.shop.secrets.rest_api_key",
+            "environment variable",
+        ),
+        (lambda d: d["segments"]["catalog"].update(sql="SELECT * FROM sources.prodcts"), "segments.catalog.sql", "sources.prodcts"),
+    ],
+)
 def test_a_broken_config_names_file_entry_and_field(tmp_path, edit, where, says):
     document = valid_document()
     edit(document)
@@ -108,7 +122,10 @@ def test_the_code_location_refuses_to_load_a_broken_config(tmp_path):
     env = {**os.environ, "ACTIVATION_CONFIG": str(path), "ACTIVATION_WAREHOUSE": str(tmp_path / "w.duckdb")}
     completed = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "activation_pipeline.definitions"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode != 0
     assert "activations.to_batch.operation" in completed.stdout + completed.stderr
@@ -128,6 +145,8 @@ def test_column_lineage_runs_from_source_columns_to_platform_fields(project):
     assert [(d.asset_key.path, d.column_name) for d in segment.deps_by_column["price"]] == [(["sources", "products"], "price")]
     activation = result.asset_materializations_for_node("activations__sync_products")[0].metadata["dagster/column_lineage"].value
     assert {f: (d[0].asset_key.path, d[0].column_name) for f, d in activation.deps_by_column.items()} == {
-        "name": (["segments", "catalog"], "name"), "price": (["segments", "catalog"], "price"),
-        "brand": (["segments", "catalog"], "brand"), "id": (["segments", "catalog"], "sku"),
+        "name": (["segments", "catalog"], "name"),
+        "price": (["segments", "catalog"], "price"),
+        "brand": (["segments", "catalog"], "brand"),
+        "id": (["segments", "catalog"], "sku"),
     }

@@ -21,8 +21,8 @@ from activation_pipeline.config import ConfigError, DestinationConfig, load_conf
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import Record, SyncTarget
-from activation_pipeline_tests.platform_cases import CASES
 from activation_pipeline_tests.conftest import Project
+from activation_pipeline_tests.platform_cases import CASES
 from activation_pipeline_tests.test_sync_modes import metadata
 
 GOOD = b"sku,name,price,brand\nSKU-1,Mug,12.5,Acme\nSKU-2,Cup,3,Acme\n"
@@ -51,15 +51,17 @@ class SourceProject(Project):
             self.write_file(content)
         self.write_config()
         defs = build_definitions(load_config(self.config_path), warehouse=self.warehouse)
-        return materialize(list(defs.assets), selection=[AssetKey(["sources", "products"])], resources=defs.resources,
-                           instance=self.instance, raise_on_error=False)
+        return materialize(
+            list(defs.assets), selection=[AssetKey(["sources", "products"])], resources=defs.resources, instance=self.instance, raise_on_error=False
+        )
 
     def table(self) -> list[tuple]:
         return self.sql("SELECT * FROM sources.products ORDER BY ALL")
 
     def types(self) -> dict[str, str]:
-        return dict(self.sql("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_schema = 'sources' AND table_name = 'products'"))
+        return dict(
+            self.sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'sources' AND table_name = 'products'")
+        )
 
 
 def failure(result) -> str:
@@ -95,13 +97,19 @@ def test_a_key_column_with_leading_zeros_is_sent_as_written(files):
 
 
 def test_a_column_that_any_row_contradicts_stays_text_and_clean_columns_get_their_type(files):
-    lines = [f"SKU-{i},{i},{i}.5,true,2026-01-{1 + i % 28:02d},2026-01-01 10:00:{i % 60:02d},+4477{i:08d}"
-             for i in range(30_000)]
+    lines = [f"SKU-{i},{i},{i}.5,true,2026-01-{1 + i % 28:02d},2026-01-01 10:00:{i % 60:02d},+4477{i:08d}" for i in range(30_000)]
     lines.append("SKU-LAST,A12,1.5,false,2026-02-01,2026-02-01T10:00:00Z,+447700000000")  # far past the first rows
     files.write_file(("sku,code,price,active,day,seen_at,phone\n" + "\n".join(lines) + "\n").encode())
     assert files.load_source().success
-    assert files.types() == {"sku": "VARCHAR", "code": "VARCHAR", "price": "DOUBLE", "active": "BOOLEAN",
-                             "day": "DATE", "seen_at": "TIMESTAMP", "phone": "VARCHAR"}
+    assert files.types() == {
+        "sku": "VARCHAR",
+        "code": "VARCHAR",
+        "price": "DOUBLE",
+        "active": "BOOLEAN",
+        "day": "DATE",
+        "seen_at": "TIMESTAMP",
+        "phone": "VARCHAR",
+    }
     assert files.sql("SELECT code FROM sources.products WHERE sku IN ('SKU-7', 'SKU-LAST') ORDER BY sku") == [("7",), ("A12",)]
 
 
@@ -133,8 +141,10 @@ def test_a_declared_column_missing_from_the_file_fails_naming_the_file_and_its_c
     before = loaded_good_table(files)
     files.source = {"columns": {"zip": "string"}}
     result = files.load_source(GOOD)
-    assert failure(result) == ("sources.products: products.csv: column 'zip' is declared under sources.products.columns "
-                               "but the file has no such column; its columns: sku, name, price, brand")
+    assert failure(result) == (
+        "sources.products: products.csv: column 'zip' is declared under sources.products.columns "
+        "but the file has no such column; its columns: sku, name, price, brand"
+    )
     assert files.table() == before
 
 
@@ -168,19 +178,25 @@ def test_a_nan_or_infinite_csv_price_is_refused_with_its_reason_and_never_sent_a
 
 UTF16 = codecs.BOM_UTF16_LE + "sku,name,price,brand\r\nSKU-1,Mug,1,A\r\n".encode("utf-16-le")
 BROKEN_CSV = {
-    "too_many_fields": (b"sku,name,price,brand\nSKU-1,Mug,1,A\nSKU-2,Cup,1,A,extra\n",
-                        "line 3: too many fields: 5 where the header has 4 (sku, name, price, brand)"),
-    "too_few_fields": (b'sku,name,price,brand\nSKU-1,"Mug\nlarge",1,A\nSKU-2,Cup\n',
-                       "line 4: too few fields: 2 where the header has 4 (sku, name, price, brand)"),
-    "invalid_utf8": (b"sku,name,price,brand\nSKU-1,Mug,1,A\nSKU-2,Caf\xe9,1,A\n",
-                     "line 3, column name: not valid UTF-8; save the file as UTF-8"),
+    "too_many_fields": (
+        b"sku,name,price,brand\nSKU-1,Mug,1,A\nSKU-2,Cup,1,A,extra\n",
+        "line 3: too many fields: 5 where the header has 4 (sku, name, price, brand)",
+    ),
+    "too_few_fields": (
+        b'sku,name,price,brand\nSKU-1,"Mug\nlarge",1,A\nSKU-2,Cup\n',
+        "line 4: too few fields: 2 where the header has 4 (sku, name, price, brand)",
+    ),
+    "invalid_utf8": (b"sku,name,price,brand\nSKU-1,Mug,1,A\nSKU-2,Caf\xe9,1,A\n", "line 3, column name: not valid UTF-8; save the file as UTF-8"),
     "empty": (b"", "the file is empty (0 bytes); a CSV source needs at least its header line"),
     "utf16": (UTF16, "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"),
-    "semicolons": (b"sku;name;price;brand\nSKU-1;Mug;1,5;A\n",
-                   "line 1: the header is one column 'sku;name;price;brand': the file looks ';'-separated; "
-                   "set delimiter: ';' on sources.products"),
-    "unclosed_quote": (b'sku,name,price,brand\nSKU-1,"Mug,1,A\nSKU-2,Cup,1,A\n',
-                       "line 2, column name: a quoted value is not closed, or text follows its closing quote"),
+    "semicolons": (
+        b"sku;name;price;brand\nSKU-1;Mug;1,5;A\n",
+        "line 1: the header is one column 'sku;name;price;brand': the file looks ';'-separated; set delimiter: ';' on sources.products",
+    ),
+    "unclosed_quote": (
+        b'sku,name,price,brand\nSKU-1,"Mug,1,A\nSKU-2,Cup,1,A\n',
+        "line 2, column name: a quoted value is not closed, or text follows its closing quote",
+    ),
 }
 
 
@@ -196,7 +212,8 @@ def test_a_broken_csv_fails_naming_the_place_and_keeps_the_table_loaded_before(f
 def test_a_truncated_parquet_file_fails_naming_the_file_and_keeps_the_table_loaded_before(files):
     files.file_name = "products.parquet"
     pl.DataFrame({"sku": ["SKU-1", "SKU-2"], "name": ["Mug", "Cup"], "price": [12.5, 3.0], "brand": ["Acme", "Acme"]}).write_parquet(
-        files.root / "products.parquet")
+        files.root / "products.parquet"
+    )
     assert files.load_source().success
     before = files.table()
     whole = (files.root / "products.parquet").read_bytes()
@@ -233,14 +250,17 @@ def test_a_semicolon_separated_file_loads_with_the_delimiter_option(files):
 def test_a_nan_csv_value_nested_in_dotdigital_insight_data_is_refused_with_its_reason(project_for, tmp_path):
     dd = project_for("dotdigital")  # insight data whose records hold a nested object built from a CSV price
     dd.segments["people_details"] = {
-        "primary_key": "email", "sql": "SELECT email, first_name, {'ltv': ltv, 'tier': tier} AS details FROM sources.people"}
+        "primary_key": "email",
+        "sql": "SELECT email, first_name, {'ltv': ltv, 'tier': tier} AS details FROM sources.people",
+    }
     dd.add("products", segment="people_details", object="insight:products", mapping={"name": "first_name", "details": "details"})
     (tmp_path / "people.csv").write_text("email,first_name,tier,ltv\na@example.com,Ann,gold,10.5\nb@example.com,Bob,gold,NaN\n")
     meta = metadata(dd.materialize("products"), "products")
     assert (meta["invalid"], meta["added_succeeded"]) == (1, 1)
     assert dd.last_run_records("products")["b@example.com"] == ("invalid", "details.ltv: nan is not a finite number")
     assert dd.state()["insight"]["Catalog_Default"]["records"] == {
-        "account": {"a@example.com": {"name": "Ann", "details": {"ltv": 10.5, "tier": "gold"}}}}
+        "account": {"a@example.com": {"name": "Ann", "details": {"ltv": 10.5, "tier": "gold"}}}
+    }
     assert dd.snapshot_keys("products") == {"a@example.com"}
 
 
@@ -251,7 +271,8 @@ def test_a_nan_csv_price_inside_an_array_is_refused_by_batch_and_the_rest_of_the
     meta = metadata(files.materialize())
     assert (meta["invalid"], meta["added_succeeded"], meta["added_failed"]) == (1, 1, 0)
     assert dict(files.sql("SELECT key, message FROM activation_state.sync_records WHERE status = 'invalid'")) == {
-        "SKU-2": "price[0]: nan is not a finite number"}
+        "SKU-2": "price[0]: nan is not a finite number"
+    }
     assert files.catalog() == {"SKU-1": {"name": "Mug", "price": [], "brand": "Acme"}}
 
 
@@ -261,5 +282,7 @@ def test_every_platform_refuses_a_non_finite_number_alone_or_inside_a_list_never
     spec = PLATFORMS[platform]
     client = spec.resource_factory(DestinationConfig(platform=platform)).client()
     target = SyncTarget("unit", "unit", CASES[platform].activation["object"], model=spec.target)  # the contract case's object
-    assert client.invalid_reason(target, Record("k1", "ann@example.com", {"tags": ["a", value]}), "upsert") == f"tags[1]: {value} is not a finite number"
+    assert (
+        client.invalid_reason(target, Record("k1", "ann@example.com", {"tags": ["a", value]}), "upsert") == f"tags[1]: {value} is not a finite number"
+    )
     assert client.invalid_reason(target, Record("k1", "ann@example.com", {"price": value}), "upsert") == f"price: {value} is not a finite number"

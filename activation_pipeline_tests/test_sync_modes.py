@@ -14,8 +14,7 @@ FIRST = [product(i) for i in range(1, 26)]
 # run 2: 1-3 leave the segment, 4-6 change price, 26-28 arrive
 SECOND = [product(i, price=99.0 + i if 4 <= i <= 6 else None) for i in range(4, 29)]
 # run 3: 7 leaves, 8 is renamed, 29 arrives, 1 comes back unchanged
-THIRD = [product(1)] + [product(i, price=99.0 + i if 4 <= i <= 6 else None, name="Renamed 8" if i == 8 else None)
-                        for i in range(4, 30) if i != 7]
+THIRD = [product(1)] + [product(i, price=99.0 + i if 4 <= i <= 6 else None, name="Renamed 8" if i == 8 else None) for i in range(4, 30) if i != 7]
 
 
 metadata = run_metadata  # many test files import it from here

@@ -10,7 +10,8 @@ emulator's state, read through its admin endpoints."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import duckdb
 import pytest
@@ -25,13 +26,33 @@ from activation_pipeline_tests.platform_cases import SYNERISE_ITEMS as ITEMS
 from activation_pipeline_tests.platform_cases import synerise_item as item
 from activation_pipeline_tests.platform_cases import synerise_product as product
 
-PROFILES = {"segment": "people", "concurrency": 2, "object": "profiles", "custom_attributes": ["tier", "ltv"],
-            "mapping": {"email": "email", "firstName": "first_name", "lastName": "last_name", "phone": "phone"}}
-SUBSCRIPTIONS = {"segment": "newsletter", "concurrency": 2, "object": "subscriptions", "identifier": "email",
-                 "mapping": {"agreements.email": "subscribed"}}
-TRANSACTIONS = {"segment": "orders_with_lines", "concurrency": 2, "object": "transactions", "custom_attributes": ["store_view"],
-                "mapping": {"client.customId": "customer_id", "client.email": "email", "recordedAt": "created_at",
-                            "products": "products", "currency": "currency"}}
+PROFILES = {
+    "segment": "people",
+    "concurrency": 2,
+    "object": "profiles",
+    "custom_attributes": ["tier", "ltv"],
+    "mapping": {"email": "email", "firstName": "first_name", "lastName": "last_name", "phone": "phone"},
+}
+SUBSCRIPTIONS = {
+    "segment": "newsletter",
+    "concurrency": 2,
+    "object": "subscriptions",
+    "identifier": "email",
+    "mapping": {"agreements.email": "subscribed"},
+}
+TRANSACTIONS = {
+    "segment": "orders_with_lines",
+    "concurrency": 2,
+    "object": "transactions",
+    "custom_attributes": ["store_view"],
+    "mapping": {
+        "client.customId": "customer_id",
+        "client.email": "email",
+        "recordedAt": "created_at",
+        "products": "products",
+        "currency": "currency",
+    },
+}
 DAY = "2026-10-01"
 
 
@@ -42,19 +63,33 @@ def synerise(project_for: Callable[[str], Project]) -> Project:
 
 
 def customer(i: int, **overrides: Any) -> dict[str, Any]:
-    return {"customer_id": i, "email": f"person.{i}@example.com", "phone": f"+4477009{i:05d}", "first_name": f"First{i}",
-            "last_name": f"Last{i}", "tier": "gold" if i % 2 else "silver", "ltv": 100.0 + i,
-            "store_view": ["en_gb", "fr_fr", "de_de"][i % 3], **overrides}
+    return {
+        "customer_id": i,
+        "email": f"person.{i}@example.com",
+        "phone": f"+4477009{i:05d}",
+        "first_name": f"First{i}",
+        "last_name": f"Last{i}",
+        "tier": "gold" if i % 2 else "silver",
+        "ltv": 100.0 + i,
+        "store_view": ["en_gb", "fr_fr", "de_de"][i % 3],
+        **overrides,
+    }
 
 
 def profile(row: dict[str, Any]) -> dict[str, Any]:
     attributes = {k: v for k, v in (("tier", row["tier"]), ("ltv", float(row["ltv"]) if row["ltv"] is not None else None)) if v is not None}
-    out = {"customId": str(row["customer_id"]), "email": row["email"], "firstName": row["first_name"], "lastName": row["last_name"],
-           "phone": row["phone"]}
+    out = {
+        "customId": str(row["customer_id"]),
+        "email": row["email"],
+        "firstName": row["first_name"],
+        "lastName": row["last_name"],
+        "phone": row["phone"],
+    }
     return {**out, "attributes": attributes} if attributes else out
 
 
 # --- profiles ---------------------------------------------------------------------------------
+
 
 def test_profiles_always_carry_custom_id_email_and_names_over_three_runs(synerise):
     synerise.add("to_profiles", PROFILES)
@@ -82,8 +117,13 @@ def test_profiles_always_carry_custom_id_email_and_names_over_three_runs(syneris
 
 def test_malformed_emails_and_phones_are_invalid_and_never_sent(synerise):
     synerise.add("to_profiles", PROFILES)
-    rows = [customer(1), customer(7, email="person.7.example.com"), customer(8, email="person 8@example.com"),
-            customer(13, phone="+447700"), customer(14, phone="+4477OO12345678")]
+    rows = [
+        customer(1),
+        customer(7, email="person.7.example.com"),
+        customer(8, email="person 8@example.com"),
+        customer(13, phone="+447700"),
+        customer(14, phone="+4477OO12345678"),
+    ]
     synerise.write("customers", rows)
     result = synerise.sync("to_profiles")
     assert (result["added_succeeded"], result["invalid"]) == (1, 4)
@@ -98,22 +138,33 @@ def test_newsletter_subscriptions_set_the_profiles_email_agreement(synerise):
     synerise.write("customers", [customer(1)])
     synerise.sync("to_profiles")
     synerise.add("subscriptions", SUBSCRIPTIONS)
-    synerise.write("subscribers", [{"subscriber_id": 1, "email": "person.1@example.com", "status": "subscribed"},
-                                   {"subscriber_id": 2, "email": "guest@example.com", "status": "unsubscribed"},
-                                   {"subscriber_id": 3, "email": "broken", "status": "subscribed"}])
+    synerise.write(
+        "subscribers",
+        [
+            {"subscriber_id": 1, "email": "person.1@example.com", "status": "subscribed"},
+            {"subscriber_id": 2, "email": "guest@example.com", "status": "unsubscribed"},
+            {"subscriber_id": 3, "email": "broken", "status": "subscribed"},
+        ],
+    )
     result = synerise.sync("subscriptions")
     assert (result["added_succeeded"], result["invalid"]) == (2, 1)
     profiles = synerise.profiles()
     assert profiles["1"]["agreements"] == {"email": True} and profiles["1"]["firstName"] == "First1"  # the same profile
     assert profiles["guest@example.com"] == {"email": "guest@example.com", "agreements": {"email": False}}
 
-    synerise.write("subscribers", [{"subscriber_id": 1, "email": "person.1@example.com", "status": "unsubscribed"},
-                                   {"subscriber_id": 2, "email": "guest@example.com", "status": "unsubscribed"}])
+    synerise.write(
+        "subscribers",
+        [
+            {"subscriber_id": 1, "email": "person.1@example.com", "status": "unsubscribed"},
+            {"subscriber_id": 2, "email": "guest@example.com", "status": "unsubscribed"},
+        ],
+    )
     assert synerise.sync("subscriptions")["changed_succeeded"] == 1
     assert synerise.profiles()["1"]["agreements"] == {"email": False}
 
 
 # --- catalog items ------------------------------------------------------------------------------
+
 
 def test_catalog_items_carry_the_plugins_attributes_and_mirror_soft_deletes(synerise):
     synerise.add("to_catalog", ITEMS)
@@ -143,8 +194,9 @@ def test_catalog_items_carry_the_plugins_attributes_and_mirror_soft_deletes(syne
 def test_tax_inclusive_price_and_labels_as_values(synerise):
     mapping = {**ITEMS["mapping"], "tax_rate": "tax_rate", "colour": "colour_id", "colour_label": "colour_label"}
     synerise.add("plain", ITEMS, object="catalog:plain", operation="upsert", mapping=mapping)
-    synerise.add("gross", ITEMS, object="catalog:gross", operation="upsert", mapping=mapping,
-                 options={"tax_inclusive_price": True, "labels_as_values": True})
+    synerise.add(
+        "gross", ITEMS, object="catalog:gross", operation="upsert", mapping=mapping, options={"tax_inclusive_price": True, "labels_as_values": True}
+    )
     synerise.write("products", [product(1, price=35.99, tax_rate=0.2), product(2, price=18.0, tax_rate=0.055), product(3, tax_rate=0.0)])
     synerise.sync("plain")
     synerise.sync("gross")
@@ -156,9 +208,20 @@ def test_tax_inclusive_price_and_labels_as_values(synerise):
 
 # --- transactions -----------------------------------------------------------------------------------
 
+
 def orders(day: str = DAY) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    heads = [{"order_id": f"O{i}", "customer_id": i, "email": f"person.{i}@example.com", "order_date": day,
-              "created_at": f"{day} 1{i}:00:00", "currency": "EUR", "store_view": "fr_fr"} for i in range(1, 4)]
+    heads = [
+        {
+            "order_id": f"O{i}",
+            "customer_id": i,
+            "email": f"person.{i}@example.com",
+            "order_date": day,
+            "created_at": f"{day} 1{i}:00:00",
+            "currency": "EUR",
+            "store_view": "fr_fr",
+        }
+        for i in range(1, 4)
+    ]
     lines = [{"order_id": f"O{i}", "line_no": n, "sku": f"SKU-{n}", "quantity": n, "unit_price": 9.99} for i in range(1, 4) for n in range(1, i + 1)]
     return heads, lines
 
@@ -187,13 +250,16 @@ def test_a_rerun_day_does_not_duplicate_events_and_products_arrive_nested(syneri
     assert len(synerise.state("transactions")["transactions"]) == 3
 
     # what the salt prevents: the same transaction sent without one is stored twice
-    token = requests.post(f"{synerise.sandbox.url}/synerise/v4/auth/login/profile", json={"apiKey": "sandbox-synerise-api-key"}, timeout=5).json()["token"]
+    token = requests.post(f"{synerise.sandbox.url}/synerise/v4/auth/login/profile", json={"apiKey": "sandbox-synerise-api-key"}, timeout=5).json()[
+        "token"
+    ]
     unsalted = {k: v for k, v in o3.items() if k not in ("id", "eventSalt")}
     requests.post(f"{synerise.sandbox.url}/synerise/v4/transactions/batch", json=[unsalted], headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert synerise.state("events")["counts"] == {"transaction.charge": 4, "product.buy": 9}
 
 
 # --- failures, limits, tokens ---------------------------------------------------------------------------
+
 
 def test_a_rejected_profile_is_recorded_with_its_message_and_retried_next_run(synerise):
     synerise.add("to_profiles", PROFILES)
@@ -235,7 +301,9 @@ def test_profiles_scoped_to_store_views_sync_each_view_as_its_own_partition(syne
     assert synerise.profiles() == {str(i): profile(customer(i)) for i in (1, 3, 4, 6, 7, 9)}
     with duckdb.connect(str(synerise.warehouse), read_only=True) as conn:
         assert dict(conn.execute('SELECT partition_key, count(*) FROM activation_state."to_profiles" GROUP BY ALL').fetchall()) == {
-            "en_gb": 3, "fr_fr": 3}
+            "en_gb": 3,
+            "fr_fr": 3,
+        }
 
     # only the French view this time: its change goes out, the British one waits for its own run
     rows = [customer(i, first_name="Renamed") if i in (3, 4) else customer(i) for i in range(1, 10)]
@@ -277,24 +345,28 @@ def test_one_client_serving_two_catalogs_keeps_each_catalogs_items_in_it(syneris
 
 # --- config -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("base, overrides, where, says", [
-    (PROFILES, {"mapping": {"email": "email", "firstName": "first_name"}}, "mapping", "map lastName"),
-    (PROFILES, {"mapping": {**PROFILES["mapping"], "customId": "customer_id"}}, "mapping.customId", "is the identifier"),
-    (PROFILES, {"max_items_per_request": 1001}, "max_items_per_request", "synerise's limit of 1000"),
-    (PROFILES, {"operation": "mirror"}, "operation", "profiles support upsert"),
-    (TRANSACTIONS, {"operation": "mirror"}, "operation", "events cannot be deleted"),
-    (SUBSCRIPTIONS, {"operation": "delete_only", "mode": "full_only"}, "operation", "subscriptions support upsert"),
-    (PROFILES, {"options": {"tax_inclusive_price": True}}, "options.tax_inclusive_price", "catalog items only"),
-    (ITEMS, {"options": {"labels_as_values": "yes"}}, "options.labels_as_values", "true or false"),
-    (TRANSACTIONS, {"mapping": {"client.email": "email", "recordedAt": "created_at", "currency": "currency"}}, "mapping", "products"),
-    (ITEMS, {"mapping": {"price": "price"}}, "mapping", "map productUrl, parentId, category, image"),
-    (ITEMS, {"options": {"tax_inclusive_price": True}}, "mapping", "tax_rate"),
-    (ITEMS, {"options": {"labels_as_values": True}}, "options.labels_as_values", "<field>_label"),
-    (ITEMS, {"options": {"colours": True}}, "options.colours", "tax_inclusive_price, labels_as_values"),
-    (ITEMS, {"object": "catalog:my-products"}, "object", "letters and digits"),
-    (SUBSCRIPTIONS, {"identifier": None}, "identifier", "matched by email"),
-    (SUBSCRIPTIONS, {"mapping": {"agreements.fax": "subscribed"}}, "mapping.agreements.fax", "unknown agreement"),
-])
+
+@pytest.mark.parametrize(
+    "base, overrides, where, says",
+    [
+        (PROFILES, {"mapping": {"email": "email", "firstName": "first_name"}}, "mapping", "map lastName"),
+        (PROFILES, {"mapping": {**PROFILES["mapping"], "customId": "customer_id"}}, "mapping.customId", "is the identifier"),
+        (PROFILES, {"max_items_per_request": 1001}, "max_items_per_request", "synerise's limit of 1000"),
+        (PROFILES, {"operation": "mirror"}, "operation", "profiles support upsert"),
+        (TRANSACTIONS, {"operation": "mirror"}, "operation", "events cannot be deleted"),
+        (SUBSCRIPTIONS, {"operation": "delete_only", "mode": "full_only"}, "operation", "subscriptions support upsert"),
+        (PROFILES, {"options": {"tax_inclusive_price": True}}, "options.tax_inclusive_price", "catalog items only"),
+        (ITEMS, {"options": {"labels_as_values": "yes"}}, "options.labels_as_values", "true or false"),
+        (TRANSACTIONS, {"mapping": {"client.email": "email", "recordedAt": "created_at", "currency": "currency"}}, "mapping", "products"),
+        (ITEMS, {"mapping": {"price": "price"}}, "mapping", "map productUrl, parentId, category, image"),
+        (ITEMS, {"options": {"tax_inclusive_price": True}}, "mapping", "tax_rate"),
+        (ITEMS, {"options": {"labels_as_values": True}}, "options.labels_as_values", "<field>_label"),
+        (ITEMS, {"options": {"colours": True}}, "options.colours", "tax_inclusive_price, labels_as_values"),
+        (ITEMS, {"object": "catalog:my-products"}, "object", "letters and digits"),
+        (SUBSCRIPTIONS, {"identifier": None}, "identifier", "matched by email"),
+        (SUBSCRIPTIONS, {"mapping": {"agreements.fax": "subscribed"}}, "mapping.agreements.fax", "unknown agreement"),
+    ],
+)
 def test_activations_synerise_cannot_serve_fail_at_config_load(synerise, base, overrides, where, says):
     synerise.add("bad", base, **overrides)
     with pytest.raises(ConfigError) as error:

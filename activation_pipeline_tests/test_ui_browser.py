@@ -44,22 +44,64 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
     shutil.copytree(ROOT / "data" / "demo", data / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
     home = prepare_home(tmp_path / "dagster_home", ROOT / "dagster.yaml")  # pools, nux off, telemetry off
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ACTIVATION_CONFIG": str(data / "activations.yaml"),
-           "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"), "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
-           "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1]}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ACTIVATION_CONFIG": str(data / "activations.yaml"),
+        "ACTIVATION_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
+        "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1],
+    }
     # the activation's upstream sources and segment exist before the click, as after a first run
-    subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions",
-                    "--select", "sources/products,sources/order_lines,segments/sellable_products"],
-                   env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "activation_pipeline.definitions",
+            "--select",
+            "sources/products,sources/order_lines,segments/sellable_products",
+        ],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # and one day of the partitioned orders flow, as a daily schedule tick would
-    subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions",
-                    "--select", "sources/orders,sources/order_lines,segments/daily_orders,activations/orders_to_batch",
-                    "--partition", PARTITION], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "activation_pipeline.definitions",
+            "--select",
+            "sources/orders,sources/order_lines,segments/daily_orders,activations/orders_to_batch",
+            "--partition",
+            PARTITION,
+        ],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     port = free_port()
     log = open(tmp_path / "dagster_dev.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions",
-                                "-h", "127.0.0.1", "-p", str(port)],
-                               env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_webserver(url, tmp_path / "dagster_dev.log")
@@ -90,9 +132,19 @@ def test_materialize_clicked_in_the_ui_syncs_the_catalog_and_shows_its_counts(da
     url, _ = dagster_ui
     before = latest_run(url)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         page.goto(f"{url}/assets/activations/{ACTIVATION}", wait_until="networkidle")
         button = page.locator("button", has_text=re.compile(r"^\s*Materialize\s*$"))
@@ -160,8 +212,9 @@ def test_a_backfill_over_a_date_range_syncs_each_day_as_its_own_partition(dagste
     """What the UI's "Materialize → select partitions → Launch backfill" sends, run by the daemon."""
     url, env = dagster_ui
     selection = [{"path": ["sources", "orders"]}, {"path": ["segments", "daily_orders"]}, {"path": ["activations", PARTITIONED]}]
-    launched = graphql(url, LAUNCH_BACKFILL, {"params": {"assetSelection": selection, "partitionNames": BACKFILL_DAYS,
-                                                         "fromFailure": False}})["launchPartitionBackfill"]
+    launched = graphql(url, LAUNCH_BACKFILL, {"params": {"assetSelection": selection, "partitionNames": BACKFILL_DAYS, "fromFailure": False}})[
+        "launchPartitionBackfill"
+    ]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill = launched["backfillId"]
     status_query = "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
@@ -172,7 +225,7 @@ def test_a_backfill_over_a_date_range_syncs_each_day_as_its_own_partition(dagste
             break
         time.sleep(2)
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
-    busy = '{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }'
+    busy = "{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }"
     while (running := graphql(url, busy)["runsOrError"]["results"]) and time.monotonic() < deadline:
         time.sleep(1)  # "completed" may mean every run was launched: wait for them to finish
     assert not running, f"runs still in progress at the deadline: {running}"
@@ -180,10 +233,13 @@ def test_a_backfill_over_a_date_range_syncs_each_day_as_its_own_partition(dagste
     import duckdb
 
     with duckdb.connect(env["ACTIVATION_WAREHOUSE"], read_only=True) as conn:
-        runs = conn.execute("SELECT partition_key, status FROM activation_state.sync_runs WHERE activation = ? AND partition_key IN ? ORDER BY 1",
-                            [PARTITIONED, BACKFILL_DAYS]).fetchall()
-        confirmed = conn.execute("SELECT partition_key, key FROM activation_state.latest_records WHERE activation = ? AND in_platform",
-                                 [PARTITIONED]).fetchall()
+        runs = conn.execute(
+            "SELECT partition_key, status FROM activation_state.sync_runs WHERE activation = ? AND partition_key IN ? ORDER BY 1",
+            [PARTITIONED, BACKFILL_DAYS],
+        ).fetchall()
+        confirmed = conn.execute(
+            "SELECT partition_key, key FROM activation_state.latest_records WHERE activation = ? AND in_platform", [PARTITIONED]
+        ).fetchall()
         order_day = dict(conn.execute("SELECT order_id, CAST(order_date AS VARCHAR) FROM segments.daily_orders").fetchall())
     assert runs == [(day, "succeeded") for day in BACKFILL_DAYS]  # one sync per day, each its own partition
     assert {day for day, _ in confirmed} == {PARTITION, *BACKFILL_DAYS}  # the fixture's day, then the backfilled ones

@@ -37,6 +37,7 @@ def platform_project(tmp_path, sandbox, instance, monkeypatch):
 
 # --------------------------------------------------------------------------- 401 / 403
 
+
 def test_a_refused_key_names_the_platform_the_destination_entry_and_the_env_vars_to_check(project, monkeypatch):
     project.add_activation()
     project.write_products([product(i) for i in range(1, 4)])
@@ -54,15 +55,19 @@ def test_a_refused_key_names_the_platform_the_destination_entry_and_the_env_vars
     assert project.snapshot_keys() == {"SKU-0001", "SKU-0002", "SKU-0003"}
 
 
-@pytest.mark.parametrize("platform, variable, secret, wrong", [
-    ("batch", "BATCH_REST_API_KEY", "rest_api_key", WRONG_KEY),
-    ("yotpo", "YOTPO_SECRET", "secret", WRONG_KEY),
-    ("dotdigital", "DOTDIGITAL_API_PASSWORD", "api_password", WRONG_KEY),
-    ("connectif", "CONNECTIF_API_KEY", "api_key", f"sandbox-connectif-key:{WRONG_KEY}"),
-    ("synerise", "SYNERISE_API_KEY", "api_key", WRONG_KEY),
-])
+@pytest.mark.parametrize(
+    "platform, variable, secret, wrong",
+    [
+        ("batch", "BATCH_REST_API_KEY", "rest_api_key", WRONG_KEY),
+        ("yotpo", "YOTPO_SECRET", "secret", WRONG_KEY),
+        ("dotdigital", "DOTDIGITAL_API_PASSWORD", "api_password", WRONG_KEY),
+        ("connectif", "CONNECTIF_API_KEY", "api_key", f"sandbox-connectif-key:{WRONG_KEY}"),
+        ("synerise", "SYNERISE_API_KEY", "api_key", WRONG_KEY),
+    ],
+)
 def test_every_platform_names_itself_the_destination_and_the_variable_when_it_refuses_a_key(
-        platform_project, monkeypatch, platform, variable, secret, wrong):
+    platform_project, monkeypatch, platform, variable, secret, wrong
+):
     project = platform_project(platform)
     project.configure(None)
     monkeypatch.setenv(variable, wrong)
@@ -122,8 +127,9 @@ class EchoingYotpo:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 echoed = f"store path {self.path}, secret {SECRET}, store {STORE_ID}"
                 if self.path.endswith("/access_tokens"):
-                    status, body = (401, {"errors": [{"message": f"refused: {echoed}"}]}) if echo.refuse_tokens \
-                        else (200, {"access_token": "tok-0a1b2c3d"})
+                    status, body = (
+                        (401, {"errors": [{"message": f"refused: {echoed}"}]}) if echo.refuse_tokens else (200, {"access_token": "tok-0a1b2c3d"})
+                    )
                 else:
                     status, body = 400, {"errors": [{"message": f"customer refused: {echoed}"}]}
                 data = json.dumps(body).encode()
@@ -152,7 +158,8 @@ def echoing_yotpo() -> Iterator[EchoingYotpo]:
 
 
 def test_a_store_id_and_secret_echoed_by_the_platform_never_reach_ledger_metadata_logs_or_the_error(
-        platform_project, echoing_yotpo, monkeypatch, instance):
+    platform_project, echoing_yotpo, monkeypatch, instance
+):
     project = platform_project("yotpo")
     monkeypatch.setenv("YOTPO_BASE_URL", f"{echoing_yotpo.url}/core/v3/stores/{{store_id}}")
     monkeypatch.setenv("YOTPO_STORE_ID", STORE_ID)
@@ -177,6 +184,7 @@ def test_a_store_id_and_secret_echoed_by_the_platform_never_reach_ledger_metadat
 
 # --------------------------------------------------------------------------- the ledger before any run
 
+
 def ledger_command(warehouse: os.PathLike, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ACTIVATION_WAREHOUSE": str(warehouse), "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.run([sys.executable, "-m", "activation_pipeline.cli", "ledger", *args], env=env, capture_output=True, text=True)
@@ -195,8 +203,12 @@ def test_the_ledger_of_a_warehouse_without_runs_says_so_and_how_to_make_them(pro
     project.add_activation()
     project.write_products([product(1)])
     defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
-    materialize(list(defs.assets), selection=[AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"])],
-                resources=defs.resources, instance=project.instance)
+    materialize(
+        list(defs.assets),
+        selection=[AssetKey(["sources", "products"]), AssetKey(["segments", "catalog"])],
+        resources=defs.resources,
+        instance=project.instance,
+    )
     answer = ledger_command(project.warehouse, "sync_products")
     assert answer.returncode == 1 and "Traceback" not in answer.stderr and "Catalog Error" not in answer.stderr
     assert "nothing recorded yet for activation 'sync_products'" in answer.stderr and "known: none yet" in answer.stderr
@@ -213,6 +225,7 @@ def test_the_ledger_of_an_activation_that_never_ran_names_the_ones_that_did(proj
 
 
 # --------------------------------------------------------------------------- keys that match nothing
+
 
 def test_run_config_keys_that_match_no_row_are_listed_and_the_others_still_sync(project):
     project.add_activation()

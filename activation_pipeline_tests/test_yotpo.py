@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests
@@ -40,8 +40,10 @@ def yotpo(project_for: Callable[[str], Project]) -> Project:
 
 FIRST = [person(i) for i in range(1, 11)]
 # run 2: 1-2 leave the segment (left in Yotpo), 3-4 renamed, 5 changes tier, 11-12 arrive
-SECOND = [person(i, first_name=f"Renamed{i}" if i in (3, 4) else f"First{i}", tier="platinum" if i == 5 else ("gold" if i % 2 else "silver"))
-          for i in range(3, 13)]
+SECOND = [
+    person(i, first_name=f"Renamed{i}" if i in (3, 4) else f"First{i}", tier="platinum" if i == 5 else ("gold" if i % 2 else "silver"))
+    for i in range(3, 13)
+]
 # run 3: 6 loses its tier (the custom property is removed), 1 comes back unchanged
 THIRD = [person(1)] + [person(6, tier=None) if r["customer_id"] == 6 else r for r in SECOND]
 
@@ -72,11 +74,14 @@ def test_upsert_creates_customers_then_sends_only_adds_and_changes(yotpo):
     assert json.loads(payload)["first_name"] == "Renamed3"
 
 
-@pytest.mark.parametrize("kind, identifier, key_of", [
-    ("external_id", "external_id", lambda r: r["external_id"]),
-    ("email", "email", lambda r: f"email:{r['email']}"),
-    ("phone", "phone", lambda r: f"phone:{r['phone']}"),
-])
+@pytest.mark.parametrize(
+    "kind, identifier, key_of",
+    [
+        ("external_id", "external_id", lambda r: r["external_id"]),
+        ("email", "email", lambda r: f"email:{r['email']}"),
+        ("phone", "phone", lambda r: f"phone:{r['phone']}"),
+    ],
+)
 def test_each_identifier_matches_customers_by_that_field_only(yotpo, kind, identifier, key_of):
     yotpo.add_activation(object=kind, identifier=identifier, mapping={"first_name": "first_name"}, custom_attributes=["tier"])
     rows = [person(i) for i in range(1, 5)]
@@ -92,16 +97,27 @@ def test_each_identifier_matches_customers_by_that_field_only(yotpo, kind, ident
 
 
 def test_external_id_activations_may_send_email_phone_and_standard_fields(yotpo):
-    yotpo.add_activation(object="external_id", identifier="external_id", custom_attributes=[],
-                         mapping={"email": "email", "phone_number": "phone", "first_name": "first_name",
-                                  "account_created_at": "signed_up", "address.city": "tier"})
+    yotpo.add_activation(
+        object="external_id",
+        identifier="external_id",
+        custom_attributes=[],
+        mapping={"email": "email", "phone_number": "phone", "first_name": "first_name", "account_created_at": "signed_up", "address.city": "tier"},
+    )
     yotpo.run([person(1)])
-    assert yotpo.customers() == {"C00001": {
-        "external_id": "C00001", "email": "person.1@example.com", "phone_number": "+447700900001", "first_name": "First1",
-        "account_created_at": "2025-01-02T03:04:05Z", "address": {"city": "gold"}}}
+    assert yotpo.customers() == {
+        "C00001": {
+            "external_id": "C00001",
+            "email": "person.1@example.com",
+            "phone_number": "+447700900001",
+            "first_name": "First1",
+            "account_created_at": "2025-01-02T03:04:05Z",
+            "address": {"city": "gold"},
+        }
+    }
 
 
 # --- update_only (insert mode off) ---------------------------------------------------------
+
 
 def test_update_only_updates_existing_customers_and_skips_the_rest_until_they_exist(yotpo):
     yotpo.precreate([{"external_id": f"C{i:05d}", "email": f"old.{i}@example.com", "first_name": "Old"} for i in (1, 2, 3)])
@@ -113,8 +129,13 @@ def test_update_only_updates_existing_customers_and_skips_the_rest_until_they_ex
     assert first["status"] == "succeeded"
     customers = yotpo.customers()
     assert set(customers) == {"C00001", "C00002", "C00003"}  # nobody was created
-    assert customers["C00002"] == {"external_id": "C00002", "email": "old.2@example.com", "first_name": "First2",
-                                   "last_name": "Last2", "custom_properties": {"tier": "silver", "ltv": 102.0}}
+    assert customers["C00002"] == {
+        "external_id": "C00002",
+        "email": "old.2@example.com",
+        "first_name": "First2",
+        "last_name": "Last2",
+        "custom_properties": {"tier": "silver", "ltv": 102.0},
+    }
     records = yotpo.last_run_records()
     assert records["4"] == ("skipped", "no Yotpo customer with external_id C00004; insert mode is off (update_only)")
     assert {k for k, (status, _) in records.items() if status == "confirmed"} == {"1", "2", "3"}
@@ -125,8 +146,12 @@ def test_update_only_updates_existing_customers_and_skips_the_rest_until_they_ex
     assert yotpo.last_run_records()["5"][0] == "confirmed"
     customers = yotpo.customers()
     assert set(customers) == {"C00001", "C00002", "C00003", "C00005"}
-    assert customers["C00005"] == {"external_id": "C00005", "first_name": "First5", "last_name": "Last5",
-                                   "custom_properties": {"tier": "gold", "ltv": 105.0}}
+    assert customers["C00005"] == {
+        "external_id": "C00005",
+        "first_name": "First5",
+        "last_name": "Last5",
+        "custom_properties": {"tier": "gold", "ltv": 105.0},
+    }
 
 
 def test_update_only_confirmed_updates_advance_the_snapshot_and_skipped_ones_do_not(yotpo):
@@ -149,27 +174,51 @@ def test_update_only_by_email_reads_the_store_once_and_updates_only_known_emails
     assert result["requests"] == 1 + 1 + 2  # token, one page of the store's customers, two PATCHes
     assert yotpo.stats()["total_requests"] == 4  # as Yotpo counted them
     assert yotpo.customers() == {
-        "SHOP-1": {"external_id": "SHOP-1", "email": "person.1@example.com", "first_name": "First1", "last_name": "Last1",
-                   "custom_properties": {"tier": "gold"}},
-        "email:person.3@example.com": {"email": "person.3@example.com", "first_name": "First3", "last_name": "Last3",
-                                       "custom_properties": {"tier": "gold"}},
+        "SHOP-1": {
+            "external_id": "SHOP-1",
+            "email": "person.1@example.com",
+            "first_name": "First1",
+            "last_name": "Last1",
+            "custom_properties": {"tier": "gold"},
+        },
+        "email:person.3@example.com": {
+            "email": "person.3@example.com",
+            "first_name": "First3",
+            "last_name": "Last3",
+            "custom_properties": {"tier": "gold"},
+        },
     }
     assert yotpo.last_run_records()["2"][0] == "skipped"
 
 
 # --- what is never sent, and what Yotpo refuses --------------------------------------------
 
+
 def test_malformed_or_missing_emails_and_phones_are_invalid_and_never_sent(yotpo):
-    rows = [person(1), person(7, email="person.7.example.com"), person(8, email="person 8@example.com"), person(9, email=None),
-            person(13, phone="+44 12"), person(14, phone="07700900014"), person(15, phone="+447700")]
+    rows = [
+        person(1),
+        person(7, email="person.7.example.com"),
+        person(8, email="person 8@example.com"),
+        person(9, email=None),
+        person(13, phone="+44 12"),
+        person(14, phone="07700900014"),
+        person(15, phone="+447700"),
+    ]
     yotpo.add_activation()
     result = yotpo.run(rows)
     assert (result["added_succeeded"], result["invalid"]) == (4, 3)
     assert result["requests"] == 1 + 4
     assert yotpo.stats()["items_received"] == 4  # Yotpo never received the three invalid ones
     records = yotpo.last_run_records()
-    assert {k: v[0] for k, v in records.items()} == {"1": "confirmed", "7": "invalid", "8": "invalid", "9": "invalid",
-                                                     "13": "confirmed", "14": "confirmed", "15": "confirmed"}
+    assert {k: v[0] for k, v in records.items()} == {
+        "1": "confirmed",
+        "7": "invalid",
+        "8": "invalid",
+        "9": "invalid",
+        "13": "confirmed",
+        "14": "confirmed",
+        "15": "confirmed",
+    }
     assert "malformed email 'person.7.example.com'" in records["7"][1]
     assert set(yotpo.customers()) == {f"email:person.{i}@example.com" for i in (1, 13, 14, 15)}
 
@@ -209,6 +258,7 @@ def test_a_value_yotpo_refuses_is_rejected_with_the_platform_message(yotpo):
 
 
 # --- rate limits, tokens, secrets -----------------------------------------------------------
+
 
 def test_429_with_retry_after_is_waited_out(yotpo):
     yotpo.add_activation()
@@ -294,7 +344,10 @@ def test_tokens_are_scrubbed_from_every_message_of_the_session(sandbox, monkeypa
     token = client._tokens.current()
     assert token and token not in client.session.redact(f"header X-Yotpo-Token: {token}")
     assert "sandbox-yotpo-secret" not in client.session.redact("secret sandbox-yotpo-secret")
-    assert client.invalid_reason(SyncTarget("unit", "unit", "email", model=PLATFORMS["yotpo"].target), Record("1", "a@b.co", {"gender": "X"}), "upsert") == "gender: 'X' is not one of F, M, Other"
+    assert (
+        client.invalid_reason(SyncTarget("unit", "unit", "email", model=PLATFORMS["yotpo"].target), Record("1", "a@b.co", {"gender": "X"}), "upsert")
+        == "gender: 'X' is not one of F, M, Other"
+    )
     client.close()
 
 
@@ -317,10 +370,14 @@ def test_the_secret_never_reaches_logs_metadata_or_the_ledger(tmp_path, private_
     monkeypatch.setenv("YOTPO_SECRET", SECRET)
     project = Project(tmp_path, private_sandbox, instance, YOTPO)
     project.add_activation()
-    requests.post(f"{private_sandbox.url}/_sandbox/faults", json={"platform": "yotpo", "kind": "reject_ids", "ids": ["person.2@example.com"]},
-                  timeout=5).raise_for_status()
-    requests.post(f"{private_sandbox.url}/_sandbox/faults", json={"platform": "yotpo", "kind": "status", "status": 401, "count": 1,
-                                                                  "path_contains": "customers"}, timeout=5).raise_for_status()
+    requests.post(
+        f"{private_sandbox.url}/_sandbox/faults", json={"platform": "yotpo", "kind": "reject_ids", "ids": ["person.2@example.com"]}, timeout=5
+    ).raise_for_status()
+    requests.post(
+        f"{private_sandbox.url}/_sandbox/faults",
+        json={"platform": "yotpo", "kind": "status", "status": 401, "count": 1, "path_contains": "customers"},
+        timeout=5,
+    ).raise_for_status()
     result = project.run([person(i) for i in range(1, 5)] + [person(5, email="broken")])
     assert (result["added_succeeded"], result["added_failed"], result["invalid"]) == (3, 1, 1)
     assert len(project.customers(PRIVATE_STORE)) == 3
@@ -336,27 +393,34 @@ def test_the_secret_never_reaches_logs_metadata_or_the_ledger(tmp_path, private_
         for record in instance.all_logs(run.run_id):
             logs.append(str(record.user_message))
             logs.append(str(record.dagster_event))
-    written = "\n".join(logs) + str(project.sql("SELECT * FROM activation_state.sync_records")) + str(
-        project.sql("SELECT * FROM activation_state.sync_runs"))
+    written = (
+        "\n".join(logs)
+        + str(project.sql("SELECT * FROM activation_state.sync_records"))
+        + str(project.sql("SELECT * FROM activation_state.sync_runs"))
+    )
     assert SECRET not in written
     assert "person.2@example.com" in written and "refused the API secret" in written  # the scan did read them
 
 
 # --- config ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides, where, says", [
-    ({"object": "customers"}, "object", "external_id, email or phone"),
-    ({"identifier": None}, "identifier", "needs `identifier:`"),
-    ({"mapping": {"phone_number": "phone"}}, "mapping.phone_number", "exactly one of email or phone_number"),
-    ({"mapping": {"external_id": "external_id"}}, "mapping.external_id", "may not also send external_id"),
-    ({"mapping": {"email": "email"}}, "mapping.email", "is the identifier here"),
-    ({"mapping": {"loyalty": "tier"}}, "mapping.loyalty", "not a Yotpo customer field"),
-    ({"mapping": {"address.planet": "tier"}}, "mapping.address.planet", "not a Yotpo address field"),
-    ({"custom_attributes": ["first_name"]}, "custom_attributes", "standard Yotpo customer field"),
-    ({"custom_attributes": ["a_very_long_custom_property_name_x"]}, "custom_attributes", "1-32 lowercase"),
-    ({"operation": "mirror"}, "operation", "yotpo supports update_only, upsert"),
-    ({"max_items_per_request": 2}, "max_items_per_request", "yotpo's limit of 1"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, where, says",
+    [
+        ({"object": "customers"}, "object", "external_id, email or phone"),
+        ({"identifier": None}, "identifier", "needs `identifier:`"),
+        ({"mapping": {"phone_number": "phone"}}, "mapping.phone_number", "exactly one of email or phone_number"),
+        ({"mapping": {"external_id": "external_id"}}, "mapping.external_id", "may not also send external_id"),
+        ({"mapping": {"email": "email"}}, "mapping.email", "is the identifier here"),
+        ({"mapping": {"loyalty": "tier"}}, "mapping.loyalty", "not a Yotpo customer field"),
+        ({"mapping": {"address.planet": "tier"}}, "mapping.address.planet", "not a Yotpo address field"),
+        ({"custom_attributes": ["first_name"]}, "custom_attributes", "standard Yotpo customer field"),
+        ({"custom_attributes": ["a_very_long_custom_property_name_x"]}, "custom_attributes", "1-32 lowercase"),
+        ({"operation": "mirror"}, "operation", "yotpo supports update_only, upsert"),
+        ({"max_items_per_request": 2}, "max_items_per_request", "yotpo's limit of 1"),
+    ],
+)
 def test_activations_yotpo_cannot_serve_fail_at_config_load(yotpo, overrides, where, says):
     yotpo.add_activation(**overrides)
     with pytest.raises(ConfigError) as error:
@@ -390,8 +454,8 @@ def test_the_demo_datas_malformed_emails_and_phones_are_caught_before_sending():
 def test_an_echoed_secret_is_scrubbed_before_the_message_is_cut(body_prefix):
     from types import SimpleNamespace
 
-    from activation_pipeline.platforms.yotpo import error_message
     from activation_pipeline.platforms.http import redact
+    from activation_pipeline.platforms.yotpo import error_message
 
     for text in (body_prefix + SECRET + "y" * 600, '{"errors": [{"message": "' + body_prefix + SECRET + '"}]}'):
         message = error_message(SimpleNamespace(status_code=400, text=text), lambda t: redact(t, [SECRET]))

@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from activation_pipeline.sync.diff import PlanRequest, plan_operations  # noqa: E402
 from common import emit, peak_rss_mb, run_child  # noqa: E402
+
+from activation_pipeline.sync.diff import PlanRequest, plan_operations  # noqa: E402
 
 SENT = {"name": "name", "price": "price", "brand": "brand", "category": "category_path", "stock_status": "stock_status"}
 
@@ -39,7 +40,10 @@ def prepare(database: Path, rows: int) -> None:
         conn.execute("CREATE TABLE segments.bench AS SELECT * FROM products")
         # the snapshot a first sync leaves: key + hash of the sent columns
         columns = ", ".join(["sku", *SENT.values()])
-        conn.execute(f"CREATE TABLE activation_state.bench AS SELECT sku AS key, hash({columns}) AS row_hash, 'r0' AS run_id, now() AS confirmed_at, NULL::VARCHAR AS partition_key, sku AS identifier FROM segments.bench")
+        conn.execute(
+            f"CREATE TABLE activation_state.bench AS SELECT sku AS key, hash({columns}) AS row_hash, 'r0' AS run_id, "
+            "now() AS confirmed_at, NULL::VARCHAR AS partition_key, sku AS identifier FROM segments.bench"
+        )
         conn.execute("UPDATE segments.bench SET price = price + 1 WHERE hash(sku) % 100 = 0")  # 1% changed
 
 
@@ -48,8 +52,15 @@ MEMORY_LIMIT = "1GB"  # the same DuckDB memory_limit for both sides (the README'
 
 def measure(side: str, database: Path, workdir: Path) -> dict[str, Any]:
     """One side, to be run in a fresh process: seconds, peak RSS (MB) and, for the plan, the changed rows found."""
-    request = PlanRequest(activation="bench", segment_table="segments.bench", primary_key="sku", identifier="sku",
-                          columns=SENT, mode="full_then_delta", operation="mirror")
+    request = PlanRequest(
+        activation="bench",
+        segment_table="segments.bench",
+        primary_key="sku",
+        identifier="sku",
+        columns=SENT,
+        mode="full_then_delta",
+        operation="mirror",
+    )
     with duckdb.connect(str(database), config={"memory_limit": MEMORY_LIMIT}) as conn:
         started = time.perf_counter()
         if side == "bare":
@@ -72,10 +83,17 @@ def compare(rows: int) -> dict[str, Any]:
         prepared = time.perf_counter() - started
         bare = run_child(__file__, "--measure", "bare", database, tmp)
         plan = run_child(__file__, "--measure", "plan", database, tmp)
-    return {"rows": rows, "prepare_seconds": prepared, "memory_limit": MEMORY_LIMIT,
-            "bare_seconds": bare["seconds"], "bare_rss_mb": bare["rss_mb"],
-            "plan_seconds": plan["seconds"], "plan_rss_mb": plan["rss_mb"],
-            "ratio": plan["seconds"] / bare["seconds"], "changed": plan["changed"]}
+    return {
+        "rows": rows,
+        "prepare_seconds": prepared,
+        "memory_limit": MEMORY_LIMIT,
+        "bare_seconds": bare["seconds"],
+        "bare_rss_mb": bare["rss_mb"],
+        "plan_seconds": plan["seconds"],
+        "plan_rss_mb": plan["rss_mb"],
+        "ratio": plan["seconds"] / bare["seconds"],
+        "changed": plan["changed"],
+    }
 
 
 def main() -> None:

@@ -46,8 +46,13 @@ def free_port() -> int:
 def sandbox(tmp: Path):
     port = free_port()
     env = {**os.environ, "SANDBOX_RATE_LIMIT": "off"}
-    process = subprocess.Popen([sys.executable, "-m", "activation_pipeline.sandbox", "--port", str(port), "--state", str(tmp / "sb.sqlite")],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "activation_pipeline.sandbox", "--port", str(port), "--state", str(tmp / "sb.sqlite")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -120,11 +125,23 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     os.environ["BATCH_BASE_URL"] = f"{url}/batch/2.11"
     client = PhasedClient(BatchResource().client())
     job = SyncJob(
-        plan=PlanRequest(activation="bench", segment_table="segments.bench", primary_key="sku", identifier="sku",
-                         columns=SENT, mode="full_then_delta", operation="mirror"),
+        plan=PlanRequest(
+            activation="bench",
+            segment_table="segments.bench",
+            primary_key="sku",
+            identifier="sku",
+            columns=SENT,
+            mode="full_then_delta",
+            operation="mirror",
+        ),
         target=SyncTarget(activation="bench", title="bench", object=catalog, model=PLATFORMS["batch"].target),
-        platform="batch", max_items_per_request=200, concurrency=4, max_delete_fraction=0.2,
-        auto_synced=False, segment_sql_hash="x", state_dir=state_dir,
+        platform="batch",
+        max_items_per_request=200,
+        concurrency=4,
+        max_delete_fraction=0.2,
+        auto_synced=False,
+        segment_sql_hash="x",
+        state_dir=state_dir,
     )
     settings = WarehouseResource.model_fields["connection_config"].default  # what an activation's sessions use
 
@@ -164,8 +181,9 @@ def first_sync(rows: int, *, bare: bool = True, incremental: bool = False) -> di
             if incremental:
                 result["changed_rows"] = run_child(__file__, "--change", database)["changed"]
                 result["incremental"] = run_child(__file__, "--measure", "engine", url, database, state_dir)
-            result["sandbox_catalogs"] = [(c["name"], c["items"]) for c in
-                                          requests.get(f"{url}/_sandbox/batch/catalogs", timeout=60).json()["catalogs"]]
+            result["sandbox_catalogs"] = [
+                (c["name"], c["items"]) for c in requests.get(f"{url}/_sandbox/batch/catalogs", timeout=60).json()["catalogs"]
+            ]
     return result
 
 
@@ -184,8 +202,10 @@ def main() -> None:
     bare, ours = result["bare"]["seconds"], result["engine"]["seconds"]
     print(f"records              {rows:,}")
     print(f"bare requests loop   {bare:8.1f} s   {rows / bare:10,.0f} records/s   peak RSS {result['bare']['rss_mb']:6.0f} MB")
-    print(f"engine first sync    {ours:8.1f} s   {rows / ours:10,.0f} records/s   peak RSS {result['engine']['rss_mb']:6.0f} MB"
-          f"   ratio {ours / bare:.2f}x (targets <= 60 s, <= 2x)")
+    print(
+        f"engine first sync    {ours:8.1f} s   {rows / ours:10,.0f} records/s   peak RSS {result['engine']['rss_mb']:6.0f} MB"
+        f"   ratio {ours / bare:.2f}x (targets <= 60 s, <= 2x)"
+    )
     print(f"confirmed            {result['engine']['counts'].get('succeeded_added', 0):,}; sandbox catalogs {result['sandbox_catalogs']}")
 
 

@@ -30,8 +30,9 @@ def prepare(path: Path, rows: int) -> None:
     from activation_pipeline.demo_data import generate_products
 
     frame = generate_products(rows)
-    frame.select([c for c in frame.columns if frame[c].dtype.is_numeric() or frame[c].dtype.is_temporal()
-                  or c in ("sku", "name", "brand", "stock_status")]).write_csv(path)
+    frame.select(
+        [c for c in frame.columns if frame[c].dtype.is_numeric() or frame[c].dtype.is_temporal() or c in ("sku", "name", "brand", "stock_status")]
+    ).write_csv(path)
 
 
 def measure(side: str, path: Path) -> dict[str, Any]:
@@ -48,8 +49,7 @@ def measure(side: str, path: Path) -> dict[str, Any]:
     else:
         frame = read_source("bench", path, SourceConfig(path=str(path)))
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rss_mb": peak_rss_mb(), "rows": frame.height,
-            "types": {c: str(t) for c, t in frame.schema.items()}}
+    return {"seconds": seconds, "rss_mb": peak_rss_mb(), "rows": frame.height, "types": {c: str(t) for c, t in frame.schema.items()}}
 
 
 def compare(rows: int, repeats: int) -> dict[str, Any]:
@@ -62,11 +62,18 @@ def compare(rows: int, repeats: int) -> dict[str, Any]:
                 runs[side].append(run_child(__file__, "--measure", side, path))
         size_mb = path.stat().st_size / 1e6
     median = {side: statistics.median(r["seconds"] for r in results) for side, results in runs.items()}
-    return {"rows": rows, "file_mb": size_mb, "polars_seconds": median["polars"], "engine_seconds": median["engine"],
-            "polars_10k_seconds": median["polars_10k"],
-            "ratio": median["engine"] / median["polars"],
-            "polars_rss_mb": max(r["rss_mb"] for r in runs["polars"]), "engine_rss_mb": max(r["rss_mb"] for r in runs["engine"]),
-            "polars_types": runs["polars"][0]["types"], "engine_types": runs["engine"][0]["types"]}
+    return {
+        "rows": rows,
+        "file_mb": size_mb,
+        "polars_seconds": median["polars"],
+        "engine_seconds": median["engine"],
+        "polars_10k_seconds": median["polars_10k"],
+        "ratio": median["engine"] / median["polars"],
+        "polars_rss_mb": max(r["rss_mb"] for r in runs["polars"]),
+        "engine_rss_mb": max(r["rss_mb"] for r in runs["engine"]),
+        "polars_types": runs["polars"][0]["types"],
+        "engine_types": runs["engine"][0]["types"],
+    }
 
 
 def main() -> None:

@@ -42,8 +42,10 @@ def machine() -> str:
         memory = f"{pages / 2**30:.0f} GiB RAM"
     except (ValueError, OSError, AttributeError):
         memory = "RAM unknown"
-    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({platform.machine()}), {memory}, "
-            f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, {platform.system()} {platform.release()}")
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({platform.machine()}), {memory}, "
+        f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, {platform.system()} {platform.release()}"
+    )
 
 
 def log(message: str) -> None:
@@ -60,23 +62,52 @@ def run(diff_sizes: list[int], sync_rows: int, sizes: list[int]) -> list[tuple[s
     for rows in diff_sizes:
         log(f"diff + plan vs bare join at {rows:,} rows")
         d = bench_diff.compare(rows)
-        table.append(("diff + plan vs bare full outer join", f"{rows:,}", f"{d['plan_seconds']:.2f} s", f"{d['bare_seconds']:.2f} s",
-                      f"{d['ratio']:.2f}x", f"{d['plan_rss_mb']:,.0f} MB", f"{d['bare_rss_mb']:,.0f} MB", "<= 1.5x, <= 2 GB",
-                      f"{d['changed']:,} changed found (DuckDB memory_limit {d['memory_limit']})"))
+        table.append(
+            (
+                "diff + plan vs bare full outer join",
+                f"{rows:,}",
+                f"{d['plan_seconds']:.2f} s",
+                f"{d['bare_seconds']:.2f} s",
+                f"{d['ratio']:.2f}x",
+                f"{d['plan_rss_mb']:,.0f} MB",
+                f"{d['bare_rss_mb']:,.0f} MB",
+                "<= 1.5x, <= 2 GB",
+                f"{d['changed']:,} changed found (DuckDB memory_limit {d['memory_limit']})",
+            )
+        )
 
     log(f"first sync vs bare requests loop, then an incremental run after 1% changed, at {sync_rows:,} rows")
     s = bench_first_sync.first_sync(sync_rows, incremental=True)
     first, bare, inc = s["engine"], s["bare"], s["incremental"]
     confirmed = first["counts"].get("succeeded_added", 0)
-    table.append(("first sync vs bare requests loop", f"{sync_rows:,}", rate(sync_rows, first["seconds"]),
-                  rate(sync_rows, bare["seconds"]), f"{first['seconds'] / bare['seconds']:.2f}x",
-                  f"{first['rss_mb']:,.0f} MB", f"{bare['rss_mb']:,.0f} MB", "<= 60 s per 1M, <= 2x",
-                  f"{confirmed:,} of {sync_rows:,} confirmed"))
+    table.append(
+        (
+            "first sync vs bare requests loop",
+            f"{sync_rows:,}",
+            rate(sync_rows, first["seconds"]),
+            rate(sync_rows, bare["seconds"]),
+            f"{first['seconds'] / bare['seconds']:.2f}x",
+            f"{first['rss_mb']:,.0f} MB",
+            f"{bare['rss_mb']:,.0f} MB",
+            "<= 60 s per 1M, <= 2x",
+            f"{confirmed:,} of {sync_rows:,} confirmed",
+        )
+    )
     changed_ok = inc["counts"].get("succeeded_changed", 0)
-    table.append(("incremental run (1% changed) vs first sync", f"{sync_rows:,}", f"{inc['seconds']:.2f} s",
-                  f"{first['seconds']:.1f} s", f"{inc['seconds'] / first['seconds']:.1%}", f"{inc['rss_mb']:,.0f} MB", "",
-                  "<= 10%", f"{s['changed_rows']:,} rows changed; {inc['counts'].get('planned_changed', 0):,} planned, "
-                            f"{changed_ok:,} confirmed, {inc['counts'].get('unchanged_skipped', 0):,} unchanged skipped"))
+    table.append(
+        (
+            "incremental run (1% changed) vs first sync",
+            f"{sync_rows:,}",
+            f"{inc['seconds']:.2f} s",
+            f"{first['seconds']:.1f} s",
+            f"{inc['seconds'] / first['seconds']:.1%}",
+            f"{inc['rss_mb']:,.0f} MB",
+            "",
+            "<= 10%",
+            f"{s['changed_rows']:,} rows changed; {inc['counts'].get('planned_changed', 0):,} planned, "
+            f"{changed_ok:,} confirmed, {inc['counts'].get('unchanged_skipped', 0):,} unchanged skipped",
+        )
+    )
 
     def phases(counts: dict[str, Any]) -> str:
         if "pushing_rss_mb" not in counts:
@@ -89,14 +120,23 @@ def run(diff_sizes: list[int], sync_rows: int, sizes: list[int]) -> list[tuple[s
             continue
         log(f"engine first sync at {rows:,} rows (peak RSS)")
         r = bench_first_sync.first_sync(rows, bare=False)
-        peaks[rows] = (r["engine"]["seconds"], r["engine"]["rss_mb"], r["engine"]["counts"].get("succeeded_added", 0),
-                       phases(r["engine"]["counts"]))
+        peaks[rows] = (r["engine"]["seconds"], r["engine"]["rss_mb"], r["engine"]["counts"].get("succeeded_added", 0), phases(r["engine"]["counts"]))
     smallest = peaks[min(sizes)][1] if sizes else 0.0
     for i, rows in enumerate(sorted(set(sizes))):
         seconds, rss, done, split = peaks[rows]
-        table.append(("first sync peak RSS as the segment grows" if i == 0 else "", f"{rows:,}", rate(rows, seconds), "",
-                      f"RSS {rss / smallest:.2f}x of {min(sizes):,}", f"{rss:,.0f} MB", "", "flat",
-                      f"{done:,} of {rows:,} confirmed{split}"))
+        table.append(
+            (
+                "first sync peak RSS as the segment grows" if i == 0 else "",
+                f"{rows:,}",
+                rate(rows, seconds),
+                "",
+                f"RSS {rss / smallest:.2f}x of {min(sizes):,}",
+                f"{rss:,.0f} MB",
+                "",
+                "flat",
+                f"{done:,} of {rows:,} confirmed{split}",
+            )
+        )
     return table
 
 
@@ -114,7 +154,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (100k, 300k): a smoke check")
     parser.add_argument("--diff-sizes", default=None, help="comma-separated rows for the diff (default 1000000,10000000)")
     parser.add_argument("--sync-rows", type=int, default=None, help="rows of the first-sync and incremental comparison (default 1000000)")
-    parser.add_argument("--sizes", default=None, help="comma-separated segment sizes of the peak-RSS first syncs (default 1000000,3000000; 10M allowed)")
+    parser.add_argument(
+        "--sizes", default=None, help="comma-separated segment sizes of the peak-RSS first syncs (default 1000000,3000000; 10M allowed)"
+    )
     args = parser.parse_args()
     quick = args.quick
     diff_sizes = [int(n) for n in (args.diff_sizes or ("100000,300000" if quick else "1000000,10000000")).split(",")]

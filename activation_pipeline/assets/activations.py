@@ -1,6 +1,5 @@
 """``activations/<name>``: diff the segment against the platform's confirmed snapshot and push the changes."""
 
-
 import os
 from typing import Any
 
@@ -87,8 +86,9 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
             partition_column=scope.column if scope else config.activation_partition_column(name),
             partition_kind="value" if scope else "day",
         ),
-        target=SyncTarget(activation=name, title=activation.title or name, object=activation.object, options=dict(activation.options),
-                          model=spec.target),
+        target=SyncTarget(
+            activation=name, title=activation.title or name, object=activation.object, options=dict(activation.options), model=spec.target
+        ),
         platform=platform,
         destination=activation.destination,
         max_items_per_request=activation.max_items_per_request or spec.max_items_per_request,
@@ -99,7 +99,8 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         state_dir=state_dir,
         target_options=spec.target_options,
         target_details=tuple(spec.target_details(activation.object, activation.title or name, dict(activation.options)).items())
-        if spec.target_details else (),
+        if spec.target_details
+        else (),
         ledger_retention_days=config.ledger_retention_days,
         nulls=activation.nulls or spec.nulls_default,
     )
@@ -131,9 +132,13 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         warehouse = context.resources.warehouse
         job = build_sync_job(project, name, warehouse.state_dir)
         options = SyncOptions(
-            full_resync=config.full_resync, dry_run=config.dry_run, allow_mass_delete=config.allow_mass_delete,
-            allow_segment_change=config.allow_segment_change, allow_retarget=config.allow_retarget,
-            allow_type_change=config.allow_type_change, only_keys=tuple(config.keys),
+            full_resync=config.full_resync,
+            dry_run=config.dry_run,
+            allow_mass_delete=config.allow_mass_delete,
+            allow_segment_change=config.allow_segment_change,
+            allow_retarget=config.allow_retarget,
+            allow_type_change=config.allow_type_change,
+            only_keys=tuple(config.keys),
         )
         resource = getattr(context.resources, resource_key)
         segment_key = AssetKey(["segments", activation.segment])
@@ -144,8 +149,10 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
                 raise Failure(f"activations.{name}: run config scopes {config.scopes} given, but the activation has no scope")
             partition_key = context.partition_key if partitioned else None
             report = _sync_partition(name, job, resource, warehouse, options, context, partition_key)
-            return MaterializeResult(metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)},
-                                     check_results=_check_results(context, name, {partition_key: report}, False, warehouse))
+            return MaterializeResult(
+                metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)},
+                check_results=_check_results(context, name, {partition_key: report}, False, warehouse),
+            )
         # a scoped activation: each scope (store view) is its own partition of the snapshot and ledger,
         # synced in turn; one scope's failure does not stop the others, and fails the run at the end
         unknown = sorted(set(config.scopes) - set(activation.scope.values))
@@ -165,8 +172,10 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
                 + "; ".join(f"{scope}: {why}" for scope, why in failures.items()),
                 metadata=scoped_metadata(reports, job) if reports else None,
             )
-        return MaterializeResult(metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)},
-                                 check_results=_check_results(context, name, by_scope(reports), True, warehouse))
+        return MaterializeResult(
+            metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)},
+            check_results=_check_results(context, name, by_scope(reports), True, warehouse),
+        )
 
     project = config
     return _activation
@@ -177,24 +186,25 @@ def by_scope(reports: dict[str, SyncReport]) -> dict[str | None, SyncReport]:
     return {scope: report for scope, report in reports.items()}
 
 
-def _check_results(context: AssetExecutionContext, name: str, reports: dict[str | None, SyncReport], scoped: bool,
-                   warehouse: Any) -> list[AssetCheckResult]:
+def _check_results(
+    context: AssetExecutionContext, name: str, reports: dict[str | None, SyncReport], scoped: bool, warehouse: Any
+) -> list[AssetCheckResult]:
     """``all_records_confirmed`` when the run selected it (a subset run may leave it out)."""
     if record_check_key(name) not in context.selected_asset_check_keys:
         return []
     return [record_check_result(name, reports, scoped, warehouse.get_connection)]
 
 
-def _sync_partition(name: str, job: SyncJob, resource: Any, warehouse: Any, options: SyncOptions,
-                    context: AssetExecutionContext, partition_key: str | None) -> SyncReport:
+def _sync_partition(
+    name: str, job: SyncJob, resource: Any, warehouse: Any, options: SyncOptions, context: AssetExecutionContext, partition_key: str | None
+) -> SyncReport:
     """One run of the engine for the activation, or one partition (day or scope) of it."""
     try:
         client = resource.client()
     except PlatformError as exc:
         raise Failure(f"activations.{name}: {exc}") from None
     try:
-        report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id,
-                          partition_key=partition_key, log=context.log)
+        report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id, partition_key=partition_key, log=context.log)
     except CredentialsRefused as refused:
         raise Failure(description=f"activations.{name}: {credentials_hint(job, resource, refused)}") from None
     except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
@@ -215,8 +225,10 @@ def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -
         if variable:
             variables.append(f"{variable} (secrets.{secret}, {'set' if os.environ.get(variable) else 'not set'})")
     why = "wrong credentials, or a key without a permission this sync needs" if refused.status == 403 else "wrong credentials"
-    return (f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}: {why}); "
-            f"check the environment variable(s) {', '.join(variables)}. The platform said: {refused}")
+    return (
+        f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}: {why}); "
+        f"check the environment variable(s) {', '.join(variables)}. The platform said: {refused}"
+    )
 
 
 def scoped_metadata(reports: dict[str, SyncReport], job: SyncJob) -> dict[str, Any]:
@@ -251,18 +263,20 @@ def activation_metadata(report: SyncReport, job: SyncJob, partitions: list[str] 
         metadata[f"{change}_planned"] = counts.of(change).planned
         metadata[f"{change}_succeeded"] = counts.of(change).succeeded
         metadata[f"{change}_failed"] = counts.of(change).failed
-    metadata.update({
-        "unchanged_resent": counts.unchanged_resent,
-        "unchanged_skipped": counts.unchanged_skipped,
-        "removed_left_in_platform": counts.removed_left_in_platform,
-        "invalid": counts.invalid,
-        "skipped": counts.skipped,
-        "requests": report.requests,
-        "retries": report.retries,
-        "duration_seconds": report.duration_seconds,
-        "rows_per_second": report.rows_per_second,
-        "dagster/row_count": report.snapshot_size,  # the records the platform holds per the snapshot, after the run
-    })
+    metadata.update(
+        {
+            "unchanged_resent": counts.unchanged_resent,
+            "unchanged_skipped": counts.unchanged_skipped,
+            "removed_left_in_platform": counts.removed_left_in_platform,
+            "invalid": counts.invalid,
+            "skipped": counts.skipped,
+            "requests": report.requests,
+            "retries": report.retries,
+            "duration_seconds": report.duration_seconds,
+            "rows_per_second": report.rows_per_second,
+            "dagster/row_count": report.snapshot_size,  # the records the platform holds per the snapshot, after the run
+        }
+    )
     if not report.dry_run:  # a dry run records nothing in the ledger
         partitions = partitions if partitions is not None else [report.partition_key] if report.partition_key else []
         metadata["ledger_run_id"] = report.run_id

@@ -1,6 +1,5 @@
 """Asset checks on segments: primary key not null and unique (blocking), row-count drop (warning)."""
 
-
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -32,7 +31,11 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
         AssetCheckSpec("primary_key_unique", asset=key, blocking=True, description=f"{segment.primary_key} identifies one row"),
     ]
     if compare_row_counts:
-        specs.append(AssetCheckSpec("row_count_drop", asset=key, description=f"row count fell by at most {MAX_ROW_COUNT_DROP:.0%} since the previous materialization"))
+        specs.append(
+            AssetCheckSpec(
+                "row_count_drop", asset=key, description=f"row count fell by at most {MAX_ROW_COUNT_DROP:.0%} since the previous materialization"
+            )
+        )
 
     @multi_asset_check(
         specs=specs,
@@ -45,19 +48,22 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
             nulls = scalar(conn, f"SELECT count(*) FROM {table} WHERE {pk} IS NULL")
             null_rows = conn.sql(f"SELECT * FROM {table} WHERE {pk} IS NULL LIMIT 3").pl().to_dicts() if nulls else []
             duplicates = conn.execute(
-                f"SELECT CAST({pk} AS VARCHAR), count(*) FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE}"
+                f"SELECT CAST({pk} AS VARCHAR), count(*) FROM {table} WHERE {pk} IS NOT NULL "
+                f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE}"
             ).fetchall()
-            duplicate_keys = scalar(
-                conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
-            )
+            duplicate_keys = scalar(conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)")
         yield AssetCheckResult(
-            check_name="primary_key_not_null", asset_key=key, passed=nulls == 0,
+            check_name="primary_key_not_null",
+            asset_key=key,
+            passed=nulls == 0,
             description=None if nulls == 0 else f"{nulls} of {rows} rows of segments.{name} have a null {segment.primary_key}; e.g. {null_rows}",
             metadata={"null_keys": nulls},
         )
         named = ", ".join(f"{k} (x{n})" for k, n in duplicates)
         yield AssetCheckResult(
-            check_name="primary_key_unique", asset_key=key, passed=duplicate_keys == 0,
+            check_name="primary_key_unique",
+            asset_key=key,
+            passed=duplicate_keys == 0,
             description=None if duplicate_keys == 0 else f"{duplicate_keys} values of {segment.primary_key} appear more than once: {named}",
             metadata={"duplicate_keys": duplicate_keys, "sample": ", ".join(k for k, _ in duplicates)},
         )
@@ -66,7 +72,10 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
         previous = _previous_row_count(context, key)
         dropped = previous is not None and previous > 0 and rows < previous * (1 - MAX_ROW_COUNT_DROP)
         yield AssetCheckResult(
-            check_name="row_count_drop", asset_key=key, passed=not dropped, severity=AssetCheckSeverity.WARN,
+            check_name="row_count_drop",
+            asset_key=key,
+            passed=not dropped,
+            severity=AssetCheckSeverity.WARN,
             description=f"{previous} -> {rows} rows" if previous is not None else "no previous materialization",
             metadata={"rows": rows, "previous_rows": previous if previous is not None else -1},
         )

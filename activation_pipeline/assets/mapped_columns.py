@@ -34,12 +34,11 @@ def stored_segment_columns(database: Path) -> dict[str, tuple[str, list[str]]] |
         return None
     try:
         with read_warehouse(database, timeout=LOCK_WAIT_SECONDS) as conn:
-            comments = dict(conn.execute(
-                "SELECT table_name, coalesce(comment, '') FROM duckdb_tables() WHERE schema_name = 'segments'").fetchall())
+            comments = dict(conn.execute("SELECT table_name, coalesce(comment, '') FROM duckdb_tables() WHERE schema_name = 'segments'").fetchall())
             columns: dict[str, list[str]] = {}
             for table, column in conn.execute(
-                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'segments' "
-                "ORDER BY table_name, ordinal_position").fetchall():
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'segments' ORDER BY table_name, ordinal_position"
+            ).fetchall():
                 columns.setdefault(table, []).append(column)
     except (Timeout, duckdb.Error):  # a writer holds it (or it is not a DuckDB file): the run's own check still holds
         return None
@@ -62,6 +61,9 @@ def check_mapped_columns(config: ProjectConfig, database: Path) -> None:
         wanted += [("scope.column", activation.scope.column)] if activation.scope else []
         for field, column in wanted:
             if column not in columns:
-                raise ConfigError(config.path, f"activations.{name}", field,
-                                  f"column {column!r} is not in segments.{activation.segment} "
-                                  f"(columns in {database}: {', '.join(columns)})")
+                raise ConfigError(
+                    config.path,
+                    f"activations.{name}",
+                    field,
+                    f"column {column!r} is not in segments.{activation.segment} (columns in {database}: {', '.join(columns)})",
+                )

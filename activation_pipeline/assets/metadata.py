@@ -1,6 +1,5 @@
 """Metadata shared by the assets: row count, schema and a Markdown preview; code references to the config entry."""
 
-
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -36,9 +35,11 @@ def frame_metadata(frame: pl.DataFrame) -> dict[str, Any]:
 def markdown_table(frame: pl.DataFrame) -> str:
     if frame.is_empty():
         return "_no rows_"
+
     def cell(value: Any) -> str:
         text = "" if value is None else str(value)
         return text.replace("|", "\\|").replace("\n", " ")[:120]
+
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
@@ -47,10 +48,11 @@ def markdown_table(frame: pl.DataFrame) -> str:
 
 def column_lineage(deps: dict[str, list[tuple[AssetKey, str]]]) -> TableColumnLineage:
     """``dagster/column_lineage`` from {column: [(upstream asset, upstream column), ...]}."""
-    return TableColumnLineage(deps_by_column={
-        column: [TableColumnDep(asset_key=key, column_name=name) for key, name in upstream]
-        for column, upstream in deps.items() if upstream
-    })
+    return TableColumnLineage(
+        deps_by_column={
+            column: [TableColumnDep(asset_key=key, column_name=name) for key, name in upstream] for column, upstream in deps.items() if upstream
+        }
+    )
 
 
 def code_references(config: ProjectConfig, section: str, name: str) -> dict[str, CodeReferencesMetadataValue]:

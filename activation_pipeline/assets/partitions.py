@@ -31,9 +31,9 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, schema: str, table: str, 
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     conn.register("partition_frame", frame)
     try:
-        exists = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-        ).fetchall()[0][0]
+        exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()[
+            0
+        ][0]
         if not exists:
             conn.execute(f"CREATE TABLE {qualified} AS SELECT * FROM partition_frame")
             return

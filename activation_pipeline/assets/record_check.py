@@ -40,9 +40,11 @@ def record_check_spec(name: str, partitions_def: PartitionsDefinition | None) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PreviewWarning)
         return AssetCheckSpec(
-            CHECK_NAME, asset=AssetKey(["activations", name]), partitions_def=partitions_def,
+            CHECK_NAME,
+            asset=AssetKey(["activations", name]),
+            partitions_def=partitions_def,
             description="every record sent this run was confirmed by the platform (fails, as a warning, on rejected or "
-                        "unanswered records; invalid rows are counted in its metadata)",
+            "unanswered records; invalid rows are counted in its metadata)",
         )
 
 
@@ -54,15 +56,17 @@ def _counts(report: SyncReport) -> dict[str, int]:
     return {"sent": report.succeeded + report.failed, "failed": report.failed, "invalid": report.counts.invalid}
 
 
-def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped: bool,
-                        connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]) -> AssetCheckResult:
+def record_check_result(
+    name: str, reports: dict[str | None, SyncReport], scoped: bool, connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+) -> AssetCheckResult:
     """The check's result from the run's reports, by ledger partition key (a scope, a day or None), and the ledger's messages."""
     counts = {scope: _counts(report) for scope, report in reports.items()}
     failing = {scope: c for scope, c in counts.items() if c["failed"]}
     with connect() as conn:
         failed_reasons = {scope: top_reasons(conn, name, [reports[scope].run_id], FAILED, scope) for scope in failing}
-        invalid_reasons = {scope: top_reasons(conn, name, [r.run_id], ("invalid",), scope)
-                           for scope, r in reports.items() if counts[scope]["invalid"]}
+        invalid_reasons = {
+            scope: top_reasons(conn, name, [r.run_id], ("invalid",), scope) for scope, r in reports.items() if counts[scope]["invalid"]
+        }
     total = {k: sum(c[k] for c in counts.values()) for k in ("sent", "failed", "invalid")}
     metadata: dict[str, Any] = {"records_sent": total["sent"], "records_failed": total["failed"], "records_invalid": total["invalid"]}
     if failed_reasons:
@@ -87,14 +91,22 @@ def record_check_result(name: str, reports: dict[str | None, SyncReport], scoped
         rows = "1 invalid row was" if total["invalid"] == 1 else f"{total['invalid']} invalid rows were"
         description += f"; {rows} not sent (see top_invalid_reasons)"
     return AssetCheckResult(
-        check_name=CHECK_NAME, asset_key=AssetKey(["activations", name]), passed=not failing,
-        severity=AssetCheckSeverity.WARN, description=description, metadata=metadata,
+        check_name=CHECK_NAME,
+        asset_key=AssetKey(["activations", name]),
+        passed=not failing,
+        severity=AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
     )
 
 
 def _reasons_table(reasons: dict[str | None, list[Reason]]) -> str:
     def cell(text: str) -> str:
         return text[:200].replace("|", "/").replace("\n", " ")
-    rows = [f"| {scope or ''} | {r.status} | {r.records} | {cell(r.reason)} | {cell(r.example_key)}: {cell(r.example)} |"
-            for scope, found in reasons.items() for r in found]
+
+    rows = [
+        f"| {scope or ''} | {r.status} | {r.records} | {cell(r.reason)} | {cell(r.example_key)}: {cell(r.example)} |"
+        for scope, found in reasons.items()
+        for r in found
+    ]
     return "| scope | status | records | reason | e.g. |\n|---|---|---|---|---|\n" + "\n".join(rows)

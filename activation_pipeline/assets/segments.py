@@ -1,6 +1,5 @@
 """``segments/<name>``: the segment's SQL run in DuckDB, read into Polars, stored as ``segments.<name>``."""
 
-
 import duckdb
 from dagster import (
     AssetExecutionContext,
@@ -58,11 +57,16 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             try:
                 frame = conn.sql(query, params=params).pl()
             except duckdb.Error as exc:
-                hint = f" (a partitioned segment must output its day column {partition_column!r}: set segments.{name}.partition_column)" if partition_column else ""
+                hint = (
+                    f" (a partitioned segment must output its day column {partition_column!r}: set segments.{name}.partition_column)"
+                    if partition_column
+                    else ""
+                )
                 raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}{hint}") from None
             upstream = {
                 (schema, table): [row[0] for row in conn.execute(f"DESCRIBE {qualified_name(schema, table)}").fetchall()]
-                for schema in ("sources", "segments") for table in sorted(segment.referenced_tables(schema))
+                for schema in ("sources", "segments")
+                for table in sorted(segment.referenced_tables(schema))
             }
             if partition_column:
                 replace_partition(conn, "segments", name, frame, partition_column, day, f"segments.{name}")
@@ -74,16 +78,20 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
                 conn.unregister("segment_frame")
             # the SQL this table was built from: the definitions-time column check trusts only a current table
             conn.execute(f"COMMENT ON TABLE {qualified_name('segments', name)} IS {quote_literal(segment_table_comment(segment.sql_hash))}")
-        return MaterializeResult(metadata={
-            **frame_metadata(frame),
-            "primary_key": segment.primary_key,
-            "sql": MetadataValue.md(f"```sql\n{segment.sql.strip()}\n```"),
-            "sql_hash": segment.sql_hash,
-            # matched by column name: a column computed under a new name has no lineage entry
-            "dagster/column_lineage": column_lineage({
-                column: [(AssetKey([schema, table]), column) for (schema, table), columns in upstream.items() if column in columns]
-                for column in frame.columns
-            }),
-        })
+        return MaterializeResult(
+            metadata={
+                **frame_metadata(frame),
+                "primary_key": segment.primary_key,
+                "sql": MetadataValue.md(f"```sql\n{segment.sql.strip()}\n```"),
+                "sql_hash": segment.sql_hash,
+                # matched by column name: a column computed under a new name has no lineage entry
+                "dagster/column_lineage": column_lineage(
+                    {
+                        column: [(AssetKey([schema, table]), column) for (schema, table), columns in upstream.items() if column in columns]
+                        for column in frame.columns
+                    }
+                ),
+            }
+        )
 
     return _segment

@@ -37,12 +37,13 @@ CSV_READER = """SELECT * FROM read_csv($path, auto_detect = false, columns = $co
 class SourceFileError(ValueError):
     """A source file cannot be loaded; carries the source, file, line (or record/row) and column."""
 
-    def __init__(self, source: str, file: str, problem: str, *, line: int | None = None,
-                 column: str | None = None, row: int | None = None):
+    def __init__(self, source: str, file: str, problem: str, *, line: int | None = None, column: str | None = None, row: int | None = None):
         self.source, self.file, self.problem = source, file, problem
         self.line, self.column, self.row = line, column, row
-        place = [f"line {line}" if line is not None else f"row {row}" if row is not None else None,
-                 f"column {column}" if column is not None else None]
+        place = [
+            f"line {line}" if line is not None else f"row {row}" if row is not None else None,
+            f"column {column}" if column is not None else None,
+        ]
         where = ", ".join(p for p in place if p)
         super().__init__(f"sources.{source}: {file}: {where + ': ' if where else ''}{problem}")
 
@@ -113,8 +114,11 @@ def _read_header(name: str, label: str, path: Path, delimiter: str) -> list[str]
         other = next((d for d in DELIMITERS if d != delimiter and d in header[0]), None)
         if other is not None:
             raise SourceFileError(
-                name, label, f"the header is one column {header[0]!r}: the file looks {other!r}-separated; "
-                f"set delimiter: {other!r} on sources.{name}", line=1)
+                name,
+                label,
+                f"the header is one column {header[0]!r}: the file looks {other!r}-separated; set delimiter: {other!r} on sources.{name}",
+                line=1,
+            )
     seen: set[str] = set()
     for column in header:
         if not column.strip():
@@ -128,8 +132,11 @@ def _read_header(name: str, label: str, path: Path, delimiter: str) -> list[str]
 def _check_declared_columns(name: str, label: str, columns: list[str], source: SourceConfig) -> None:
     missing = [c for c in source.columns if c not in columns]
     if missing:
-        raise SourceFileError(name, label, f"column {missing[0]!r} is declared under sources.{name}.columns but the "
-                                           f"file has no such column; its columns: {', '.join(columns)}")
+        raise SourceFileError(
+            name,
+            label,
+            f"column {missing[0]!r} is declared under sources.{name}.columns but the file has no such column; its columns: {', '.join(columns)}",
+        )
 
 
 def _rejected(name: str, label: str, path: Path, header: list[str], delimiter: str, reject: tuple) -> SourceFileError:
@@ -139,8 +146,7 @@ def _rejected(name: str, label: str, path: Path, header: list[str], delimiter: s
     if kind in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
         fields = len(next(csv.reader(io.StringIO((text or "").strip("\r\n"), newline=""), delimiter=delimiter), []))
         verdict = "too few" if kind == "MISSING COLUMNS" else "too many"
-        return SourceFileError(name, label, f"{verdict} fields: {fields} where the header has {len(header)} "
-                                            f"({', '.join(header)})", line=line)
+        return SourceFileError(name, label, f"{verdict} fields: {fields} where the header has {len(header)} ({', '.join(header)})", line=line)
     if kind == "INVALID ENCODING":
         return SourceFileError(name, label, "not valid UTF-8; save the file as UTF-8", line=line, column=column)
     if kind == "UNQUOTED VALUE":

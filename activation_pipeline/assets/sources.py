@@ -1,6 +1,5 @@
 """``sources/<table>``: a CSV or Parquet file read with Polars into the warehouse table ``sources.<table>``."""
 
-
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -56,8 +55,10 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             if column not in frame.columns:
                 raise Failure(f"sources.{name}.partition_column: {column!r} is not a column of {path}")
             if not frame.schema[column].is_temporal():
-                raise Failure(f"sources.{name}.partition_column: {column!r} does not hold dates in every row of {path} "
-                              f"(read as {frame.schema[column]}); declare it under columns as date or timestamp to see the first bad value")
+                raise Failure(
+                    f"sources.{name}.partition_column: {column!r} does not hold dates in every row of {path} "
+                    f"(read as {frame.schema[column]}); declare it under columns as date or timestamp to see the first bad value"
+                )
             frame = frame.filter(pl.col(column).cast(pl.Date) == day)
             with context.resources.warehouse.get_connection() as conn:
                 replace_partition(conn, "sources", name, frame, column, day, f"sources.{name}")

@@ -52,11 +52,13 @@ from activation_pipeline.sync.state import (
 
 CHECK_NAME = "platform_matches"
 SAMPLE = 20
-MISMATCHES_SCHEMA = TableSchema(columns=[
-    TableColumn("key", "string", description="the segment's primary key"),
-    TableColumn("partition", "string", description="the record's day or scope, if any"),
-    TableColumn("difference", "string", description="each field that differs (value sent, value the platform holds), or the record's absence"),
-])
+MISMATCHES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("key", "string", description="the segment's primary key"),
+        TableColumn("partition", "string", description="the record's day or scope, if any"),
+        TableColumn("difference", "string", description="each field that differs (value sent, value the platform holds), or the record's absence"),
+    ]
+)
 
 
 def verifies(config: ProjectConfig, name: str) -> bool:
@@ -90,9 +92,11 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         resource = getattr(context.resources, resource_key)
         client = resource.client()
         results: list[tuple[str, str | None, Verification]] = []
+
         def read_back(partition: str | None, batch: pl.DataFrame) -> list[tuple[str, str | None, Verification]]:
-            records = [Record(key=k, identifier=i, fields=json.loads(p) if p else {})
-                       for k, i, p in batch.select("key", "identifier", "payload").iter_rows()]
+            records = [
+                Record(key=k, identifier=i, fields=json.loads(p) if p else {}) for k, i, p in batch.select("key", "identifier", "payload").iter_rows()
+            ]
             return [(r.key, partition, r) for r in client.verify(job.target.for_partition(partition), records)]
 
         try:  # the activation's `concurrency` requests in flight, as a sync has
@@ -100,8 +104,11 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
                 for found in pool.map(lambda b: read_back(*b), _batches(expected, job.max_items_per_request)):
                     results.extend(found)
         except CredentialsRefused as refused:
-            return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                    description=f"verification could not read the platform: {credentials_hint(job, resource, refused)}")
+            return AssetCheckResult(
+                passed=False,
+                severity=AssetCheckSeverity.WARN,
+                description=f"verification could not read the platform: {credentials_hint(job, resource, refused)}",
+            )
         except PlatformError as exc:
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description=f"verification could not read the platform: {exc}")
         finally:
@@ -109,11 +116,17 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
         mismatched = [(key, partition, r.message) for key, partition, r in results if r.verified and not r.matches]
         unread = [key for key, _, r in results if not r.verified]
         with warehouse.get_connection() as conn:
-            record_verification(conn, name, context.op_execution_context.run_id,
-                                [(key, partition, _status(r), r.message or None) for key, partition, r in results])
+            record_verification(
+                conn, name, context.op_execution_context.run_id, [(key, partition, _status(r), r.message or None) for key, partition, r in results]
+            )
         scope = "the listed keys" if keys else ("every record" if everything else "the records of the latest sync")
-        metadata: dict[str, Any] = {"verified": len(results) - len(unread), "mismatched": len(mismatched), "unread": len(unread), "scope": scope,
-                                    "ledger_query": MetadataValue.md(f"```sql\n{verification_query(context.op_execution_context.run_id, name)}\n```")}
+        metadata: dict[str, Any] = {
+            "verified": len(results) - len(unread),
+            "mismatched": len(mismatched),
+            "unread": len(unread),
+            "scope": scope,
+            "ledger_query": MetadataValue.md(f"```sql\n{verification_query(context.op_execution_context.run_id, name)}\n```"),
+        }
         if missing:
             metadata["keys_never_confirmed"] = ", ".join(missing[:SAMPLE])
         if mismatched:
@@ -122,11 +135,14 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
                 schema=MISMATCHES_SCHEMA,
             )
         passed = not mismatched and not missing and not unread
-        description = (f"{len(results)} records verified against the platform" if passed else
-                       f"{len(mismatched)} of {len(results)} records differ from what the platform confirmed"
-                       + (f"; {len(unread)} could not be read (the platform did not answer)" if unread else "")
-                       + (f"; {len(missing)} listed keys were never confirmed" if missing else "")
-                       + ("; the next sync resends the ones that differ" if mismatched else ""))
+        description = (
+            f"{len(results)} records verified against the platform"
+            if passed
+            else f"{len(mismatched)} of {len(results)} records differ from what the platform confirmed"
+            + (f"; {len(unread)} could not be read (the platform did not answer)" if unread else "")
+            + (f"; {len(missing)} listed keys were never confirmed" if missing else "")
+            + ("; the next sync resends the ones that differ" if mismatched else "")
+        )
         return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.WARN, description=description, metadata=metadata)
 
     return _verify

@@ -9,6 +9,4 @@ from activation_pipeline.platforms.http_destination import HTTP_SPEC
 from activation_pipeline.platforms.synerise import SYNERISE_SPEC
 from activation_pipeline.platforms.yotpo import YOTPO_SPEC
 
-PLATFORMS: dict[str, PlatformSpec] = {
-    spec.name: spec for spec in (BATCH_SPEC, YOTPO_SPEC, DOTDIGITAL_SPEC, CONNECTIF_SPEC, SYNERISE_SPEC, HTTP_SPEC)
-}
+PLATFORMS: dict[str, PlatformSpec] = {spec.name: spec for spec in (BATCH_SPEC, YOTPO_SPEC, DOTDIGITAL_SPEC, CONNECTIF_SPEC, SYNERISE_SPEC, HTTP_SPEC)}

@@ -68,7 +68,7 @@ class SyncTarget(Generic[T]):
             raise TargetError("object", f"{self.activation}: no target model for this platform")
         return self.model(self.object, self.options)
 
-    def for_partition(self, partition: str | None) -> "SyncTarget[T]":
+    def for_partition(self, partition: str | None) -> SyncTarget[T]:
         """This target for one partition: ``{scope}`` in the object names the scope's own platform object."""
         return replace(self, partition=partition, object=self.object.replace("{scope}", partition or ""))
 
@@ -188,6 +188,6 @@ E164_DIGITS = r"[1-9][0-9]{6,14}"  # E.164: at most 15 digits; the shortest numb
 MAX_EMAIL = 254  # the longest address a mail path carries (RFC 5321 §4.5.3.1.3, less the brackets)
 
 
-def email_problem(value: str) -> str | None:
+def email_address_problem(value: str) -> str | None:
     """Why ``value`` is not an email address the platforms accept (``EMAIL``, at most ``MAX_EMAIL`` characters), or None."""
     return None if len(value) <= MAX_EMAIL and EMAIL.fullmatch(value) else f"malformed email {value!r}"

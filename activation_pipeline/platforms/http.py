@@ -79,10 +79,18 @@ class PlatformSession:
         self.requests_sent = 0
         self.retries = 0
         retry = Retry(
-            total=max_retries, connect=max_retries, read=max_retries, status=max_retries, other=max_retries,
-            allowed_methods=None, status_forcelist=RETRY_STATUSES,
-            backoff_factor=backoff_factor, backoff_max=backoff_max, backoff_jitter=backoff_factor,
-            respect_retry_after_header=True, raise_on_status=False,
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=max_retries,
+            allowed_methods=None,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_factor,
+            respect_retry_after_header=True,
+            raise_on_status=False,
         )
         self._session = requests.Session()
         adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
@@ -113,8 +121,10 @@ class PlatformSession:
             self.requests_sent += 1 + retried
             self.retries += retried
         if response.status_code in RETRY_STATUSES:
-            raise NoAnswer(self.redact(f"{method} {path}: HTTP {response.status_code} after {retried} retries: ")
-                           + self.redact(response.text)[:300], status=response.status_code)
+            raise NoAnswer(
+                self.redact(f"{method} {path}: HTTP {response.status_code} after {retried} retries: ") + self.redact(response.text)[:300],
+                status=response.status_code,
+            )
         return response
 
     def fail(self, response: requests.Response, what: str) -> PlatformError:
@@ -171,8 +181,15 @@ def body_parts(body: Any) -> list[str]:
     return [part for part in parts if part]
 
 
-def error_text(response: requests.Response, scrub: Callable[[str], str] = lambda text: text, *, limit: int = 500,
-               status: bool = True, separator: str = "; ", read: Callable[[Any], list[str]] = body_parts) -> str:
+def error_text(
+    response: requests.Response,
+    scrub: Callable[[str], str] = lambda text: text,
+    *,
+    limit: int = 500,
+    status: bool = True,
+    separator: str = "; ",
+    read: Callable[[Any], list[str]] = body_parts,
+) -> str:
     """``HTTP <status>: <what the body says>``, scrubbed before it is cut (a key cut in half would no longer match).
 
     ``status=False`` leaves the status out when the body is a JSON error that speaks for itself
@@ -205,9 +222,15 @@ class TokenAuth:
     it (``refused`` statuses), fetched again once and the request replayed; refused again, the
     credentials are wrong. One login even when many threads see the refusal."""
 
-    def __init__(self, login: Callable[[], str], headers: Callable[[str], dict[str, str]], *,
-                 refused: tuple[int, ...] = (401,), platform: str = "the platform",
-                 describe: Callable[[requests.Response], str] = error_text):
+    def __init__(
+        self,
+        login: Callable[[], str],
+        headers: Callable[[str], dict[str, str]],
+        *,
+        refused: tuple[int, ...] = (401,),
+        platform: str = "the platform",
+        describe: Callable[[requests.Response], str] = error_text,
+    ):
         self._login, self._headers, self.refused = login, headers, refused
         self._platform, self._describe = platform, describe
         self._token: str | None = None
@@ -234,8 +257,9 @@ class TokenAuth:
             token = self.renew(token)
             response = send(method, path, headers={**extra, **self._headers(token)}, **kwargs)
             if response.status_code in self.refused:
-                raise CredentialsRefused(f"{method} {path}: {self._platform} refused a fresh access token: "
-                                         f"{self._describe(response)}", response.status_code)
+                raise CredentialsRefused(
+                    f"{method} {path}: {self._platform} refused a fresh access token: {self._describe(response)}", response.status_code
+                )
         return response
 
 
@@ -262,8 +286,16 @@ class Pacer:
       to ``requeue_rounds`` times; then its ``NoAnswer`` stands (the records are sent again next run).
     """
 
-    def __init__(self, requests_per_second: float = 0.0, *, adaptive: bool = False, max_interval: float = 2.0,
-                 headers: RateHeaders | None = None, requeue_rounds: int = 3, floor_per_second: float | None = None):
+    def __init__(
+        self,
+        requests_per_second: float = 0.0,
+        *,
+        adaptive: bool = False,
+        max_interval: float = 2.0,
+        headers: RateHeaders | None = None,
+        requeue_rounds: int = 3,
+        floor_per_second: float | None = None,
+    ):
         self._base = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
         self._floor = max(self._base, 1.0 / floor_per_second) if floor_per_second else self._base
         self._interval = self._base
@@ -358,6 +390,7 @@ def pages(fetch: Callable[[Cursor | None], tuple[list[Item], Cursor | None]], fi
 
 def offset_pages(fetch: Callable[[int], list[Item]], page_size: int) -> Iterator[Item]:
     """Every item of a listing paged by offset (``skip``): a short page is the last."""
+
     def page_at(skip: int | None) -> tuple[list[Item], int | None]:
         page = fetch(skip or 0)
         return page, ((skip or 0) + page_size if len(page) >= page_size else None)

@@ -23,8 +23,11 @@ SECRET_SUFFIX = "_env"
 def secret_env(default_env: str, *, sandbox: str, description: str = "") -> Any:
     """A secret of the platform, as the name of the environment variable holding it (``<secret>_env``);
     ``sandbox`` is the demo credential used when the base URL is the loopback sandbox."""
-    return Field(default=default_env, description=description or f"environment variable holding the secret (default ${default_env})",
-                 json_schema_extra={"secret": True, "sandbox": sandbox})
+    return Field(
+        default=default_env,
+        description=description or f"environment variable holding the secret (default ${default_env})",
+        json_schema_extra={"secret": True, "sandbox": sandbox},
+    )
 
 
 class _Fields(dict):
@@ -55,8 +58,11 @@ class PlatformResource(ConfigurableResource):
     @classmethod
     def secret_fields(cls) -> dict[str, Any]:
         """Secret name -> its field (``rest_api_key`` -> ``rest_api_key_env``)."""
-        return {name[: -len(SECRET_SUFFIX)]: info for name, info in cls.model_fields.items()
-                if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")}
+        return {
+            name[: -len(SECRET_SUFFIX)]: info
+            for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+        }
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
@@ -65,7 +71,7 @@ class PlatformResource(ConfigurableResource):
         return tuple(name for name in cls.model_fields if name != "base_url" and name not in secrets)
 
     @classmethod
-    def from_destination(cls, destination: Any) -> "PlatformResource":
+    def from_destination(cls, destination: Any) -> PlatformResource:
         """The resource for a ``destinations:`` entry: base URL, secret variable names and settings."""
         envs = {f"{secret}{SECRET_SUFFIX}": variable for secret, variable in destination.secrets.items()}
         return cls(base_url=destination.base_url, **envs, **destination.settings)
@@ -82,8 +88,9 @@ class PlatformResource(ConfigurableResource):
 
     def session(self, base_url: str, headers: dict[str, str], secrets: tuple[str, ...]) -> PlatformSession:
         """The retrying session for this account, scrubbing ``secrets`` from every message."""
-        return PlatformSession(base_url, headers, secrets=secrets, max_retries=self.max_retries,
-                               backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds)
+        return PlatformSession(
+            base_url, headers, secrets=secrets, max_retries=self.max_retries, backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds
+        )
 
 
 SANDBOX_HOST = "127.0.0.1"

@@ -19,21 +19,27 @@ from .server import DEFAULT_STATE_PATH, SandboxServer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation_pipeline.sandbox",
-                                     description="Local emulator of the marketing platforms' APIs.")
+    parser = argparse.ArgumentParser(prog="python -m activation_pipeline.sandbox", description="Local emulator of the marketing platforms' APIs.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8765")))
-    parser.add_argument("--state", default=os.environ.get("SANDBOX_STATE", DEFAULT_STATE_PATH),
-                        help="SQLite state file (created with its parent directories)")
+    parser.add_argument(
+        "--state", default=os.environ.get("SANDBOX_STATE", DEFAULT_STATE_PATH), help="SQLite state file (created with its parent directories)"
+    )
     parser.add_argument("--no-rate-limit", action="store_true", help="disable rate limiting")
     parser.add_argument("--requests-per-second", type=float, default=None)
     parser.add_argument("--items-per-second", type=float, default=None)
     parser.add_argument("--verbose", action="store_true", help="log one line per request")
     args = parser.parse_args(argv)
 
-    server = SandboxServer(args.host, args.port, args.state, rate_limit=not args.no_rate_limit,
-                           requests_per_second=args.requests_per_second,
-                           items_per_second=args.items_per_second, verbose=args.verbose)
+    server = SandboxServer(
+        args.host,
+        args.port,
+        args.state,
+        rate_limit=not args.no_rate_limit,
+        requests_per_second=args.requests_per_second,
+        items_per_second=args.items_per_second,
+        verbose=args.verbose,
+    )
 
     def _terminate(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -62,7 +62,8 @@ import os
 import re
 import secrets
 import sqlite3
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .batch_validation import NAME_RE, ApiError, catalog_fields, catalog_name, check_field_count, edit_items, invalid
 from .emulator_kit import Clock, Emulator, authorization, compact_json, json_body, retry_after_headers, same_secret
@@ -140,8 +141,9 @@ class BatchPlatform(Emulator):
         return body
 
     def _catalog_row(self, db: sqlite3.Connection, project: str, name: str) -> tuple[Any, ...]:
-        row = db.execute("SELECT fields_json, created, updated, items, size FROM batch_catalogs "
-                         "WHERE project=? AND name=?", (project, name)).fetchone()
+        row = db.execute(
+            "SELECT fields_json, created, updated, items, size FROM batch_catalogs WHERE project=? AND name=?", (project, name)
+        ).fetchone()
         if row is None:
             raise ApiError(404, "CATALOG_NOT_FOUND", f'Catalog "{name}" does not exist')
         return row
@@ -149,8 +151,7 @@ class BatchPlatform(Emulator):
     @staticmethod
     def _describe(name: str, row: tuple[Any, ...]) -> dict[str, Any]:
         """Public shape of a catalog from ``(fields_json, created, updated, items, size)``."""
-        return {"name": name, "fields": json.loads(row[0]), "items": row[3], "size": row[4],
-                "created": row[1], "updated": row[2]}
+        return {"name": name, "fields": json.loads(row[0]), "items": row[3], "size": row[4], "created": row[1], "updated": row[2]}
 
     # ----------------------------------------------------------------- catalogs
 
@@ -160,16 +161,16 @@ class BatchPlatform(Emulator):
         fields = {n: str(t) for _, n, t in catalog_fields(body.get("fields"), update=False)}
         check_field_count(len(fields))
         with self.store.transaction() as db:
-            if db.execute("SELECT 1 FROM batch_catalogs WHERE project=? AND name=?",
-                          (self.project_key, name)).fetchone():
+            if db.execute("SELECT 1 FROM batch_catalogs WHERE project=? AND name=?", (self.project_key, name)).fetchone():
                 raise ApiError(400, "CATALOG_ALREADY_EXISTS", f'Catalog "{name}" already exists')
-            (count,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?",
-                                  (self.project_key,)).fetchone()
+            (count,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?", (self.project_key,)).fetchone()
             if count >= MAX_CATALOGS:
                 raise invalid(f"A project can have at most {MAX_CATALOGS} catalogs")
             now = self.clock.iso()
-            db.execute("INSERT INTO batch_catalogs VALUES (?,?,?,?,?,0,0)", (
-                self.project_key, name, compact_json([{"name": n, "type": t} for n, t in fields.items()]), now, now))
+            db.execute(
+                "INSERT INTO batch_catalogs VALUES (?,?,?,?,?,0,0)",
+                (self.project_key, name, compact_json([{"name": n, "type": t} for n, t in fields.items()]), now, now),
+            )
         return Response(201, {})
 
     def _update(self, req: Request, ctx: HandlerContext) -> Response:
@@ -187,8 +188,10 @@ class BatchPlatform(Emulator):
                 else:
                     fields[field_name] = str(field_type)
             check_field_count(len(fields))
-            db.execute("UPDATE batch_catalogs SET fields_json=?, updated=? WHERE project=? AND name=?", (
-                compact_json([{"name": n, "type": t} for n, t in fields.items()]), self.clock.iso(), self.project_key, name))
+            db.execute(
+                "UPDATE batch_catalogs SET fields_json=?, updated=? WHERE project=? AND name=?",
+                (compact_json([{"name": n, "type": t} for n, t in fields.items()]), self.clock.iso(), self.project_key, name),
+            )
         return Response(202, {})
 
     def _view(self, req: Request, ctx: HandlerContext) -> Response:
@@ -199,8 +202,9 @@ class BatchPlatform(Emulator):
         with self.store.transaction() as db:
             out = self._describe(name, self._catalog_row(db, self.project_key, name))
             if token is not None:
-                row = db.execute("SELECT polls FROM batch_indexing WHERE token=? AND project=? AND catalog=?",
-                                 (token, self.project_key, name)).fetchone()
+                row = db.execute(
+                    "SELECT polls FROM batch_indexing WHERE token=? AND project=? AND catalog=?", (token, self.project_key, name)
+                ).fetchone()
                 if row is None:
                     raise invalid(f'Unknown indexing_token for catalog "{name}"')
                 db.execute("UPDATE batch_indexing SET polls = polls + 1 WHERE token=?", (token,))
@@ -221,12 +225,12 @@ class BatchPlatform(Emulator):
             if not NAME_RE.fullmatch(after):
                 raise invalid('"from" is not a valid cursor')
         with self.store.transaction() as db:
-            rows = db.execute("SELECT name, fields_json, created, updated, items, size FROM batch_catalogs "
-                              "WHERE project=? AND name>? ORDER BY name LIMIT ?",
-                              (self.project_key, after, limit + 1)).fetchall()
+            rows = db.execute(
+                "SELECT name, fields_json, created, updated, items, size FROM batch_catalogs WHERE project=? AND name>? ORDER BY name LIMIT ?",
+                (self.project_key, after, limit + 1),
+            ).fetchall()
             page = [self._describe(r[0], r[1:]) for r in rows[:limit]]
-            (total,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?",
-                                  (self.project_key,)).fetchone()
+            (total,) = db.execute("SELECT COUNT(*) FROM batch_catalogs WHERE project=?", (self.project_key,)).fetchone()
         out: dict[str, Any] = {"catalogs": page}
         if cursor is None:
             out["count"] = total
@@ -239,8 +243,7 @@ class BatchPlatform(Emulator):
         name = catalog_name(self._body(req).get("name"))
         with self.store.transaction() as db:
             self._catalog_row(db, self.project_key, name)
-            for table, column in (("batch_items", "catalog"), ("batch_indexing", "catalog"),
-                                  ("batch_catalogs", "name")):
+            for table, column in (("batch_items", "catalog"), ("batch_indexing", "catalog"), ("batch_catalogs", "name")):
                 db.execute(f"DELETE FROM {table} WHERE project=? AND {column}=?", (self.project_key, name))
         return Response(202, {})
 
@@ -280,8 +283,10 @@ class BatchPlatform(Emulator):
         """
         project = self.project_key
         ids = list(dict.fromkeys(item_id for item_id, _, _ in ops))
-        rows = db.execute(f"SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? "
-                          f"AND id IN ({','.join('?' * len(ids))})", (project, catalog, *ids)).fetchall()
+        rows = db.execute(
+            f"SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? AND id IN ({','.join('?' * len(ids))})",
+            (project, catalog, *ids),
+        ).fetchall()
         stored: dict[str, str] = dict(rows)
         final: dict[str, dict[str, Any] | None] = {}
         ignored: list[str] = []
@@ -318,8 +323,10 @@ class BatchPlatform(Emulator):
             upserts.append((project, catalog, item_id, encoded, now))
         db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?,?,?,?,?)", upserts)
         db.executemany("DELETE FROM batch_items WHERE project=? AND catalog=? AND id=?", deletes)
-        db.execute("UPDATE batch_catalogs SET items = items + ?, size = size + ?, updated = ? "
-                   "WHERE project=? AND name=?", (delta_items, delta_size, now, project, catalog))
+        db.execute(
+            "UPDATE batch_catalogs SET items = items + ?, size = size + ?, updated = ? WHERE project=? AND name=?",
+            (delta_items, delta_size, now, project, catalog),
+        )
         return ignored
 
     # ----------------------------------------------------------------- admin (no auth)
@@ -327,10 +334,8 @@ class BatchPlatform(Emulator):
     def admin(self, req: Request, segs: list[str]) -> Response:
         if req.method == "GET" and segs == ["catalogs"]:
             with self.store.transaction() as db:
-                rows = db.execute("SELECT project, name, fields_json, items FROM batch_catalogs "
-                                  "ORDER BY project, name").fetchall()
-            return Response(200, {"catalogs": [{"project": p, "name": n, "fields": json.loads(f), "items": c}
-                                               for p, n, f, c in rows]})
+                rows = db.execute("SELECT project, name, fields_json, items FROM batch_catalogs ORDER BY project, name").fetchall()
+            return Response(200, {"catalogs": [{"project": p, "name": n, "fields": json.loads(f), "items": c} for p, n, f, c in rows]})
         if req.method == "GET" and len(segs) == 3 and segs[0] == "catalogs" and segs[2] == "items":
             project = req.query.get("project", self.project_key)
             with self.store.transaction() as db:
@@ -338,8 +343,9 @@ class BatchPlatform(Emulator):
                     self._catalog_row(db, project, segs[1])
                 except ApiError as exc:
                     return error_response(exc.status, exc.code, exc.message)
-                rows = db.execute("SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? "
-                                  "ORDER BY id", (project, segs[1])).fetchall()
+                rows = db.execute(
+                    "SELECT id, attributes_json FROM batch_items WHERE project=? AND catalog=? ORDER BY id", (project, segs[1])
+                ).fetchall()
             return Response(200, {"items": {item_id: json.loads(attrs) for item_id, attrs in rows}})
         return error_response(404, "NOT_FOUND", f"No batch admin route for {req.method} {req.path}")
 

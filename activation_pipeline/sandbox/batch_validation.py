@@ -152,8 +152,7 @@ def _validate_item(index: int, raw: Any) -> tuple[str, str, dict[str, Any] | Non
     for key, value in attributes.items():
         match = _KEY_RE.fullmatch(key)
         if not match:
-            raise invalid(f"{where}: attribute key {_quoted(key)} is invalid (expected ^[a-z0-9_]+$, "
-                          "url(name) or date(name))")
+            raise invalid(f"{where}: attribute key {_quoted(key)} is invalid (expected ^[a-z0-9_]+$, url(name) or date(name))")
         if value is None:
             continue
         if match.group(2) and not _is_url(value):
@@ -172,6 +171,5 @@ def edit_items(items: Any) -> list[tuple[str, str, dict[str, Any] | None]]:
         raise invalid('"items" must be an array')
     count = len(items)
     if not 1 <= count <= MAX_ITEMS_PER_REQUEST:
-        raise invalid(f'"items" must contain between 1 and {MAX_ITEMS_PER_REQUEST} items per request, '
-                      f"got {count}")
+        raise invalid(f'"items" must contain between 1 and {MAX_ITEMS_PER_REQUEST} items per request, got {count}')
     return [_validate_item(index, raw) for index, raw in enumerate(items)]

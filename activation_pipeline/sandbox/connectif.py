@@ -61,10 +61,8 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from .connectif_validation import (PRODUCT_FIELDS, ConnectifError, ConnectifSettings, domain_problem,
-                                   product_id_problem, product_payload)
-from .emulator_kit import (Clock, Emulator, authorization, compact_json, json_body, optional_json, retry_after_headers,
-                           same_secret, settings_from_env)
+from .connectif_validation import PRODUCT_FIELDS, ConnectifError, ConnectifSettings, domain_problem, product_id_problem, product_payload
+from .emulator_kit import Clock, Emulator, authorization, compact_json, json_body, optional_json, retry_after_headers, same_secret, settings_from_env
 from .platform_interface import HandlerContext, Request, Response
 from .store import Store
 
@@ -142,8 +140,7 @@ class ConnectifPlatform(Emulator):
         detail = "Requests rate limit reached" if status == 429 else f"Injected HTTP {status}"
         headers = retry_after_headers(retry_after)
         if status == 429:
-            headers.update({"X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset": str(math.ceil(self.clock.time() + max(1, retry_after or 1)))})
+            headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(math.ceil(self.clock.time() + max(1, retry_after or 1)))})
         return _error(ConnectifError(status, detail), headers)
 
     def reset(self) -> None:
@@ -156,8 +153,11 @@ class ConnectifPlatform(Emulator):
         if left is None:
             return {}
         reset = self.clock.time() + (0 if left > 0 else 1.0 / limiter.requests_per_second)
-        return {"X-RateLimit-Limit": str(math.ceil(limiter.requests_per_second)),
-                "X-RateLimit-Remaining": str(left), "X-RateLimit-Reset": str(math.ceil(reset))}
+        return {
+            "X-RateLimit-Limit": str(math.ceil(limiter.requests_per_second)),
+            "X-RateLimit-Remaining": str(left),
+            "X-RateLimit-Reset": str(math.ceil(reset)),
+        }
 
     @staticmethod
     def _key_id(req: Request) -> str | None:
@@ -178,8 +178,11 @@ class ConnectifPlatform(Emulator):
 
     @staticmethod
     def _json_body(req: Request) -> Any:
-        return json_body(req, lambda why: ConnectifError(400, f"Request body is not valid JSON: {why}"),
-                         lambda: ConnectifError(415, "Content-Type must be application/json"))
+        return json_body(
+            req,
+            lambda why: ConnectifError(400, f"Request body is not valid JSON: {why}"),
+            lambda: ConnectifError(415, "Content-Type must be application/json"),
+        )
 
     # ----------------------------------------------------------------- endpoints
 
@@ -192,8 +195,12 @@ class ConnectifPlatform(Emulator):
             fields = product_payload(body, creating=row is None, settings=self.settings)
             bad_url = domain_problem(fields, self.settings)
             if bad_url is not None:
-                raise ConnectifError(400, f"Product {product_id} had URL from non authorized domain.", code="E0103",
-                                     extra={"productsId": [product_id], "allowedDomains": self.settings.allowed_domains})
+                raise ConnectifError(
+                    400,
+                    f"Product {product_id} had URL from non authorized domain.",
+                    code="E0103",
+                    extra={"productsId": [product_id], "allowedDomains": self.settings.allowed_domains},
+                )
             product = self._upsert(db, account, product_id, fields, row)
         ctx.items_applied = 1
         status = self.settings.create_status if row is None else self.settings.update_status
@@ -208,8 +215,7 @@ class ConnectifPlatform(Emulator):
 
     def _get_by_connectif_id(self, account: str, connectif_id: str) -> Response:
         with self.store.transaction() as db:
-            row = db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? AND id=?",
-                             (account, connectif_id)).fetchone()
+            row = db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? AND id=?", (account, connectif_id)).fetchone()
         if row is None:
             raise ConnectifError(404, f"Product {connectif_id} not found")
         return Response(200, _describe(row))
@@ -218,8 +224,7 @@ class ConnectifPlatform(Emulator):
         ctx.items_received = 1
         self._refuse_if_faulted(ctx, product_id)
         with self.store.transaction() as db:
-            gone = db.execute("DELETE FROM connectif_products WHERE account=? AND product_id=?",
-                              (account, product_id)).rowcount
+            gone = db.execute("DELETE FROM connectif_products WHERE account=? AND product_id=?", (account, product_id)).rowcount
         if not gone:
             raise ConnectifError(404, f"Product with store identifier {product_id} not found")
         ctx.items_applied = 1
@@ -229,29 +234,28 @@ class ConnectifPlatform(Emulator):
     def _refuse_if_faulted(ctx: HandlerContext, product_id: str) -> None:
         kind = ctx.rejection(product_id)
         if kind:
-            raise ConnectifError(400, f"Product {product_id} rejected by the platform (sandbox fault {kind})",
-                                 code="E0101", extra={"productsId": [product_id]})
+            raise ConnectifError(
+                400, f"Product {product_id} rejected by the platform (sandbox fault {kind})", code="E0101", extra={"productsId": [product_id]}
+            )
 
     # ----------------------------------------------------------------- storage
 
     @staticmethod
     def _row(db: sqlite3.Connection, account: str, product_id: str) -> tuple[Any, ...] | None:
-        return db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? AND product_id=?",
-                          (account, product_id)).fetchone()
+        return db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? AND product_id=?", (account, product_id)).fetchone()
 
-    def _upsert(self, db: sqlite3.Connection, account: str, product_id: str, fields: dict[str, Any],
-                row: tuple[Any, ...] | None) -> dict[str, Any]:
+    def _upsert(self, db: sqlite3.Connection, account: str, product_id: str, fields: dict[str, Any], row: tuple[Any, ...] | None) -> dict[str, Any]:
         data = json.loads(row[2]) if row else {}
         data.update(fields)
         now, encoded = self.clock.iso(), compact_json(data)
         if row is None:
             connectif_id = secrets.token_hex(12)
-            db.execute("INSERT INTO connectif_products VALUES (?,?,?,?,?,?)",
-                       (account, product_id, connectif_id, encoded, now, now))
+            db.execute("INSERT INTO connectif_products VALUES (?,?,?,?,?,?)", (account, product_id, connectif_id, encoded, now, now))
             row = (product_id, connectif_id, encoded, now, now)
         else:
-            db.execute("UPDATE connectif_products SET data_json=?, updated_at=? WHERE account=? AND product_id=?",
-                       (encoded, now, account, product_id))
+            db.execute(
+                "UPDATE connectif_products SET data_json=?, updated_at=? WHERE account=? AND product_id=?", (encoded, now, account, product_id)
+            )
             row = (product_id, row[1], encoded, row[3], now)
         return _describe(row)
 
@@ -317,6 +321,5 @@ class ConnectifPlatform(Emulator):
 
     def _all_products(self, account: str) -> dict[str, Any]:
         with self.store.transaction() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? ORDER BY product_id",
-                              (account,)).fetchall()
+            rows = db.execute(f"SELECT {_COLUMNS} FROM connectif_products WHERE account=? ORDER BY product_id", (account,)).fetchall()
         return {"products": {row[0]: _describe(row) for row in rows}}

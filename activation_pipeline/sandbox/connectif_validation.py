@@ -17,27 +17,44 @@ from urllib.parse import urlparse
 
 STRING_FIELDS = ("name", "description", "brand", "customField1", "customField2", "customField3")
 URL_FIELDS = ("productDetailUrl", "imageUrl", "thumbnailUrl")
-NUMBER_FIELDS = ("unitPrice", "unitPriceOriginal", "unitPriceWithoutVAT", "discountedAmount",
-                 "discountedPercentage", "rating")
+NUMBER_FIELDS = ("unitPrice", "unitPriceOriginal", "unitPriceWithoutVAT", "discountedAmount", "discountedPercentage", "rating")
 INTEGER_FIELDS = ("inStockUnits", "ratingCount", "reviewCount", "priority")
 LIST_FIELDS = ("categories", "tags", "relatedExternalProductIds")
-PRODUCT_FIELDS = (*STRING_FIELDS, *URL_FIELDS, *NUMBER_FIELDS, *INTEGER_FIELDS, *LIST_FIELDS,
-                  "availability", "isBlacklisted", "publishedAt")
+PRODUCT_FIELDS = (*STRING_FIELDS, *URL_FIELDS, *NUMBER_FIELDS, *INTEGER_FIELDS, *LIST_FIELDS, "availability", "isBlacklisted", "publishedAt")
 REQUIRED_ON_CREATE = ("name", "productDetailUrl", "unitPrice")
 WRITE_AVAILABILITY = ("instock", "outofstock")
 MAX_ID_CHARS = 255
 MAX_STRING_CHARS = 10_000
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
-           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-           504: "Gateway Timeout"}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class ConnectifError(Exception):
     """Raised by handlers; turned into a problem-JSON response by :mod:`.connectif`."""
 
-    def __init__(self, status: int, detail: str, *, code: str | None = None,
-                 validation_errors: list[dict[str, str]] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        validation_errors: list[dict[str, str]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.code = status, detail, code
         self.validation_errors = validation_errors or []
@@ -64,8 +81,7 @@ class ConnectifSettings:
     scopes: list[str] = field(default_factory=lambda: ["products:read", "products:write"])
     allowed_domains: list[str] = field(default_factory=list)  # empty: any host (E0103 otherwise)
 
-    _KINDS = {"accept_discontinued": bool, "allow_delete": bool, "create_status": int, "update_status": int,
-              "scopes": list, "allowed_domains": list}
+    _KINDS = {"accept_discontinued": bool, "allow_delete": bool, "create_status": int, "update_status": int, "scopes": list, "allowed_domains": list}
 
     def update(self, spec: Any) -> None:
         if not isinstance(spec, dict):

@@ -62,10 +62,19 @@ from dataclasses import asdict
 from typing import Any
 
 from .dotdigital_imports import IMPORT_SCHEMA, ImportJobs, InsightData
-from .dotdigital_validation import (DotdigitalError, DotdigitalSettings, address_book, contact_ids, contact_import,
-                                    data_field, data_field_failure, identifier_failure, v2_error, v3_error)
-from .emulator_kit import (Clock, Emulator, basic_credentials, optional_json, retry_after_headers, same_secret,
-                           settings_from_env)
+from .dotdigital_validation import (
+    DotdigitalError,
+    DotdigitalSettings,
+    address_book,
+    contact_ids,
+    contact_import,
+    data_field,
+    data_field_failure,
+    identifier_failure,
+    v2_error,
+    v3_error,
+)
+from .emulator_kit import Clock, Emulator, basic_credentials, optional_json, retry_after_headers, same_secret, settings_from_env
 from .platform_interface import HandlerContext, Request, Response, parse_json
 from .store import Store
 
@@ -73,14 +82,12 @@ DEFAULT_USER, DEFAULT_PASSWORD = "apiuser-sandbox@apiconnector.com", "sandbox-do
 STANDARD_FIELDS = ("FIRSTNAME", "LASTNAME", "FULLNAME", "GENDER", "POSTCODE")
 DENIED = "Authorization has been denied for this request."
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS dd_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE COLLATE NOCASE, "
-    "visibility TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS dd_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE COLLATE NOCASE, visibility TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS dd_data_fields (name TEXT PRIMARY KEY COLLATE NOCASE, type TEXT NOT NULL, "
     "visibility TEXT NOT NULL, default_json TEXT)",
     "CREATE TABLE IF NOT EXISTS dd_contacts (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT UNIQUE COLLATE NOCASE, "
     "mobile TEXT UNIQUE, data_json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS dd_members (list_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, "
-    "PRIMARY KEY (list_id, contact_id))",
+    "CREATE TABLE IF NOT EXISTS dd_members (list_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, PRIMARY KEY (list_id, contact_id))",
 )
 
 
@@ -169,10 +176,8 @@ class DotdigitalPlatform(Emulator):
         headers = retry_after_headers(retry_after)
         if status == 429:
             reset = str(max(1, retry_after or 1))
-            headers.update({"Retry-After": reset, "x-ratelimit-reset": reset, "x-ratelimit-scope": "account",
-                            "x-ratelimit-limit": "tiered"})
-            return _error(v3_error(429, "contacts", "tooManyRequests", "Too many requests: the call rate limit was exceeded"),
-                          headers)
+            headers.update({"Retry-After": reset, "x-ratelimit-reset": reset, "x-ratelimit-scope": "account", "x-ratelimit-limit": "tiered"})
+            return _error(v3_error(429, "contacts", "tooManyRequests", "Too many requests: the call rate limit was exceeded"), headers)
         return _error(v3_error(status, "contacts", "serverError", f"Injected HTTP {status}"), headers)
 
     def reset(self) -> None:
@@ -200,8 +205,10 @@ class DotdigitalPlatform(Emulator):
         if not 1 <= select <= 1000 or skip < 0:
             raise v2_error(400, "ERROR_PARAMETER_INVALID", "select must be 1 to 1000 and skip at least 0.")
         with self.store.transaction() as db:
-            rows = db.execute("SELECT id, name, visibility, (SELECT count(*) FROM dd_members WHERE list_id = id) FROM dd_lists "
-                              "ORDER BY id LIMIT ? OFFSET ?", (select, skip)).fetchall()
+            rows = db.execute(
+                "SELECT id, name, visibility, (SELECT count(*) FROM dd_members WHERE list_id = id) FROM dd_lists ORDER BY id LIMIT ? OFFSET ?",
+                (select, skip),
+            ).fetchall()
         return Response(200, [{"id": r[0], "name": r[1], "visibility": r[2], "contacts": r[3]} for r in rows])
 
     def _create_book(self, req: Request) -> Response:
@@ -215,8 +222,10 @@ class DotdigitalPlatform(Emulator):
 
     def _book(self, raw_id: str) -> dict[str, Any]:
         with self.store.transaction() as db:
-            row = db.execute("SELECT id, name, visibility, (SELECT count(*) FROM dd_members WHERE list_id = id) FROM dd_lists "
-                             "WHERE id = ?", (int(raw_id) if raw_id.isdigit() else -1,)).fetchone()
+            row = db.execute(
+                "SELECT id, name, visibility, (SELECT count(*) FROM dd_members WHERE list_id = id) FROM dd_lists WHERE id = ?",
+                (int(raw_id) if raw_id.isdigit() else -1,),
+            ).fetchone()
         if row is None:
             raise v2_error(404, "ERROR_ADDRESSBOOK_NOT_FOUND", "Error:")
         return {"id": row[0], "name": row[1], "visibility": row[2], "contacts": row[3]}
@@ -224,10 +233,12 @@ class DotdigitalPlatform(Emulator):
     def _book_contacts(self, list_id: int, req: Request) -> Response:
         select, skip = int(req.query.get("select", 1000)), int(req.query.get("skip", 0))
         with self.store.transaction() as db:
-            rows = db.execute("SELECT c.id, c.email, c.data_json FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id "
-                              "WHERE m.list_id = ? ORDER BY c.id LIMIT ? OFFSET ?", (list_id, min(select, 1000), skip)).fetchall()
-        return Response(200, [{"id": r[0], "email": r[1], "dataFields": [{"key": k, "value": v} for k, v in json.loads(r[2]).items()]}
-                              for r in rows])
+            rows = db.execute(
+                "SELECT c.id, c.email, c.data_json FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id "
+                "WHERE m.list_id = ? ORDER BY c.id LIMIT ? OFFSET ?",
+                (list_id, min(select, 1000), skip),
+            ).fetchall()
+        return Response(200, [{"id": r[0], "email": r[1], "dataFields": [{"key": k, "value": v} for k, v in json.loads(r[2]).items()]} for r in rows])
 
     def _remove_members(self, list_id: int, ids: list[int]) -> Response:
         with self.store.transaction() as db:
@@ -237,15 +248,16 @@ class DotdigitalPlatform(Emulator):
     def _data_fields(self) -> Response:
         with self.store.transaction() as db:
             rows = db.execute("SELECT name, type, visibility, default_json FROM dd_data_fields ORDER BY name").fetchall()
-        return Response(200, [{"name": r[0], "type": r[1], "visibility": r[2], "defaultValue": json.loads(r[3] or "null")}
-                              for r in rows])
+        return Response(200, [{"name": r[0], "type": r[1], "visibility": r[2], "defaultValue": json.loads(r[3] or "null")} for r in rows])
 
     def _create_data_field(self, req: Request) -> Response:
         field = data_field(parse_json(req.body))
         with self.store.transaction() as db:
             try:
-                db.execute("INSERT INTO dd_data_fields VALUES (?, ?, ?, ?)",
-                           (field["name"], field["type"], field["visibility"], json.dumps(field["defaultValue"])))
+                db.execute(
+                    "INSERT INTO dd_data_fields VALUES (?, ?, ?, ?)",
+                    (field["name"], field["type"], field["visibility"], json.dumps(field["defaultValue"])),
+                )
             except sqlite3.IntegrityError:
                 raise v2_error(400, "ERROR_NON_UNIQUE_DATAFIELD", "Field already exists.") from None
         return Response(201, field)
@@ -267,8 +279,11 @@ class DotdigitalPlatform(Emulator):
             for contact in contacts:
                 kind, identifiers = contact["matchIdentifier"], contact["identifiers"]
                 value = identifiers.get(kind)
-                failure = identifier_failure(kind, value) if kind in ("email", "mobileNumber") else {
-                    "failureCode": "invalidIdentifier", "description": f"'{kind}' is not an identifier of this account"}
+                failure = (
+                    identifier_failure(kind, value)
+                    if kind in ("email", "mobileNumber")
+                    else {"failureCode": "invalidIdentifier", "description": f"'{kind}' is not an identifier of this account"}
+                )
                 if failure is None and str(value).lower() in seen:
                     failure = {"failureCode": "duplicateIdentifier", "description": f"Duplicate identifier detected for {kind} '{value}'"}
                 kind_of = ctx.rejection(value) if failure is None else None
@@ -283,9 +298,13 @@ class DotdigitalPlatform(Emulator):
                 db.executemany("INSERT OR IGNORE INTO dd_members VALUES (?, ?)", [(i, contact_id) for i in contact.get("lists", [])])
                 report["created" if created else "updated"].append({"contactId": contact_id, "identifiers": identifiers})
             ctx.items_applied = len(report["created"]) + len(report["updated"])
-            report["summary"] = {"newContacts": len(report["created"]), "updatedContacts": len(report["updated"]),
-                                 "globallySuppressed": 0, "invalidEntries": len(report["failures"]), "duplicateIdentifiers":
-                                 sum(1 for f in report["failures"] if f["failures"][0]["failureCode"] == "duplicateIdentifier")}
+            report["summary"] = {
+                "newContacts": len(report["created"]),
+                "updatedContacts": len(report["updated"]),
+                "globallySuppressed": 0,
+                "invalidEntries": len(report["failures"]),
+                "duplicateIdentifiers": sum(1 for f in report["failures"] if f["failures"][0]["failureCode"] == "duplicateIdentifier"),
+            }
             return self.jobs.start(db, "contacts", report)
 
     def _data_fields_of(self, sent: dict[str, Any], fields: dict[str, tuple[str, str]]) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
@@ -302,22 +321,26 @@ class DotdigitalPlatform(Emulator):
             data[known[0]] = value
         return data, None
 
-    def _upsert_contact(self, db: sqlite3.Connection, kind: str, identifiers: dict[str, Any], data: dict[str, Any],
-                        merge: str) -> tuple[int, bool]:
+    def _upsert_contact(self, db: sqlite3.Connection, kind: str, identifiers: dict[str, Any], data: dict[str, Any], merge: str) -> tuple[int, bool]:
         column = "email" if kind == "email" else "mobile"
         row = db.execute(f"SELECT id, data_json FROM dd_contacts WHERE {column} = ?", (identifiers[kind],)).fetchone()
         stored = json.loads(row[1]) if row else {}
         for name, value in data.items():
-            if merge == "overwrite" or (merge == "overwriteIfNotEmpty" and value not in (None, "")) or (
-                    merge == "overwriteIfEmpty" and stored.get(name) in (None, "")):
+            if (
+                merge == "overwrite"
+                or (merge == "overwriteIfNotEmpty" and value not in (None, ""))
+                or (merge == "overwriteIfEmpty" and stored.get(name) in (None, ""))
+            ):
                 if value is None:
                     stored.pop(name, None)
                 else:
                     stored[name] = value
         encoded, now = json.dumps(stored, sort_keys=True), self.clock.iso("seconds")
         if row is None:
-            cursor = db.execute("INSERT INTO dd_contacts (email, mobile, data_json, created, updated) VALUES (?, ?, ?, ?, ?)",
-                                (identifiers.get("email"), identifiers.get("mobileNumber"), encoded, now, now))
+            cursor = db.execute(
+                "INSERT INTO dd_contacts (email, mobile, data_json, created, updated) VALUES (?, ?, ?, ?, ?)",
+                (identifiers.get("email"), identifiers.get("mobileNumber"), encoded, now, now),
+            )
             assert cursor.lastrowid is not None  # sqlite3 sets it after every INSERT
             return cursor.lastrowid, True
         db.execute("UPDATE dd_contacts SET data_json = ?, updated = ? WHERE id = ?", (encoded, now, row[0]))
@@ -328,16 +351,25 @@ class DotdigitalPlatform(Emulator):
             raise v3_error(400, "contacts", "invalidId", f"'{kind}' is not a contact identifier")
         column = {"email": "email", "mobileNumber": "mobile", "contactId": "id"}[kind]
         with self.store.transaction() as db:
-            row = db.execute(f"SELECT id, email, mobile, data_json, created, updated FROM dd_contacts WHERE {column} = ?",
-                             (value,)).fetchone()
+            row = db.execute(f"SELECT id, email, mobile, data_json, created, updated FROM dd_contacts WHERE {column} = ?", (value,)).fetchone()
             if row is None:
                 raise v3_error(404, "contacts", "contactNotFound", "The contact could not be found", value)
-            lists = db.execute("SELECT l.id, l.name FROM dd_lists l JOIN dd_members m ON m.list_id = l.id WHERE m.contact_id = ?",
-                               (row[0],)).fetchall()
+            lists = db.execute(
+                "SELECT l.id, l.name FROM dd_lists l JOIN dd_members m ON m.list_id = l.id WHERE m.contact_id = ?", (row[0],)
+            ).fetchall()
         identifiers = {k: v for k, v in (("email", row[1]), ("mobileNumber", row[2])) if v}
-        return Response(200, {"contactId": row[0], "status": "subscribed", "created": row[4], "updated": row[5],
-                              "identifiers": identifiers, "dataFields": json.loads(row[3]),
-                              "lists": [{"id": i, "name": n, "status": "subscribed"} for i, n in lists]})
+        return Response(
+            200,
+            {
+                "contactId": row[0],
+                "status": "subscribed",
+                "created": row[4],
+                "updated": row[5],
+                "identifiers": identifiers,
+                "dataFields": json.loads(row[3]),
+                "lists": [{"id": i, "name": n, "status": "subscribed"} for i, n in lists],
+            },
+        )
 
     # ----------------------------------------------------------------- admin (no auth)
     def admin(self, req: Request, segs: list[str]) -> Response:
@@ -360,8 +392,11 @@ class DotdigitalPlatform(Emulator):
             if req.method == "POST" and len(segs) == 3 and segs[0] == "lists" and segs[2] == "remove":
                 with self.store.transaction() as db:
                     for email in spec:
-                        db.execute("DELETE FROM dd_members WHERE list_id = (SELECT id FROM dd_lists WHERE name = ?) AND "
-                                   "contact_id = (SELECT id FROM dd_contacts WHERE email = ?)", (segs[1], email))
+                        db.execute(
+                            "DELETE FROM dd_members WHERE list_id = (SELECT id FROM dd_lists WHERE name = ?) AND "
+                            "contact_id = (SELECT id FROM dd_contacts WHERE email = ?)",
+                            (segs[1], email),
+                        )
                 return Response(200, self.state()["lists"])
         except (ValueError, TypeError, KeyError) as exc:
             return _error(v3_error(400, "sandbox", "badRequest", str(exc)))
@@ -382,11 +417,22 @@ class DotdigitalPlatform(Emulator):
     def state(self) -> dict[str, Any]:
         """Everything the account holds, for tests: lists with their members' emails, data fields, contacts, insight."""
         with self.store.transaction() as db:
-            lists = {name: {"id": i, "contacts": sorted(e or m for e, m in db.execute(
-                "SELECT c.email, c.mobile FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id WHERE m.list_id = ?", (i,)))}
-                for i, name in db.execute("SELECT id, name FROM dd_lists ORDER BY id").fetchall()}
+            lists = {
+                name: {
+                    "id": i,
+                    "contacts": sorted(
+                        e or m
+                        for e, m in db.execute(
+                            "SELECT c.email, c.mobile FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id WHERE m.list_id = ?", (i,)
+                        )
+                    ),
+                }
+                for i, name in db.execute("SELECT id, name FROM dd_lists ORDER BY id").fetchall()
+            }
             fields = {n: t for n, t in db.execute("SELECT name, type FROM dd_data_fields ORDER BY name")}
-            contacts = {e or m: {"contactId": i, "mobileNumber": m, "dataFields": json.loads(d)}
-                        for i, e, m, d in db.execute("SELECT id, email, mobile, data_json FROM dd_contacts ORDER BY id")}
+            contacts = {
+                e or m: {"contactId": i, "mobileNumber": m, "dataFields": json.loads(d)}
+                for i, e, m, d in db.execute("SELECT id, email, mobile, data_json FROM dd_contacts ORDER BY id")
+            }
             insight = InsightData.state(db)
         return {"lists": lists, "data_fields": fields, "contacts": contacts, "insight": insight}

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .dotdigital_validation import DotdigitalSettings, insight_import, json_failure, v3_error
 from .emulator_kit import Clock
@@ -42,25 +43,33 @@ class ImportJobs:
         """429 when ``service`` already runs as many imports as the account may."""
         settings = self._settings()
         limit = settings.max_active_contact_imports if service == "contacts" else settings.max_active_insight_imports
-        active = db.execute("SELECT count(*) FROM dd_imports WHERE service = ? AND polls_left >= 0 AND created > ?",
-                            (service, self.clock.time() - settings.active_import_seconds)).fetchone()[0]
+        active = db.execute(
+            "SELECT count(*) FROM dd_imports WHERE service = ? AND polls_left >= 0 AND created > ?",
+            (service, self.clock.time() - settings.active_import_seconds),
+        ).fetchone()[0]
         if active >= limit:
             code = "tooManyActiveImports" if service == "contacts" else "tooManyConcurrentImports"
-            error = v3_error(429, service, code, "Your import request cannot be accepted as too many imports are being "
-                                                 "processed for your account. Please wait for an import to complete and then resubmit.")
+            error = v3_error(
+                429,
+                service,
+                code,
+                "Your import request cannot be accepted as too many imports are being "
+                "processed for your account. Please wait for an import to complete and then resubmit.",
+            )
             raise error
 
     def start(self, db: sqlite3.Connection, service: str, report: dict[str, Any]) -> Response:
         """Record an import already applied, whose ``report`` its status shows once finished; 202 ``{importId}``."""
         import_id = str(uuid.uuid4())
-        db.execute("INSERT INTO dd_imports VALUES (?, ?, ?, ?, ?)",
-                   (import_id, service, self._settings().polls_before_finished, self.clock.time(), json.dumps(report)))
+        db.execute(
+            "INSERT INTO dd_imports VALUES (?, ?, ?, ?, ?)",
+            (import_id, service, self._settings().polls_before_finished, self.clock.time(), json.dumps(report)),
+        )
         return Response(202, {"importId": import_id})
 
     def status(self, service: str, import_id: str) -> Response:
         with self.store.transaction() as db:
-            row = db.execute("SELECT polls_left, report_json FROM dd_imports WHERE id = ? AND service = ?",
-                             (import_id, service)).fetchone()
+            row = db.execute("SELECT polls_left, report_json FROM dd_imports WHERE id = ? AND service = ?", (import_id, service)).fetchone()
             if row is None:
                 raise v3_error(404, service, "importNotFound", f"The import request '{import_id}' could not be found!")
             db.execute("UPDATE dd_imports SET polls_left = polls_left - 1 WHERE id = ?", (import_id,))
@@ -102,15 +111,17 @@ class InsightData:
                     reason = ("Unknown", f"Record rejected by the platform (sandbox fault {rejected_by})")
                 if reason:
                     owner_json = {"ownerType": scope, **({"contactIdentity": identity} if scope == "contact" else {})}
-                    failures.append({"collectionOwner": owner_json, "failureReason": reason[0], "details": [reason[1]],
-                                     "key": key, "json": record["json"]})
+                    failures.append(
+                        {"collectionOwner": owner_json, "failureReason": reason[0], "details": [reason[1]], "key": key, "json": record["json"]}
+                    )
                     continue
                 seen.add((owner, key))
-                db.execute("INSERT OR REPLACE INTO dd_insight VALUES (?, ?, ?, ?)",
-                           (name, owner, key, json.dumps(record["json"], sort_keys=True)))
+                db.execute("INSERT OR REPLACE INTO dd_insight VALUES (?, ?, ?, ?)", (name, owner, key, json.dumps(record["json"], sort_keys=True)))
             ctx.items_applied = len(records) - len(failures)
-            report: dict[str, Any] = {"collectionName": name, "summary": {"totalRecords": len(records), "totalImported": len(records) - len(failures),
-                                                          "totalRejected": len(failures)}}
+            report: dict[str, Any] = {
+                "collectionName": name,
+                "summary": {"totalRecords": len(records), "totalImported": len(records) - len(failures), "totalRejected": len(failures)},
+            }
             if failures:
                 report["failures"] = failures
             return self.jobs.start(db, "insightData", report)
@@ -136,10 +147,13 @@ class InsightData:
             found = db.execute("SELECT scope FROM dd_collections WHERE name = ?", (collection,)).fetchone()
             if found is None or found[0] != "account":
                 raise v3_error(404, "insightData", "collectionNotFound", "The collection could not be found", collection)
-            missing = [k for k in keys if db.execute("DELETE FROM dd_insight WHERE collection = ? AND owner = 0 AND key = ?",
-                                                     (collection, k)).rowcount == 0]
-        return Response(200, {"summary": {"totalRecords": len(keys), "totalDeleted": len(keys) - len(missing),
-                                          "totalNotFound": len(missing)}, "notFound": missing})
+            missing = [
+                k for k in keys if db.execute("DELETE FROM dd_insight WHERE collection = ? AND owner = 0 AND key = ?", (collection, k)).rowcount == 0
+            ]
+        return Response(
+            200,
+            {"summary": {"totalRecords": len(keys), "totalDeleted": len(keys) - len(missing), "totalNotFound": len(missing)}, "notFound": missing},
+        )
 
     def get_record(self, collection: str, key: str) -> Response:
         with self.store.transaction() as db:
@@ -155,8 +169,7 @@ class InsightData:
         insight: dict[str, Any] = {}
         for name, scope, kind in db.execute("SELECT name, scope, type FROM dd_collections ORDER BY name").fetchall():
             records: dict[str, Any] = {}
-            for owner, key, doc in db.execute("SELECT owner, key, json FROM dd_insight WHERE collection = ? ORDER BY owner, key",
-                                              (name,)):
+            for owner, key, doc in db.execute("SELECT owner, key, json FROM dd_insight WHERE collection = ? ORDER BY owner, key", (name,)):
                 records.setdefault("account" if owner == 0 else emails.get(owner, str(owner)), {})[key] = json.loads(doc)
             insight[name] = {"scope": scope, "type": kind, "records": records}
         return insight

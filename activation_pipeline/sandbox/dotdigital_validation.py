@@ -20,12 +20,24 @@ DATA_FIELD_TYPES = ("String", "Numeric", "Date", "Boolean")
 VISIBILITIES = ("Private", "Public")
 COLLECTION_NAME = re.compile(r"[-A-Za-z_][-A-Za-z0-9_]{1,255}")
 COLLECTION_SCOPES = ("account", "contact")
-COLLECTION_TYPES = ("cartInsight", "catalog", "consentInsight", "custom", "easyEditorExtensions", "nostoEmailCampaigns",
-                    "orders", "productCategories", "webInsight", "wishList")
+COLLECTION_TYPES = (
+    "cartInsight",
+    "catalog",
+    "consentInsight",
+    "custom",
+    "easyEditorExtensions",
+    "nostoEmailCampaigns",
+    "orders",
+    "productCategories",
+    "webInsight",
+    "wishList",
+)
 MERGE_OPTIONS = ("overwrite", "overwriteIfNotEmpty", "overwriteIfEmpty")
 MATCH_IDENTIFIER = re.compile(r"[-A-Za-z0-9_]{1,50}")
-EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
 MOBILE = re.compile(r"\+?[1-9][0-9]{6,14}")
 MAX_TEXT = 255
 MAX_LIST_NAME = 128
@@ -93,14 +105,12 @@ def address_book(body: Any) -> dict[str, str]:
 
 def data_field(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not DATA_FIELD_NAME.fullmatch(body["name"]):
-        raise v2_error(400, "ERROR_DATAFIELD_INVALID",
-                       "Data field names have 1 to 20 letters, digits, hyphens or underscores.")
+        raise v2_error(400, "ERROR_DATAFIELD_INVALID", "Data field names have 1 to 20 letters, digits, hyphens or underscores.")
     if body.get("type") not in DATA_FIELD_TYPES:
         raise v2_error(400, "ERROR_DATAFIELD_INVALID", f"Type must be one of {', '.join(DATA_FIELD_TYPES)}.")
     if body.get("visibility", "Private") not in VISIBILITIES:
         raise v2_error(400, "ERROR_DATAFIELD_INVALID", "Visibility must be Private or Public.")
-    return {"name": body["name"], "type": body["type"], "visibility": body.get("visibility", "Private"),
-            "defaultValue": body.get("defaultValue")}
+    return {"name": body["name"], "type": body["type"], "visibility": body.get("visibility", "Private"), "defaultValue": body.get("defaultValue")}
 
 
 def contact_ids(body: Any) -> list[int]:
@@ -131,8 +141,11 @@ def contact_import(body: Any) -> tuple[str, list[dict[str, Any]]]:
         if "dataFields" in contact and not isinstance(contact["dataFields"], dict):
             raise v3_error(400, "contacts", "badRequest", "dataFields must be an object", f"{where}.dataFields")
         lists = contact.get("lists", [])
-        if not isinstance(lists, list) or len(lists) > MAX_LISTS_PER_CONTACT or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in lists):
+        if (
+            not isinstance(lists, list)
+            or len(lists) > MAX_LISTS_PER_CONTACT
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in lists)
+        ):
             raise v3_error(400, "contacts", "badRequest", "lists must be 1 to 100 list ids", f"{where}.lists")
     return merge, contacts
 
@@ -196,13 +209,15 @@ def insight_import(body: Any) -> tuple[str, str, str, list[dict[str, Any]]]:
             raise v3_error(400, "insightData", "badRequest", "Each record needs a json object", f"{where}.json")
         identity = record.get("contactIdentity")
         if scope == "contact" and (not isinstance(identity, dict) or not isinstance(identity.get("identifier"), str)):
-            raise v3_error(400, "insightData", "badRequest",
-                           "A contact scoped collection requires a contactIdentity on each record", f"{where}.contactIdentity")
+            raise v3_error(
+                400, "insightData", "badRequest", "A contact scoped collection requires a contactIdentity on each record", f"{where}.contactIdentity"
+            )
     return name, scope, kind, records
 
 
 def json_failure(document: dict[str, Any]) -> tuple[str, str] | None:
     """(failureReason, detail) when a record's json cannot be stored."""
+
     def walk(value: Any, path: str, in_array: bool) -> tuple[str, str] | None:
         if isinstance(value, dict):
             for key, item in value.items():
@@ -221,4 +236,5 @@ def json_failure(document: dict[str, Any]) -> tuple[str, str] | None:
         elif isinstance(value, float) and not math.isfinite(value):
             return "InvalidJson", f"'{path}' is not a finite number"
         return None
+
     return walk(document, "", False)

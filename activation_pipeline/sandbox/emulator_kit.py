@@ -27,7 +27,8 @@ import re
 import secrets
 import threading
 import time
-from typing import Any, Callable, ClassVar, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from .platform_interface import Request, parse_json
 from .store import Store
@@ -138,8 +139,10 @@ class IssuedTokens:
     All emulators share one table, one row per token, told apart by the emulator's name.
     """
 
-    _SCHEMA = ("CREATE TABLE IF NOT EXISTS sandbox_tokens (token_hash TEXT PRIMARY KEY, platform TEXT NOT NULL, "
-               "owner TEXT NOT NULL, expires_at REAL NOT NULL)")
+    _SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS sandbox_tokens (token_hash TEXT PRIMARY KEY, platform TEXT NOT NULL, "
+        "owner TEXT NOT NULL, expires_at REAL NOT NULL)"
+    )
 
     def __init__(self, store: Store, platform: str, clock: Clock) -> None:
         self.store, self.platform, self.clock = store, platform, clock
@@ -156,15 +159,15 @@ class IssuedTokens:
     def find(self, token: str) -> IssuedToken | None:
         """The token's owner and whether it has expired; None for a token never issued (or forgotten)."""
         with self.store.transaction() as db:
-            row = db.execute("SELECT owner, expires_at FROM sandbox_tokens WHERE token_hash=? AND platform=?",
-                             (_hash(token), self.platform)).fetchone()
+            row = db.execute(
+                "SELECT owner, expires_at FROM sandbox_tokens WHERE token_hash=? AND platform=?", (_hash(token), self.platform)
+            ).fetchone()
         return None if row is None else IssuedToken(row[0], row[1] <= self.clock.time())
 
     def expire_all(self) -> int:
         """Expire every token still carrying an expiry; the number expired now."""
         with self.store.transaction() as db:
-            return db.execute("UPDATE sandbox_tokens SET expires_at=0 WHERE platform=? AND expires_at>0",
-                              (self.platform,)).rowcount
+            return db.execute("UPDATE sandbox_tokens SET expires_at=0 WHERE platform=? AND expires_at>0", (self.platform,)).rowcount
 
     def forget_all(self) -> None:
         with self.store.transaction() as db:
@@ -178,8 +181,7 @@ def _hash(token: str) -> str:
 # --------------------------------------------------------------------------- JSON
 
 
-def json_body(req: Request, bad_json: Callable[[str], Exception],
-              not_json: Callable[[], Exception] | None = None) -> Any:
+def json_body(req: Request, bad_json: Callable[[str], Exception], not_json: Callable[[], Exception] | None = None) -> Any:
     """The request's decoded JSON body, refused in the platform's own words.
 
     ``bad_json(reason)`` is raised for a body that is not strict JSON; ``not_json()``, when given,

@@ -31,8 +31,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 KINDS = ("status", "drop_before", "drop_after", "slow", "timeout", "reject_ids", "reject_rate")
 PERSISTENT = ("reject_ids", "reject_rate")
@@ -142,7 +143,7 @@ class FaultRegistry:
             raise FaultSpecError(f'"kind" must be one of {", ".join(KINDS)}')
         platform = spec.get("platform")
         if platform is not None and platform not in self._platforms:
-            raise FaultSpecError(f'unknown platform {platform!r}; known: {sorted(self._platforms)}')
+            raise FaultSpecError(f"unknown platform {platform!r}; known: {sorted(self._platforms)}")
         path_contains = spec.get("path_contains")
         if path_contains is not None and not isinstance(path_contains, str):
             raise FaultSpecError('"path_contains" must be a string')

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 DEFAULT_REQUESTS_PER_SECOND = 5.0
 DEFAULT_ITEMS_PER_SECOND = 1000.0

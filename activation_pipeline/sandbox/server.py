@@ -33,9 +33,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .emulator_kit import Clock
@@ -158,18 +159,29 @@ def _env_rate_limit_enabled() -> bool:
 class SandboxServer:
     """The sandbox application plus its HTTP server; see :func:`start_sandbox`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH,
-                 rate_limit: bool = True, requests_per_second: float | None = None,
-                 items_per_second: float | None = None, verbose: bool = False, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_path: str | Path = DEFAULT_STATE_PATH,
+        rate_limit: bool = True,
+        requests_per_second: float | None = None,
+        items_per_second: float | None = None,
+        verbose: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
         self.verbose = verbose
         self.state_path = Path(state_path)
         self.clock = clock or Clock()
         self.store = Store(state_path)
         self.platforms: dict[str, Platform] = {n: _load_platform(s)(self.store, self.clock) for n, s in PLATFORMS.items()}
         self.faults = FaultRegistry(self.platforms)
-        self.limiter = RateLimiter(rate_limit and _env_rate_limit_enabled(),
-                                   requests_per_second or DEFAULT_REQUESTS_PER_SECOND,
-                                   items_per_second or DEFAULT_ITEMS_PER_SECOND, self.clock.monotonic)
+        self.limiter = RateLimiter(
+            rate_limit and _env_rate_limit_enabled(),
+            requests_per_second or DEFAULT_REQUESTS_PER_SECOND,
+            items_per_second or DEFAULT_ITEMS_PER_SECOND,
+            self.clock.monotonic,
+        )
         self.stats = Stats(list(self.platforms))
         try:
             self.httpd = _HTTPServer((host, port), self)
@@ -235,8 +247,7 @@ class SandboxServer:
             handler.close_connection = True
             self._send(handler, error_response(400, "INVALID_PARAMETER", f"Unreadable request body: {exc}"))
             return
-        req = Request(handler.command, split.path, segments, dict(parse_qsl(split.query, keep_blank_values=True)),
-                      handler.headers, body)
+        req = Request(handler.command, split.path, segments, dict(parse_qsl(split.query, keep_blank_values=True)), handler.headers, body)
         if segments and segments[0] == "_sandbox":
             try:
                 resp = self._admin(req, segments[1:])
@@ -283,8 +294,7 @@ class SandboxServer:
             self.stats.record(platform.name, req.method, stats_path, None, ctx, kind, time.perf_counter() - started)
             return
         # counted before the answer leaves: a client reading /_sandbox/stats right after it sees it
-        self.stats.record(platform.name, req.method, stats_path, resp.status, ctx, kind,
-                          time.perf_counter() - started)
+        self.stats.record(platform.name, req.method, stats_path, resp.status, ctx, kind, time.perf_counter() - started)
         self._send(handler, resp)
 
     @staticmethod
@@ -311,8 +321,7 @@ class SandboxServer:
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, resp: Response) -> None:
-        payload = b"" if resp.body is None else json.dumps(resp.body, separators=(",", ":"),
-                                                           ensure_ascii=False).encode("utf-8")
+        payload = b"" if resp.body is None else json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         handler.send_response(resp.status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(payload)))
@@ -372,10 +381,16 @@ class SandboxServer:
         self.clock.advance(float(seconds))
 
 
-def start_sandbox(port: int = 0, state_path: str | Path = DEFAULT_STATE_PATH, rate_limit: bool = True,
-                  host: str = "127.0.0.1", requests_per_second: float | None = None,
-                  items_per_second: float | None = None, verbose: bool = False,
-                  clock: Clock | None = None) -> SandboxServer:
+def start_sandbox(
+    port: int = 0,
+    state_path: str | Path = DEFAULT_STATE_PATH,
+    rate_limit: bool = True,
+    host: str = "127.0.0.1",
+    requests_per_second: float | None = None,
+    items_per_second: float | None = None,
+    verbose: bool = False,
+    clock: Clock | None = None,
+) -> SandboxServer:
     """Start a sandbox in a background thread and return it (``.url``, ``.port``, ``.clock``, ``.stop()``).
 
     ``port=0`` picks a free port. ``rate_limit=False`` or env ``SANDBOX_RATE_LIMIT=off``

@@ -34,14 +34,22 @@ class Stats:
     def reset(self) -> None:
         with self._lock:
             self._data: dict[str, dict[str, Any]] = {
-                p: {"requests": Counter(), "statuses": Counter(), "total_requests": 0, "items_received": 0,
-                    "items_applied": 0, "dropped": 0, "faults_injected": 0}
+                p: {
+                    "requests": Counter(),
+                    "statuses": Counter(),
+                    "total_requests": 0,
+                    "items_received": 0,
+                    "items_applied": 0,
+                    "dropped": 0,
+                    "faults_injected": 0,
+                }
                 for p in self._platforms
             }
             self._recent.clear()
 
-    def record(self, platform: str, method: str, path: str, status: int | None, ctx: HandlerContext | None,
-               fault: str | None, seconds: float) -> None:
+    def record(
+        self, platform: str, method: str, path: str, status: int | None, ctx: HandlerContext | None, fault: str | None, seconds: float
+    ) -> None:
         with self._lock:
             d = self._data[platform]
             d["total_requests"] += 1
@@ -55,12 +63,21 @@ class Stats:
             received = ctx.items_received if ctx else 0
             d["items_received"] += received
             d["items_applied"] += ctx.items_applied if ctx else 0
-            self._recent.append({"ts": round(time.time(), 3), "platform": platform, "method": method, "path": path,
-                                 "status": status, "items": received, "fault": fault, "ms": round(seconds * 1e3, 2)})
+            self._recent.append(
+                {
+                    "ts": round(time.time(), 3),
+                    "platform": platform,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "items": received,
+                    "fault": fault,
+                    "ms": round(seconds * 1e3, 2),
+                }
+            )
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:
-            out: dict[str, Any] = {p: {k: dict(v) if isinstance(v, Counter) else v for k, v in d.items()}
-                                   for p, d in self._data.items()}
+            out: dict[str, Any] = {p: {k: dict(v) if isinstance(v, Counter) else v for k, v in d.items()} for p, d in self._data.items()}
             out["recent"] = list(self._recent)
             return out

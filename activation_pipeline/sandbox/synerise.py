@@ -57,16 +57,26 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
-from .emulator_kit import (Clock, Emulator, IssuedTokens, authorization, basic_credentials, compact_json, optional_json,
-                           retry_after_headers, same_secret, settings_from_env)
+from .emulator_kit import (
+    Clock,
+    Emulator,
+    IssuedTokens,
+    authorization,
+    basic_credentials,
+    compact_json,
+    optional_json,
+    retry_after_headers,
+    same_secret,
+    settings_from_env,
+)
 from .platform_interface import HandlerContext, Request, Response
 from .store import Store
 from .synerise_catalogs import CATALOG_SCHEMA, Handler, SyneriseCatalogs
-from .synerise_validation import (RESERVED_ATTRIBUTES, SyneriseError, SyneriseSettings, batch_answer, profile,
-                                  read_batch, read_json, transaction)
+from .synerise_validation import RESERVED_ATTRIBUTES, SyneriseError, SyneriseSettings, batch_answer, profile, read_batch, read_json, transaction
 
 DEFAULT_API_KEY = "sandbox-synerise-api-key"
 _SCHEMA = (
@@ -160,8 +170,14 @@ class SynerisePlatform(Emulator):
             raise SyneriseError(401, "Invalid API key", error="Unauthorized")
         return Response(200, {"token": self.tokens.issue(self.settings.token_ttl_seconds)})
 
-    def _apply(self, req: Request, ctx: HandlerContext, accepted: list[tuple[int, Any]], rejected: list[dict[str, Any]],
-               write: Callable[[sqlite3.Connection, Any], None]) -> Response:
+    def _apply(
+        self,
+        req: Request,
+        ctx: HandlerContext,
+        accepted: list[tuple[int, Any]],
+        rejected: list[dict[str, Any]],
+        write: Callable[[sqlite3.Connection, Any], None],
+    ) -> Response:
         """Write the accepted elements in one transaction; 202, or 207 naming the rejected ones."""
         with self.store.transaction() as db:
             for _, item in accepted:
@@ -180,8 +196,7 @@ class SynerisePlatform(Emulator):
 
     def _upsert_profile(self, db: sqlite3.Connection, item: dict[str, Any]) -> None:
         row = None
-        for column, key, expr in (("custom_id", "customId", "custom_id=?"), ("email", "email", "lower(email)=lower(?)"),
-                                  ("uuid", "uuid", "uuid=?")):
+        for key, expr in (("customId", "custom_id=?"), ("email", "lower(email)=lower(?)"), ("uuid", "uuid=?")):
             if item.get(key):
                 row = db.execute(f"SELECT id, data_json FROM synerise_profiles WHERE {expr} ORDER BY id LIMIT 1", (item[key],)).fetchone()
                 break
@@ -207,11 +222,11 @@ class SynerisePlatform(Emulator):
         now, encoded = self.clock.iso(), compact_json(data)
         values = (data.get("customId"), data.get("email"), data.get("uuid"), encoded, now)
         if row is None:
-            db.execute("INSERT INTO synerise_profiles (custom_id, email, uuid, data_json, updated_at, created_at) "
-                       "VALUES (?,?,?,?,?,?)", (*values, now))
+            db.execute(
+                "INSERT INTO synerise_profiles (custom_id, email, uuid, data_json, updated_at, created_at) VALUES (?,?,?,?,?,?)", (*values, now)
+            )
         else:
-            db.execute("UPDATE synerise_profiles SET custom_id=?, email=?, uuid=?, data_json=?, updated_at=? WHERE id=?",
-                       (*values, row[0]))
+            db.execute("UPDATE synerise_profiles SET custom_id=?, email=?, uuid=?, data_json=?, updated_at=? WHERE id=?", (*values, row[0]))
 
     # ----------------------------------------------------------------- transactions
 
@@ -232,14 +247,20 @@ class SynerisePlatform(Emulator):
                 db.execute("DELETE FROM synerise_events WHERE transaction_id=?", (tid,))
                 db.execute("DELETE FROM synerise_transactions WHERE id=?", (tid,))
         when = item.get("recordedAt") or self.clock.iso()
-        tid = db.execute("INSERT INTO synerise_transactions (order_id, event_salt, data_json, created_at) VALUES (?,?,?,?)",
-                         (item["orderId"], salt, compact_json(item), self.clock.iso())).lastrowid
+        tid = db.execute(
+            "INSERT INTO synerise_transactions (order_id, event_salt, data_json, created_at) VALUES (?,?,?,?)",
+            (item["orderId"], salt, compact_json(item), self.clock.iso()),
+        ).lastrowid
         client = compact_json(item["client"])
-        charge: dict[str, Any] = {k: item[k] for k in ("orderId", "revenue", "value", "discountAmount", "source", "paymentInfo", "metadata") if k in item}
+        charge: dict[str, Any] = {
+            k: item[k] for k in ("orderId", "revenue", "value", "discountAmount", "source", "paymentInfo", "metadata") if k in item
+        }
         charge["productsCount"] = len(item["products"])
         events = [("transaction.charge", charge)] + [("product.buy", {"orderId": item["orderId"], **p}) for p in item["products"]]
-        db.executemany("INSERT INTO synerise_events (transaction_id, action, order_id, client_json, params_json, time) VALUES (?,?,?,?,?,?)",
-                       [(tid, action, item["orderId"], client, compact_json(params), when) for action, params in events])
+        db.executemany(
+            "INSERT INTO synerise_events (transaction_id, action, order_id, client_json, params_json, time) VALUES (?,?,?,?,?,?)",
+            [(tid, action, item["orderId"], client, compact_json(params), when) for action, params in events],
+        )
 
     # ----------------------------------------------------------------- admin (no auth)
 

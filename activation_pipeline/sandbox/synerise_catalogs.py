@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .emulator_kit import Clock, compact_json
 from .platform_interface import HandlerContext, Request, Response
 from .store import Store
-from .synerise_validation import (CATALOG_NAME_RE, SyneriseError, SyneriseSettings, batch_answer, catalog_item,
-                                  read_batch, read_json)
+from .synerise_validation import CATALOG_NAME_RE, SyneriseError, SyneriseSettings, batch_answer, catalog_item, read_batch, read_json
 
 CATALOG_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS synerise_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
-    "created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS synerise_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS synerise_items (id INTEGER PRIMARY KEY AUTOINCREMENT, catalog_id INTEGER NOT NULL, "
     "item_key TEXT NOT NULL, value_json TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT, "
     "UNIQUE (catalog_id, item_key))",
@@ -56,23 +55,35 @@ class SyneriseCatalogs:
 
     @staticmethod
     def _bag(row: tuple[Any, ...]) -> dict[str, Any]:
-        return {"id": row[0], "name": row[1], "author": "sandbox", "businessProfileId": 1, "creationDate": row[2],
-                "lastModified": row[2], "fields": [], "mappings": [], "primaryKey": {"name": "itemKey"}}
+        return {
+            "id": row[0],
+            "name": row[1],
+            "author": "sandbox",
+            "businessProfileId": 1,
+            "creationDate": row[2],
+            "lastModified": row[2],
+            "fields": [],
+            "mappings": [],
+            "primaryKey": {"name": "itemKey"},
+        }
 
     def _list_bags(self, req: Request, ctx: HandlerContext) -> Response:
         search = req.query.get("searchBy", "")
         with self.store.transaction() as db:
-            rows = db.execute("SELECT id, name, created_at FROM synerise_catalogs WHERE instr(lower(name), lower(?)) > 0 "
-                              "ORDER BY id", (search,)).fetchall()
-        return Response(200, {"data": [self._bag(r) for r in rows],
-                              "metaData": {"requestTime": self.clock.iso(), "totalCount": len(rows)}})
+            rows = db.execute(
+                "SELECT id, name, created_at FROM synerise_catalogs WHERE instr(lower(name), lower(?)) > 0 ORDER BY id", (search,)
+            ).fetchall()
+        return Response(200, {"data": [self._bag(r) for r in rows], "metaData": {"requestTime": self.clock.iso(), "totalCount": len(rows)}})
 
     def _create_bag(self, req: Request, ctx: HandlerContext) -> Response:
         body = read_json(req)
         name = body.get("name") if isinstance(body, dict) else None
         if not isinstance(name, str) or not CATALOG_NAME_RE.fullmatch(name):
-            raise SyneriseError(400, "name: catalog names are letters and digits only",
-                                [{"code": 400, "field": "name", "message": "must match [a-zA-Z0-9]+", "rejectedValue": name}])
+            raise SyneriseError(
+                400,
+                "name: catalog names are letters and digits only",
+                [{"code": 400, "field": "name", "message": "must match [a-zA-Z0-9]+", "rejectedValue": name}],
+            )
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM synerise_catalogs WHERE name=?", (name,)).fetchone():
                 raise SyneriseError(409, f"Catalog {name!r} already exists", error="Conflict")
@@ -103,9 +114,11 @@ class SyneriseCatalogs:
         return batch_answer(200, True, rejected, req.path, self.clock.iso())
 
     def _upsert_item(self, db: sqlite3.Connection, bag: int, key: str, value: dict[str, Any]) -> None:
-        db.execute("INSERT INTO synerise_items (catalog_id, item_key, value_json, created_at) VALUES (?,?,?,?) "
-                   "ON CONFLICT (catalog_id, item_key) DO UPDATE SET value_json=excluded.value_json, updated_at=excluded.created_at",
-                   (bag, key, compact_json(value), self.clock.iso()))
+        db.execute(
+            "INSERT INTO synerise_items (catalog_id, item_key, value_json, created_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (catalog_id, item_key) DO UPDATE SET value_json=excluded.value_json, updated_at=excluded.created_at",
+            (bag, key, compact_json(value), self.clock.iso()),
+        )
 
     def _list_items(self, req: Request, ctx: HandlerContext, bag: int, key: str | None) -> Response:
         with self.store.transaction() as db:
@@ -116,8 +129,7 @@ class SyneriseCatalogs:
                 sql, args = sql + " AND item_key=?", [bag, key if key is not None else req.query["itemKey"]]
             limit, offset = int(req.query.get("limit") or 100), int(req.query.get("offset") or 0)
             items = db.execute(sql + " ORDER BY id LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
-        described = [{"id": i[0], "itemKey": i[1], "value": i[2], "creationDate": i[3], "lastModified": i[4],
-                      "bag": self._bag(row)} for i in items]
+        described = [{"id": i[0], "itemKey": i[1], "value": i[2], "creationDate": i[3], "lastModified": i[4], "bag": self._bag(row)} for i in items]
         if key is not None:
             if not described:
                 raise SyneriseError(404, f"Item {key!r} not found in catalog {bag}")

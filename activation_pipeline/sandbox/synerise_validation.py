@@ -12,27 +12,66 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .emulator_kit import json_body
 from .platform_interface import HandlerContext, Request, Response
 
 MAX_ITEMS = 1000
 MAX_BODY_BYTES = 1_000_000
-PROFILE_STRINGS = ("customId", "email", "uuid", "phone", "firstName", "lastName", "displayName", "avatarUrl", "company",
-                   "city", "address", "zipCode", "province", "countryCode", "clientId")
+PROFILE_STRINGS = (
+    "customId",
+    "email",
+    "uuid",
+    "phone",
+    "firstName",
+    "lastName",
+    "displayName",
+    "avatarUrl",
+    "company",
+    "city",
+    "address",
+    "zipCode",
+    "province",
+    "countryCode",
+    "clientId",
+)
 PROFILE_FIELDS = frozenset({*PROFILE_STRINGS, "birthDate", "sex", "agreements", "tags", "attributes"})
-RESERVED_ATTRIBUTES = frozenset({"email", "clientId", "phone", "customId", "uuid", "firstName", "lastName", "displayName",
-                                 "company", "address", "city", "province", "zipCode", "countryCode", "birthDate", "sex",
-                                 "avatarUrl", "agreements", "tags"})
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        "email",
+        "clientId",
+        "phone",
+        "customId",
+        "uuid",
+        "firstName",
+        "lastName",
+        "displayName",
+        "company",
+        "address",
+        "city",
+        "province",
+        "zipCode",
+        "countryCode",
+        "birthDate",
+        "sex",
+        "avatarUrl",
+        "agreements",
+        "tags",
+    }
+)
 AGREEMENTS = frozenset({"email", "sms", "push", "webPush", "bluetooth", "rfid", "wifi"})
 SEXES = ("FEMALE", "MALE", "NOT_SPECIFIED", "OTHER")
 SOURCES = ("WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP")
-TRANSACTION_FIELDS = frozenset({"client", "orderId", "recordedAt", "eventSalt", "paymentInfo", "products", "revenue",
-                                "value", "discountAmount", "source", "metadata"})
-EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+TRANSACTION_FIELDS = frozenset(
+    {"client", "orderId", "recordedAt", "eventSalt", "paymentInfo", "products", "revenue", "value", "discountAmount", "source", "metadata"}
+)
+EMAIL_RE = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
 PHONE_RE = re.compile(r"\+?[0-9]{6,15}")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ISO_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})")
@@ -46,12 +85,17 @@ class SyneriseError(Exception):
     def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None, error: str | None = None):
         super().__init__(message)
         self.status, self.message, self.errors = status, message, errors or []
-        self.error = error or {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                               413: "Payload Too Large", 415: "Unsupported Media Type"}.get(status, "Error")
+        self.error = error or {
+            400: "Bad Request",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not Found",
+            413: "Payload Too Large",
+            415: "Unsupported Media Type",
+        }.get(status, "Error")
 
     def response(self, path: str, now: str, headers: dict[str, str] | None = None) -> Response:
-        body = {"timestamp": now, "status": self.status, "error": self.error, "message": self.message, "path": path,
-                "errors": self.errors}
+        body = {"timestamp": now, "status": self.status, "error": self.error, "message": self.message, "path": path, "errors": self.errors}
         return Response(self.status, body, dict(headers or {}))
 
 
@@ -88,12 +132,14 @@ class SyneriseSettings:
 
 def read_json(req: Request) -> Any:
     """The JSON body of a write: 415 unless ``application/json``, 400 ``Malformed JSON`` when unreadable."""
-    return json_body(req, lambda why: SyneriseError(400, f"Malformed JSON: {why}"),
-                     lambda: SyneriseError(415, "Content-Type must be application/json"))
+    return json_body(
+        req, lambda why: SyneriseError(400, f"Malformed JSON: {why}"), lambda: SyneriseError(415, "Content-Type must be application/json")
+    )
 
 
-def read_batch(req: Request, ctx: HandlerContext, settings: SyneriseSettings, check: Callable[[int, Any], Any],
-               identity: Callable[[Any], tuple[str, Any]]) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
+def read_batch(
+    req: Request, ctx: HandlerContext, settings: SyneriseSettings, check: Callable[[int, Any], Any], identity: Callable[[Any], tuple[str, Any]]
+) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
     """Validate a batch body: the (index, checked item) pairs to apply, and the per-item rejections.
 
     Any invalid element refuses the whole batch (400 naming every one); an element a
@@ -113,8 +159,14 @@ def read_batch(req: Request, ctx: HandlerContext, settings: SyneriseSettings, ch
         field, value = identity(checked)
         kind = ctx.rejection(value) if isinstance(value, str) else None
         if kind:
-            rejected.append({"code": 400, "field": f"[{index}].{field}", "rejectedValue": value,
-                             "message": f"{json.dumps(value)} rejected by the platform (sandbox fault {kind})"})
+            rejected.append(
+                {
+                    "code": 400,
+                    "field": f"[{index}].{field}",
+                    "rejectedValue": value,
+                    "message": f"{json.dumps(value)} rejected by the platform (sandbox fault {kind})",
+                }
+            )
         else:
             accepted.append((index, checked))
     if invalid:
@@ -126,8 +178,9 @@ def batch_answer(status: int, body: Any, rejected: list[dict[str, Any]], path: s
     """``status`` with ``body`` when every element was applied, else 207 listing the rejected ones."""
     if not rejected:
         return Response(status, body)
-    return Response(207, {"timestamp": now, "status": 207, "error": "Multi-Status",
-                          "message": "Request partially accepted", "path": path, "errors": rejected})
+    return Response(
+        207, {"timestamp": now, "status": 207, "error": "Multi-Status", "message": "Request partially accepted", "path": path, "errors": rejected}
+    )
 
 
 def check_batch(body: Any, settings: SyneriseSettings, size: int) -> list[Any]:

@@ -89,15 +89,14 @@ import binascii
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
-from .emulator_kit import (Clock, Emulator, IssuedTokens, compact_json, json_body, optional_json, retry_after_headers,
-                           same_secret, settings_from_env)
+from .emulator_kit import Clock, Emulator, IssuedTokens, compact_json, json_body, optional_json, retry_after_headers, same_secret, settings_from_env
 from .platform_interface import HandlerContext, Request, Response
 from .store import Store
-from .yotpo_validation import (CUSTOMER_FIELDS, YotpoError, YotpoSettings, customer_filters, customer_payload,
-                               invalid, token_secret)
+from .yotpo_validation import CUSTOMER_FIELDS, YotpoError, YotpoSettings, customer_filters, customer_payload, invalid, token_secret
 
 DEFAULT_STORE_ID = "sandbox-store"
 DEFAULT_SECRET = "sandbox-yotpo-secret"
@@ -115,8 +114,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS yotpo_customers (yotpo_id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "store TEXT NOT NULL, external_id TEXT, email TEXT, phone_number TEXT, data_json TEXT NOT NULL, "
     "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS yotpo_customers_external_id ON yotpo_customers (store, external_id) "
-    "WHERE external_id IS NOT NULL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS yotpo_customers_external_id ON yotpo_customers (store, external_id) WHERE external_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS yotpo_customers_email ON yotpo_customers (store, lower(email))",
     "CREATE INDEX IF NOT EXISTS yotpo_customers_phone ON yotpo_customers (store, phone_number)",
 )
@@ -151,8 +149,7 @@ class YotpoPlatform(Emulator):
             return _error(YotpoError(404, "not_found", f"Unknown route {req.method} {req.path}"))
         store_id, methods = segs[3], _ROUTES[segs[4]]
         if req.method not in methods:
-            return _error(YotpoError(405, "method_not_allowed", f"{req.method} is not allowed on {req.path}"),
-                          {"Allow": ", ".join(methods)})
+            return _error(YotpoError(405, "method_not_allowed", f"{req.method} is not allowed on {req.path}"), {"Allow": ", ".join(methods)})
         key = f"yotpo:{store_id}"
         retry_after = ctx.throttle(key)
         if retry_after is not None:
@@ -180,8 +177,11 @@ class YotpoPlatform(Emulator):
 
     @staticmethod
     def _json_body(req: Request) -> Any:
-        return json_body(req, lambda why: YotpoError(400, "invalid_json", f"Request body is not valid JSON: {why}"),
-                         lambda: YotpoError(415, "unsupported_media_type", "Content-Type must be application/json"))
+        return json_body(
+            req,
+            lambda why: YotpoError(400, "invalid_json", f"Request body is not valid JSON: {why}"),
+            lambda: YotpoError(415, "unsupported_media_type", "Content-Type must be application/json"),
+        )
 
     def _authenticate(self, req: Request, store_id: str) -> None:
         token = (req.header("X-Yotpo-Token") or "").strip()
@@ -216,8 +216,12 @@ class YotpoPlatform(Emulator):
         kind = ctx.rejection(identity)
         if kind:
             field = "customer." + next(k for k in ("external_id", "email", "phone_number") if k in fields)
-            raise YotpoError(self.settings.validation_status, "customer_rejected",
-                             f"customer {json.dumps(identity)} rejected by the platform (sandbox fault {kind})", field)
+            raise YotpoError(
+                self.settings.validation_status,
+                "customer_rejected",
+                f"customer {json.dumps(identity)} rejected by the platform (sandbox fault {kind})",
+                field,
+            )
         with self.store.transaction() as db:
             customer = self._upsert(db, store_id, fields)
         ctx.items_applied = 1
@@ -249,9 +253,12 @@ class YotpoPlatform(Emulator):
         try:
             decoded = json.loads(base64.urlsafe_b64decode(page_info.encode() + b"=" * (-len(page_info) % 4)))
             after, filters = decoded["after"], decoded["filters"]
-            if not isinstance(after, int) or not isinstance(filters, dict) or not all(
-                    isinstance(v, list) and all(isinstance(s, str) for s in v) for v in filters.values()) \
-                    or not set(filters) <= {"external_id", "email", "phone_number"}:
+            if (
+                not isinstance(after, int)
+                or not isinstance(filters, dict)
+                or not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in filters.values())
+                or not set(filters) <= {"external_id", "email", "phone_number"}
+            ):
                 raise ValueError
         except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError):
             raise invalid("page_info", "is not a valid cursor") from None
@@ -277,8 +284,7 @@ class YotpoPlatform(Emulator):
             where, arg = "lower(email)=?", fields["email"].lower()
         else:
             where, arg = "phone_number=?", fields["phone_number"]
-        row = db.execute(f"SELECT {_COLUMNS} FROM yotpo_customers WHERE store=? AND {where} "
-                         "ORDER BY yotpo_id LIMIT 1", (store_id, arg)).fetchone()
+        row = db.execute(f"SELECT {_COLUMNS} FROM yotpo_customers WHERE store=? AND {where} ORDER BY yotpo_id LIMIT 1", (store_id, arg)).fetchone()
         data: dict[str, Any] = json.loads(row[2]) if row else {}
         for key, value in fields.items():
             if key == "custom_properties":
@@ -296,12 +302,15 @@ class YotpoPlatform(Emulator):
         now, encoded = self.clock.iso(), compact_json(data)
         values = (data.get("external_id"), data.get("email"), data.get("phone_number"), encoded, now)
         if row is None:
-            cursor = db.execute("INSERT INTO yotpo_customers (store, external_id, email, phone_number, data_json, "
-                                "created_at, updated_at) VALUES (?,?,?,?,?,?,?)", (store_id, *values[:4], now, now))
+            cursor = db.execute(
+                "INSERT INTO yotpo_customers (store, external_id, email, phone_number, data_json, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+                (store_id, *values[:4], now, now),
+            )
             row = (cursor.lastrowid, data.get("external_id"), encoded, now, now)
         else:
-            db.execute("UPDATE yotpo_customers SET external_id=?, email=?, phone_number=?, data_json=?, "
-                       "updated_at=? WHERE yotpo_id=?", (*values, row[0]))
+            db.execute(
+                "UPDATE yotpo_customers SET external_id=?, email=?, phone_number=?, data_json=?, updated_at=? WHERE yotpo_id=?", (*values, row[0])
+            )
             row = (row[0], data.get("external_id"), encoded, row[3], now)
         return self._describe(row)
 
@@ -349,8 +358,7 @@ class YotpoPlatform(Emulator):
 
     def _admin_customers(self, store_id: str) -> dict[str, Any]:
         with self.store.transaction() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM yotpo_customers WHERE store=? ORDER BY yotpo_id",
-                              (store_id,)).fetchall()
+            rows = db.execute(f"SELECT {_COLUMNS} FROM yotpo_customers WHERE store=? ORDER BY yotpo_id", (store_id,)).fetchall()
         out: dict[str, Any] = {"customers": {r[1]: self._describe(r) for r in rows if r[1] is not None}}
         anonymous = [self._describe(r) for r in rows if r[1] is None]
         if anonymous:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 MAX_STRING_CHARS = 255  # external_id, names, email, phone, address parts (core-api checkout-info page)
 MAX_TAGS_CHARS = 4096
@@ -27,23 +28,46 @@ DEFAULT_TOKEN_TTL_SECONDS = 14 * 86400.0
 GENDERS = ("F", "M", "Other")
 ACCOUNT_STATUSES = ("enabled", "disabled", "invited", "declined")
 STRING_FIELDS = ("first_name", "last_name")
-ADDRESS_FIELDS = ("address1", "address2", "city", "company", "state", "zip", "province_code", "country_code",
-                  "phone_number")
-CUSTOMER_FIELDS = ("external_id", "email", "phone_number", "first_name", "last_name", "gender",
-                   "account_created_at", "account_updated_at", "account_status", "default_language",
-                   "default_currency", "tags", "address", "accepts_sms_marketing", "accepts_email_marketing",
-                   "custom_properties")
+ADDRESS_FIELDS = ("address1", "address2", "city", "company", "state", "zip", "province_code", "country_code", "phone_number")
+CUSTOMER_FIELDS = (
+    "external_id",
+    "email",
+    "phone_number",
+    "first_name",
+    "last_name",
+    "gender",
+    "account_created_at",
+    "account_updated_at",
+    "account_status",
+    "default_language",
+    "default_currency",
+    "tags",
+    "address",
+    "accepts_sms_marketing",
+    "accepts_email_marketing",
+    "custom_properties",
+)
 #: query parameter -> stored column; plural comma-separated forms and singular aliases.
-FILTERS = {"external_ids": "external_id", "external_id": "external_id", "emails": "email", "email": "email",
-           "phone_numbers": "phone_number", "phone_number": "phone_number"}
+FILTERS = {
+    "external_ids": "external_id",
+    "external_id": "external_id",
+    "emails": "email",
+    "email": "email",
+    "phone_numbers": "phone_number",
+    "phone_number": "phone_number",
+}
 
 # all patterns are used with fullmatch (``$`` would accept a trailing newline)
 E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
-EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+EMAIL_RE = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
 PROPERTY_NAME_RE = re.compile(r"[a-z0-9_]+")
-_ISO_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?"
-                     r"(Z|[+-]\d{2}(?::?\d{2})?)?)?")
+_ISO_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
 
 
 class YotpoError(Exception):
@@ -100,8 +124,7 @@ def _is_iso8601(value: str) -> bool:
 
 
 def is_email(value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= MAX_STRING_CHARS and bool(EMAIL_RE.fullmatch(value)) \
-        and len(value.partition("@")[0]) <= 64
+    return isinstance(value, str) and len(value) <= MAX_STRING_CHARS and bool(EMAIL_RE.fullmatch(value)) and len(value.partition("@")[0]) <= 64
 
 
 def is_e164(value: Any) -> bool:
@@ -122,10 +145,9 @@ def _custom_properties(value: Any) -> dict[str, Any]:
     for name, prop in value.items():
         where = f"customer.custom_properties.{name}"
         if not PROPERTY_NAME_RE.fullmatch(name) or len(name) > MAX_PROPERTY_NAME_CHARS:
-            raise invalid(where, f"property names may contain only a-z, 0-9 and _ (1 to "
-                                 f"{MAX_PROPERTY_NAME_CHARS} characters)")
+            raise invalid(where, f"property names may contain only a-z, 0-9 and _ (1 to {MAX_PROPERTY_NAME_CHARS} characters)")
         if prop is None:
-            raise invalid(where, "null values are not supported (send \"\" to remove a property)")
+            raise invalid(where, 'null values are not supported (send "" to remove a property)')
         if isinstance(prop, bool):
             continue
         if isinstance(prop, int):
@@ -142,8 +164,7 @@ def _custom_properties(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _known_entries(obj: dict[str, Any], known: tuple[str, ...], prefix: str, unknown: str,
-                   reject_unknown: bool) -> Iterator[tuple[str, str, Any]]:
+def _known_entries(obj: dict[str, Any], known: tuple[str, ...], prefix: str, unknown: str, reject_unknown: bool) -> Iterator[tuple[str, str, Any]]:
     """``(key, field path, value)`` of ``obj``'s non-null known keys; an unknown key raises ``unknown`` or is skipped."""
     for key, value in obj.items():
         where = f"{prefix}.{key}"
@@ -229,8 +250,9 @@ def customer_payload(body: Any, require_external_id: bool, reject_unknown: bool)
         if require_external_id:
             raise invalid("customer.external_id", "is required")
         if "email" in out and "phone_number" in out:
-            raise invalid("customer.external_id", "is required when both email and phone_number are sent "
-                                                  "(without external_id, send only one of them)")
+            raise invalid(
+                "customer.external_id", "is required when both email and phone_number are sent (without external_id, send only one of them)"
+            )
         if "email" not in out and "phone_number" not in out:
             raise invalid("customer.external_id", "is required (or exactly one of email / phone_number)")
     return out

@@ -36,8 +36,10 @@ class RunCounts:
         """The planned side, from the diff's counts (``<change>`` and ``<change>_<operation>``, sync/diff.py)."""
         planned = {change: sum(plan_counts.get(f"{change}_{op}", 0) for op in OPERATIONS) for change in CHANGES}
         return cls(
-            added=ChangeCounts(planned=planned["added"]), changed=ChangeCounts(planned=planned["changed"]),
-            removed=ChangeCounts(planned=planned["removed"]), unchanged=ChangeCounts(planned=planned["unchanged"]),
+            added=ChangeCounts(planned=planned["added"]),
+            changed=ChangeCounts(planned=planned["changed"]),
+            removed=ChangeCounts(planned=planned["removed"]),
+            unchanged=ChangeCounts(planned=planned["unchanged"]),
             unchanged_skipped=plan_counts.get("unchanged", 0) - planned["unchanged"],
             removed_left_in_platform=plan_counts.get("removed", 0) - planned["removed"],
             invalid=plan_counts.get("invalid", 0),
@@ -78,5 +80,10 @@ class RunCounts:
     def as_dict(self) -> dict[str, int]:
         """Flat names (``planned_added``, ``succeeded_changed``, …, ``invalid``), as benchmarks/ record them."""
         flat = {f"{side}_{change}": getattr(self.of(change), side) for change in CHANGES for side in ("planned", "succeeded", "failed")}
-        return {**flat, "unchanged_skipped": self.unchanged_skipped, "removed_left_in_platform": self.removed_left_in_platform,
-                "invalid": self.invalid, "skipped": self.skipped}
+        return {
+            **flat,
+            "unchanged_skipped": self.unchanged_skipped,
+            "removed_left_in_platform": self.removed_left_in_platform,
+            "invalid": self.invalid,
+            "skipped": self.skipped,
+        }

@@ -21,8 +21,13 @@ from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_ta
 
 PAYLOAD_PREFIX = "f__"
 LOGICAL_TYPES = {
-    "VARCHAR": "string", "BOOLEAN": "bool", "DATE": "date", "TIMESTAMP": "date",
-    "TIMESTAMP WITH TIME ZONE": "date", "DOUBLE": "float", "FLOAT": "float",
+    "VARCHAR": "string",
+    "BOOLEAN": "bool",
+    "DATE": "date",
+    "TIMESTAMP": "date",
+    "TIMESTAMP WITH TIME ZONE": "date",
+    "DOUBLE": "float",
+    "FLOAT": "float",
 }
 
 
@@ -105,16 +110,18 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     for column, where in wanted.items():
         if column not in available:
             raise PlanError(
-                f"activations.{request.activation}.{where}: column {column!r} is not in "
-                f"{request.segment_table} (columns: {', '.join(available)})"
+                f"activations.{request.activation}.{where}: column {column!r} is not in {request.segment_table} (columns: {', '.join(available)})"
             )
     sent = [request.identifier, *request.columns.values()]
     hashed = ", ".join(_quote(c) for c in dict.fromkeys(sent))
     payload = ", ".join(f"{_quote(c)} AS {_quote(PAYLOAD_PREFIX + f)}" for f, c in request.columns.items())
     payload_names = ", ".join(_quote(PAYLOAD_PREFIX + f) for f in request.columns)
     # the ledger's copy of what is sent, built here in one vectorised pass rather than per record in Python
-    payload_json = (f"to_json(struct_pack({', '.join(f'{_quote(f)} := {_quote(PAYLOAD_PREFIX + f)}' for f in request.columns)}))::VARCHAR"
-                    if request.columns else "NULL")
+    payload_json = (
+        f"to_json(struct_pack({', '.join(f'{_quote(f)} := {_quote(PAYLOAD_PREFIX + f)}' for f in request.columns)}))::VARCHAR"
+        if request.columns
+        else "NULL"
+    )
     key_filter = ""
     if request.only_keys:
         keys = ", ".join(map(quote_literal, request.only_keys))
@@ -128,10 +135,14 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
         snapshot_side = snapshot
     rows = request.segment_rows_sql()
     if request.identifier != request.primary_key and not request.ignore_snapshot:  # a snapshot from before identifiers were kept
-        fill_missing_identifiers(conn, request.activation, request.partition_key,
-                                 f"""SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
+        fill_missing_identifiers(
+            conn,
+            request.activation,
+            request.partition_key,
+            f"""SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
                                            any_value(CAST({_quote(request.identifier)} AS VARCHAR)) AS __identifier
-                                    FROM {rows} GROUP BY 1""")
+                                    FROM {rows} GROUP BY 1""",
+        )
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it
     conn.execute(
@@ -144,7 +155,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
             SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
                    CAST({_quote(request.identifier)} AS VARCHAR) AS __identifier,
                    hash({hashed}) AS __hash,
-                   {payload}{',' if payload else ''} true AS __in_segment
+                   {payload}{"," if payload else ""} true AS __in_segment
             FROM {rows} {key_filter}
           ), classified AS (
             SELECT coalesce(seg.__key, snap.key) AS __key,
@@ -160,7 +171,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
                    CASE WHEN seg.__key IS NULL AND seg.__in_segment THEN 'primary key is null'
                         WHEN dup.__copies IS NOT NULL THEN 'primary key appears ' || dup.__copies || ' times in the segment'
                    END AS __reason
-                   {',' if payload_names else ''} {payload_names}
+                   {"," if payload_names else ""} {payload_names}
             FROM seg FULL OUTER JOIN {snapshot_side} AS snap ON seg.__key = snap.key
             LEFT JOIN duplicated AS dup ON dup.__key = seg.__key
           )
@@ -171,9 +182,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
     )
     conn.execute("RESET preserve_insertion_order")
     counts = {"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "invalid": 0}
-    for change, op, n in conn.execute(
-        f"SELECT __change, __op, count(*) FROM read_parquet({quote_literal(str(plan_path))}) GROUP BY ALL"
-    ).fetchall():
+    for change, op, n in conn.execute(f"SELECT __change, __op, count(*) FROM read_parquet({quote_literal(str(plan_path))}) GROUP BY ALL").fetchall():
         counts[change] = counts.get(change, 0) + n
         if op:
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n

@@ -37,6 +37,8 @@ __all__ = ["FAILED_SAMPLE_SIZE", "ActivationBusy", "SafeguardTripped", "SyncJob"
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
+LOG = logging.getLogger(__name__)
+
 
 class SafeguardTripped(RuntimeError):
     """A safeguard refused the run; the message names the numbers and the override."""
@@ -119,8 +121,7 @@ def run_sync(job: SyncJob, client: DestinationClient, connect: Connect, options:
             return _run_sync(job, client, connect, options, **kwargs)
     except filelock.Timeout:
         raise ActivationBusy(
-            f"{job.target.activation}: another run of this activation is in progress; "
-            "this one did nothing (wait for it to finish, then run again)"
+            f"{job.target.activation}: another run of this activation is in progress; this one did nothing (wait for it to finish, then run again)"
         ) from None
 
 
@@ -132,8 +133,9 @@ def _run_sync(
     *,
     run_id: str | None = None,
     partition_key: str | None = None,
-    log: logging.Logger | Any = logging.getLogger(__name__),
+    log: logging.Logger | Any = None,
 ) -> SyncReport:
+    log = log or LOG
     run_id = run_id or uuid.uuid4().hex
     activation = job.target.activation
     report = SyncReport(run_id=run_id, activation=activation, partition_key=partition_key, dry_run=options.dry_run)
@@ -154,8 +156,9 @@ def _run_sync(
         request = replace(request, ignore_snapshot=old_target is not None and old_target != target)
         try:
             plan = plan_operations(conn, request, plan_path)
-            check = target_guard.check_types(target, old_target, state.recorded_column_types(conn, activation, partition_key),
-                                             plan.segment_types, request.columns)
+            check = target_guard.check_types(
+                target, old_target, state.recorded_column_types(conn, activation, partition_key), plan.segment_types, request.columns
+            )
         except PlanError as unfit:  # e.g. a mapped column left the segment: the ledger shows the run and why
             if not options.dry_run:
                 state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
@@ -170,8 +173,10 @@ def _run_sync(
     report.counts = RunCounts.planned_from(plan.counts)
     report.retargeted, report.type_changes = check.retargeted, check.refused_types + check.widened_types
     if report.retargeted:
-        log.warning(f"{activation}: target changed ({report.retargeted}), a first sync of the new one; the {snapshot_before} records "
-                    f"synced to the old one stay there{' (dry run: nothing changed)' if options.dry_run else ''}")
+        log.warning(
+            f"{activation}: target changed ({report.retargeted}), a first sync of the new one; the {snapshot_before} records "
+            f"synced to the old one stay there{' (dry run: nothing changed)' if options.dry_run else ''}"
+        )
     try:
         _check_safeguards(job, options, plan, snapshot_before, previous_sql_hash, check)
     except SafeguardTripped as refusal:
@@ -191,8 +196,14 @@ def _run_sync(
     job = replace(job, target=replace(job.target.for_partition(partition_key), field_types=plan.field_types))
     with connect() as conn:
         if old_target is None or report.retargeted:  # adopt (first run, or a snapshot from before targets were kept)
-            state.record_target(conn, activation, partition_key, target.as_row(), run_id,
-                                retire_from=old_target.label if old_target is not None and report.retargeted else None)
+            state.record_target(
+                conn,
+                activation,
+                partition_key,
+                target.as_row(),
+                run_id,
+                retire_from=old_target.label if old_target is not None and report.retargeted else None,
+            )
         state.start_run(conn, _run_row(job, options, run_id, partition_key, "running", None))
     error: BaseException | None = None
     with StopRequest() as stop:  # SIGTERM/SIGINT from here on: stop sending, keep what arrived, record the run
@@ -213,9 +224,19 @@ def _run_sync(
     return report
 
 
-def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: DestinationClient, run_id: str,
-            partition_key: str | None, started: float, to_send: int, error: BaseException | None,
-            check: target_guard.TargetCheck, log: Any) -> None:
+def _finish(
+    job: SyncJob,
+    report: SyncReport,
+    connect: Connect,
+    client: DestinationClient,
+    run_id: str,
+    partition_key: str | None,
+    started: float,
+    to_send: int,
+    error: BaseException | None,
+    check: target_guard.TargetCheck,
+    log: Any,
+) -> None:
     """Record the run's outcome in its ledger row (and apply the ledger's retention after a successful run)."""
     activation = job.target.activation
     report.requests, report.retries = client.requests_sent, client.retries
@@ -228,16 +249,29 @@ def _finish(job: SyncJob, report: SyncReport, connect: Connect, client: Destinat
         report.snapshot_size = state.snapshot_size(conn, activation, partition_key)
         if report.snapshot_size and not error and (not check.types_recorded or succeeded):
             state.record_column_types(conn, activation, partition_key, check.column_types, run_id)  # what the platform holds now
-        state.finish_run(conn, run_id, activation, {
-            "status": report.status, "finished_at": state.now(),
-            "planned_added": counts.added.planned, "planned_changed": counts.changed.planned,
-            "planned_removed": counts.removed.planned, "unchanged_resent": counts.unchanged_resent,
-            "unchanged_skipped": counts.unchanged_skipped,
-            "succeeded": succeeded, "failed": failed, "invalid": counts.invalid,
-            "skipped": counts.skipped, "requests": report.requests,
-            "retries": report.retries, "snapshot_size": report.snapshot_size,
-            "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
-        }, partition_key)
+        state.finish_run(
+            conn,
+            run_id,
+            activation,
+            {
+                "status": report.status,
+                "finished_at": state.now(),
+                "planned_added": counts.added.planned,
+                "planned_changed": counts.changed.planned,
+                "planned_removed": counts.removed.planned,
+                "unchanged_resent": counts.unchanged_resent,
+                "unchanged_skipped": counts.unchanged_skipped,
+                "succeeded": succeeded,
+                "failed": failed,
+                "invalid": counts.invalid,
+                "skipped": counts.skipped,
+                "requests": report.requests,
+                "retries": report.retries,
+                "snapshot_size": report.snapshot_size,
+                "error": describe_error(error, succeeded, to_send)[:2000] if error else None,
+            },
+            partition_key,
+        )
         if job.ledger_retention_days and report.status in ("succeeded", "partial"):
             try:
                 state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
@@ -256,8 +290,9 @@ def _keys_not_found(conn: duckdb.DuckDBPyConnection, plan: Plan, only_keys: tupl
     return [key for key in dict.fromkeys(only_keys) if key not in found]
 
 
-def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_before: int, previous_sql_hash: str | None,
-                      check: target_guard.TargetCheck) -> None:
+def _check_safeguards(
+    job: SyncJob, options: SyncOptions, plan: Plan, snapshot_before: int, previous_sql_hash: str | None, check: target_guard.TargetCheck
+) -> None:
     name = job.target.activation
     if job.auto_synced and previous_sql_hash and previous_sql_hash != job.segment_sql_hash and not options.allow_segment_change:
         raise SafeguardTripped(
@@ -281,8 +316,17 @@ def _check_safeguards(job: SyncJob, options: SyncOptions, plan: Plan, snapshot_b
 
 def _run_row(job: SyncJob, options: SyncOptions, run_id: str, partition_key: str | None, status: str, error: str | None) -> dict[str, Any]:
     return {
-        "run_id": run_id, "activation": job.target.activation, "partition_key": partition_key,
-        "platform": job.platform, "target": target_guard.target_of(job, partition_key).label, "mode": job.plan.mode, "operation": job.plan.operation,
-        "full_resync": options.full_resync, "segment_sql_hash": job.segment_sql_hash, "status": status,
-        "started_at": state.now(), "folded_seq": -1, "error": error,
+        "run_id": run_id,
+        "activation": job.target.activation,
+        "partition_key": partition_key,
+        "platform": job.platform,
+        "target": target_guard.target_of(job, partition_key).label,
+        "mode": job.plan.mode,
+        "operation": job.plan.operation,
+        "full_resync": options.full_resync,
+        "segment_sql_hash": job.segment_sql_hash,
+        "status": status,
+        "started_at": state.now(),
+        "folded_seq": -1,
+        "error": error,
     }

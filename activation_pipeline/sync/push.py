@@ -52,8 +52,17 @@ class _Batch:
 class Pusher:
     """Streams the plan into requests, collects outcomes, journals and folds them."""
 
-    def __init__(self, job: SyncJob, client: DestinationClient, connect: Connect, report: SyncReport,
-                 journal: state.Journal, run_id: str, partition_key: str | None, log: Any):
+    def __init__(
+        self,
+        job: SyncJob,
+        client: DestinationClient,
+        connect: Connect,
+        report: SyncReport,
+        journal: state.Journal,
+        run_id: str,
+        partition_key: str | None,
+        log: Any,
+    ):
         self.job, self.client, self.connect, self.report = job, client, connect, report
         self.journal, self.run_id, self.partition_key, self.log = journal, run_id, partition_key, log
         self.seq = 0
@@ -89,8 +98,10 @@ class Pusher:
         if stop.requested:
             raise stop.interrupted(self.job.target.activation, self.report.succeeded, total, unanswered)
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
-            raise NoAnswer(f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
-                           "the run stopped, everything unconfirmed is resent next run")
+            raise NoAnswer(
+                f"{self.job.target.activation}: the platform did not answer {MAX_CONSECUTIVE_NO_ANSWER} requests in a row; "
+                "the run stopped, everything unconfirmed is resent next run"
+            )
 
     def _batches(self, plan: Plan) -> Iterator[_Batch]:
         size = self.job.max_items_per_request
@@ -103,7 +114,7 @@ class Pusher:
             wanted = pc.or_(pc.is_valid(unfiltered.column("__op")), pc.equal(unfiltered.column("__change"), "invalid"))
             arrow_batch = unfiltered.filter(wanted)
             # platform field of each payload column, found once per batch rather than per record
-            payload_fields = [(column, column[len(PAYLOAD_PREFIX):]) for column in arrow_batch.schema.names if column.startswith(PAYLOAD_PREFIX)]
+            payload_fields = [(column, column[len(PAYLOAD_PREFIX) :]) for column in arrow_batch.schema.names if column.startswith(PAYLOAD_PREFIX)]
             invalid: list[state.LedgerEntry] = []
             for row in arrow_batch.to_pylist():
                 change, op, key = row["__change"], row["__op"], row["__key"]
@@ -121,8 +132,11 @@ class Pusher:
                 if identifier is None and change == "removed" and self.job.plan.identifier == self.job.plan.primary_key:
                     identifier = key  # confirmed before snapshots kept identifiers: the key is the identifier
                 record = Record(key=key, identifier=identifier, fields=fields)
-                reason = (f"the identifier ({self.job.plan.identifier}) is null or unknown" if identifier is None
-                          else self.client.invalid_reason(self.job.target, record, op))
+                reason = (
+                    f"the identifier ({self.job.plan.identifier}) is null or unknown"
+                    if identifier is None
+                    else self.client.invalid_reason(self.job.target, record, op)
+                )
                 if reason:
                     self.report.counts.invalid += 1
                     invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"], payload=payload))
@@ -138,6 +152,7 @@ class Pusher:
 
     def _deliver(self, batch: _Batch) -> list[tuple[ItemOutcome, int]]:
         """Send one batch; split it while the platform rejects it whole. Runs in a worker thread."""
+
         def attempt(records: list[Record], depth: int) -> list[tuple[ItemOutcome, int]]:
             try:
                 return [(o, depth) for o in self.client.send(self.job.target, batch.op, records)]
@@ -148,6 +163,7 @@ class Pusher:
                 return attempt(records[:middle], depth + 1) + attempt(records[middle:], depth + 1)
             except NoAnswer as silence:
                 return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
+
         return attempt(batch.records, 1)
 
     def _collect(self, futures: set[Future], return_when: str, total: int, timeout: float | None = None) -> None:
@@ -161,8 +177,7 @@ class Pusher:
             self.consecutive_no_answer = 0 if answered else self.consecutive_no_answer + 1
             for outcome, attempt in outcomes:
                 change, row_hash, payload, identifier = batch.meta[outcome.key]
-                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload,
-                                           identifier))
+                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload, identifier))
                 self.report.counts.count_outcome(change, outcome.status)
                 failed = outcome.status not in ("confirmed", "skipped")
                 if failed and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
@@ -172,8 +187,18 @@ class Pusher:
             futures.discard(future)  # journaled: an interruption from here on cannot journal it twice
         self._maybe_report_progress(total)
 
-    def _entry(self, key: str | None, change: str, op: str, status: str, message: str | None, row_hash: int | None,
-               attempt: int = 1, payload: str | None = None, identifier: str | None = None) -> state.LedgerEntry:
+    def _entry(
+        self,
+        key: str | None,
+        change: str,
+        op: str,
+        status: str,
+        message: str | None,
+        row_hash: int | None,
+        attempt: int = 1,
+        payload: str | None = None,
+        identifier: str | None = None,
+    ) -> state.LedgerEntry:
         self.seq += 1
         return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash, payload, identifier)
 

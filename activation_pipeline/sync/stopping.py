@@ -66,8 +66,9 @@ class StopRequest:
 
     def interrupted(self, activation: str, succeeded: int, to_send: int, unanswered: int) -> SyncInterrupted:
         waited = f" ({unanswered} requests still unanswered after {STOP_WAIT_SECONDS:.0f}s)" if unanswered else ""
-        return SyncInterrupted(f"{activation}: stopped by {self.signal_name} after {succeeded} of {to_send} records were "
-                               f"confirmed{waited}; the rest is sent next run")
+        return SyncInterrupted(
+            f"{activation}: stopped by {self.signal_name} after {succeeded} of {to_send} records were confirmed{waited}; the rest is sent next run"
+        )
 
     def replay(self) -> None:
         """Hand the signal to the handler it was taken from (call after leaving the context)."""
@@ -84,8 +85,7 @@ def describe_error(error: BaseException, succeeded: int, to_send: int) -> str:
     """The run row's error text; an interruption raised as an exception has no message of its own."""
     if isinstance(error, Exception):
         return str(error)
-    return (f"the run was interrupted ({type(error).__name__}) after {succeeded} of {to_send} records were confirmed; "
-            "the rest is sent next run")
+    return f"the run was interrupted ({type(error).__name__}) after {succeeded} of {to_send} records were confirmed; the rest is sent next run"
 
 
 def drain(in_flight: set[Future], collect: Callable[[float], None], log: Any, seconds: float = STOP_WAIT_SECONDS) -> int:

@@ -46,8 +46,14 @@ class Target:
         return f"{self.destination}/{self.object} ({', '.join(details)})"
 
     def as_row(self) -> dict[str, Any]:
-        return {"destination": self.destination, "platform": self.platform, "object": self.object,
-                "identifier": self.identifier, "options": self.options, "target": self.label}
+        return {
+            "destination": self.destination,
+            "platform": self.platform,
+            "object": self.object,
+            "identifier": self.identifier,
+            "options": self.options,
+            "target": self.label,
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Target:
@@ -57,8 +63,13 @@ class Target:
 def target_of(job: SyncJob, partition_key: str | None) -> Target:
     """The target a run of ``job`` (one partition of it) addresses, ``{scope}`` substituted."""
     options = job.target.options
-    return Target(job.destination or job.platform, job.platform, job.target.for_partition(partition_key).object,
-                  job.plan.identifier, {**{k: options[k] for k in job.target_options if k in options}, **dict(job.target_details)})
+    return Target(
+        job.destination or job.platform,
+        job.platform,
+        job.target.for_partition(partition_key).object,
+        job.plan.identifier,
+        {**{k: options[k] for k in job.target_options if k in options}, **dict(job.target_details)},
+    )
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,7 @@ class TargetCheck:
         return f"{self.old.label} -> {self.new.label}" if self.old is not None and self.old != self.new else ""
 
 
-def check_types(target: Target, old: Target | None, recorded: dict[str, list[str]],
-                types: dict[str, str], columns: dict[str, str]) -> TargetCheck:
+def check_types(target: Target, old: Target | None, recorded: dict[str, list[str]], types: dict[str, str], columns: dict[str, str]) -> TargetCheck:
     """``types``: the segment's DuckDB types; ``columns``: platform field -> segment column."""
     current = {f: [c, types[c]] for f, c in columns.items() if c in types}
     refused, widened = type_changes(recorded, current)
@@ -90,9 +100,11 @@ def retarget_refusal(activation: str, check: TargetCheck, snapshot_size: int, op
     """A mirror that changes target would stop deleting from the old one what it still holds: refuse until accepted."""
     if check.old is None or not check.retargeted or operation != "mirror" or not snapshot_size:
         return None
-    return (f"{activation}: the target changed from {check.old.label} to {check.new.label}; this mirror activation would send all "
-            f"records to the new target and leave the {snapshot_size} records it synced in the old one where they are "
-            "(it no longer deletes there); if that is intended, launch the run with run config `allow_retarget: true`")
+    return (
+        f"{activation}: the target changed from {check.old.label} to {check.new.label}; this mirror activation would send all "
+        f"records to the new target and leave the {snapshot_size} records it synced in the old one where they are "
+        "(it no longer deletes there); if that is intended, launch the run with run config `allow_retarget: true`"
+    )
 
 
 def _int_rank(duckdb_type: str) -> tuple[str, int] | None:
@@ -142,8 +154,10 @@ def type_changes(recorded: dict[str, list[str]], current: dict[str, list[str]]) 
 
 
 def type_change_refusal(activation: str, target: Target, refused: list[str]) -> str:
-    return (f"{activation}: the type of a mapped column changed since the last confirmed sync to {target.label}: "
-            f"{'; '.join(refused)}; the platform field keeps the type its values were sent with, so this run sends "
-            "nothing (safe widenings pass unasked: wider integers, integer to DOUBLE/DECIMAL, FLOAT to DOUBLE); "
-            "fix the segment or source type, or launch the run with run config `allow_type_change: true` "
-            "to send the new type")
+    return (
+        f"{activation}: the type of a mapped column changed since the last confirmed sync to {target.label}: "
+        f"{'; '.join(refused)}; the platform field keeps the type its values were sent with, so this run sends "
+        "nothing (safe widenings pass unasked: wider integers, integer to DOUBLE/DECIMAL, FLOAT to DOUBLE); "
+        "fix the segment or source type, or launch the run with run config `allow_type_change: true` "
+        "to send the new type"
+    )

@@ -46,9 +46,15 @@ BATCH_SPEC = PlatformSpec(
     object_pattern=CATALOG_NAME,
     object_rule="lowercase letters, digits and underscores (Batch catalog names)",
     nulls_default="send",  # a null attribute is sent as null: the item holds null
-    nulls_refused=(("omit", r".*", "items/edit `add` replaces an item whole (the sandbox's choice; whether `add` replaces an "
-                    "existing id is unverified: docs/platforms/batch.md), so a left-out attribute would be dropped, not kept; use "
-                    "nulls: send (the attribute is stored as null)"),),
+    nulls_refused=(
+        (
+            "omit",
+            r".*",
+            "items/edit `add` replaces an item whole (the sandbox's choice; whether `add` replaces an "
+            "existing id is unverified: docs/platforms/batch.md), so a left-out attribute would be dropped, not kept; use "
+            "nulls: send (the attribute is stored as null)",
+        ),
+    ),
 )
 
 __all__ = ["BATCH_SPEC", "BatchClient", "BatchResource", "BatchTarget"]

@@ -66,11 +66,7 @@ class BatchClient(SessionClient):
             raise self.session.fail(response, f"view catalog {catalog!r}")
         if not target.field_types:
             return  # nothing to create a catalog from (delete-only): deletions from a missing catalog are no-ops
-        fields = [
-            {"name": name, "type": kind}
-            for name, kind in sorted(target.field_types.items())
-            if kind in FIELD_TYPES
-        ][:25]
+        fields = [{"name": name, "type": kind} for name, kind in sorted(target.field_types.items()) if kind in FIELD_TYPES][:25]
         created = self.session.request("POST", "/catalogs/create", json={"name": catalog, "fields": fields})
         if created.status_code not in (200, 201, 202):
             raise self.session.fail(created, f"create catalog {catalog!r}")
@@ -85,9 +81,7 @@ class BatchClient(SessionClient):
                 return problem
             if isinstance(value, str) and len(value) > MAX_STRING:
                 return f"{name}: string of {len(value)} characters exceeds {MAX_STRING}"
-            if isinstance(value, list) and (
-                len(value) > MAX_ARRAY_ITEMS or any(len(str(v)) > MAX_ARRAY_STRING for v in value)
-            ):
+            if isinstance(value, list) and (len(value) > MAX_ARRAY_ITEMS or any(len(str(v)) > MAX_ARRAY_STRING for v in value)):
                 return f"{name}: arrays hold at most {MAX_ARRAY_ITEMS} strings of {MAX_ARRAY_STRING} characters"
         return None
 

@@ -19,7 +19,7 @@ class BatchTarget:
     catalog: str
 
     @classmethod
-    def parse(cls, object_name: str, options: Mapping[str, Any]) -> "BatchTarget":
+    def parse(cls, object_name: str, options: Mapping[str, Any]) -> BatchTarget:
         if not re.fullmatch(CATALOG_NAME, object_name):
             raise TargetError("object", f"{object_name!r}: Batch catalog names are 1-100 lowercase letters, digits and underscores")
         return cls(object_name)

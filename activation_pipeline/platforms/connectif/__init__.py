@@ -35,8 +35,7 @@ class ConnectifResource(PlatformResource):
         api_key = self.secret("api_key", base_url)
         if ":" not in api_key:
             raise PlatformError(f"{self.api_key_env} must hold the Connectif API key as keyId:keySecret (one string, as the UI shows it)")
-        session = self.session(base_url, {"Authorization": f"apiKey {api_key}", "Accept": "application/json"},
-                               (api_key, *api_key.split(":", 1)))
+        session = self.session(base_url, {"Authorization": f"apiKey {api_key}", "Accept": "application/json"}, (api_key, *api_key.split(":", 1)))
         return ConnectifClient(session)
 
 
@@ -54,9 +53,17 @@ CONNECTIF_SPEC = PlatformSpec(
     activation_options=("removal",),
     verifies=True,
     nulls_default="omit",  # a PATCH merges the fields sent: a field left out keeps Connectif's value
-    nulls_refused=(("send", r".*", ("a PATCH merges the fields sent and what Connectif does with a null is undocumented "
-                                    "([U]: no null rule is published; the sandbox leaves the field alone), so a null cannot "
-                                    "clear a Connectif field; use nulls: omit (Connectif keeps its value)")),),
+    nulls_refused=(
+        (
+            "send",
+            r".*",
+            (
+                "a PATCH merges the fields sent and what Connectif does with a null is undocumented "
+                "([U]: no null rule is published; the sandbox leaves the field alone), so a null cannot "
+                "clear a Connectif field; use nulls: omit (Connectif keeps its value)"
+            ),
+        ),
+    ),
 )
 
 __all__ = ["CONNECTIF_SPEC", "ConnectifClient", "ConnectifResource", "ConnectifTarget"]

@@ -156,8 +156,10 @@ class ConnectifClient(SessionClient):
             if response.status_code == 404:
                 return ItemOutcome(record.key, "confirmed", "not in Connectif: nothing to delete")
             if response.status_code == 405:
-                raise PlatformError(f"{activation}: this Connectif account has no product DELETE endpoint; "
-                                    "set `options: {removal: discontinue}` to mark removed products discontinued")
+                raise PlatformError(
+                    f"{activation}: this Connectif account has no product DELETE endpoint; "
+                    "set `options: {removal: discontinue}` to mark removed products discontinued"
+                )
             if response.status_code in (401, 403) or response.status_code >= 500:
                 raise self._fail(response, f"DELETE product {record.identifier}")
             return ItemOutcome(record.key, "rejected", error_message(response, self.session.redact))
@@ -178,8 +180,11 @@ class ConnectifClient(SessionClient):
         return body
 
     def _fail(self, response: requests.Response, what: str) -> PlatformError:
-        hint = {401: " (is the API key right?)", 403: " (does the API key have the products read/write scopes?)",
-                404: " (is the base URL right?)"}.get(response.status_code, "")
+        hint = {
+            401: " (is the API key right?)",
+            403: " (does the API key have the products read/write scopes?)",
+            404: " (is the base URL right?)",
+        }.get(response.status_code, "")
         return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}{hint}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:

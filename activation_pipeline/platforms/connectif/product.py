@@ -29,8 +29,9 @@ PRICE_FIELDS = frozenset({"unitPrice", "unitPriceOriginal", "unitPriceWithoutVAT
 NUMBER_FIELDS = frozenset({"discountedPercentage", "rating"})
 INTEGER_FIELDS = frozenset({"inStockUnits", "ratingCount", "reviewCount", "priority"})
 LIST_FIELDS = frozenset({"categories", "tags", "relatedExternalProductIds"})
-WRITABLE_FIELDS = (TEXT_FIELDS | URL_FIELDS | PRICE_FIELDS | NUMBER_FIELDS | INTEGER_FIELDS | LIST_FIELDS
-                   | {"availability", "isBlacklisted", "publishedAt"})
+WRITABLE_FIELDS = (
+    TEXT_FIELDS | URL_FIELDS | PRICE_FIELDS | NUMBER_FIELDS | INTEGER_FIELDS | LIST_FIELDS | {"availability", "isBlacklisted", "publishedAt"}
+)
 # mandatory for a new product in the product import [V]; assumed for patch-or-create [I]
 CREATION_FIELDS = ("name", "productDetailUrl", "unitPrice")
 # written: instock / outofstock [V]; discontinued [U] (the read resource documents it)
@@ -52,14 +53,18 @@ def activation_problem(activation: Any) -> tuple[str, str] | None:
             return f"mapping.{name}", f"not a writable Connectif product field; allowed: {field_names()}"
     for name in activation.custom_attributes:
         if name not in WRITABLE_FIELDS:
-            return "custom_attributes", (f"{name!r}: Connectif products take no free custom attributes; map the column "
-                                         "to customField1, customField2 or customField3 under `mapping`")
+            return "custom_attributes", (
+                f"{name!r}: Connectif products take no free custom attributes; map the column "
+                "to customField1, customField2 or customField3 under `mapping`"
+            )
     if activation.operation in ("upsert", "mirror"):
         sent = set(activation.mapping) | set(activation.custom_attributes)
         missing = [name for name in CREATION_FIELDS if name not in sent]
         if missing:
-            return "mapping", (f"creating Connectif products needs {', '.join(CREATION_FIELDS)}; map {', '.join(missing)} "
-                               "(or use operation update_only to update existing products only)")
+            return "mapping", (
+                f"creating Connectif products needs {', '.join(CREATION_FIELDS)}; map {', '.join(missing)} "
+                "(or use operation update_only to update existing products only)"
+            )
     return None  # the object and `removal` are the target model's (target.py)
 
 
@@ -88,8 +93,9 @@ def field_problem(name: str, value: Any) -> str | None:
         return problem
     if name == "availability":
         if availability_of(value) is None:
-            return (f"availability: {value!r} is not one of {', '.join(AVAILABILITY)} "
-                    "(in_stock / out_of_stock and other spellings of these are accepted)")
+            return (
+                f"availability: {value!r} is not one of {', '.join(AVAILABILITY)} (in_stock / out_of_stock and other spellings of these are accepted)"
+            )
         return None
     if name in URL_FIELDS:
         return _url_problem(name, value)

@@ -23,7 +23,7 @@ from activation_pipeline.platforms.base import (
     Record,
     TargetError,
     answer_error,
-    email_problem,
+    email_address_problem,
     non_finite_number,
 )
 from activation_pipeline.platforms.dotdigital.target import CONTACT_INSIGHT, LIST, OBJECT_PATTERN, DotdigitalTarget
@@ -79,7 +79,7 @@ def identifier_problem(kind: str, value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return f"no {kind}: the identifier is empty"
     if kind == "email":
-        return email_problem(value)
+        return email_address_problem(value)
     if kind == "mobileNumber":
         return None if MOBILE.fullmatch(value) else f"mobile number {value!r} is not in E.164 format (7 to 15 digits)"
     return None if len(value) <= 256 else f"{kind} longer than 256 characters"

@@ -61,9 +61,17 @@ SYNERISE_SPEC = PlatformSpec(
     activation_problem=activation_problem,
     activation_options=OPTIONS,
     nulls_default="send",  # profiles: null resets a native field / deletes an attribute [V]; transactions never carry nulls
-    nulls_refused=(("omit", r"catalog:.+", ("items/batch stores an item's value whole (Synerise's own Magento plugin resends "
-                    "every attribute, docs/platforms/synerise.md), so a left-out attribute would be dropped, not kept; use "
-                    "nulls: send (the attribute is stored as null)")),),
+    nulls_refused=(
+        (
+            "omit",
+            r"catalog:.+",
+            (
+                "items/batch stores an item's value whole (Synerise's own Magento plugin resends "
+                "every attribute, docs/platforms/synerise.md), so a left-out attribute would be dropped, not kept; use "
+                "nulls: send (the attribute is stored as null)"
+            ),
+        ),
+    ),
 )
 
 __all__ = ["SYNERISE_SPEC", "SyneriseClient", "SyneriseResource", "SyneriseTarget"]

@@ -226,8 +226,9 @@ class SyneriseClient(SessionClient):
                 continue
             named = _named_items(response, len(pairs), self.session.redact)
             if status == PARTIAL:
-                return outcomes + [ItemOutcome(r.key, "rejected", named[i]) if i in named else ItemOutcome(r.key, "confirmed")
-                                   for i, (r, _) in enumerate(pairs)]
+                return outcomes + [
+                    ItemOutcome(r.key, "rejected", named[i]) if i in named else ItemOutcome(r.key, "confirmed") for i, (r, _) in enumerate(pairs)
+                ]
             if status == 400 and named:  # refused whole because of the items it names: reject those, resend the rest
                 outcomes += [ItemOutcome(pairs[i][0].key, "rejected", message) for i, message in sorted(named.items())]
                 pairs = [pair for i, pair in enumerate(pairs) if i not in named]
@@ -252,11 +253,9 @@ class SyneriseClient(SessionClient):
         return {"Authorization": f"Bearer {token}", "Api-Version": API_VERSION, "Content-Type": "application/json"}
 
     def _login(self) -> str:
-        response = self.session.request("POST", "/v4/auth/login/profile", json={"apiKey": self._api_key},
-                                        headers={"Api-Version": API_VERSION})
+        response = self.session.request("POST", "/v4/auth/login/profile", json={"apiKey": self._api_key}, headers={"Api-Version": API_VERSION})
         if response.status_code in (401, 403):
-            raise CredentialsRefused(f"Synerise refused the API key (HTTP {response.status_code}): "
-                                     f"{self._describe(response)}", response.status_code)
+            raise CredentialsRefused(f"Synerise refused the API key (HTTP {response.status_code}): {self._describe(response)}", response.status_code)
         if response.status_code != 200:
             raise self.session.fail(response, "POST /v4/auth/login/profile")
         token = json_object(response).get("token")

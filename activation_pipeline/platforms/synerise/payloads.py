@@ -8,8 +8,10 @@ An activation's ``object`` names what it writes:
 |---|---|---|
 | ``profiles`` | ``POST /v4/clients/batch`` | ``customId`` (the identifier), ``email``, ``firstName``, ``lastName`` |
 | ``subscriptions`` | ``POST /v4/clients/batch`` | ``email`` (the identifier), ``agreements`` |
-| ``catalog:<name>`` | ``POST /catalogs/bags/{id}/items/batch`` | ``itemId`` (the identifier, the SKU), ``price``, ``productUrl``, ``parentId``, ``deleted``, ``category``, ``additionalCategories``, ``image`` |
-| ``transactions`` | ``POST /v4/transactions/batch`` | ``orderId`` and ``eventSalt`` (the identifier), ``client``, ``recordedAt``, ``products``, ``revenue`` |
+| ``catalog:<name>`` | ``POST /catalogs/bags/{id}/items/batch`` | ``itemId`` (the identifier, the SKU), ``price``, ``productUrl``, |
+| | | ``parentId``, ``deleted``, ``category``, ``additionalCategories``, ``image`` |
+| ``transactions`` | ``POST /v4/transactions/batch`` | ``orderId`` and ``eventSalt`` (the identifier), ``client``, |
+| | | ``recordedAt``, ``products``, ``revenue`` |
 
 What an ``object`` and its ``options`` name is parsed once, by the target model (``target.py``).
 Which facts are verified and which are chosen here: the client module's docstring and
@@ -25,14 +27,30 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, TargetError
+from activation_pipeline.platforms.base import E164_DIGITS, Record, TargetError, email_address_problem
 from activation_pipeline.platforms.http import utc_wire
 from activation_pipeline.platforms.synerise.target import SyneriseTarget
 
-PROFILE_FIELDS = frozenset({
-    "email", "phone", "firstName", "lastName", "displayName", "avatarUrl", "birthDate", "company", "city",
-    "address", "zipCode", "province", "countryCode", "sex", "tags", "uuid",
-})
+PROFILE_FIELDS = frozenset(
+    {
+        "email",
+        "phone",
+        "firstName",
+        "lastName",
+        "displayName",
+        "avatarUrl",
+        "birthDate",
+        "company",
+        "city",
+        "address",
+        "zipCode",
+        "province",
+        "countryCode",
+        "sex",
+        "tags",
+        "uuid",
+    }
+)
 PROFILE_REQUIRED = ("email", "firstName", "lastName")  # with customId: the Magento plugin's required attributes
 AGREEMENTS = frozenset({"email", "sms", "push", "webPush", "bluetooth", "rfid", "wifi"})
 SEXES = ("FEMALE", "MALE", "NOT_SPECIFIED", "OTHER")
@@ -40,8 +58,21 @@ ITEM_REQUIRED = ("price", "productUrl", "parentId", "category", "image")  # addi
 ITEM_RESERVED = frozenset({"itemId", "deleted"})  # set by the client: the identifier and the soft-delete flag
 TAX_RATE_FIELD = "tax_rate"  # read for tax_inclusive_price, never sent
 LABEL_SUFFIX = "_label"  # `<field>_label` is the option label of `<field>`: sent in its place under labels_as_values
-TRANSACTION_FIELDS = frozenset({"client.customId", "client.email", "client.uuid", "recordedAt", "products", "currency",
-                                "revenue", "value", "discountAmount", "source", "paymentInfo.method"})
+TRANSACTION_FIELDS = frozenset(
+    {
+        "client.customId",
+        "client.email",
+        "client.uuid",
+        "recordedAt",
+        "products",
+        "currency",
+        "revenue",
+        "value",
+        "discountAmount",
+        "source",
+        "paymentInfo.method",
+    }
+)
 SOURCES = ("WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP")
 PRODUCT_MONEY = ("finalUnitPrice", "regularPrice", "netUnitPrice")
 ATTRIBUTE_NAME = re.compile(r"^[-_a-zA-Z0-9]+$")
@@ -59,15 +90,15 @@ def activation_problem(activation: Any) -> tuple[str, str] | None:
     except TargetError as refused:
         return refused.field, str(refused)
     fields = [*activation.mapping, *activation.custom_attributes]
-    return {"profiles": _profile_problem, "subscriptions": _subscription_problem, "catalog": _catalog_problem,
-            "transactions": _transaction_problem}[target.kind](activation, target, fields)
+    return {"profiles": _profile_problem, "subscriptions": _subscription_problem, "catalog": _catalog_problem, "transactions": _transaction_problem}[
+        target.kind
+    ](activation, target, fields)
 
 
 def _missing(activation: Any, required: tuple[str, ...], what: str) -> tuple[str, str] | None:
     missing = [name for name in required if name not in activation.mapping]
     if missing:
-        return "mapping", (f"{what} always send {', '.join(required)}: map {', '.join(missing)} to a segment column "
-                           "(a null value is sent as null)")
+        return "mapping", (f"{what} always send {', '.join(required)}: map {', '.join(missing)} to a segment column (a null value is sent as null)")
     return None
 
 
@@ -110,7 +141,10 @@ def _catalog_problem(activation: Any, target: SyneriseTarget, fields: list[str])
     if target.tax_inclusive_price and TAX_RATE_FIELD not in activation.mapping:
         return "mapping", f"tax_inclusive_price needs `{TAX_RATE_FIELD}` mapped to the tax rate column (0.2 for 20%); it is not sent"
     if target.labels_as_values and not any(name.endswith(LABEL_SUFFIX) for name in fields):
-        return "options.labels_as_values", "needs at least one `<field>_label` mapped beside `<field>` (e.g. colour: colour_id, colour_label: colour_label)"
+        return (
+            "options.labels_as_values",
+            "needs at least one `<field>_label` mapped beside `<field>` (e.g. colour: colour_id, colour_label: colour_label)",
+        )
     return None
 
 
@@ -167,7 +201,10 @@ def _value_problem(name: str, value: Any) -> str | None:
 def email_problem(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    return None if isinstance(value, str) and len(value) <= 254 and EMAIL.fullmatch(value) else f"{name}: malformed email {value!r}"
+    if not isinstance(value, str):
+        return f"{name}: malformed email {value!r}"
+    problem = email_address_problem(value)
+    return f"{name}: {problem}" if problem else None
 
 
 def phone_problem(name: str, value: Any) -> str | None:
@@ -197,7 +234,9 @@ def profile_problem(record: Record) -> str | None:
             problem = None if value in SEXES else f"sex: {value!r} is not one of {', '.join(SEXES)}"
         elif name == "birthDate" and value is not None:
             text = wire(value)[:10] if isinstance(value, (date, str)) else ""
-            problem = None if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) and text > "1900-01-01" else f"birthDate: {value!r} is not a date after 1900-01-01"
+            problem = (
+                None if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) and text > "1900-01-01" else f"birthDate: {value!r} is not a date after 1900-01-01"
+            )
         elif name.startswith("agreements.") and value is not None:
             problem = None if _boolean(value) is not None else f"{name}: {value!r} is not a boolean"
         else:
@@ -318,7 +357,8 @@ def transaction_problem(record: Record) -> str | None:
         if not line.get("sku"):
             return f"{where}.sku is empty"
         problem = _number_problem(f"{where}.quantity", line.get("quantity"), 0.0) or (
-            None if float(line["quantity"]) > 0 else f"{where}.quantity must be above 0")
+            None if float(line["quantity"]) > 0 else f"{where}.quantity must be above 0"
+        )
         problem = problem or _number_problem(f"{where}.finalUnitPrice", line.get("finalUnitPrice"))
         if problem:
             return problem
@@ -349,8 +389,13 @@ def transaction_payload(record: Record) -> dict[str, Any]:
     revenue = fields.get("revenue")
     if revenue is None:  # not computed by Synerise: Σ finalUnitPrice × quantity
         revenue = sum(p["finalUnitPrice"]["amount"] * float(p["quantity"]) for p in products)
-    body: dict[str, Any] = {"client": client, "orderId": record.identifier, "recordedAt": wire(fields["recordedAt"]),
-                            "products": products, "revenue": _money(revenue, currency)}
+    body: dict[str, Any] = {
+        "client": client,
+        "orderId": record.identifier,
+        "recordedAt": wire(fields["recordedAt"]),
+        "products": products,
+        "revenue": _money(revenue, currency),
+    }
     body["eventSalt"] = record.identifier  # stable per order: a re-send overwrites its events
     if fields.get("value") is not None:
         body["value"] = _money(fields["value"], currency)

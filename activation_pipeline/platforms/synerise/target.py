@@ -45,7 +45,7 @@ class SyneriseTarget:
         if not re.fullmatch(OBJECT_PATTERN, object_name):
             raise TargetError("object", f"{object_name!r}: Synerise objects are profiles, subscriptions, transactions or catalog:<name>")
         kind: Kind = "catalog" if object_name.startswith(CATALOG_PREFIX) else object_name  # type: ignore[assignment]
-        catalog = object_name[len(CATALOG_PREFIX):] if kind == "catalog" else None
+        catalog = object_name[len(CATALOG_PREFIX) :] if kind == "catalog" else None
         if catalog is not None and not CATALOG_NAME.fullmatch(catalog):
             raise TargetError("object", "Synerise catalog names are letters and digits only (catalog:<name>)")
         for option, value in options.items():

@@ -89,8 +89,13 @@ class YotpoClient(SessionClient):
     def __init__(self, session: PlatformSession, secret: str, *, requests_per_second: float = 5.0):
         self.session = session
         self._secret = secret
-        self._tokens = TokenAuth(self._new_token, lambda token: {"X-Yotpo-Token": token}, refused=TOKEN_INVALID, platform="Yotpo",
-                                 describe=lambda response: error_message(response, self.session.redact))
+        self._tokens = TokenAuth(
+            self._new_token,
+            lambda token: {"X-Yotpo-Token": token},
+            refused=TOKEN_INVALID,
+            platform="Yotpo",
+            describe=lambda response: error_message(response, self.session.redact),
+        )
         # the limit is per store: other processes share it, so 429s slow this client down (adaptive)
         self._pacer = Pacer(requests_per_second, adaptive=True, floor_per_second=DOCUMENTED_RATE, headers=RATE_HEADERS)
         self._index_lock = threading.Lock()
@@ -131,8 +136,9 @@ class YotpoClient(SessionClient):
     # --- one customer --------------------------------------------------------------------
     def _send_one(self, customers: YotpoTarget, op: Op, record: Record) -> ItemOutcome:
         if op == "update" and not self._exists(customers, record.identifier):
-            return ItemOutcome(record.key, "skipped",
-                               f"no Yotpo customer with {customers.kind} {record.identifier}; insert mode is off (update_only)")
+            return ItemOutcome(
+                record.key, "skipped", f"no Yotpo customer with {customers.kind} {record.identifier}; insert mode is off (update_only)"
+            )
         response = self._call("PATCH", "/customers", json=customer_payload(customers, record))
         if response.status_code in SUCCESS:
             return ItemOutcome(record.key, "confirmed")
@@ -157,8 +163,7 @@ class YotpoClient(SessionClient):
         with self._index_lock:
             if customers not in self._index:
                 listed = pages(self._customers_page)
-                self._index[customers] = frozenset(normalised(customers.kind, str(c[customers.field]))
-                                                   for c in listed if c.get(customers.field))
+                self._index[customers] = frozenset(normalised(customers.kind, str(c[customers.field])) for c in listed if c.get(customers.field))
             return self._index[customers]
 
     def _customers_page(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -184,15 +189,20 @@ class YotpoClient(SessionClient):
     def _new_token(self) -> str:
         response = self._paced("POST", "/access_tokens", json={"secret": self._secret})
         if response.status_code in TOKEN_INVALID or response.status_code == 400:
-            raise answer_error(response.status_code, self.session.redact(
-                f"Yotpo refused the API secret at {self.session.base_url}/access_tokens "
-                f"({error_message(response, self.session.redact)}); check the store id and secret"
-            ))
+            raise answer_error(
+                response.status_code,
+                self.session.redact(
+                    f"Yotpo refused the API secret at {self.session.base_url}/access_tokens "
+                    f"({error_message(response, self.session.redact)}); check the store id and secret"
+                ),
+            )
         if response.status_code not in SUCCESS:
-            raise PlatformError(self.session.redact(
-                f"no access token from {self.session.base_url}/access_tokens ({error_message(response, self.session.redact)}); "
-                "is the base URL (YOTPO_BASE_URL) a Yotpo Core v3 store URL?"
-            ))
+            raise PlatformError(
+                self.session.redact(
+                    f"no access token from {self.session.base_url}/access_tokens ({error_message(response, self.session.redact)}); "
+                    "is the base URL (YOTPO_BASE_URL) a Yotpo Core v3 store URL?"
+                )
+            )
         try:
             token = response.json()["access_token"]
         except (ValueError, KeyError, TypeError):

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from activation_pipeline.platforms.base import E164_DIGITS, EMAIL, Record, TargetError, non_finite_number
+from activation_pipeline.platforms.base import E164_DIGITS, Record, TargetError, email_address_problem, non_finite_number
 from activation_pipeline.platforms.http import body_parts, error_text, json_object, utc_wire
 from activation_pipeline.platforms.yotpo.target import IDENTIFIER_FIELDS, YotpoTarget
 
@@ -24,11 +24,24 @@ from activation_pipeline.platforms.yotpo.target import IDENTIFIER_FIELDS, YotpoT
 # Yotpo's rule: with an external_id it identifies the customer; without one, exactly one
 # of email / phone_number. So an activation matching by email or phone may not send the others.
 IDENTITY_FIELDS = frozenset(IDENTIFIER_FIELDS.values())
-STANDARD_FIELDS = frozenset({
-    "external_id", "email", "phone_number", "first_name", "last_name", "gender",
-    "account_created_at", "account_updated_at", "account_status", "default_language",
-    "default_currency", "tags", "accepts_sms_marketing", "accepts_email_marketing",
-})
+STANDARD_FIELDS = frozenset(
+    {
+        "external_id",
+        "email",
+        "phone_number",
+        "first_name",
+        "last_name",
+        "gender",
+        "account_created_at",
+        "account_updated_at",
+        "account_status",
+        "default_language",
+        "default_currency",
+        "tags",
+        "accepts_sms_marketing",
+        "accepts_email_marketing",
+    }
+)
 ADDRESS_FIELDS = frozenset({"address1", "address2", "city", "company", "state", "zip", "province_code", "country_code"})
 # sent as JSON strings whatever the column type (a numeric zip or name would be refused)
 TEXT_FIELDS = frozenset({"external_id", "email", "phone_number", "first_name", "last_name", "default_language", "default_currency", "tags"})
@@ -56,22 +69,25 @@ def activation_problem(activation: Any) -> tuple[str, str] | None:
         return None  # object_pattern reports it
     kind = target.kind
     if kind != "external_id" and activation.identifier is None:
-        return "identifier", (f"matching Yotpo customers by {kind} needs `identifier:` set to the segment "
-                              f"column holding the {kind} (the default, the primary key, is not one)")
+        return "identifier", (
+            f"matching Yotpo customers by {kind} needs `identifier:` set to the segment "
+            f"column holding the {kind} (the default, the primary key, is not one)"
+        )
     own = target.field
     forbidden = {own} if kind == "external_id" else IDENTITY_FIELDS
     for name in activation.mapping:
         if name in forbidden:
             if name == own:
                 return f"mapping.{name}", f"{name} is the identifier here (`identifier:` names its column); do not map it again"
-            return f"mapping.{name}", (f"customers matched by {kind} may not also send {name}: Yotpo identifies a customer "
-                                       f"by external_id when present, else by exactly one of email or phone_number")
+            return f"mapping.{name}", (
+                f"customers matched by {kind} may not also send {name}: Yotpo identifies a customer "
+                f"by external_id when present, else by exactly one of email or phone_number"
+            )
         if name.startswith("address."):
             if name.split(".", 1)[1] not in ADDRESS_FIELDS:
                 return f"mapping.{name}", f"not a Yotpo address field; allowed: {', '.join(sorted(ADDRESS_FIELDS))}"
         elif name not in STANDARD_FIELDS:
-            return f"mapping.{name}", (f"not a Yotpo customer field (allowed: {mapped_field_names()}); "
-                                       "send other columns with custom_attributes")
+            return f"mapping.{name}", (f"not a Yotpo customer field (allowed: {mapped_field_names()}); send other columns with custom_attributes")
     for name in activation.custom_attributes:
         if not CUSTOM_NAME.fullmatch(name):
             return "custom_attributes", f"{name!r}: Yotpo custom property names are 1-32 lowercase letters, digits and underscores"
@@ -87,7 +103,7 @@ def identifier_problem(kind: str, value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return f"no {kind}: the identifier is empty"
     if kind == "email":
-        return None if len(value) <= 254 and EMAIL.fullmatch(value) else f"malformed email {value!r}"
+        return email_address_problem(value)
     if kind == "phone":
         return None if E164.fullmatch(value) else f"phone {value!r} is not in E.164 format (+, then 7 to 15 digits)"
     return None if len(value) <= MAX_STRING else f"external_id longer than {MAX_STRING} characters"

@@ -14,9 +14,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.failed_runs (
     run_id VARCHAR, job_name VARCHAR, step_key VARCHAR, activation VARCHAR, error VARCHAR, failed_at TIMESTAMPTZ)"""
 
 
-def record_failed_steps(conn: duckdb.DuckDBPyConnection, run_id: str, job_name: str,
-                        steps: Iterable[tuple[str | None, str | None, str]]) -> None:
+def record_failed_steps(conn: duckdb.DuckDBPyConnection, run_id: str, job_name: str, steps: Iterable[tuple[str | None, str | None, str]]) -> None:
     """One row per failed (step key, activation, error) of the run, stamped now."""
     conn.execute(FAILED_RUNS_DDL)
-    conn.executemany(f"INSERT INTO {SCHEMA}.failed_runs VALUES (?, ?, ?, ?, ?, now())",
-                     [[run_id, job_name, step, activation, error] for step, activation, error in steps])
+    conn.executemany(
+        f"INSERT INTO {SCHEMA}.failed_runs VALUES (?, ?, ?, ?, ?, now())",
+        [[run_id, job_name, step, activation, error] for step, activation, error in steps],
+    )

@@ -106,7 +106,8 @@ def fold(
     journal twice (a crash between commit and journal removal) changes nothing.
     """
     folded = scalar(
-        conn, f"""SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs
+        conn,
+        f"""SELECT coalesce(max(folded_seq), -1) FROM {SCHEMA}.sync_runs
                   WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
         [run_id, activation, partition_key],
     )
@@ -114,9 +115,20 @@ def fold(
     if not fresh:
         return folded
     frame = pl.DataFrame(
-        fresh, orient="row",
-        schema={"seq": pl.Int64, "key": pl.Utf8, "change": pl.Utf8, "operation": pl.Utf8, "status": pl.Utf8,
-                "message": pl.Utf8, "attempt": pl.Int32, "row_hash": pl.UInt64, "payload": pl.Utf8, "identifier": pl.Utf8},
+        fresh,
+        orient="row",
+        schema={
+            "seq": pl.Int64,
+            "key": pl.Utf8,
+            "change": pl.Utf8,
+            "operation": pl.Utf8,
+            "status": pl.Utf8,
+            "message": pl.Utf8,
+            "attempt": pl.Int32,
+            "row_hash": pl.UInt64,
+            "payload": pl.Utf8,
+            "identifier": pl.Utf8,
+        },
     )
     last = max(entry.seq for entry in fresh)
     snap = snapshot_table(activation)

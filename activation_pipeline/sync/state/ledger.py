@@ -20,8 +20,7 @@ def start_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     )
 
 
-def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, values: dict[str, Any],
-               partition_key: str | None = None) -> None:
+def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, values: dict[str, Any], partition_key: str | None = None) -> None:
     assignments = ", ".join(f"{column} = ?" for column in values)
     conn.execute(
         f"UPDATE {SCHEMA}.sync_runs SET {assignments} WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?",
@@ -31,7 +30,8 @@ def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, va
 
 def last_synced_sql_hash(conn: duckdb.DuckDBPyConnection, activation: str) -> str | None:
     row = first_row(
-        conn, f"""SELECT segment_sql_hash FROM {SCHEMA}.sync_runs
+        conn,
+        f"""SELECT segment_sql_hash FROM {SCHEMA}.sync_runs
             WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1""",
         [activation],
     )
@@ -43,8 +43,7 @@ class Pruned(NamedTuple):
     cleared: int  # rows kept (each record's last confirmed version) whose payload and message were dropped
 
 
-def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None,
-                 when_due: bool = False) -> Pruned:
+def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None, when_due: bool = False) -> Pruned:
     """Drop what the ledger holds about records beyond ``retention_days``, keeping the counts.
 
     ``sync_runs`` is untouched. Of the ``sync_records`` rows recorded before the start of the UTC
@@ -58,8 +57,11 @@ def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activatio
     cutoff = today - timedelta(days=retention_days)
     where, params = ("activation = ?", [activation]) if activation else ("TRUE", [])
     if when_due and not first_row(
-        conn, f"""SELECT 1 FROM {SCHEMA}.sync_records WHERE {where} AND recorded_at < ?
-                  AND (payload IS NOT NULL OR message IS NOT NULL) LIMIT 1""", [*params, cutoff]):
+        conn,
+        f"""SELECT 1 FROM {SCHEMA}.sync_records WHERE {where} AND recorded_at < ?
+                  AND (payload IS NOT NULL OR message IS NOT NULL) LIMIT 1""",
+        [*params, cutoff],
+    ):
         return Pruned(0, 0)
     with transaction(conn):
         deleted = conn.execute(

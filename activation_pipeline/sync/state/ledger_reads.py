@@ -28,20 +28,26 @@ def run_records_query(run_id: str, activation: str, partitions: list[str]) -> st
         where += f" AND partition_key = {quote_literal(partitions[0])}"
     elif partitions:
         where += f" AND partition_key IN ({', '.join(quote_literal(p) for p in partitions)})"
-    return (f"-- this run's record operations and the platform's answers (warehouse schema {SCHEMA})\n"
-            f"SELECT partition_key, key, change, operation, status, message, attempt, recorded_at\n"
-            f"FROM {SCHEMA}.sync_records\n{where}\nORDER BY partition_key, seq;")
+    return (
+        f"-- this run's record operations and the platform's answers (warehouse schema {SCHEMA})\n"
+        f"SELECT partition_key, key, change, operation, status, message, attempt, recorded_at\n"
+        f"FROM {SCHEMA}.sync_records\n{where}\nORDER BY partition_key, seq;"
+    )
 
 
-def run_records(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, partition_key: str | None, status: str,
-                limit: int) -> list[tuple[str | None, str, str, str]]:
+def run_records(
+    conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, partition_key: str | None, status: str, limit: int
+) -> list[tuple[str | None, str, str, str]]:
     """(key, change, status, message) of the run's first ``limit`` records with this status."""
-    return [(key, change, status_, message) for key, change, status_, message in conn.execute(
-        f"""SELECT key, change, status, message FROM {SCHEMA}.sync_records
+    return [
+        (key, change, status_, message)
+        for key, change, status_, message in conn.execute(
+            f"""SELECT key, change, status, message FROM {SCHEMA}.sync_records
             WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ? AND status = ?
             ORDER BY seq LIMIT {int(limit)}""",
-        [run_id, activation, partition_key, status],
-    ).fetchall()]
+            [run_id, activation, partition_key, status],
+        ).fetchall()
+    ]
 
 
 class Reason(NamedTuple):
@@ -52,19 +58,29 @@ class Reason(NamedTuple):
     example: str  # one record's message as the platform wrote it
 
 
-def top_reasons(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[str], statuses: tuple[str, ...],
-                partition_key: str | None = None, any_partition: bool = False, limit: int = TOP_REASONS) -> list[Reason]:
+def top_reasons(
+    conn: duckdb.DuckDBPyConnection,
+    activation: str,
+    run_ids: list[str],
+    statuses: tuple[str, ...],
+    partition_key: str | None = None,
+    any_partition: bool = False,
+    limit: int = TOP_REASONS,
+) -> list[Reason]:
     """The ledger's most common reasons among these runs' records with these statuses."""
     where = "" if any_partition else "AND partition_key IS NOT DISTINCT FROM ?"
     params = [] if any_partition else [partition_key]
-    return [Reason(*row) for row in conn.execute(
-        f"""SELECT status, regexp_replace(coalesce(message, ''), ?, '…', 'g') AS reason, count(DISTINCT key),
+    return [
+        Reason(*row)
+        for row in conn.execute(
+            f"""SELECT status, regexp_replace(coalesce(message, ''), ?, '…', 'g') AS reason, count(DISTINCT key),
                    coalesce(min(key), '(null key)'), coalesce(arg_min(message, key), any_value(message), '')
             FROM {SCHEMA}.sync_records
             WHERE activation = ? AND run_id IN ({_placeholders(run_ids)}) AND status IN ({_placeholders(statuses)}) {where}
             GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT {int(limit)}""",
-        [REASON_PATTERN, activation, *run_ids, *statuses, *params],
-    ).fetchall()]
+            [REASON_PATTERN, activation, *run_ids, *statuses, *params],
+        ).fetchall()
+    ]
 
 
 def run_totals(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[tuple]:
@@ -77,24 +93,31 @@ def run_totals(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[tupl
                    sum(snapshot_size) FILTER (WHERE latest) AS snapshot  -- what each partition holds now
             FROM (SELECT *, row_number() OVER (PARTITION BY activation, partition_key ORDER BY started_at DESC) = 1 AS latest
                   FROM {SCHEMA}.sync_runs WHERE run_id IN ({_placeholders(run_ids)}))
-            GROUP BY activation ORDER BY activation""", run_ids,
+            GROUP BY activation ORDER BY activation""",
+        run_ids,
     ).fetchall()
 
 
 def activations_with_status(conn: duckdb.DuckDBPyConnection, run_ids: list[str], statuses: tuple[str, ...]) -> list[str]:
     """The activations that have records with one of these statuses in these runs."""
-    return [row[0] for row in conn.execute(
-        f"""SELECT DISTINCT activation FROM {SCHEMA}.sync_records
+    return [
+        row[0]
+        for row in conn.execute(
+            f"""SELECT DISTINCT activation FROM {SCHEMA}.sync_records
             WHERE run_id IN ({_placeholders(run_ids)}) AND status IN ({_placeholders(statuses)}) ORDER BY 1""",
-        [*run_ids, *statuses]).fetchall()]
+            [*run_ids, *statuses],
+        ).fetchall()
+    ]
 
 
 def keys_with_status(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[str], statuses: tuple[str, ...]) -> int:
     """How many of the activation's records have one of these statuses in these runs."""
     return scalar(
-        conn, f"""SELECT count(DISTINCT key) FROM {SCHEMA}.sync_records WHERE activation = ?
+        conn,
+        f"""SELECT count(DISTINCT key) FROM {SCHEMA}.sync_records WHERE activation = ?
                   AND run_id IN ({_placeholders(run_ids)}) AND status IN ({_placeholders(statuses)})""",
-        [activation, *run_ids, *statuses])
+        [activation, *run_ids, *statuses],
+    )
 
 
 def activations_with_runs(conn: duckdb.DuckDBPyConnection) -> set[str]:
@@ -105,7 +128,9 @@ def latest_records(conn: duckdb.DuckDBPyConnection, activation: str, limit: int)
     """The last confirmed version of the activation's records, by key."""
     return conn.sql(
         f"""SELECT key, last_operation, in_platform, confirmed_at, run_id, partition_key, payload
-            FROM {SCHEMA}.latest_records WHERE activation = ? ORDER BY key LIMIT ?""", params=[activation, limit]).pl()
+            FROM {SCHEMA}.latest_records WHERE activation = ? ORDER BY key LIMIT ?""",
+        params=[activation, limit],
+    ).pl()
 
 
 def latest_records_count(conn: duckdb.DuckDBPyConnection, activation: str) -> int:
@@ -117,4 +142,5 @@ def record_history(conn: duckdb.DuckDBPyConnection, activation: str, key: str, l
     return conn.sql(
         f"""SELECT recorded_at, run_id, run_status, partition_key, change, operation, status, attempt, message, payload
             FROM {SCHEMA}.record_history WHERE activation = ? AND key = ? ORDER BY recorded_at DESC LIMIT ?""",
-        params=[activation, key, limit]).pl()
+        params=[activation, key, limit],
+    ).pl()

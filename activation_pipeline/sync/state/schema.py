@@ -117,8 +117,10 @@ def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
 
 def _migrate_ledger(conn: duckdb.DuckDBPyConnection) -> None:
     """Bring a ledger made by an older version to the current columns (idempotent)."""
-    columns = {row[0] for row in conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'sync_runs'", [SCHEMA]).fetchall()}
+    columns = {
+        row[0]
+        for row in conn.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'sync_runs'", [SCHEMA]).fetchall()
+    }
     if "planned_unchanged" in columns:  # it always counted the unchanged rows that were resent
         conn.execute(f"ALTER TABLE {SCHEMA}.sync_runs RENAME COLUMN planned_unchanged TO unchanged_resent")
     conn.execute(f"ALTER TABLE {SCHEMA}.sync_runs ADD COLUMN IF NOT EXISTS unchanged_skipped BIGINT")

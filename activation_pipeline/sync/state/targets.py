@@ -24,17 +24,19 @@ TARGET_FIELDS = ("destination", "platform", "object", "identifier", "options")
 def recorded_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, Any] | None:
     """The target this (activation, partition)'s snapshot was confirmed against; None before any was recorded."""
     row = first_row(
-        conn, f"""SELECT destination, platform, object, identifier, options, target FROM {SCHEMA}.snapshot_targets
+        conn,
+        f"""SELECT destination, platform, object, identifier, options, target FROM {SCHEMA}.snapshot_targets
                   WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
         [activation, partition_key],
     )
     if row is None:
         return None
-    return {**dict(zip(TARGET_FIELDS, row[:4])), "options": json.loads(row[4]) if row[4] else {}, "target": row[5]}
+    return {**dict(zip(TARGET_FIELDS[:4], row[:4], strict=True)), "options": json.loads(row[4]) if row[4] else {}, "target": row[5]}
 
 
-def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, target: dict[str, Any],
-                  run_id: str, retire_from: str | None = None) -> int:
+def record_target(
+    conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, target: dict[str, Any], run_id: str, retire_from: str | None = None
+) -> int:
     """Record the target the snapshot now describes. With ``retire_from`` (the old target's label), first move
     the old target's snapshot rows to ``retired_snapshots``, in the same transaction; returns the rows retired."""
     snap = snapshot_table(activation)
@@ -53,21 +55,32 @@ def record_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
             f"""UPDATE {SCHEMA}.snapshot_targets SET destination = ?, platform = ?, object = ?, identifier = ?, options = ?,
                 target = ?, run_id = ?, recorded_at = now() WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?
                 RETURNING 1""",
-            [*(target[f] for f in TARGET_FIELDS[:4]), json.dumps(target["options"], sort_keys=True), target["target"],
-             run_id, activation, partition_key],
+            [
+                *(target[f] for f in TARGET_FIELDS[:4]),
+                json.dumps(target["options"], sort_keys=True),
+                target["target"],
+                run_id,
+                activation,
+                partition_key,
+            ],
         ).fetchall()
         if not updated:
             conn.execute(
                 f"""INSERT INTO {SCHEMA}.snapshot_targets (activation, partition_key, destination, platform, object,
                     identifier, options, target, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())""",
-                [activation, partition_key, *(target[f] for f in TARGET_FIELDS[:4]),
-                 json.dumps(target["options"], sort_keys=True), target["target"], run_id],
+                [
+                    activation,
+                    partition_key,
+                    *(target[f] for f in TARGET_FIELDS[:4]),
+                    json.dumps(target["options"], sort_keys=True),
+                    target["target"],
+                    run_id,
+                ],
             )
     return retired
 
 
-def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, old_target: dict[str, Any],
-                  run_id: str) -> None:
+def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, old_target: dict[str, Any], run_id: str) -> None:
     """A retargeting run that confirmed nothing on its new target: put back the old target and the snapshot rows
     ``record_target`` retired for it, in one transaction (reverting the config then resends nothing)."""
     snap = snapshot_table(activation)
@@ -86,8 +99,13 @@ def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
         conn.execute(
             f"""UPDATE {SCHEMA}.snapshot_targets SET destination = ?, platform = ?, object = ?, identifier = ?, options = ?,
                 target = ?, recorded_at = now() WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
-            [*(old_target[f] for f in TARGET_FIELDS[:4]), json.dumps(old_target["options"], sort_keys=True),
-             old_target["target"], activation, partition_key],
+            [
+                *(old_target[f] for f in TARGET_FIELDS[:4]),
+                json.dumps(old_target["options"], sort_keys=True),
+                old_target["target"],
+                activation,
+                partition_key,
+            ],
         )
 
 
@@ -95,15 +113,17 @@ def recorded_column_types(conn: duckdb.DuckDBPyConnection, activation: str, part
     """Platform field -> [segment column, DuckDB type] as last confirmed: this partition's, else the
     activation's latest (a new day or scope starts from what the platform fields already hold)."""
     row = first_row(
-        conn, f"""SELECT column_types FROM {SCHEMA}.snapshot_targets WHERE activation = ? AND column_types IS NOT NULL
+        conn,
+        f"""SELECT column_types FROM {SCHEMA}.snapshot_targets WHERE activation = ? AND column_types IS NOT NULL
                   ORDER BY (partition_key IS NOT DISTINCT FROM ?) DESC, types_recorded_at DESC LIMIT 1""",
         [activation, partition_key],
     )
     return json.loads(row[0]) if row else {}
 
 
-def record_column_types(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None,
-                        column_types: dict[str, list[str]], run_id: str) -> None:
+def record_column_types(
+    conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, column_types: dict[str, list[str]], run_id: str
+) -> None:
     conn.execute(
         f"""UPDATE {SCHEMA}.snapshot_targets SET column_types = ?, types_run_id = ?, types_recorded_at = now()
             WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",

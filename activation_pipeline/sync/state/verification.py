@@ -14,8 +14,9 @@ from activation_pipeline.sync.state.snapshot import has_snapshot
 VERIFIED_SCHEMA = {"key": pl.Utf8, "partition_key": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8}
 
 
-def records_to_verify(conn: duckdb.DuckDBPyConnection, activation: str, keyed_by_identifier: bool, keys: list[str],
-                      everything: bool, run_id: str) -> pl.DataFrame:
+def records_to_verify(
+    conn: duckdb.DuckDBPyConnection, activation: str, keyed_by_identifier: bool, keys: list[str], everything: bool, run_id: str
+) -> pl.DataFrame:
     """Key, identifier, partition and last confirmed payload of the records to verify: ``keys``, or
     ``everything`` the platform should hold, or else what the latest sync confirmed (this run's, when
     the check runs after the sync)."""
@@ -42,8 +43,9 @@ def records_to_verify(conn: duckdb.DuckDBPyConnection, activation: str, keyed_by
     ).pl()
 
 
-def record_verification(conn: duckdb.DuckDBPyConnection, activation: str, run_id: str,
-                        verified: list[tuple[str, str | None, str, str | None]]) -> None:
+def record_verification(
+    conn: duckdb.DuckDBPyConnection, activation: str, run_id: str, verified: list[tuple[str, str | None, str, str | None]]
+) -> None:
     """(key, partition, 'matched' / 'mismatch' / 'unread', message) rows in the ledger; the snapshot forgets the
     hash of each mismatch (a sync folding at the same moment may have just written it: the cost of that race is
     one extra resend, never a loss)."""
@@ -65,5 +67,7 @@ def record_verification(conn: duckdb.DuckDBPyConnection, activation: str, run_id
 
 def verification_query(run_id: str, activation: str) -> str:
     """The SQL that lists a verification's ledger rows, to paste as is."""
-    return (f"SELECT key, partition_key, status, message FROM {SCHEMA}.sync_records\n"
-            f"WHERE run_id = {quote_literal(run_id)} AND activation = {quote_literal(activation)} AND operation = 'verify';")
+    return (
+        f"SELECT key, partition_key, status, message FROM {SCHEMA}.sync_records\n"
+        f"WHERE run_id = {quote_literal(run_id)} AND activation = {quote_literal(activation)} AND operation = 'verify';"
+    )
