@@ -70,10 +70,9 @@ from activation_pipeline.platforms.synerise.payloads import (
     item_value,
     profile_payload,
     profile_problem,
-    transaction_payload,
-    transaction_problem,
 )
 from activation_pipeline.platforms.synerise.target import SyneriseTarget
+from activation_pipeline.platforms.synerise.transactions import transaction_payload, transaction_problem
 
 API_VERSION = "4.4"
 ACCEPTED = (200, 201, 202, 204)

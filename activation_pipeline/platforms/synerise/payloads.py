@@ -1,6 +1,6 @@
 """Synerise's objects as this project sends them: the activation rules checked at config load,
-the per-record checks (``invalid_reason``) and the JSON of profiles, catalog items and
-transactions.
+the per-record checks (``invalid_reason``) and the JSON of profiles and catalog items
+(transactions: ``transactions.py``).
 
 An activation's ``object`` names what it writes:
 
@@ -20,7 +20,6 @@ docs/platforms/synerise.md.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import date, datetime
@@ -176,7 +175,7 @@ def wire(value: Any) -> Any:
     return value
 
 
-def _number_problem(name: str, value: Any, minimum: float | None = 0.0) -> str | None:
+def number_problem(name: str, value: Any, minimum: float | None = 0.0) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         return f"{name}: {value!r} is not a number"
     if not math.isfinite(float(value)):
@@ -186,15 +185,15 @@ def _number_problem(name: str, value: Any, minimum: float | None = 0.0) -> str |
     return None
 
 
-def _value_problem(name: str, value: Any) -> str | None:
+def value_problem(name: str, value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"{name}: {value} is not a finite number"
     if isinstance(value, str) and len(value) > MAX_STRING:
         return f"{name}: string of {len(value)} characters exceeds {MAX_STRING}"
     if isinstance(value, dict):
-        return next((p for k, v in value.items() if (p := _value_problem(f"{name}.{k}", v))), None)
+        return next((p for k, v in value.items() if (p := value_problem(f"{name}.{k}", v))), None)
     if isinstance(value, (list, tuple)):
-        return next((p for i, v in enumerate(value) if (p := _value_problem(f"{name}[{i}]", v))), None)
+        return next((p for i, v in enumerate(value) if (p := value_problem(f"{name}[{i}]", v))), None)
     return None
 
 
@@ -240,7 +239,7 @@ def profile_problem(record: Record) -> str | None:
         elif name.startswith("agreements.") and value is not None:
             problem = None if _boolean(value) is not None else f"{name}: {value!r} is not a boolean"
         else:
-            problem = _value_problem(name, value)
+            problem = value_problem(name, value)
         if problem:
             return problem
     return None
@@ -278,18 +277,18 @@ def profile_payload(record: Record, kind: str) -> dict[str, Any]:
 def item_problem(record: Record, target: SyneriseTarget) -> str | None:
     fields = record.fields
     if "price" in fields and fields["price"] is not None:
-        problem = _number_problem("price", fields["price"])
+        problem = number_problem("price", fields["price"])
         if problem:
             return problem
     if target.tax_inclusive_price and fields.get("price") is not None:
         rate = fields.get(TAX_RATE_FIELD)
         if rate is None:
             return f"{TAX_RATE_FIELD} is null: the tax-inclusive price cannot be computed"
-        problem = _number_problem(TAX_RATE_FIELD, rate)
+        problem = number_problem(TAX_RATE_FIELD, rate)
         if problem or float(rate) > 1:
             return problem or f"{TAX_RATE_FIELD}: {rate} is above 1 (give 0.2 for 20%)"
     for name, value in fields.items():
-        problem = _value_problem(name, value)
+        problem = value_problem(name, value)
         if problem:
             return problem
         if not ATTRIBUTE_NAME.fullmatch(name):
@@ -319,93 +318,3 @@ def item_value(record: Record, target: SyneriseTarget) -> dict[str, Any]:
         category = value.get("category")
         value["additionalCategories"] = [category] if category is not None else []
     return value
-
-
-# --- transactions ---------------------------------------------------------------------------------
-def products_of(value: Any) -> Any:
-    """The products column: a list of structs (dicts), or JSON text holding that list."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def transaction_problem(record: Record) -> str | None:
-    fields = record.fields
-    if not any(fields.get(name) for name in ("client.customId", "client.email", "client.uuid")):
-        return "no buyer: client.customId, client.email and client.uuid are all empty"
-    problem = email_problem("client.email", fields.get("client.email"))
-    if problem:
-        return problem
-    currency = fields.get("currency")
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-        return f"currency: {currency!r} is not an ISO 4217 code (three capital letters)"
-    if fields.get("recordedAt") is None:
-        return "recordedAt is null"
-    source = fields.get("source")
-    if source is not None and source not in SOURCES:
-        return f"source: {source!r} is not one of {', '.join(SOURCES)}"
-    products = products_of(fields.get("products"))
-    if not isinstance(products, list) or not products:
-        return "products: a transaction needs a non-empty list of products (sku, quantity, finalUnitPrice)"
-    for index, line in enumerate(products):
-        where = f"products[{index}]"
-        if not isinstance(line, dict):
-            return f"{where}: not an object"
-        if not line.get("sku"):
-            return f"{where}.sku is empty"
-        problem = _number_problem(f"{where}.quantity", line.get("quantity"), 0.0) or (
-            None if float(line["quantity"]) > 0 else f"{where}.quantity must be above 0"
-        )
-        problem = problem or _number_problem(f"{where}.finalUnitPrice", line.get("finalUnitPrice"))
-        if problem:
-            return problem
-    for name in ("revenue", "value"):
-        if fields.get(name) is not None:
-            problem = _number_problem(name, fields[name])
-            if problem:
-                return problem
-    return _value_problem("metadata", {k: v for k, v in fields.items() if k not in TRANSACTION_FIELDS})
-
-
-def _money(amount: Any, currency: str) -> dict[str, Any]:
-    return {"amount": round(float(amount), 2), "currency": currency}
-
-
-def transaction_payload(record: Record) -> dict[str, Any]:
-    """One element of ``transactions/batch``; ``eventSalt`` = the order id makes a re-send overwrite."""
-    fields = record.fields
-    currency = fields["currency"]
-    client = {name.split(".", 1)[1]: wire(value) for name, value in fields.items() if name.startswith("client.") and value is not None}
-    products = []
-    for line in products_of(fields["products"]):
-        product = {k: wire(v) for k, v in line.items() if v is not None}
-        for money in PRODUCT_MONEY:
-            if money in product:
-                product[money] = _money(product[money], currency)
-        products.append(product)
-    revenue = fields.get("revenue")
-    if revenue is None:  # not computed by Synerise: Σ finalUnitPrice × quantity
-        revenue = sum(p["finalUnitPrice"]["amount"] * float(p["quantity"]) for p in products)
-    body: dict[str, Any] = {
-        "client": client,
-        "orderId": record.identifier,
-        "recordedAt": wire(fields["recordedAt"]),
-        "products": products,
-        "revenue": _money(revenue, currency),
-    }
-    body["eventSalt"] = record.identifier  # stable per order: a re-send overwrites its events
-    if fields.get("value") is not None:
-        body["value"] = _money(fields["value"], currency)
-    if fields.get("discountAmount") and float(fields["discountAmount"]) > 0:
-        body["discountAmount"] = _money(fields["discountAmount"], currency)
-    if fields.get("source") is not None:
-        body["source"] = fields["source"]
-    if fields.get("paymentInfo.method") is not None:
-        body["paymentInfo"] = {"method": fields["paymentInfo.method"]}
-    metadata = {k: wire(v) for k, v in fields.items() if k not in TRANSACTION_FIELDS and v is not None}
-    if metadata:
-        body["metadata"] = metadata
-    return body
