@@ -4,7 +4,7 @@ Real base URL: ``https://{r1|r2|r3}-api.dotdigital.com``; here ``{sandbox}/dotdi
 auth with env ``SANDBOX_DOTDIGITAL_API_USER`` (default ``apiuser-sandbox@apiconnector.com``) and
 ``SANDBOX_DOTDIGITAL_API_PASSWORD`` (default ``sandbox-dotdigital-password``). Body checks live in
 :mod:`.dotdigital_validation`, the async import jobs and the insight data service in
-:mod:`.dotdigital_imports`; this module holds routing, auth, lists, data fields, contacts and admin.
+:mod:`.dotdigital_imports`; this module holds routing, auth, lists, data fields and contacts; the admin routes: :mod:`.dotdigital_admin`.
 
 Endpoints (shapes from Dotdigital's published OpenAPI documents, developer.dotdigital.com):
 ``GET/POST /v2/address-books`` (``select`` <= 1000, ``skip``), ``GET /v2/address-books/{id}``,
@@ -58,9 +58,9 @@ import json
 import os
 import sqlite3
 import uuid
-from dataclasses import asdict
 from typing import Any
 
+from .dotdigital_admin import DotdigitalAdmin
 from .dotdigital_imports import IMPORT_SCHEMA, ImportJobs, InsightData
 from .dotdigital_validation import (
     DotdigitalError,
@@ -70,11 +70,12 @@ from .dotdigital_validation import (
     contact_import,
     data_field,
     data_field_failure,
+    error_response,
     identifier_failure,
     v2_error,
     v3_error,
 )
-from .emulator_kit import Clock, Emulator, basic_credentials, optional_json, retry_after_headers, same_secret, settings_from_env
+from .emulator_kit import Clock, Emulator, basic_credentials, retry_after_headers, same_secret, settings_from_env
 from .platform_interface import HandlerContext, Request, Response, parse_json
 from .store import Store
 
@@ -91,16 +92,7 @@ _SCHEMA = (
 )
 
 
-def _error(exc: DotdigitalError, headers: dict[str, str] | None = None) -> Response:
-    if exc.v2:
-        return Response(exc.status, {"message": exc.description}, dict(headers or {}))
-    body: dict[str, Any] = {"errorCode": exc.code, "description": exc.description}
-    if exc.details:
-        body["details"] = exc.details
-    return Response(exc.status, body, dict(headers or {}))
-
-
-class DotdigitalPlatform(Emulator):
+class DotdigitalPlatform(DotdigitalAdmin, Emulator):
     """Routes ``/dotdigital/...``; see the module docstring for the contract."""
 
     name = "dotdigital"
@@ -128,10 +120,10 @@ class DotdigitalPlatform(Emulator):
                 raise DotdigitalError(401, "unauthorized", DENIED, v2=True)
             return self._route(req, ctx)
         except DotdigitalError as exc:
-            return _error(exc)
+            return error_response(exc)
         except ValueError as exc:  # unreadable JSON
             service = "contacts" if not v2 and req.segments[:1] == ["contacts"] else "insightData"
-            return _error(v2_error(400, "ERROR_PARAMETER_INVALID", str(exc)) if v2 else v3_error(400, service, "badJson", str(exc)))
+            return error_response(v2_error(400, "ERROR_PARAMETER_INVALID", str(exc)) if v2 else v3_error(400, service, "badJson", str(exc)))
 
     def _route(self, req: Request, ctx: HandlerContext) -> Response:
         s, m = req.segments, req.method
@@ -170,15 +162,15 @@ class DotdigitalPlatform(Emulator):
 
     @staticmethod
     def _not_allowed(req: Request) -> Response:
-        return _error(v2_error(405, "", f"The requested resource does not support http method '{req.method}'."))
+        return error_response(v2_error(405, "", f"The requested resource does not support http method '{req.method}'."))
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
         headers = retry_after_headers(retry_after)
         if status == 429:
             reset = str(max(1, retry_after or 1))
             headers.update({"Retry-After": reset, "x-ratelimit-reset": reset, "x-ratelimit-scope": "account", "x-ratelimit-limit": "tiered"})
-            return _error(v3_error(429, "contacts", "tooManyRequests", "Too many requests: the call rate limit was exceeded"), headers)
-        return _error(v3_error(status, "contacts", "serverError", f"Injected HTTP {status}"), headers)
+            return error_response(v3_error(429, "contacts", "tooManyRequests", "Too many requests: the call rate limit was exceeded"), headers)
+        return error_response(v3_error(status, "contacts", "serverError", f"Injected HTTP {status}"), headers)
 
     def reset(self) -> None:
         super().reset()
@@ -370,69 +362,3 @@ class DotdigitalPlatform(Emulator):
                 "lists": [{"id": i, "name": n, "status": "subscribed"} for i, n in lists],
             },
         )
-
-    # ----------------------------------------------------------------- admin (no auth)
-    def admin(self, req: Request, segs: list[str]) -> Response:
-        try:
-            spec = optional_json(req)
-            route = (req.method, "/".join(segs))
-            if route == ("GET", "state"):
-                return Response(200, self.state())
-            if route in (("GET", "config"), ("POST", "config")):
-                if req.method == "POST":
-                    self.settings.update(spec)
-                return Response(200, asdict(self.settings))
-            if route == ("POST", "lists"):
-                with self.store.transaction() as db:
-                    db.executemany("INSERT OR IGNORE INTO dd_lists (name, visibility) VALUES (?, 'Private')", [(n,) for n in spec])
-                return Response(201, self.state()["lists"])
-            if route == ("POST", "contacts"):
-                self._seed_contacts(spec)
-                return Response(201, self.state()["contacts"])
-            if req.method == "POST" and len(segs) == 3 and segs[0] == "lists" and segs[2] == "remove":
-                with self.store.transaction() as db:
-                    for email in spec:
-                        db.execute(
-                            "DELETE FROM dd_members WHERE list_id = (SELECT id FROM dd_lists WHERE name = ?) AND "
-                            "contact_id = (SELECT id FROM dd_contacts WHERE email = ?)",
-                            (segs[1], email),
-                        )
-                return Response(200, self.state()["lists"])
-        except (ValueError, TypeError, KeyError) as exc:
-            return _error(v3_error(400, "sandbox", "badRequest", str(exc)))
-        return _error(v3_error(404, "sandbox", "notFound", f"No dotdigital admin route for {req.method} {req.path}"))
-
-    def _seed_contacts(self, contacts: Any) -> None:
-        if not isinstance(contacts, list):
-            raise ValueError("body must be a list of contacts")
-        with self.store.transaction() as db:
-            for contact in contacts:
-                kind = "email" if contact.get("email") else "mobileNumber"
-                identifiers = {k: contact[k] for k in ("email", "mobileNumber") if contact.get(k)}
-                contact_id, _ = self._upsert_contact(db, kind, identifiers, contact.get("dataFields") or {}, "overwrite")
-                for name in contact.get("lists") or []:
-                    db.execute("INSERT OR IGNORE INTO dd_lists (name, visibility) VALUES (?, 'Private')", (name,))
-                    db.execute("INSERT OR IGNORE INTO dd_members SELECT id, ? FROM dd_lists WHERE name = ?", (contact_id, name))
-
-    def state(self) -> dict[str, Any]:
-        """Everything the account holds, for tests: lists with their members' emails, data fields, contacts, insight."""
-        with self.store.transaction() as db:
-            lists = {
-                name: {
-                    "id": i,
-                    "contacts": sorted(
-                        e or m
-                        for e, m in db.execute(
-                            "SELECT c.email, c.mobile FROM dd_contacts c JOIN dd_members m ON m.contact_id = c.id WHERE m.list_id = ?", (i,)
-                        )
-                    ),
-                }
-                for i, name in db.execute("SELECT id, name FROM dd_lists ORDER BY id").fetchall()
-            }
-            fields = {n: t for n, t in db.execute("SELECT name, type FROM dd_data_fields ORDER BY name")}
-            contacts = {
-                e or m: {"contactId": i, "mobileNumber": m, "dataFields": json.loads(d)}
-                for i, e, m, d in db.execute("SELECT id, email, mobile, data_json FROM dd_contacts ORDER BY id")
-            }
-            insight = InsightData.state(db)
-        return {"lists": lists, "data_fields": fields, "contacts": contacts, "insight": insight}

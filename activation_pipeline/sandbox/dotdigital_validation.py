@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .platform_interface import Response
+
 DATA_FIELD_NAME = re.compile(r"[a-zA-Z0-9_-]{1,20}")  # v2 contact-data-fields spec
 DATA_FIELD_TYPES = ("String", "Numeric", "Date", "Boolean")
 VISIBILITIES = ("Private", "Public")
@@ -238,3 +240,13 @@ def json_failure(document: dict[str, Any]) -> tuple[str, str] | None:
         return None
 
     return walk(document, "", False)
+
+
+def error_response(exc: DotdigitalError, headers: dict[str, str] | None = None) -> Response:
+    """The answer carrying a refusal: v2 ``{"message"}``, v3 ``{"errorCode", "description", "details"}``."""
+    if exc.v2:
+        return Response(exc.status, {"message": exc.description}, dict(headers or {}))
+    body: dict[str, Any] = {"errorCode": exc.code, "description": exc.description}
+    if exc.details:
+        body["details"] = exc.details
+    return Response(exc.status, body, dict(headers or {}))
