@@ -22,160 +22,42 @@ Deliberately imperfect, so validation has something to catch (exactly 0.5% each)
 from __future__ import annotations
 
 import argparse
-import re
-import unicodedata
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from activation_pipeline.demo_columns import concat, epoch_micros, gather, moments, table_rng, timestamps, weighted_choice, zero_padded
+from activation_pipeline.demo_vocabulary import (
+    ADJECTIVES,
+    ARTICLE_TEMPLATES,
+    AUTHORS,
+    BRANDS,
+    CATALOGUE,
+    COLOUR_WEIGHTS,
+    COLOURS,
+    DOMAINS,
+    EMAIL_ENDS,
+    EMAIL_LOCALS,
+    FIRST_NAMES,
+    HOUR_WEIGHTS,
+    LAST_ASCII,
+    LAST_NAMES,
+    NAMES_PER_STORE,
+    ORDER_STATUSES,
+    PHONES,
+    PRODUCT_NAMES,
+    PRODUCT_URLS,
+    STOCK_STATUSES,
+    STORE_VIEWS,
+    STORE_WEIGHTS,
+    SUBJECTS,
+    WEEKDAY_WEIGHTS,
+    slug,
+)
+
 END_DATE = date(2026, 11, 1)
-STORE_VIEWS = ["en_gb", "fr_fr", "de_de", "es_es"]
-STORE_WEIGHTS = [0.45, 0.25, 0.2, 0.1]
-# per store view: 12 first names, 12 last names (flat lists, store view i owns items 12i..12i+11)
-FIRST_NAMES = """Oliver Amelia George Isla Harry Zoë Jack Grace Noah Chloë Charlie Freya
-Léa Hugo Chloé Louis Inès Jules Zoé Gabriel Amélie Raphaël Manon Théo
-Jürgen Mia Lukas Hannah Jonas Lea Felix Sophie Elias Emilia Maximilian Jörg
-José Lucía Mateo Sofía Pablo María Hugo Martina Álvaro Paula Daniel Inés""".split()
-LAST_NAMES = """Smith Jones Taylor Brown Wilson Evans Thomas Johnson Roberts Walker Wright O'Brien
-Martin Bernard Dubois Thomas Robert Petit Durand Leroy Moreau Lefèvre Girard Faure
-Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Koch Schäfer
-García Fernández González Rodríguez López Martínez Sánchez Pérez Gómez Martín Jiménez Núñez""".split()
-NAMES_PER_STORE = 12
-# three generic domains, then one local domain per store view, then "" (the "name@" malformation)
-DOMAINS = [
-    "example.com",
-    "mail.example.org",
-    "inbox.example.net",
-    "post.example.co.uk",
-    "courriel.example.fr",
-    "mail.example.de",
-    "correo.example.es",
-    "",
-]
-# per store view: valid prefix (+ 8 digits), too short (no digits follow), with letters (+ 8 digits)
-PHONES = [["+4477", "+447700", "+4477OO"], ["+336", "+3361", "+336OO"], ["+49151", "+491512", "+49151OO"], ["+346", "+3461", "+346OO"]]
-BRANDS = "Northwind Contoso Fabrikam Tailspin Litware Adatum Proseware Wingtip".split()
-ADJECTIVES = "Classic Urban Trail Essential Premium Everyday Vintage Active".split()
-CATALOGUE = [  # category path (fixed tree, 2-3 levels), product type, typical price, tax rate, share
-    ("Women/Shoes/Sneakers", "Sneakers", 85, 0.2, 10),
-    ("Women/Shoes/Boots", "Ankle Boots", 120, 0.2, 7),
-    ("Women/Clothing/Dresses", "Wrap Dress", 70, 0.2, 9),
-    ("Women/Clothing/Coats", "Parka", 180, 0.2, 5),
-    ("Men/Shoes/Loafers", "Loafers", 95, 0.2, 5),
-    ("Men/Shoes/Sneakers", "Runners", 90, 0.2, 8),
-    ("Men/Clothing/Jackets", "Field Jacket", 140, 0.2, 6),
-    ("Men/Clothing/T-Shirts", "T-Shirt", 25, 0.2, 12),
-    ("Kids/Clothing", "Hoodie", 30, 0.0, 8),
-    ("Kids/Shoes", "Trainers", 40, 0.0, 6),
-    ("Accessories/Bags", "Backpack", 60, 0.2, 7),
-    ("Accessories/Hats", "Beanie", 20, 0.2, 6),
-    ("Home/Textiles", "Throw Blanket", 45, 0.1, 6),
-    ("Home/Books", "Travel Guide", 18, 0.055, 5),
-]
-COLOURS = "black white red blue green grey navy beige brown pink yellow orange".split()  # colour_id = index + 1
-COLOUR_WEIGHTS = [20, 14, 6, 9, 6, 10, 10, 7, 6, 5, 3, 4]
-STOCK_STATUSES = ["in_stock", "out_of_stock", "discontinued"]
-ORDER_STATUSES = ["complete", "canceled", "refunded"]
-WEEKDAY_WEIGHTS = [1.0, 0.95, 0.95, 1.0, 1.1, 1.3, 1.25]  # Monday .. Sunday
-HOUR_WEIGHTS = [2, 1, 1, 1, 1, 2, 3, 5, 6, 6, 7, 8, 9, 8, 7, 7, 7, 8, 9, 11, 12, 11, 8, 4]
-SUBJECTS = [
-    "running shoes",
-    "leather boots",
-    "linen shirts",
-    "rain jackets",
-    "kids' trainers",
-    "weekend bags",
-    "wool beanies",
-    "cosy throws",
-    "denim jackets",
-    "ankle boots",
-    "travel backpacks",
-    "summer dresses",
-]
-ARTICLE_TEMPLATES = [  # category, title, summary
-    ("Guides", "How to choose {}", "Everything to weigh up before you buy {}."),
-    ("Care", "Caring for {}", "Simple habits that keep {} looking new for longer."),
-    ("Style", "Five ways to style {}", "Our stylists pair {} with pieces you already own."),
-    ("News", "What's new in {}", "The launches and collaborations in {} this season."),
-    ("Guides", "The complete guide to {}", "From fit to fabric: {}, explained."),
-    ("Style", "Why we love {}", "The team on why {} never go out of style."),
-]
-AUTHORS = ["Zoë Walker", "Léa Moreau", "Jonas Müller", "Lucía Gómez", "Oliver Evans", "Amélie Girard"]
-
-
-def _ascii(text: str) -> str:
-    """Lowercase a-z only: "Zoë" -> "zoe", "O'Brien" -> "obrien" (applied to the small lists, not rows)."""
-    return re.sub(r"[^a-z]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower())
-
-
-def _slug(text: str) -> str:
-    """URL slug: "Why we love kids' trainers" -> "why-we-love-kids-trainers"."""
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower().replace("'", "")
-    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
-
-
-FIRST_ASCII, LAST_ASCII = [_ascii(s) for s in FIRST_NAMES], [_ascii(s) for s in LAST_NAMES]
-EMAIL_LOCALS = [f + sep + last for f in FIRST_ASCII for sep in (".", "", "_") for last in LAST_ASCII]
-EMAIL_ENDS = [at + domain for at in ("@", "", "@", " @") for domain in DOMAINS]  # by email fault, then domain
-PRODUCT_NAMES = [f"{brand} {adjective} {kind[1]}" for kind in CATALOGUE for brand in BRANDS for adjective in ADJECTIVES]
-PRODUCT_URLS = [f"https://shop.example.com/p/{_slug(name)}-sku-" for name in PRODUCT_NAMES]  # + the SKU's digits
-
-
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    """One independent generator per table, so changing one table's size leaves the others alone."""
-    return np.random.default_rng([seed, stream])
-
-
-def _choice(rng: np.random.Generator, weights, n: int) -> np.ndarray:
-    """``n`` indices drawn with the given (unnormalised, positive) weights, in the smallest integer dtype.
-
-    Index i is the number of cumulative weights <= u for a uniform u (``searchsorted`` side
-    right). Few weights: one comparison pass per weight. Many (a weight per customer or
-    product): a guide table gives the first candidate of u's 1/k-wide bucket, then the
-    rows still short of their answer step forward, so each row costs O(1), not a binary search.
-    """
-    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
-    cdf /= cdf[-1]
-    k, u = len(cdf), rng.random(n)
-    if k <= 16:
-        small = np.zeros(n, dtype=np.uint8)
-        for bound in cdf[:-1]:
-            small += u >= bound
-        return small
-    guide = np.searchsorted(cdf, np.arange(k) / k, side="right")
-    idx = guide[np.minimum((u * k).astype(np.int64), k - 1)]
-    todo = np.flatnonzero(cdf[idx] <= u)
-    while todo.size:  # a few steps at most for most rows; cdf[-1] == 1 > u stops every row
-        idx[todo] += 1
-        todo = todo[cdf[idx[todo]] <= u[todo]]
-    return idx.astype(np.min_scalar_type(k - 1))
-
-
-def _padded(numbers: np.ndarray, width: int) -> pl.Series:
-    """Decimal text zero-padded to ``width`` digits (like ``str.zfill``, faster)."""
-    if numbers.size and numbers.max() >= 10**width:
-        return pl.Series(numbers).cast(pl.String).str.zfill(width)
-    return pl.Series(numbers + 10**width).cast(pl.String).str.slice(1)
-
-
-def _gather(values: list, idx: np.ndarray, name: str = "") -> pl.Series:
-    """Rows picked from a small list: string rows share the list's buffers (16 bytes a row)."""
-    return pl.Series(name, values).gather(idx)
-
-
-def _micros(day: date) -> int:
-    return int((datetime.combine(day, datetime.min.time()) - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
-
-
-def _moments(rng: np.random.Generator, n: int, end: date, days: int) -> np.ndarray:
-    """Epoch microseconds, whole seconds, uniform over the ``days`` days ending with ``end`` (inclusive)."""
-    return _micros(end + timedelta(days=1)) - rng.integers(1, days * 86_400 + 1, size=n) * 1_000_000
-
-
-def _timestamps(micros: np.ndarray, name: str) -> pl.Series:
-    return pl.Series(name, micros).cast(pl.Datetime("us"))
 
 
 def _name_indices(rng: np.random.Generator, store: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,12 +66,6 @@ def _name_indices(rng: np.random.Generator, store: np.ndarray) -> tuple[np.ndarr
     country = np.where(rng.random(n) < 0.85, store, rng.integers(0, len(STORE_VIEWS), size=n, dtype=np.uint8))
     first = country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n, dtype=np.uint8)
     return first, country * NAMES_PER_STORE + rng.integers(0, NAMES_PER_STORE, size=n, dtype=np.uint8)
-
-
-def _concat(*parts: pl.Series | pl.Expr | str, name: str = "") -> pl.Series:
-    """Row-wise string concatenation of Series, expressions and literals (nulls are skipped)."""
-    exprs = [pl.lit(p) if isinstance(p, (str, pl.Series)) else p for p in parts]
-    return pl.select(pl.concat_str(exprs, ignore_nulls=True)).to_series().alias(name)
 
 
 def generate_customers(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.DataFrame:
@@ -201,44 +77,44 @@ def generate_customers(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.
     in the 90 days up to ``end_date``, never before ``created_at``. Malformed emails and
     phones (0.5% each) sit at the positions listed in the module docstring.
     """
-    rng = _rng(seed, 1)
+    rng = table_rng(seed, 1)
     ids = np.arange(1, n + 1, dtype=np.int64)
     id_text = pl.Series(ids).cast(pl.String)
-    store = _choice(rng, STORE_WEIGHTS, n)
+    store = weighted_choice(rng, STORE_WEIGHTS, n)
     first, last = _name_indices(rng, store)
     # email = <first><sep><last> "." <id> <"@" or a fault><domain>; both ends gathered from small combination lists
-    local = (first.astype(np.uint16) * 3 + _choice(rng, [6, 3, 1], n)) * len(LAST_ASCII) + last
+    local = (first.astype(np.uint16) * 3 + weighted_choice(rng, [6, 3, 1], n)) * len(LAST_ASCII) + last
     domain = np.where(rng.random(n) < 0.35, 3 + store, rng.integers(0, 3, size=n, dtype=np.uint8))
     email_fault = np.where(ids % 200 == 7, 1 + (ids // 200) % 3, 0).astype(np.uint8)  # 1 no "@", 2 no domain, 3 space
     domain[email_fault == 2] = len(DOMAINS) - 1
-    end = _gather(EMAIL_ENDS, email_fault * len(DOMAINS) + domain)
-    email = _concat(_gather(EMAIL_LOCALS, local), ".", id_text, end, name="email")
+    end = gather(EMAIL_ENDS, email_fault * len(DOMAINS) + domain)
+    email = concat(gather(EMAIL_LOCALS, local), ".", id_text, end, name="email")
     del local, domain, email_fault, end
     phone_fault = np.where(ids % 200 == 13, 1 + (ids // 200) % 2, 0).astype(np.uint8)  # 1 too short, 2 letters
-    tail = _padded(rng.integers(0, 100_000_000, size=n), 8)
-    phone = _concat(
-        _gather(sum(PHONES, []), store * 3 + phone_fault),
+    tail = zero_padded(rng.integers(0, 100_000_000, size=n), 8)
+    phone = concat(
+        gather(sum(PHONES, []), store * 3 + phone_fault),
         pl.when(pl.lit(pl.Series(phone_fault == 1))).then(None).otherwise(pl.lit(tail)),
         name="phone",
     )
     del tail, phone_fault
     email_consent = rng.random(n) < 0.7
     sms_consent = rng.random(n) < np.where(email_consent, 0.45, 0.1)
-    created = _moments(rng, n, end_date, 730)
+    created = moments(rng, n, end_date, 730)
     return pl.DataFrame(
         [
             pl.Series("customer_id", ids),
-            _concat("C", _padded(ids, 8), name="external_id"),
+            concat("C", zero_padded(ids, 8), name="external_id"),
             email,
             phone,
-            _gather(FIRST_NAMES, first, "first_name"),
-            _gather(LAST_NAMES, last, "last_name"),
-            _gather(STORE_VIEWS, store, "store_view"),
+            gather(FIRST_NAMES, first, "first_name"),
+            gather(LAST_NAMES, last, "last_name"),
+            gather(STORE_VIEWS, store, "store_view"),
             pl.Series("email_consent", email_consent),
             pl.Series("sms_consent", sms_consent),
             pl.Series("lifetime_value", np.round(rng.lognormal(5.0, 1.0, size=n), 2)),
-            _timestamps(created, "created_at"),
-            _timestamps(np.maximum(created, _moments(rng, n, end_date, 90)), "updated_at"),
+            timestamps(created, "created_at"),
+            timestamps(np.maximum(created, moments(rng, n, end_date, 90)), "updated_at"),
         ]
     )
 
@@ -253,46 +129,46 @@ def generate_products(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.D
     otherwise). ``stock_status`` is in_stock ~80%, out_of_stock ~15%, discontinued ~5%;
     ``stock_qty`` is 0 unless in stock. ``updated_at`` falls in the 90 days up to ``end_date``.
     """
-    rng = _rng(seed, 2)
+    rng = table_rng(seed, 2)
     position = np.arange(n, dtype=np.int64)
     top_level = rng.random(n) >= 0.3
     top_level[:1] = True
     parent = np.maximum.accumulate(np.where(top_level, position, 0))  # the last top-level product at or before
-    kind = _choice(rng, [c[4] for c in CATALOGUE], n)[parent]
+    kind = weighted_choice(rng, [c[4] for c in CATALOGUE], n)[parent]
     combo = (kind.astype(np.int32) * len(BRANDS) + rng.integers(0, len(BRANDS), size=n)[parent]) * len(ADJECTIVES)
     combo += rng.integers(0, len(ADJECTIVES), size=n)[parent]
-    colour = _choice(rng, COLOUR_WEIGHTS, n)
+    colour = weighted_choice(rng, COLOUR_WEIGHTS, n)
     base = np.array([c[2] for c in CATALOGUE], dtype=np.float64)[kind]
-    cents = np.array([0.99, 0.95, 0.5, 0.0])[_choice(rng, [6, 2, 1, 1], n)]
+    cents = np.array([0.99, 0.95, 0.5, 0.0])[weighted_choice(rng, [6, 2, 1, 1], n)]
     price = np.round(np.maximum(np.floor(base * rng.lognormal(0.0, 0.35, size=n)), 1.0) + cents, 2)[parent]
     del base, cents
-    status = _choice(rng, [80, 15, 5], n)
+    status = weighted_choice(rng, [80, 15, 5], n)
     stock_qty = np.where(status == 0, np.minimum(rng.geometric(1 / 60, size=n), 999), 0)
-    updated = _moments(rng, n, end_date, 90)
-    digits = _padded(position + 1, 7)
+    updated = moments(rng, n, end_date, 90)
+    digits = zero_padded(position + 1, 7)
     del position
-    sku = _concat("SKU-", digits, name="sku")
+    sku = concat("SKU-", digits, name="sku")
     parent_sku = pl.select(pl.when(pl.lit(pl.Series(top_level))).then(None).otherwise(pl.lit(sku.gather(parent))))
     del top_level, parent
-    image_url = _concat("https://cdn.example.com/img/", sku, ".jpg", name="image_url")
-    product_url = _concat(_gather(PRODUCT_URLS, combo), digits, name="product_url")
+    image_url = concat("https://cdn.example.com/img/", sku, ".jpg", name="image_url")
+    product_url = concat(gather(PRODUCT_URLS, combo), digits, name="product_url")
     del digits
     return pl.DataFrame(
         [
             sku,
             parent_sku.to_series().alias("parent_sku"),
-            _gather(PRODUCT_NAMES, combo, "name"),
+            gather(PRODUCT_NAMES, combo, "name"),
             pl.Series("price", price),
-            _gather([c[3] for c in CATALOGUE], kind, "tax_rate"),
-            _gather(BRANDS, combo // len(ADJECTIVES) % len(BRANDS), "brand"),
+            gather([c[3] for c in CATALOGUE], kind, "tax_rate"),
+            gather(BRANDS, combo // len(ADJECTIVES) % len(BRANDS), "brand"),
             pl.Series("colour_id", colour.astype(np.int64) + 1),
-            _gather(COLOURS, colour, "colour_label"),
-            _gather([c[0] for c in CATALOGUE], kind, "category_path"),
+            gather(COLOURS, colour, "colour_label"),
+            gather([c[0] for c in CATALOGUE], kind, "category_path"),
             image_url,
             product_url,
-            _gather(STOCK_STATUSES, status, "stock_status"),
+            gather(STOCK_STATUSES, status, "stock_status"),
             pl.Series("stock_qty", stock_qty.astype(np.int64, copy=False)),
-            _timestamps(updated, "updated_at"),
+            timestamps(updated, "updated_at"),
         ]
     )
 
@@ -311,39 +187,39 @@ def generate_orders(
     """
     if n_orders and (customers.is_empty() or products.is_empty()):
         raise ValueError("orders need at least one customer and one product")
-    rng = _rng(seed, 3)
+    rng = table_rng(seed, 3)
     first_day = end_date - timedelta(days=days - 1)
     weekday = (first_day.weekday() + np.arange(days)) % 7
-    day = _choice(rng, np.linspace(1.0, 1.4, days) * np.array(WEEKDAY_WEIGHTS)[weekday], n_orders).astype(np.int64)
-    hour = _choice(rng, HOUR_WEIGHTS, n_orders).astype(np.int64)
-    moment = _micros(first_day) + ((day * 24 + hour) * 3600 + rng.integers(0, 3600, size=n_orders)) * 1_000_000
+    day = weighted_choice(rng, np.linspace(1.0, 1.4, days) * np.array(WEEKDAY_WEIGHTS)[weekday], n_orders).astype(np.int64)
+    hour = weighted_choice(rng, HOUR_WEIGHTS, n_orders).astype(np.int64)
+    moment = epoch_micros(first_day) + ((day * 24 + hour) * 3600 + rng.integers(0, 3600, size=n_orders)) * 1_000_000
     del day, hour
     weights = np.ones(customers.height)
     if "lifetime_value" in customers.columns:
         weights = customers["lifetime_value"].fill_null(0).clip(0).to_numpy() + 20.0
-    buyer = _choice(rng, weights, n_orders)
+    buyer = weighted_choice(rng, weights, n_orders)
     if isinstance(customers.schema.get("created_at"), pl.Datetime):
         joined = customers["created_at"].dt.epoch("us").fill_null(0).to_numpy()[buyer]
-        moment = np.minimum(np.maximum(moment, joined), _micros(end_date + timedelta(days=1)) - 1_000_000)
+        moment = np.minimum(np.maximum(moment, joined), epoch_micros(end_date + timedelta(days=1)) - 1_000_000)
     in_time_order = pl.DataFrame({"moment": moment, "buyer": buyer}).sort("moment", maintain_order=True)  # stable
     moment, buyer = in_time_order["moment"].to_numpy(), in_time_order["buyer"].to_numpy()
     del in_time_order
-    status = _choice(rng, [90, 6, 4], n_orders)
-    line_count = _choice(rng, [40, 25, 15, 12, 8], n_orders).astype(np.int64) + 1
+    status = weighted_choice(rng, [90, 6, 4], n_orders)
+    line_count = weighted_choice(rng, [40, 25, 15, 12, 8], n_orders).astype(np.int64) + 1
     starts = np.cumsum(line_count) - line_count
     line_order = np.repeat(np.arange(n_orders, dtype=np.int64), line_count)
     line_no = np.arange(line_order.size, dtype=np.int64) - starts[line_order] + 1
     popularity = rng.lognormal(0.0, 1.0, size=products.height)
     if "stock_status" in products.columns:
         popularity *= np.where(products["stock_status"].to_numpy() == "discontinued", 0.2, 1.0)
-    product = _choice(rng, popularity, line_order.size)
-    quantity = _choice(rng, [70, 20, 7, 3], line_order.size).astype(np.int64) + 1
+    product = weighted_choice(rng, popularity, line_order.size)
+    quantity = weighted_choice(rng, [70, 20, 7, 3], line_order.size).astype(np.int64) + 1
     unit_cents = np.round(products["price"].to_numpy() * 100).astype(np.int64)[product]
     line_cents = quantity * unit_cents
     total_cents = np.add.reduceat(line_cents, starts) if n_orders else np.zeros(0, dtype=np.int64)
-    order_id = _concat("O", _padded(np.arange(1, n_orders + 1), 9), name="order_id")
+    order_id = concat("O", zero_padded(np.arange(1, n_orders + 1), 9), name="order_id")
     people = customers.select("customer_id", "email", "store_view")[buyer]
-    created = _timestamps(moment, "created_at")
+    created = timestamps(moment, "created_at")
     orders = pl.DataFrame(
         [
             order_id,
@@ -352,7 +228,7 @@ def generate_orders(
             people["store_view"],
             created.dt.date().alias("order_date"),
             created,
-            _gather(ORDER_STATUSES, status, "status"),
+            gather(ORDER_STATUSES, status, "status"),
         ]
     ).with_columns(
         pl.when(pl.col("store_view") == "en_gb").then(pl.lit("GBP")).otherwise(pl.lit("EUR")).alias("currency"),
@@ -378,28 +254,28 @@ def generate_newsletter_subscribers(customers: pl.DataFrame, seed: int = 42, end
     emails (``first.last.n<k>@domain``, ``customer_id`` null, 85% subscribed), shuffled,
     ``subscriber_id`` 1..N. ``updated_at`` falls in the 365 days up to ``end_date``.
     """
-    rng = _rng(seed, 4)
+    rng = table_rng(seed, 4)
     consent = np.ones(customers.height, dtype=bool)
     if "email_consent" in customers.columns:
         consent = customers["email_consent"].fill_null(False).to_numpy()
     joined = rng.random(customers.height) < np.where(consent, 0.6, 0.2)
     members = customers.filter(pl.Series(joined)).select("email", "customer_id", "store_view", pl.Series("subscribed", consent[joined]))
     k = round(members.height / 4)  # outsiders are 1/5 of all subscribers
-    store = _choice(rng, STORE_WEIGHTS, k)
+    store = weighted_choice(rng, STORE_WEIGHTS, k)
     first, last = _name_indices(rng, store)
     domain = np.where(rng.random(k) < 0.35, 3 + store, rng.integers(0, 3, size=k, dtype=np.uint8))
-    email = _concat(
-        _gather(EMAIL_LOCALS, first.astype(np.uint16) * 3 * len(LAST_ASCII) + last),
+    email = concat(
+        gather(EMAIL_LOCALS, first.astype(np.uint16) * 3 * len(LAST_ASCII) + last),
         ".n",
         pl.Series(np.arange(1, k + 1)).cast(pl.String),
-        _gather(EMAIL_ENDS, domain),
+        gather(EMAIL_ENDS, domain),
         name="email",
     )
     outsiders = pl.DataFrame(
         [
             email,
             pl.repeat(None, k, dtype=pl.Int64, eager=True).alias("customer_id"),
-            _gather(STORE_VIEWS, store, "store_view"),
+            gather(STORE_VIEWS, store, "store_view"),
             pl.Series("subscribed", rng.random(k) < 0.85),
         ]
     )
@@ -411,7 +287,7 @@ def generate_newsletter_subscribers(customers: pl.DataFrame, seed: int = 42, end
         "customer_id",
         "store_view",
         pl.when("subscribed").then(pl.lit("subscribed")).otherwise(pl.lit("unsubscribed")).alias("status"),
-        _timestamps(_moments(rng, subscribers.height, end_date, 365), "updated_at"),
+        timestamps(moments(rng, subscribers.height, end_date, 365), "updated_at"),
     )
 
 
@@ -420,22 +296,22 @@ def generate_articles(n: int, seed: int = 42, end_date: date = END_DATE) -> pl.D
     to ``end_date``; title, category and one-sentence summary from templates about product
     subjects; a handful of authors; URL ``https://shop.example.com/journal/<slug>-<id>``.
     """
-    rng = _rng(seed, 5)
+    rng = table_rng(seed, 5)
     combos = [(t, s) for t in ARTICLE_TEMPLATES for s in SUBJECTS]
     titles = [t[1].format(s) for t, s in combos]
     combo = rng.integers(0, len(combos), size=n)
-    published = np.sort(_moments(rng, n, end_date, 365))
-    article_id = _concat("A", _padded(np.arange(1, n + 1), 5), name="article_id")
-    url = _concat(_gather([f"https://shop.example.com/journal/{_slug(t)}-" for t in titles], combo), article_id.str.to_lowercase(), name="url")
+    published = np.sort(moments(rng, n, end_date, 365))
+    article_id = concat("A", zero_padded(np.arange(1, n + 1), 5), name="article_id")
+    url = concat(gather([f"https://shop.example.com/journal/{slug(t)}-" for t in titles], combo), article_id.str.to_lowercase(), name="url")
     return pl.DataFrame(
         [
             article_id,
-            _gather(titles, combo, "title"),
+            gather(titles, combo, "title"),
             url,
-            _gather([t[0] for t, _ in combos], combo, "category"),
-            _gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
-            _timestamps(published, "published_at"),
-            _gather([t[2].format(s) for t, s in combos], combo, "summary"),
+            gather([t[0] for t, _ in combos], combo, "category"),
+            gather(AUTHORS, rng.integers(0, len(AUTHORS), size=n), "author"),
+            timestamps(published, "published_at"),
+            gather([t[2].format(s) for t, s in combos], combo, "summary"),
         ]
     )
 
