@@ -43,9 +43,6 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.assets.verification import CHECK_NAME, verifies
@@ -57,7 +54,9 @@ FAILURE_WEBHOOK_ENV = "ACTIVATION_FAILURE_WEBHOOK_URL"
 CONTINUOUS_INTERVAL_SECONDS = 30
 SOURCE_SENSOR_INTERVAL_SECONDS = 120
 
-Jobs = dict[str, UnresolvedAssetJobDefinition]
+# what define_asset_job returns: Dagster does not export its class (UnresolvedAssetJobDefinition), so it is not named here
+AssetJob = Any
+Jobs = dict[str, AssetJob]
 
 
 def activation_op(name: str) -> str:
@@ -225,7 +224,7 @@ def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
 def build_source_sensor(
     config: ProjectConfig,
     name: str,
-    job: UnresolvedAssetJobDefinition,
+    job: AssetJob,
     sources: set[str],
     activations: set[str] | None,
     interval: int,

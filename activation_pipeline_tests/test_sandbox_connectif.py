@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from activation_pipeline.sandbox import start_sandbox
+from activation_pipeline.sandbox import Clock, start_sandbox
 from activation_pipeline_tests.conftest import burst
 
 KEY = "sandbox-connectif-key:sandbox-connectif-secret"
@@ -145,13 +145,18 @@ def test_reject_ids_fault_rejects_that_product_in_connectif_shape(sandbox):
 
 
 @pytest.fixture
-def limited(tmp_path):
-    server = start_sandbox(port=0, state_path=tmp_path / "state.sqlite", rate_limit=True, requests_per_second=2)
+def clock() -> Clock:
+    return Clock(frozen=True)  # the bucket refills only when the test advances it: no race with a busy machine
+
+
+@pytest.fixture
+def limited(tmp_path, clock):
+    server = start_sandbox(port=0, state_path=tmp_path / "state.sqlite", rate_limit=True, requests_per_second=2, clock=clock)
     yield server
     server.stop()
 
 
-def test_rate_limit_answers_429_with_retry_after_and_rate_headers(limited):
+def test_rate_limit_answers_429_with_retry_after_and_rate_headers(limited, clock):
     answers = [patch(limited, f"R{i}", BOOT) for i in range(2)]
     assert [a.status_code for a in answers[:2]] == [201, 201]  # the bucket starts full: a burst of 2
     assert answers[0].headers["X-RateLimit-Limit"] == "2"
@@ -161,5 +166,5 @@ def test_rate_limit_answers_429_with_retry_after_and_rate_headers(limited):
     throttled = next(a for a in answers if a.status_code == 429)
     assert throttled.status_code == 429 and throttled.json()["detail"] == "Requests rate limit reached"
     assert int(throttled.headers["Retry-After"]) >= 1 and throttled.headers["X-RateLimit-Remaining"] == "0"
-    time.sleep(1.1)
+    clock.advance(1.1)  # a second later the bucket holds a request again
     assert patch(limited, "R9", BOOT).status_code == 201
