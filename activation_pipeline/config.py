@@ -299,8 +299,22 @@ class PartitionsConfig(_Model):
         return _timezone(value)
 
 
+class DeploymentsConfig(_Model):
+    """Which deployments may push to a real platform (a loopback sandbox is always allowed)."""
+
+    branch: Literal["dry_run", "live"] = Field(
+        default="dry_run",
+        description="a Dagster+ branch deployment ($DAGSTER_CLOUD_IS_BRANCH_DEPLOYMENT=1): dry_run plans and reports "
+        "without sending (the default); live pushes as production does",
+    )
+    dry_run_deployments: list[str] = Field(
+        default_factory=list, description="Dagster+ deployment names ($DAGSTER_CLOUD_DEPLOYMENT_NAME), e.g. staging, that never push"
+    )
+
+
 class ProjectConfig(_Model):
     partitions: PartitionsConfig | None = None
+    deployments: DeploymentsConfig = Field(default_factory=DeploymentsConfig)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     segments: dict[str, SegmentConfig] = Field(default_factory=dict)
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict)

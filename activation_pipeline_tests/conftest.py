@@ -69,6 +69,8 @@ class Project:
         self.config_path = root / "activations.yaml"
         self.warehouse = root / "warehouse.duckdb"
         self.destination, self.partitions = case.destination, case.partitions
+        self.top_level: dict[str, Any] = {}
+        self.destination_extra: dict[str, Any] = {}  # more of the destination entry (a base_url, …)
         self.tables = dict(case.tables)
         self.sources = copy.deepcopy(case.sources)
         self.segments = copy.deepcopy(case.segments)
@@ -105,11 +107,18 @@ class Project:
 
     def write_config(self) -> None:
         document: dict[str, Any] = {"partitions": self.partitions} if self.partitions else {}
+        document.update(self.top_level)  # more top-level blocks a test sets (deployments, ledger_retention_days, …)
         document.update(
             {
                 "sources": self.sources,
                 "segments": self.segments,
-                "destinations": {self.destination: {**self.case.destination_entry, "settings": {**self.settings, **self.destination_settings}}},
+                "destinations": {
+                    self.destination: {
+                        **self.case.destination_entry,
+                        **self.destination_extra,
+                        "settings": {**self.settings, **self.destination_settings},
+                    }
+                },
                 "activations": self.activations,
             }
         )

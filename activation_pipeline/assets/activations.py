@@ -1,6 +1,7 @@
 """``activations/<name>``: diff the segment against the platform's confirmed snapshot and push the changes."""
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from dagster import (
@@ -31,6 +32,7 @@ from activation_pipeline.assets.run_metadata import (
     summary_table,
 )
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.deployment import push_refusal
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.platforms.base import (
     CredentialsRefused,
@@ -141,6 +143,11 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
             only_keys=tuple(config.keys),
         )
         resource = getattr(context.resources, resource_key)
+        guarded = _deployment_guard(name, resource, project)
+        if guarded and not options.dry_run:
+            context.log.warning(f"activations.{name}: {guarded}")
+            options = replace(options, dry_run=True)
+        guard_metadata = {"dry_run_reason": guarded} if guarded else {}
         segment_key = AssetKey(["segments", activation.segment])
         lineage = {field: [(segment_key, column)] for field, column in job.plan.columns.items()}
         lineage["id"] = [(segment_key, job.plan.identifier)]
@@ -150,7 +157,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
             partition_key = context.partition_key if partitioned else None
             report = _sync_partition(name, job, resource, warehouse, options, context, partition_key)
             return MaterializeResult(
-                metadata={**activation_metadata(report, job), "dagster/column_lineage": column_lineage(lineage)},
+                metadata={**activation_metadata(report, job), **guard_metadata, "dagster/column_lineage": column_lineage(lineage)},
                 check_results=_check_results(context, name, {partition_key: report}, False, warehouse),
             )
         # a scoped activation: each scope (store view) is its own partition of the snapshot and ledger,
@@ -173,7 +180,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
                 metadata=scoped_metadata(reports, job) if reports else None,
             )
         return MaterializeResult(
-            metadata={**scoped_metadata(reports, job), "dagster/column_lineage": column_lineage(lineage)},
+            metadata={**scoped_metadata(reports, job), **guard_metadata, "dagster/column_lineage": column_lineage(lineage)},
             check_results=_check_results(context, name, by_scope(reports), True, warehouse),
         )
 
@@ -215,6 +222,15 @@ def _sync_partition(
         with warehouse.get_connection() as conn:
             report.invalid_sample = invalid_records(conn, report.run_id, name, partition_key)
     return report
+
+
+def _deployment_guard(name: str, resource: Any, config: ProjectConfig) -> str | None:
+    """Why this deployment may not push this activation (deployment.py), or None."""
+    try:
+        endpoint = resource.endpoint()
+    except PlatformError as exc:
+        raise Failure(f"activations.{name}: {exc}") from None
+    return push_refusal(config.deployments, endpoint)
 
 
 def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -> str:

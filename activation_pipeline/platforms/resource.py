@@ -81,6 +81,10 @@ class PlatformResource(ConfigurableResource):
         """The config's base URL, else ``$<PLATFORM>_BASE_URL``, else the local sandbox."""
         return resolve_base_url(self.base_url_env(), self.base_url, self.SANDBOX_PATH.format_map(_Fields(self.model_dump())))
 
+    def endpoint(self) -> str:
+        """Where this account's requests go (the resolved base URL; a platform with regions overrides it)."""
+        return self.resolved_base_url()
+
     def secret(self, name: str, base_url: str) -> str:
         """The secret's value from its environment variable; against a loopback sandbox, its demo credential."""
         info = self.secret_fields()[name]

@@ -63,9 +63,13 @@ class DotdigitalResource(PlatformResource):
                 raise ValueError(f"{alias}: {name!r} is not an insight collection name (^[-A-Za-z_][-A-Za-z0-9_]{{1,255}}$)")
         return value
 
-    def client(self) -> DotdigitalClient:
+    def endpoint(self) -> str:
+        """The config's base URL, else the region's, else ``$DOTDIGITAL_BASE_URL``, else the sandbox."""
         configured = self.base_url or (REGION_URL.format(region=self.region) if self.region else None)
-        base_url = resolve_base_url(self.base_url_env(), configured, self.SANDBOX_PATH)
+        return resolve_base_url(self.base_url_env(), configured, self.SANDBOX_PATH)
+
+    def client(self) -> DotdigitalClient:
+        base_url = self.endpoint()
         user, password = self.secret("api_user", base_url), self.secret("api_password", base_url)
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
         session = self.session(base_url, {"Accept": "application/json", "Authorization": f"Basic {basic}"}, (user, password, basic))
