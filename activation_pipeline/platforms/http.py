@@ -116,7 +116,7 @@ class PlatformSession:
             with self._lock:
                 self.requests_sent += 1
             raise NoAnswer(self.redact(f"{method} {path}: no answer after retries ({type(exc).__name__}: {exc})")) from None
-        retried = len(retried_statuses(response)) or len(getattr(getattr(response.raw, "retries", None), "history", ()) or ())
+        retried = len(getattr(getattr(response.raw, "retries", None), "history", ()) or ())  # timeouts and statuses alike
         with self._lock:
             self.requests_sent += 1 + retried
             self.retries += retried
@@ -153,7 +153,7 @@ class SessionClient:
 
 
 # --- error bodies ---------------------------------------------------------------------------
-MESSAGE_KEYS = ("error_code", "code", "error", "error_message", "message", "title", "detail", "description")
+MESSAGE_KEYS = ("error_message", "message", "error", "detail", "title", "description", "error_code", "code")  # words, then codes
 LIST_KEYS = ("errors", "validationErrors", "details")
 PLACE_KEYS = ("field", "path", "property", "key", "index", "item")  # "item": Dotdigital v3 details
 TEXT_KEYS = ("message", "reason", "detail", "description", "error", "error_message")
@@ -202,6 +202,8 @@ def error_text(
     except ValueError:
         parts, is_json = [raw.strip()], False
     said = separator.join(dict.fromkeys(part for part in parts if part))[:limit]
+    if not said and raw.strip():  # a JSON body in a shape no reader knows: its own words, as sent
+        said, is_json = raw.strip()[:limit], False
     if not said:
         return f"HTTP {response.status_code}"
     return said if is_json and not status else f"HTTP {response.status_code}: {said}"

@@ -23,7 +23,7 @@ Unverified, chosen here and kept configurable (``settings`` of the destination):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,6 +41,7 @@ from activation_pipeline.platforms.http import (
     PlatformSession,
     SessionClient,
     error_text,
+    json_object,
     utc_wire,
 )
 from activation_pipeline.platforms.resource import ensure_reachable
@@ -99,7 +100,7 @@ class BatchClient(SessionClient):
             # the catalog does not exist, so neither do the items: the deletion holds
             return [ItemOutcome(r.key, "confirmed", "catalog absent: nothing to delete") for r in records]
         if response.status_code in (400, 413, 422):
-            raise BatchRejected(error_text(response, self.session.redact, status=False, separator=": "), response.status_code)
+            raise BatchRejected(batch_error(response, self.session.redact), response.status_code)
         raise self.session.fail(response, f"edit items of catalog {catalog!r}")
 
 
@@ -113,3 +114,13 @@ def _attributes(fields: dict[str, Any]) -> dict[str, Any]:
         else:
             attributes[name] = value
     return attributes
+
+
+def batch_error(response: Any, scrub: Callable[[str], str]) -> str:
+    """Batch's ``{"error_code", "error_message"}`` as ``CODE: message`` (the status when it names no code);
+    any other body through the kit's reader."""
+    body = json_object(response)
+    if "error_code" in body or "error_message" in body:
+        text = f"{body.get('error_code', response.status_code)}: {body.get('error_message', '')}"
+        return scrub(text)[:500]
+    return error_text(response, scrub)

@@ -78,7 +78,7 @@ from activation_pipeline.platforms.connectif.product import (
     product_body,
 )
 from activation_pipeline.platforms.connectif.target import ConnectifTarget
-from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient, json_object
+from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient
 from activation_pipeline.platforms.resource import ensure_reachable
 
 SUCCESS = (200, 201, 204)
@@ -174,8 +174,11 @@ class ConnectifClient(SessionClient):
             return None
         if response.status_code != 200:
             raise self._fail(response, f"GET product {identifier}")
-        body = json_object(response)
-        if not body:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # an empty object is still a product (all its fields unset)
             raise PlatformError(f"GET product {identifier}: HTTP 200 without a JSON product")
         return body
 

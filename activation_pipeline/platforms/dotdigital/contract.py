@@ -36,7 +36,6 @@ MAX_TEXT_VALUE = 255  # a Text data field holds at most 255 characters
 STANDARD_FIELDS = frozenset({"FIRSTNAME", "LASTNAME", "FULLNAME", "GENDER", "POSTCODE"})
 DATA_FIELD_TYPES = {"string": "String", "integer": "Numeric", "float": "Numeric", "date": "Date", "bool": "Boolean"}
 MOBILE = re.compile(rf"^\+?{E164_DIGITS}$")  # E.164, the leading + optional (the spec's examples omit it)
-V2_ERROR_CODE = re.compile(r"\bERROR_[A-Z_]+\b")  # v2 errors end their message with the code
 
 
 def data_field_name(name: str) -> str:
@@ -158,13 +157,10 @@ def error_message(response: requests.Response, scrub: Callable[[str], str] = lam
     return scrub(f"HTTP {response.status_code}: {said}")[:500]
 
 
-def error_code(response: requests.Response) -> str:
-    """The platform's error code: v3 ``errorCode`` (``insightData:collectionNotFound``), v2 the ``ERROR_…`` its message ends with."""
-    body = json_object(response)
-    if body.get("errorCode"):
-        return str(body["errorCode"])
-    found = V2_ERROR_CODE.search(str(body.get("message") or ""))
-    return found.group(0) if found else ""
+def names_error(response: requests.Response, code: str) -> bool:
+    """Whether the answer names this error code anywhere (``ERROR_ADDRESSBOOK_DUPLICATE``, ``collectionNotFound``):
+    matched in the body's text, as the error bodies' shapes vary between v2 and v3 and between services."""
+    return code in (response.text or "")
 
 
 def answer_failure(response: requests.Response, what: str, scrub: Callable[[str], str]) -> PlatformError:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from activation_pipeline.platforms.base import BatchRejected, ItemOutcome, Record
-from activation_pipeline.platforms.dotdigital.contract import answer_failure, error_code, error_message
+from activation_pipeline.platforms.dotdigital.contract import answer_failure, error_message, names_error
 from activation_pipeline.platforms.dotdigital.target import DotdigitalTarget
 from activation_pipeline.platforms.http import PlatformSession
 
@@ -79,7 +79,7 @@ class Imports:
         """``DELETE /insightData/v3/accounts/{collection}/deleteRecords``: a key the collection lacks is deleted already."""
         keys = sorted({r.identifier for r in records})
         response = self.session.request("DELETE", f"/insightData/v3/accounts/{quote(collection, safe='')}/deleteRecords", json={"keys": keys})
-        if response.status_code == 404 and error_code(response) == "insightData:collectionNotFound":
+        if response.status_code == 404 and names_error(response, "collectionNotFound"):
             return [ItemOutcome(r.key, "confirmed", "collection absent: nothing to delete") for r in records]
         if response.status_code != 200:
             if response.status_code == 400:

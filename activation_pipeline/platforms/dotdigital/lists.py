@@ -17,8 +17,8 @@ from activation_pipeline.platforms.dotdigital.contract import (
     STANDARD_FIELDS,
     answer_failure,
     data_field_name,
-    error_code,
     error_message,
+    names_error,
 )
 from activation_pipeline.platforms.dotdigital.target import MAX_LIST_NAME, DotdigitalTarget
 from activation_pipeline.platforms.http import PlatformSession, offset_pages
@@ -70,7 +70,7 @@ class Lists:
         response = self.session.request("POST", "/v2/address-books", json={"name": name, "visibility": "Private"})
         if response.status_code in (200, 201):
             return int(response.json()["id"])
-        if error_code(response) == "ERROR_ADDRESSBOOK_DUPLICATE":  # created meanwhile by another run
+        if names_error(response, "ERROR_ADDRESSBOOK_DUPLICATE"):  # created meanwhile by another run
             found = self._find(name)
             if found is not None:
                 return found
@@ -94,7 +94,7 @@ class Lists:
             created = self.session.request(
                 "POST", "/v2/data-fields", json={"name": upper, "type": kind, "visibility": "Private", "defaultValue": None}
             )
-            if created.status_code not in (200, 201) and error_code(created) != "ERROR_NON_UNIQUE_DATAFIELD":
+            if created.status_code not in (200, 201) and not names_error(created, "ERROR_NON_UNIQUE_DATAFIELD"):
                 raise PlatformError(f"{target.activation}: creating data field {upper} ({kind}): {error_message(created, self.session.redact)}")
 
     def remove(self, target: SyncTarget[DotdigitalTarget], records: Sequence[Record]) -> list[ItemOutcome]:
