@@ -188,6 +188,7 @@ class EchoServer:
 
     def __init__(self) -> None:
         self.status, self.padding, self.as_json = 500, 0, True
+        self.json_key = "error_message"  # the key the echo is written under (another shape: a key no reader knows)
         echo = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -197,7 +198,8 @@ class EchoServer:
                     f"Authorization: {self.headers.get('Authorization')}; X-Batch-Project: {self.headers.get('X-Batch-Project')}; path {self.path}"
                 )
                 text = "." * echo.padding + echoed
-                body = json.dumps({"error_code": "ECHO", "error_message": text}) if echo.as_json else text
+                shaped = {"error_code": "ECHO", "error_message": text} if echo.json_key == "error_message" else {echo.json_key: text}
+                body = json.dumps(shaped) if echo.as_json else text
                 data = body.encode()
                 self.send_response(echo.status)
                 self.send_header("Content-Type", "application/json" if echo.as_json else "text/plain")
@@ -287,3 +289,11 @@ def test_no_fragment_of_the_key_leaks_when_the_echo_straddles_the_truncation(ech
     message = str(raised_by(echo, how))
     assert "Authorization: Bearer " in message  # the echo did reach the message
     assert not [f for f in fragments(KEY) if f in message]
+
+
+@pytest.mark.parametrize("how", ["session.fail", "client.send"])
+def test_an_error_body_in_a_shape_no_reader_knows_keeps_the_platforms_words_scrubbed(echo, how):
+    echo.status, echo.json_key = 400, "error_description"  # not a key the kit or Batch's reader looks for
+    message = str(raised_by(echo, how))
+    assert "error_description" in message and "path /catalogs/" in message  # the body as the platform wrote it
+    assert "***" in message and KEY not in message and PROJECT not in message
