@@ -9,6 +9,8 @@ import csv
 import functools
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -315,6 +317,35 @@ def stop_wall_clock_automation(url: str) -> list[str]:
     ]
     assert not still, f"still running: {still}"
     return stopped
+
+
+def dagster_materialize(
+    select: str, env: dict[str, str], cwd: Path | None = None, partition: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``dagster asset materialize`` of this project's definitions, as a user runs it (output captured, not checked)."""
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", select]
+    command += ["--partition", partition] if partition else []
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (.ci/run installs it); playwright downloads no browser
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Headless Debian chromium for the UI tests, with nothing of its own going to the network."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    )
 
 
 def sandbox_stats(sandbox: Any, platform: str = "batch") -> dict[str, Any]:

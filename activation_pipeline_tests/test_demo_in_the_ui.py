@@ -27,10 +27,9 @@ import yaml
 
 from activation_pipeline.cli import DEMO_DAYS, DEMO_LAST_ORDER_DAY
 from activation_pipeline.sandbox import start_sandbox
-from activation_pipeline_tests.conftest import free_port, stop_wall_clock_automation, wait_for_webserver
+from activation_pipeline_tests.conftest import CHROMIUM, free_port, launch_chromium, stop_wall_clock_automation, wait_for_webserver
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 DEMO_DAYS_SYNCED = {(DEMO_LAST_ORDER_DAY - timedelta(days=n)).isoformat() for n in range(DEMO_DAYS)}
 # a full_only activation resends every row each run, so a Materialize after the demo sends records
@@ -184,19 +183,7 @@ def test_the_activation_page_shows_the_summary_and_a_partial_sync_its_failing_ch
     requests.post(f"{demo_ui.sandbox_url}/_sandbox/faults", json={"kind": "reject_ids", "ids": refused}, timeout=5).raise_for_status()
     url, before = demo_ui.url, latest_run(demo_ui, PARTIAL)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1500, "height": 950})
 
         # what the demo left: the activation's latest sync, its summary table at the top of the metadata

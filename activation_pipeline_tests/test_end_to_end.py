@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -16,6 +14,7 @@ import yaml
 
 from activation_pipeline.config import load_config
 from activation_pipeline.dagster_home import prepare_home
+from activation_pipeline_tests.conftest import dagster_materialize
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-10-31"
@@ -35,25 +34,8 @@ def test_the_demo_materializes_every_asset_in_parallel_processes_without_lock_er
         "YOTPO_BASE_URL": f"{sandbox.url}/yotpo/core/v3/stores/{{store_id}}",
         "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1],
     }  # every other platform: its sandbox default
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "activation_pipeline.definitions",
-            "--select",
-            "*",
-            "--partition",
-            DAY,
-        ],  # the partitioned orders flow syncs that day; everything else syncs in full
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # the partitioned orders flow syncs that day; everything else syncs in full
+    completed = dagster_materialize("*", env, partition=DAY, timeout=600)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-4000:]
     assert "Could not set lock" not in output and "multiprocess" in output

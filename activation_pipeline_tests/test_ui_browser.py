@@ -21,10 +21,16 @@ import pytest
 import requests
 
 from activation_pipeline.dagster_home import prepare_home
-from activation_pipeline_tests.conftest import free_port, stop_wall_clock_automation, wait_for_webserver
+from activation_pipeline_tests.conftest import (
+    CHROMIUM,
+    dagster_materialize,
+    free_port,
+    launch_chromium,
+    stop_wall_clock_automation,
+    wait_for_webserver,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
 ACTIVATION = "products_to_batch"
 PARTITIONED = "orders_to_batch"
@@ -52,46 +58,14 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
         "BATCH_BASE_URL": f"{sandbox.url}/batch/2.11",
         "SANDBOX_PORT": sandbox.url.rsplit(":", 1)[1],
     }
-    # the activation's upstream sources and segment exist before the click, as after a first run
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "activation_pipeline.definitions",
-            "--select",
-            "sources/products,sources/order_lines,segments/sellable_products",
-        ],
-        env=env,
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    # the activation's upstream sources and segment exist before the click, as after a first run;
     # and one day of the partitioned orders flow, as a daily schedule tick would
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "activation_pipeline.definitions",
-            "--select",
-            "sources/orders,sources/order_lines,segments/daily_orders,activations/orders_to_batch",
-            "--partition",
-            PARTITION,
-        ],
-        env=env,
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    for select, partition in (
+        ("sources/products,sources/order_lines,segments/sellable_products", None),
+        ("sources/orders,sources/order_lines,segments/daily_orders,activations/orders_to_batch", PARTITION),
+    ):
+        done = dagster_materialize(select, env, cwd=tmp_path, partition=partition)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     port = free_port()
     log = open(tmp_path / "dagster_dev.log", "w")
     process = subprocess.Popen(
@@ -132,19 +106,7 @@ def test_materialize_clicked_in_the_ui_syncs_the_catalog_and_shows_its_counts(da
     url, _ = dagster_ui
     before = latest_run(url)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         page.goto(f"{url}/assets/activations/{ACTIVATION}", wait_until="networkidle")
         button = page.locator("button", has_text=re.compile(r"^\s*Materialize\s*$"))

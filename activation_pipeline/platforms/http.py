@@ -11,7 +11,7 @@
   is shared with other processes, held by rate-limit headers, and a request still answered 429
   after the session's retries queued again (a bounded number of rounds).
 - ``error_text``: one reader of the platforms' error bodies.
-- ``utc_wire``: one UTC wire format for dates and times.
+- ``utc_wire``: one UTC wire format for dates and times; ``json_value``: any record value as JSON.
 - ``pages``: one pagination loop (cursor or offset), safe against a cursor that repeats.
 """
 
@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
@@ -371,6 +372,22 @@ def utc_wire(value: date | datetime, *, timespec: str = "auto") -> str:
         value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def json_value(value: Any, *, timespec: str = "auto") -> Any:
+    """A record's value as JSON can carry it, at any depth: a datetime in UTC with a ``Z`` (``utc_wire``), a date
+    as ``YYYY-MM-DD``, a decimal as a number; lists, tuples and objects element by element."""
+    if isinstance(value, datetime):
+        return utc_wire(value, timespec=timespec)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): json_value(v, timespec=timespec) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v, timespec=timespec) for v in value]
+    return value
 
 
 Cursor = TypeVar("Cursor")

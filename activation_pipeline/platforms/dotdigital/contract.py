@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import requests
@@ -27,7 +25,7 @@ from activation_pipeline.platforms.base import (
     non_finite_number,
 )
 from activation_pipeline.platforms.dotdigital.target import CONTACT_INSIGHT, LIST, OBJECT_PATTERN, DotdigitalTarget
-from activation_pipeline.platforms.http import body_parts, error_text, json_object, utc_wire
+from activation_pipeline.platforms.http import body_parts, error_text, json_object, json_value
 
 FIELD_PATTERN = r"^[A-Za-z0-9_]+$"
 FIELD_RULE = "letters, digits and underscores only"
@@ -101,21 +99,6 @@ def value_problem(name: str, value: Any, *, data_field: bool) -> str | None:
 
 
 # --- bodies -------------------------------------------------------------------------------------
-def wire(value: Any) -> Any:
-    """A value as JSON: a timestamp in UTC with a ``Z``, a date as ``YYYY-MM-DD``, a decimal as a number."""
-    if isinstance(value, datetime):
-        return utc_wire(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [wire(v) for v in value]
-    if isinstance(value, dict):
-        return {k: wire(v) for k, v in value.items()}
-    return value
-
-
 def contact_import_body(target: DotdigitalTarget, list_id: int, records: list[Record]) -> dict[str, Any]:
     """``PUT /contacts/v3/import``: each contact matched by its identifier and added to the list."""
     return {
@@ -124,7 +107,7 @@ def contact_import_body(target: DotdigitalTarget, list_id: int, records: list[Re
             {
                 "matchIdentifier": target.match_identifier,
                 "identifiers": {target.match_identifier: r.identifier},
-                "dataFields": {data_field_name(n): wire(v) for n, v in r.fields.items()},  # null clears a field
+                "dataFields": {data_field_name(n): json_value(v) for n, v in r.fields.items()},  # null clears a field
                 "lists": [list_id],
             }
             for r in records
@@ -137,7 +120,7 @@ def insight_import_body(target: DotdigitalTarget, collection: str, records: list
     scope = target.scope
     out = []
     for r in records:
-        item: dict[str, Any] = {"key": r.identifier, "json": {n: wire(v) for n, v in r.fields.items() if v is not None}}
+        item: dict[str, Any] = {"key": r.identifier, "json": {n: json_value(v) for n, v in r.fields.items() if v is not None}}
         if scope == "contact":
             item["contactIdentity"] = {"identifier": "email", "value": r.fields.get(target.contact_email)}
         out.append(item)

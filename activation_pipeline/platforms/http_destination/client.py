@@ -28,9 +28,9 @@ from urllib.parse import quote
 import requests
 
 from activation_pipeline.platforms.base import BatchRejected, ItemOutcome, NoAnswer, Op, Record, SyncTarget, non_finite_number
-from activation_pipeline.platforms.http import Pacer, PlatformSession, SessionClient, body_parts, error_text
+from activation_pipeline.platforms.http import Pacer, PlatformSession, SessionClient, body_parts, error_text, json_value
 from activation_pipeline.platforms.http_destination.target import HttpTarget
-from activation_pipeline.platforms.http_destination.template import Template, wire_value
+from activation_pipeline.platforms.http_destination.template import Template
 from activation_pipeline.platforms.resource import ensure_reachable
 
 POINTER_STEP = re.compile(r"^([A-Za-z0-9_$-]*)((?:\[(?:\*|\d+)\])*)$")
@@ -109,6 +109,7 @@ def dumps(value: Any) -> bytes:
 class HttpDestinationClient(SessionClient):
     def __init__(self, session: PlatformSession, rules: Rules, pacer: Pacer):
         self.session, self.rules, self.pacer = session, rules, pacer
+        self._overheads: dict[tuple[str, str, int], int] = {}  # (endpoint, op, count) -> bytes: rendered once, not per record
 
     def prepare(self, target: SyncTarget[HttpTarget]) -> None:
         ensure_reachable(self.session.base_url)
@@ -157,7 +158,7 @@ class HttpDestinationClient(SessionClient):
         return Operation(upsert.method, upsert.path, upsert.body if upsert.batch else own, own)
 
     def _render(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation, record: Record) -> Any:
-        values = {"identifier": record.identifier, "fields": wire_value(record.fields), "object": target.platform.endpoint, "operation": op}
+        values = {"identifier": record.identifier, "fields": json_value(record.fields), "object": target.platform.endpoint, "operation": op}
         template = operation.record if operation.batch else operation.body
         return template.render(values) if template is not None else None
 
@@ -165,7 +166,11 @@ class HttpDestinationClient(SessionClient):
         """Bytes of a request body around its records (a one-record body has none)."""
         if not operation.batch:
             return 0
-        return len(dumps(operation.batch_body.render({"object": target.platform.endpoint, "operation": op, "records": [], "count": count})))
+        key = (target.platform.endpoint, op, count)
+        if key not in self._overheads:  # a benign race: two threads may both render it once
+            values = {"object": target.platform.endpoint, "operation": op, "records": [], "count": count}
+            self._overheads[key] = len(dumps(operation.batch_body.render(values)))
+        return self._overheads[key]
 
     def _chunks(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation, records: Sequence[Record]) -> list[list[tuple[Record, Any]]]:
         """The batch as requests within the item and byte limits (each record fits alone: invalid_reason checked)."""

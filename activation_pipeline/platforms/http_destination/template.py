@@ -27,11 +27,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
-
-from activation_pipeline.platforms.http import utc_wire
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 NAME = re.compile(r"^(identifier|fields|object|operation|records|count|fields\.[A-Za-z0-9_]+)$")
@@ -124,18 +120,3 @@ def _text(value: Any) -> str:
     if value is None or value is _ABSENT:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def wire_value(value: Any) -> Any:
-    """A record's value as JSON can carry it (dates, datetimes, decimals; nested lists and objects)."""
-    if isinstance(value, datetime):
-        return utc_wire(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): wire_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [wire_value(v) for v in value]
-    return value

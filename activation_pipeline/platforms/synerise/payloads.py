@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from activation_pipeline.platforms.base import E164_DIGITS, Record, TargetError, email_address_problem
-from activation_pipeline.platforms.http import utc_wire
+from activation_pipeline.platforms.http import json_value
 from activation_pipeline.platforms.synerise.target import SyneriseTarget
 
 PROFILE_FIELDS = frozenset(
@@ -161,18 +161,8 @@ def _transaction_problem(activation: Any, target: SyneriseTarget, fields: list[s
 
 # --- value helpers ---------------------------------------------------------------------------
 def wire(value: Any) -> Any:
-    """A JSON-ready copy: Decimal -> float, dates -> ISO 8601 (UTC ``Z``), nested lists and dicts too."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime):
-        return utc_wire(value, timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: wire(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [wire(v) for v in value]
-    return value
+    """A JSON-ready copy (the kit's ``json_value``), timestamps to the second as Synerise's own plugin sends them."""
+    return json_value(value, timespec="seconds")
 
 
 def number_problem(name: str, value: Any, minimum: float | None = 0.0) -> str | None:
