@@ -352,7 +352,12 @@ def config_path() -> Path:
 def load_config(path: Path | str | None = None) -> ProjectConfig:
     """Read, validate and cross-check the config file; raise ConfigError on any problem."""
     path = Path(path) if path is not None else config_path()
-    raw = read_document(path)
+    return validate_config(read_document(path), path)
+
+
+def validate_config(raw: Any, path: Path) -> ProjectConfig:
+    """Validate and cross-check one config document (``activations.yaml``'s content, or a component's
+    attributes) whose relative paths are relative to ``path``'s folder; raise ConfigError on any problem."""
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "", "the file must be a mapping with sources, segments, destinations, activations")
     if "path" in raw:  # ProjectConfig.path is set from the file's location, never from its content
