@@ -55,4 +55,3 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
         schedules=build_schedules(config, jobs),
         sensors=build_sensors(config, jobs),
     )
-

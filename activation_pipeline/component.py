@@ -5,9 +5,10 @@ Its attributes in ``defs.yaml`` are ``activations.yaml``'s schema (``partitions`
 ``sources``, ``segments``, ``destinations``, ``activations``, ``ledger_retention_days``) plus
 ``warehouse``; source paths are relative to the ``defs.yaml`` folder. ``dg check yaml`` validates them
 with the same pydantic models as ``activations.yaml`` (each error at its field's path), ``{{ env.X }}``
-templates are rendered in any string but a destination's ``settings`` and an activation's
-``options`` (passed as written: the http destination's own ``{{identifier}}`` placeholders live there), and the cross-reference checks (a segment or destination that
-does not exist, a run-order cycle) fail the load with the same messages, naming ``defs.yaml``.
+templates are rendered in any string but a destination's ``settings`` and an activation's ``options``
+(passed as written: the http destination's own ``{{identifier}}`` placeholders live there), and the
+cross-reference checks (a segment or destination that does not exist, a run-order cycle) fail the load
+with the same messages, naming ``defs.yaml``.
 
 ``dg scaffold defs activation_pipeline.ActivationsComponent <folder>`` writes a ``defs.yaml`` that
 syncs a three-row CSV to Batch's catalog in the local sandbox, and the CSV beside it: a working
@@ -42,7 +43,7 @@ from activation_pipeline.warehouse import DEFAULT_WAREHOUSE
 STARTER_CSV = "products.csv"
 
 
-def _typed(model: Any, verbatim: str = "") -> Any:
+def _typed(model: Any, verbatim: str = "") -> dg.Resolver:
     """A section typed by one of ``activations.yaml``'s models (``ActivationsAttributes`` validates the YAML
     first), whose template strings are rendered, then validated again.
 
@@ -58,7 +59,7 @@ def _typed(model: Any, verbatim: str = "") -> Any:
         raw = value if isinstance(value, str) else adapter.dump_python(value, mode="python", exclude_unset=True)
         return adapter.validate_python(_render(context, raw, verbatim, depth=0))
 
-    return Annotated[Any, dg.Resolver(resolve, inject_before_resolve=False)]
+    return dg.Resolver(resolve, inject_before_resolve=False)
 
 
 TEMPLATE_MARKS = ("{{", "{%", "{#")
@@ -122,7 +123,9 @@ class ActivationsAttributes(dg.Model):
 
     partitions: PartitionsConfig | None = Field(default=None, description="the daily partitions of event data")
     deployments: DeploymentsConfig = Field(default_factory=DeploymentsConfig, description="which deployments may push to a real platform")
-    sources: dict[str, SourceConfig] = Field(default_factory=dict, description="CSV or Parquet files (relative to this folder) loaded into sources.<name>")
+    sources: dict[str, SourceConfig] = Field(
+        default_factory=dict, description="CSV or Parquet files (relative to this folder) loaded into sources.<name>"
+    )
     segments: dict[str, SegmentConfig] = Field(default_factory=dict, description="SQL over sources and segments, one table each")
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict, description="platform accounts: platform, base URL, secrets, settings")
     activations: dict[str, ActivationConfig] = Field(default_factory=dict, description="a segment synced to a platform object")
@@ -139,12 +142,12 @@ class ActivationsComponent(dg.Component, dg.Resolvable, dg.Model):
 
     Attributes: ``activations.yaml``'s schema (README.md, "Configuration reference") plus ``warehouse``."""
 
-    partitions: _typed(PartitionsConfig | None) = None
-    deployments: _typed(DeploymentsConfig) = Field(default_factory=DeploymentsConfig)
-    sources: _typed(dict[str, SourceConfig]) = Field(default_factory=dict)
-    segments: _typed(dict[str, SegmentConfig]) = Field(default_factory=dict)
-    destinations: _typed(dict[str, DestinationConfig], verbatim="settings") = Field(default_factory=dict)
-    activations: _typed(dict[str, ActivationConfig], verbatim="options") = Field(default_factory=dict)
+    partitions: Annotated[Any, _typed(PartitionsConfig | None)] = None
+    deployments: Annotated[Any, _typed(DeploymentsConfig)] = Field(default_factory=DeploymentsConfig)
+    sources: Annotated[Any, _typed(dict[str, SourceConfig])] = Field(default_factory=dict)
+    segments: Annotated[Any, _typed(dict[str, SegmentConfig])] = Field(default_factory=dict)
+    destinations: Annotated[Any, _typed(dict[str, DestinationConfig], verbatim="settings")] = Field(default_factory=dict)
+    activations: Annotated[Any, _typed(dict[str, ActivationConfig], verbatim="options")] = Field(default_factory=dict)
     ledger_retention_days: int | None = None
     warehouse: str | None = None
 
