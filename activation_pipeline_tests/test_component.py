@@ -1,8 +1,7 @@
 """``activation_pipeline.ActivationsComponent`` in a team's own ``dg`` project, and this repository under ``dg``.
 
 Every ``dg`` command runs as a user runs it, in a subprocess, in a project built in a temporary folder
-(the layout ``create-dagster project`` makes: ``pyproject.toml`` with ``[tool.dg]``, ``src/<pkg>/definitions.py``
-loading ``src/<pkg>/defs/``), with no network."""
+by ``create-dagster project``, with no network."""
 
 from __future__ import annotations
 
@@ -28,37 +27,19 @@ REPO = Path(__file__).resolve().parents[1]
 DG = Path(sys.executable).with_name("dg")
 COMPONENT = "activation_pipeline.ActivationsComponent"
 
-PYPROJECT = """[project]
-name = "shop_data"
-version = "0.1.0"
-requires-python = ">=3.10"
-dependencies = ["activation_pipeline"]
-
-[tool.dg]
-directory_type = "project"
-
-[tool.dg.project]
-root_module = "shop_data"
-"""
-DEFINITIONS = """from pathlib import Path
-
-import dagster as dg
-
-
-@dg.definitions
-def defs():
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-"""
-
 
 def user_project(root: Path) -> Path:
-    """An empty ``dg`` project named shop_data, as ``create-dagster project shop_data`` lays it out."""
-    package = root / "src" / "shop_data"
-    (package / "defs").mkdir(parents=True)
-    (root / "pyproject.toml").write_text(PYPROJECT)
-    (package / "__init__.py").write_text("")
-    (package / "defs" / "__init__.py").write_text("")
-    (package / "definitions.py").write_text(DEFINITIONS)
+    """A new ``dg`` project named shop_data, made by Dagster's own ``create-dagster project`` (offline:
+    nothing is installed; the project's ``src/`` is put on the path, as ``pip install -e .`` would)."""
+    made = subprocess.run(
+        [str(DG.with_name("create-dagster")), "project", str(root), "--no-uv-sync"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert (root / "src" / "shop_data" / "definitions.py").exists()
     return root
 
 
