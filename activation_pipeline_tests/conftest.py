@@ -8,11 +8,14 @@ import copy
 import csv
 import functools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
+from activation_pipeline_tests.postgres_server import PostgresServer, postgres_server  # noqa: F401  (a session fixture)
 
 __all__ = [
     "Project",
@@ -326,6 +330,19 @@ def dagster_materialize(
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", select]
     command += ["--partition", partition] if partition else []
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def background_process(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server the test starts (daemon, worker, broker), output to ``log``, in its own process group,
+    killed with its children at the end: some of them ignore SIGINT when started in the background."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (.ci/run installs it); playwright downloads no browser
