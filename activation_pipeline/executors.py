@@ -60,4 +60,6 @@ def executor_from_env() -> ExecutorDefinition | None:
         return _celery_executor()
     if choice == "k8s":
         return _import_extra("dagster_k8s", "pip install 'activation_pipeline[k8s]'", "k8s").k8s_job_executor  # type: ignore[attr-defined]
-    raise ExecutorChoiceError(f"{EXECUTOR_ENV}={choice!r} is not an executor: use one of {', '.join(CHOICES)}, or leave it unset for Dagster's default")
+    raise ExecutorChoiceError(
+        f"{EXECUTOR_ENV}={choice!r} is not an executor: use one of {', '.join(CHOICES)}, or leave it unset for Dagster's default"
+    )

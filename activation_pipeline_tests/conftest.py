@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
-from activation_pipeline_tests.postgres_server import PostgresServer, postgres_server  # noqa: F401  (a session fixture)
+from activation_pipeline_tests.postgres_server import postgres_server  # noqa: F401  (a session fixture, for every test file)
 
 __all__ = [
     "Project",
