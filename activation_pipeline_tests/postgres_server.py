@@ -37,7 +37,7 @@ def postgres_bin_dir() -> Path | None:
 def missing_in_ci_or_skip(what: str) -> None:
     """A service binary is absent: fail in CI (where `.ci/run` installs it), skip with the reason locally."""
     message = f"{what} is not installed (apt-get install -y {what}; .ci/run installs it)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if os.environ.get("CI"):  # as the browser tests read it
         pytest.fail(message)
     pytest.skip(message)
 
