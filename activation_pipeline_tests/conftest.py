@@ -196,6 +196,10 @@ class Project:
     def reset_stats(self) -> None:
         reset_stats(self.sandbox)
 
+    def env(self, **more: str) -> dict[str, str]:
+        """This process's environment (the sandbox's URLs) with the project's variables, for a Dagster CLI."""
+        return {**os.environ, "ACTIVATION_CONFIG": str(self.config_path), "ACTIVATION_WAREHOUSE": str(self.warehouse), **more}
+
     # --- the ledger --------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as conn:
@@ -330,6 +334,11 @@ def dagster_materialize(
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", select]
     command += ["--partition", partition] if partition else []
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def dagster_cli(name: str) -> str:
+    """A console script of the Python running the tests (dagster, dagster-daemon, dagster-celery)."""
+    return str(Path(sys.executable).parent / name)
 
 
 @contextmanager

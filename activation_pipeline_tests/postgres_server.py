@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+DEPLOY_EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml.example"
 SERVICE_USER = "postgres"  # initdb refuses to run as root; Debian's package creates this user
 
 
@@ -56,12 +57,30 @@ class PostgresServer:
     def url(self, database: str = "postgres", scheme: str = "postgresql") -> str:
         return f"{scheme}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
 
+    def instance_env(self, database: str) -> dict[str, str]:
+        """The variables deploy/dagster.yaml.example reads, for its storage in ``database`` here."""
+        return {
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_DB": database,
+        }
+
     def create_database(self, name: str) -> str:
         """A new empty database (its name returned), so each test gets storage of its own."""
         env = {**os.environ, "PGPASSWORD": self.password}
         createdb = shutil.which("createdb", path=str(self.bin_dir)) or "createdb"
         subprocess.run([createdb, "-h", self.host, "-p", str(self.port), "-U", self.user, name], env=env, check=True, capture_output=True)
         return name
+
+
+def shipped_home(folder: Path) -> Path:
+    """A DAGSTER_HOME in ``folder`` holding deploy/dagster.yaml.example as shipped: nothing edited."""
+    home = folder / "dagster_home"
+    home.mkdir()
+    shutil.copy(DEPLOY_EXAMPLE, home / "dagster.yaml")
+    return home
 
 
 def _as_service_user(command: list[str]) -> list[str]:

@@ -5,10 +5,7 @@ keeps warehouse writers one at a time across concurrent runs."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,39 +13,11 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from activation_pipeline_tests.conftest import Project, background_process, expected_items, product
-from activation_pipeline_tests.postgres_server import PostgresServer
+from activation_pipeline_tests.conftest import Project, background_process, dagster_cli, expected_items, product
+from activation_pipeline_tests.postgres_server import PostgresServer, shipped_home
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml.example"
 POOLED_STEP_PREFIXES = ("sources__", "segments__")  # the assets declared with pool="duckdb"
 FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-
-
-def dagster_cli(name: str) -> str:
-    """A console script of the Python running the tests (dagster, dagster-daemon, dagster-celery)."""
-    return str(Path(sys.executable).parent / name)
-
-
-def deployment_env(project: Project, home: Path, server: PostgresServer, database: str) -> dict[str, str]:
-    """What an operator sets for the example instance (DAGSTER_PG_*), and the project's own variables."""
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_USER": server.user,
-        "DAGSTER_PG_PASSWORD": server.password,
-        "DAGSTER_PG_HOST": server.host,
-        "DAGSTER_PG_PORT": str(server.port),
-        "DAGSTER_PG_DB": database,
-        "ACTIVATION_CONFIG": str(project.config_path),
-        "ACTIVATION_WAREHOUSE": str(project.warehouse),
-    }
-
-
-def shipped_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(EXAMPLE, home / "dagster.yaml")  # as shipped: nothing edited
-    return home
 
 
 def two_activations(project: Project) -> None:
@@ -92,7 +61,7 @@ def postgres_database(postgres_server: PostgresServer, request: pytest.FixtureRe
 
 def test_the_shipped_instance_loads_on_postgres(project: Project, tmp_path: Path, postgres_server: PostgresServer, postgres_database: str) -> None:
     project.add_activation()
-    env = deployment_env(project, shipped_home(tmp_path), postgres_server, postgres_database)
+    env = project.env(DAGSTER_HOME=str(shipped_home(tmp_path)), **postgres_server.instance_env(postgres_database))
     info = subprocess.run([dagster_cli("dagster"), "instance", "info"], env=env, capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stdout + info.stderr
     for storage in ("PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"):
@@ -105,7 +74,7 @@ def test_queued_runs_sync_through_the_daemon_and_take_turns_in_the_duckdb_pool(
 ) -> None:
     two_activations(project)
     home = shipped_home(tmp_path)
-    env = deployment_env(project, home, postgres_server, postgres_database)
+    env = project.env(DAGSTER_HOME=str(home), **postgres_server.instance_env(postgres_database))
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # the test reads the same instance the daemon writes
     for job in ("sync_products", "sync_gifts"):  # both queued before the daemon starts: it starts them together

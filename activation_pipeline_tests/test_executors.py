@@ -20,9 +20,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from activation_pipeline.config import load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.executors import ExecutorChoiceError
-from activation_pipeline_tests.conftest import Project, background_process, expected_items, free_port, product
-from activation_pipeline_tests.postgres_server import PostgresServer, missing_in_ci_or_skip
-from activation_pipeline_tests.test_deploy_on_postgres import dagster_cli, deployment_env, shipped_home
+from activation_pipeline_tests.conftest import Project, background_process, dagster_cli, expected_items, free_port, product
+from activation_pipeline_tests.postgres_server import PostgresServer, missing_in_ci_or_skip, shipped_home
 
 ROWS = [product(i) for i in range(12)]
 STEPS = {"sources__products", "segments__catalog", "catalog_checks", "activations__sync_products"}  # the job sync_sync_products
@@ -54,14 +53,8 @@ def test_the_executor_named_in_the_environment_runs_the_sync(
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    for name, value in {
-        "ACTIVATION_EXECUTOR": executor,
-        "DAGSTER_HOME": str(home),
-        "ACTIVATION_CONFIG": str(project.config_path),
-        "ACTIVATION_WAREHOUSE": str(project.warehouse),
-    }.items():
-        monkeypatch.setenv(name, value)
-    executed = execute_job(project, dict(os.environ))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the test reads the run from the same instance
+    executed = execute_job(project, project.env(ACTIVATION_EXECUTOR=executor))
     assert executed.returncode == 0, executed.stdout[-3000:] + executed.stderr[-3000:]
     assert project.catalog() == expected_items(ROWS)
     with DagsterInstance.get() as instance:
@@ -130,7 +123,7 @@ def test_celery_workers_run_the_sync_steps(
     project.write("products", ROWS)
     home = shipped_home(tmp_path)  # Celery needs an instance every worker reaches: the Postgres one
     env = {
-        **deployment_env(project, home, postgres_server, postgres_server.create_database("dagster_celery")),
+        **project.env(DAGSTER_HOME=str(home), **postgres_server.instance_env(postgres_server.create_database("dagster_celery"))),
         "ACTIVATION_EXECUTOR": "celery",
         "ACTIVATION_CELERY_BROKER": redis_url,
         "PATH": f"{Path(dagster_cli('celery')).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # dagster-celery runs `celery`
