@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -35,7 +36,7 @@ def postgres_bin_dir() -> Path | None:
     return None
 
 
-def missing_in_ci_or_skip(what: str) -> None:
+def missing_in_ci_or_skip(what: str) -> NoReturn:
     """A service binary is absent: fail in CI (where `.ci/run` installs it), skip with the reason locally."""
     message = f"{what} is not installed (apt-get install -y {what}; .ci/run installs it)"
     if os.environ.get("CI"):  # as the browser tests read it
@@ -92,7 +93,6 @@ def postgres_server() -> Iterator[PostgresServer]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         missing_in_ci_or_skip("postgresql")
-        raise AssertionError("unreachable")  # pytest.skip/fail raise; this keeps the type checker sure
     # not under pytest's basetemp: that folder is private to root, and the server runs as postgres
     root = Path(tempfile.mkdtemp(prefix="activation-pg-"))
     data_dir, password = root / "data", secrets.token_urlsafe(16)
