@@ -21,6 +21,7 @@ from activation_pipeline.assets.sources import build_source_asset
 from activation_pipeline.assets.verification import build_verification_check, verifies
 from activation_pipeline.automation import build_jobs, build_schedules, build_sensors
 from activation_pipeline.config import ProjectConfig
+from activation_pipeline.executors import executor_from_env
 from activation_pipeline.platforms import PLATFORMS
 from activation_pipeline.warehouse import WarehouseResource, warehouse_path
 
@@ -54,4 +55,5 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),
         sensors=build_sensors(config, jobs),
+        executor=executor_from_env(),  # ACTIVATION_EXECUTOR: None keeps Dagster's default
     )

@@ -8,12 +8,15 @@ import copy
 import csv
 import functools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
+from activation_pipeline_tests.postgres_server import postgres_server  # noqa: F401  (a session fixture, for every test file)
 
 __all__ = [
     "Project",
@@ -192,6 +196,10 @@ class Project:
     def reset_stats(self) -> None:
         reset_stats(self.sandbox)
 
+    def env(self, **more: str) -> dict[str, str]:
+        """This process's environment (the sandbox's URLs) with the project's variables, for a Dagster CLI."""
+        return {**os.environ, "ACTIVATION_CONFIG": str(self.config_path), "ACTIVATION_WAREHOUSE": str(self.warehouse), **more}
+
     # --- the ledger --------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as conn:
@@ -326,6 +334,24 @@ def dagster_materialize(
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", select]
     command += ["--partition", partition] if partition else []
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def dagster_cli(name: str) -> str:
+    """A console script of the Python running the tests (dagster, dagster-daemon, dagster-celery)."""
+    return str(Path(sys.executable).parent / name)
+
+
+@contextmanager
+def background_process(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server the test starts (daemon, worker, broker), output to ``log``, in its own process group,
+    killed with its children at the end: some of them ignore SIGINT when started in the background."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (.ci/run installs it); playwright downloads no browser
