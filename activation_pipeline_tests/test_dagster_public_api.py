@@ -32,7 +32,16 @@ def private_uses(source: str) -> list[tuple[int, str]]:
 
 
 def test_the_guard_sees_every_way_of_reaching_a_private_module():
-    source = "import dagster._core\nfrom dagster._utils import x\nfrom dagster import _check\nimport dagster\ndagster._config\nfrom dagster_graphql._x import y\n"
+    source = "\n".join(
+        [
+            "import dagster._core",
+            "from dagster._utils import x",
+            "from dagster import _check",
+            "import dagster",
+            "dagster._config",
+            "from dagster_graphql._x import y",
+        ]
+    )
     assert [line for line, _ in private_uses(source)] == [1, 2, 3, 5, 6]
     assert private_uses("from dagster import EnvVar, schedule\nimport dagster_graphql\nimport dagster\ndagster.EnvVar\n") == []
 

@@ -7,10 +7,11 @@ and the sandbox's demo credential, declared once); every other field is a destin
 
 Secrets are ``dagster.EnvVar`` in the resource's config, as Dagster documents them
 (https://docs.dagster.io/guides/operate/configuration/using-environment-variables-and-secrets): the
-UI shows the variable's name, Dagster resolves its value when a run starts, and a run against a real
-platform whose variable is unset is refused before it starts, naming the variable and the resource
-(``destination_<name>``). The one exception is the loopback sandbox: a secret whose variable is unset
-when the definitions load is left unset (``None``), and the client sends the sandbox's demo credential.
+UI shows the variable's name, never its value; Dagster resolves it when a run starts, and refuses to
+start a run whose variable is unset, naming the variable and the resource key. The rule
+(``from_destination``): a secret is ``EnvVar(<variable>)`` when its variable is set or the account is
+not on the loopback interface; against the loopback sandbox an unset variable leaves the secret unset
+(``None``) and the client sends the sandbox's demo credential, which is never sent anywhere else.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class PlatformResource(ConfigurableResource):
     def from_destination(cls, destination: Any) -> PlatformResource:
         """The resource for a ``destinations:`` entry: base URL, settings, and each secret as ``EnvVar(<variable>)``;
         against the loopback sandbox a secret whose variable is unset is left unset (the demo credential)."""
-        fields = {"base_url": destination.base_url, **destination.settings}
+        fields: dict[str, Any] = {"base_url": destination.base_url, **destination.settings}
         sandbox = cls(**fields).on_loopback()
-        secrets = {
+        secrets: dict[str, Any] = {
             name: None if sandbox and not os.environ.get(variable) else EnvVar(variable)
             for name, variable in cls.secret_variables(destination.secrets).items()
         }
