@@ -34,6 +34,7 @@ def secret_field(default_env: str, *, sandbox: str, description: str = "") -> An
         default=EnvVar(default_env),
         description=description or f"secret: an EnvVar (default ${default_env}); unset: the sandbox's demo credential",
         json_schema_extra={"secret": True, "env": default_env, "sandbox": sandbox},
+        repr=False,  # in a run it holds the resolved value: never in a repr or a traceback's locals
     )
 
 
