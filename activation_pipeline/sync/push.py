@@ -88,12 +88,14 @@ class Bookkeeper:
             raise self.error
 
     def close(self) -> None:
-        """Stop the thread and fold what is left (in the caller's thread, so its error is the caller's)."""
+        """Stop the thread and fold what is left (in the caller's thread, so its error is the caller's). After a
+        failed fold nothing more is folded: a later fold would record a higher sequence number and the next
+        run's recovery would then skip the failed segment's answers; it folds the whole journal instead."""
         self.closed = True
         self.wake.set()
         self.thread.join()
-        self.fold()
         self.check()
+        self.fold()
 
     def _run(self) -> None:
         while not self.closed:
