@@ -362,3 +362,22 @@ def burst(send: Callable[[int], Any], count: int) -> list[Any]:
 
 def reset_stats(sandbox: Any) -> None:
     requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
+
+
+def observe_source_files(defs: Any, instance: DagsterInstance, cursor: str | None = None) -> str | None:
+    """One tick of the ``observe_source_files`` sensor, its observations stored in ``instance`` as the
+    daemon stores a sensor's asset events; returns the sensor's new cursor."""
+    from dagster import build_sensor_context
+
+    observer = next(s for s in defs.sensors if s.name == "observe_source_files")
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        result = observer.evaluate_tick(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result.cursor
+
+
+def requested(defs: Any, evaluation: Any) -> dict[str, set[str | None]]:
+    """What an ``evaluate_automation_conditions`` result requested: asset key -> partitions (None: unpartitioned)."""
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    return {key.to_user_string(): set(evaluation.get_requested_partitions(key)) for key in keys if evaluation.get_num_requested(key)}
