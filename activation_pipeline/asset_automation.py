@@ -134,6 +134,12 @@ def with_automation(config: ProjectConfig, assets: list) -> list:
     ]
 
 
+def build_automation_sensors(config: ProjectConfig) -> list[SensorDefinition]:
+    """The file observer, and the continuous activations' automation-condition sensor when there are any."""
+    continuous = build_continuous_sensor(config)
+    return [build_file_observer(config), *([continuous] if continuous else [])]
+
+
 def build_continuous_sensor(config: ProjectConfig) -> AutomationConditionSensorDefinition | None:
     """Dagster's automation-condition sensor for the continuous activations' assets, running by default."""
     conditions = continuous_conditions(config)

@@ -8,16 +8,12 @@ from typing import Any
 
 from dagster import Definitions, with_source_code_references
 
+from activation_pipeline.asset_automation import build_automation_sensors, with_automation
 from activation_pipeline.assets.activations import (
     build_activation_asset,
     destination_resource_key,
 )
 from activation_pipeline.assets.checks import build_segment_checks
-from activation_pipeline.asset_automation import (
-    build_continuous_sensor,
-    build_file_observer,
-    with_automation,
-)
 from activation_pipeline.assets.mapped_columns import check_mapped_columns
 from activation_pipeline.assets.observed_files import build_source_file_asset
 from activation_pipeline.assets.segments import build_segment_asset
@@ -58,7 +54,7 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
         resources=resources,
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),
-        sensors=[*build_sensors(config, jobs), build_file_observer(config), *filter(None, [build_continuous_sensor(config)])],
+        sensors=[*build_sensors(config, jobs), *build_automation_sensors(config)],
     )
 
 

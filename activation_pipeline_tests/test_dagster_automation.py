@@ -74,12 +74,13 @@ def test_each_source_file_is_an_observable_asset_whose_data_version_is_its_finge
         assert AssetKey(["source_files", name]) in graph.get(AssetKey(["sources", name])).parent_keys
     # observing (the UI's Observe button runs the same function) records the file's version, or one per day
     files = [AssetKey(["source_files", "products"]), AssetKey(["source_files", "orders"])]
-    observing = Definitions(assets=list(defs.assets), resources=defs.resources, jobs=[define_asset_job("observe", selection=AssetSelection.assets(*files))])
+    job = define_asset_job("observe", selection=AssetSelection.assets(*files))
+    observing = Definitions(assets=list(defs.assets), resources=defs.resources, jobs=[job])
     assert observing.resolve_job_def("observe").execute_in_process(instance=instance).success
 
-    def versions(key: AssetKey) -> dict[str | None, str]:
-        records = instance.fetch_observations(key, limit=1000).records
-        return {r.asset_observation.partition: r.asset_observation.tags["dagster/data_version"] for r in records}
+    def versions(key: AssetKey, where: DagsterInstance = instance) -> dict[str | None, str]:
+        observations = [r.asset_observation for r in where.fetch_observations(key, limit=1000).records]
+        return {o.partition: o.tags["dagster/data_version"] for o in observations if o is not None}
 
     products = versions(files[0])
     assert list(products) == [None]
@@ -88,10 +89,9 @@ def test_each_source_file_is_an_observable_asset_whose_data_version_is_its_finge
     assert set(days) == {str(d) for d in orders["order_date"].cast(pl.Date).unique()}
     assert len(set(days.values())) == len(days)  # each day its own version
     # the observer sensor reports the same versions without a run
-    fresh = DagsterInstance.ephemeral()
-    observe_source_files(defs, fresh)
-    assert {r.asset_observation.partition: r.asset_observation.tags["dagster/data_version"] for r in fresh.fetch_observations(files[1], limit=1000).records} == days
-    assert fresh.fetch_observations(files[0], limit=1).records[0].asset_observation.tags["dagster/data_version"] == products[None]
+    with DagsterInstance.ephemeral() as fresh:
+        observe_source_files(defs, fresh)
+        assert versions(files[1], fresh) == days and versions(files[0], fresh) == products
 
 
 def test_only_the_edited_day_of_a_partitioned_file_syncs_again_and_a_file_saved_unchanged_syncs_nothing(tmp_path, instance):
@@ -138,10 +138,8 @@ def test_a_continuous_activation_pushes_a_changed_file_to_the_platform(project, 
     assert wanted == {"sources/products": {None}, "segments/catalog": {None}, "activations/sync_products": {None}}
     project.reset_stats()
     # what the sensor's run does: those assets, in one run
-    run = materialize(
-        list(defs.assets) + list(defs.asset_checks), selection=[AssetKey.from_user_string(k) for k in wanted], resources=defs.resources, instance=instance
-    )
-    assert run.success
+    selection = [AssetKey.from_user_string(key) for key in wanted]
+    assert materialize([*defs.assets, *defs.asset_checks], selection=selection, resources=defs.resources, instance=instance).success
     assert project.catalog() == expected_items(rows)
     assert project.stats()["items_received"] == 2  # the changed product and the new one, nothing else
     evaluation = evaluate_automation_conditions(defs, instance, cursor=evaluation.cursor)

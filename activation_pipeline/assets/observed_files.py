@@ -92,8 +92,7 @@ def build_source_file_asset(config: ProjectConfig, name: str) -> SourceAsset:
         return observable_source_asset(
             key=file_key(name),
             group_name="sources",
-            description=f"{path.name} as found on disk: its data version is its fingerprint"
-            + (" (one per day)" if partitioned else ""),
+            description=f"{path.name} as found on disk: its data version is its fingerprint" + (" (one per day)" if partitioned else ""),
             metadata={"path": MetadataValue.path(str(path))},
             partitions_def=daily_partitions(config) if partitioned else None,
         )(_observe)
