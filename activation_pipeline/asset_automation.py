@@ -59,12 +59,17 @@ ROUND_INTERVALS = tuple(timedelta(minutes=m) for m in (10080, 1440, 720, 480, 36
 LONGEST_INTERVAL = timedelta(days=366)
 
 
-def sync_when_upstream_changes(ignored: Sequence[AssetKey] = ()) -> AutomationCondition:
+def sync_when_upstream_changes(ignored: Sequence[AssetKey] = (), first_observation_counts: bool = True) -> AutomationCondition:
     """``AutomationCondition.eager()`` over every partition, not only the latest day: a day whose
     rows changed runs again, and only that day (data versions are per day).
 
-    ``ignored`` deps neither trigger nor hold back a run (an activation's ``after:``)."""
+    ``ignored`` deps neither trigger nor hold back a run (an activation's ``after:``). Without
+    ``first_observation_counts``, a file's first observation is its baseline, not a change: the
+    observer's first report after Dagster starts syncs nothing, whichever sensor ticks first."""
     updated = AutomationCondition.any_deps_updated()
+    if not first_observation_counts:
+        first_seen = (~AutomationCondition.missing()).newly_true()
+        updated = AutomationCondition.any_deps_match((AutomationCondition.newly_updated() & ~first_seen).with_label("changed_since_first_seen"))
     missing = AutomationCondition.any_deps_missing()
     running = AutomationCondition.any_deps_in_progress()
     if ignored:
@@ -74,13 +79,17 @@ def sync_when_upstream_changes(ignored: Sequence[AssetKey] = ()) -> AutomationCo
 
 
 def continuous_conditions(config: ProjectConfig) -> dict[AssetKey, AutomationCondition]:
-    """The condition of each asset a continuous, enabled activation needs: its sources, segments and itself."""
+    """The condition of each asset a continuous, enabled activation needs: its sources, segments and itself.
+
+    An unpartitioned file's first observation is a baseline (as the hand-made sensor's first tick
+    was); a partitioned file's is not, since a day first seen is a new day to sync."""
     conditions: dict[AssetKey, AutomationCondition] = {}
     for name, activation in sorted(config.activations.items()):
         if not (activation.continuous and activation.enabled):
             continue
         for key in downstream_of_sources(config, upstream_sources(config, name), {name}):
-            conditions.setdefault(key, sync_when_upstream_changes())
+            whole_file = key.path[0] == "sources" and config.sources[key.path[1]].partition_column is None
+            conditions.setdefault(key, sync_when_upstream_changes(first_observation_counts=not whole_file))
         conditions[AssetKey(["activations", name])] = sync_when_upstream_changes([AssetKey(["activations", a]) for a in activation.after])
     return conditions
 
