@@ -4,10 +4,13 @@ real materializations that send real HTTP to the emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -279,6 +282,29 @@ def wait_for_webserver(url: str, log: Path, seconds: float = 180) -> None:
         except requests.RequestException:
             time.sleep(1)
     raise AssertionError(log.read_text()[-3000:])
+
+
+@contextlib.contextmanager
+def dagster_dev(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``dagster dev`` (webserver + daemon) of this project's definitions on a free port: its URL once it
+    answers; its process group killed after (started in the background it may ignore SIGINT)."""
+    port = free_port()
+    url, log_path = f"http://127.0.0.1:{port}", cwd / "dagster_dev.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_webserver(url, log_path)
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 AUTOMATION = """{ repositoriesOrError { ... on RepositoryConnection { nodes {

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -35,14 +32,13 @@ from activation_pipeline.config import load_config
 from activation_pipeline.dagster_home import prepare_home
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline_tests.conftest import (
+    dagster_dev,
     dagster_materialize,
     expected_items,
-    free_port,
     observe_source_files,
     product,
     requested,
     stop_wall_clock_automation,
-    wait_for_webserver,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,19 +199,7 @@ def test_a_stalled_sync_shows_as_failing_its_freshness_in_the_ui(project, sandbo
         "ACTIVATION_WAREHOUSE": str(project.warehouse),
         "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5",  # Dagster's freshness daemon looks every 5 s instead of 30
     }
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "dagster_dev.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_webserver(url, tmp_path / "dagster_dev.log")
+    with dagster_dev(env, tmp_path) as url:
         assert "sync_sync_products_schedule" in stop_wall_clock_automation(url)  # the schedule stops: the sync stalls
 
         def freshness() -> dict:
@@ -240,7 +224,3 @@ def test_a_stalled_sync_shows_as_failing_its_freshness_in_the_ui(project, sandbo
         stalled = wait_for("DEGRADED", 240)
         assert stalled["freshnessStatusInfo"]["freshnessStatusMetadata"]["lastMaterializedTimestamp"] == synced
         assert time.time() - synced >= 60
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # dagster dev may ignore SIGINT in the background
-        process.wait()
-        log.close()
