@@ -24,6 +24,7 @@ import functools
 import json
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -126,10 +127,10 @@ def freshness_policy(activation: ActivationConfig) -> FreshnessPolicy | None:
     return FreshnessPolicy.cron(deadline_cron=expression, lower_bound_delta=shortest_interval(expression), timezone=timezone)
 
 
-def with_automation(config: ProjectConfig, assets: list) -> list:
+def with_automation(config: ProjectConfig, assets: list[Any]) -> list[Any]:
     """The assets, with the continuous activations' conditions and the scheduled activations' freshness policies."""
     conditions = continuous_conditions(config)
-    policies = {AssetKey(["activations", name]): freshness_policy(a) for name, a in config.activations.items()}
+    policies = {AssetKey(["activations", name]): policy for name, a in config.activations.items() if (policy := freshness_policy(a))}
 
     def amend(spec: AssetSpec) -> AssetSpec:
         condition, policy = conditions.get(spec.key), policies.get(spec.key)

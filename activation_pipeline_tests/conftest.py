@@ -24,7 +24,7 @@ import duckdb
 import pytest
 import requests
 import yaml
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.definitions import build_definitions
@@ -291,14 +291,8 @@ def dagster_dev(env: dict[str, str], cwd: Path) -> Iterator[str]:
     port = free_port()
     url, log_path = f"http://127.0.0.1:{port}", cwd / "dagster_dev.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-            env=env,
-            cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        command = [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_webserver(url, log_path)
             yield url
@@ -391,10 +385,7 @@ def reset_stats(sandbox: Any) -> None:
 
 
 def observe_source_files(defs: Any, instance: DagsterInstance, cursor: str | None = None) -> str | None:
-    """One tick of the ``observe_source_files`` sensor, its observations stored in ``instance`` as the
-    daemon stores a sensor's asset events; returns the sensor's new cursor."""
-    from dagster import build_sensor_context
-
+    """One tick of the ``observe_source_files`` sensor, its observations stored as the daemon stores them; its new cursor."""
     observer = next(s for s in defs.sensors if s.name == "observe_source_files")
     with build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
         result = observer.evaluate_tick(context)
