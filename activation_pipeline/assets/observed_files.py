@@ -24,6 +24,7 @@ from dagster import (
     observable_source_asset,
 )
 
+from activation_pipeline.assets.metadata import code_references
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ProjectConfig
 
@@ -93,6 +94,6 @@ def build_source_file_asset(config: ProjectConfig, name: str) -> SourceAsset:
             key=file_key(name),
             group_name="sources",
             description=f"{path.name} as found on disk: its data version is its fingerprint" + (" (one per day)" if partitioned else ""),
-            metadata={"path": MetadataValue.path(str(path))},
+            metadata={"path": MetadataValue.path(str(path)), **code_references(config, "sources", name)},
             partitions_def=daily_partitions(config) if partitioned else None,
         )(_observe)
