@@ -7,7 +7,7 @@ files' observation, and freshness policies for scheduled activations.
   evaluates them every 30 seconds and launches the runs. A disabled activation gets no
   condition, so nothing syncs it unattended.
 - ``observe_source_files``: a sensor that reads each source file's size and mtime every 30
-  seconds and, when one changed, reports the file's data version (assets/observed_files.py) as
+  seconds and, when one changed, reports the file's data version (activation_pipeline/assets/observed_files.py) as
   an observation of ``source_files/<table>``, without launching a run. (A condition on the
   observable asset itself would launch an observation run on every tick, one per partition of a
   partitioned file.) Running by default when a continuous activation exists.
@@ -15,10 +15,15 @@ files' observation, and freshness policies for scheduled activations.
   fresh while the sync of each tick landed before the next tick, and shows as failing (in the UI
   and over GraphQL) once a tick passed with no sync.
 
-See https://docs.dagster.io/guides/automate/declarative-automation/ for the conditions.
-"""
+The conditions replace the hand-made ``continuous_<activation>`` sensors (same runs: the
+activation and what it needs, when a file it reads changed; nothing on the first look at the
+files). ``source_files_changed`` (activation_pipeline/automation.py) stays: an opt-in switch in the
+UI for the activations that did not ask to be continuous, with run keys that never launch one
+change twice and one run per changed day, where a condition would need config on every asset.
 
-from __future__ import annotations
+See https://docs.dagster.io/guides/automate/declarative-automation/ for the conditions.
+(No ``from __future__ import annotations``: Dagster reads sensors' parameters from their annotations.)
+"""
 
 import functools
 import json

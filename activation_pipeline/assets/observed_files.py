@@ -4,7 +4,7 @@ fingerprint, upstream of ``sources/<table>``, so Dagster knows when a file's con
 A file partitioned by day has one data version per day (a hash of that day's rows): an edit to
 one day changes only that day's version, so only that day runs again downstream. Any other file
 has one version, a hash of its bytes: a file saved again unchanged is not new data. The Observe
-button in the UI runs the observation; ``observe_source_files`` (asset_automation.py) reports
+button in the UI runs the observation; ``observe_source_files`` (activation_pipeline/asset_automation.py) reports
 the same versions from the daemon without a run.
 """
 
