@@ -128,7 +128,11 @@ def freshness_policy(activation: ActivationConfig) -> FreshnessPolicy | None:
     """Synced within its schedule: the latest tick's window reaches back one interval, to the tick before."""
     if not activation.auto_synced or activation.cron is None:
         return None
-    expression, timezone = activation.cron
+    return _cron_policy(*activation.cron)
+
+
+@functools.lru_cache(maxsize=64)
+def _cron_policy(expression: str, timezone: str) -> FreshnessPolicy:  # Dagster samples a year of ticks to build one
     return FreshnessPolicy.cron(deadline_cron=expression, lower_bound_delta=shortest_interval(expression), timezone=timezone)
 
 
