@@ -10,12 +10,14 @@ from typing import Any
 
 from dagster import Definitions, with_source_code_references
 
+from activation_pipeline.asset_automation import build_automation_sensors, with_automation
 from activation_pipeline.assets.activations import (
     build_activation_asset,
     destination_resource_key,
 )
 from activation_pipeline.assets.checks import build_segment_checks
 from activation_pipeline.assets.mapped_columns import check_mapped_columns
+from activation_pipeline.assets.observed_files import build_source_file_asset
 from activation_pipeline.assets.segments import build_segment_asset
 from activation_pipeline.assets.sources import build_source_asset
 from activation_pipeline.assets.verification import build_verification_check, verifies
@@ -34,13 +36,14 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
     for name, destination in config.destinations.items():
         resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
     assets = [
+        *(build_source_file_asset(config, name) for name in config.sources),
         *(build_source_asset(config, name) for name in config.sources),
         *(build_segment_asset(config, name) for name in config.segments),
         *(build_activation_asset(config, name) for name in config.activations),
     ]
     with warnings.catch_warnings():  # Dagster marks code references beta; the warning would print on every load
         warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-        referenced = with_source_code_references(assets)  # each asset also points at its factory's function
+        referenced = with_source_code_references(with_automation(config, assets))  # each asset also points at its factory's function
     return Definitions(
         assets=referenced,
         asset_checks=[
@@ -54,6 +57,6 @@ def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> D
         resources=resources,
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),
-        sensors=build_sensors(config, jobs),
+        sensors=[*build_sensors(config, jobs), *build_automation_sensors(config)],
         executor=executor_from_env(),  # ACTIVATION_EXECUTOR: None keeps Dagster's default
     )

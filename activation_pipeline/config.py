@@ -224,7 +224,7 @@ class ActivationConfig(_Model):
         default=None, description="platforms that read back (Connectif): when every record is verified; default 04:00 UTC daily"
     )
     enabled: bool = True
-    continuous: bool = Field(default=False, description="sync as soon as its source files change (a sensor every 30 s)")
+    continuous: bool = Field(default=False, description="sync as soon as its source files change (Dagster's automation, checked every 30 s)")
     max_items_per_request: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=32)
     max_delete_fraction: float = Field(default=0.2, ge=0.0, le=1.0)

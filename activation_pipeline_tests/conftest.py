@@ -4,6 +4,7 @@ real materializations that send real HTTP to the emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
@@ -24,7 +25,7 @@ import duckdb
 import pytest
 import requests
 import yaml
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.definitions import build_definitions
@@ -289,6 +290,23 @@ def wait_for_webserver(url: str, log: Path, seconds: float = 180) -> None:
     raise AssertionError(log.read_text()[-3000:])
 
 
+@contextlib.contextmanager
+def dagster_dev(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``dagster dev`` (webserver + daemon) of this project's definitions on a free port: its URL once it
+    answers; its process group killed after (started in the background it may ignore SIGINT)."""
+    port = free_port()
+    url, log_path = f"http://127.0.0.1:{port}", cwd / "dagster_dev.log"
+    with open(log_path, "w") as log:
+        command = [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_webserver(url, log_path)
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 AUTOMATION = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   schedules { name scheduleState { id status } } sensors { name sensorState { id status } } } } } }"""
 STOP_SCHEDULE = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
@@ -388,3 +406,19 @@ def burst(send: Callable[[int], Any], count: int) -> list[Any]:
 
 def reset_stats(sandbox: Any) -> None:
     requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
+
+
+def observe_source_files(defs: Any, instance: DagsterInstance, cursor: str | None = None) -> str | None:
+    """One tick of the ``observe_source_files`` sensor, its observations stored as the daemon stores them; its new cursor."""
+    observer = next(s for s in defs.sensors if s.name == "observe_source_files")
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        result = observer.evaluate_tick(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result.cursor
+
+
+def requested(defs: Any, evaluation: Any) -> dict[str, set[str | None]]:
+    """What an ``evaluate_automation_conditions`` result requested: asset key -> partitions (None: unpartitioned)."""
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    return {key.to_user_string(): set(evaluation.get_requested_partitions(key)) for key in keys if evaluation.get_num_requested(key)}
