@@ -106,3 +106,18 @@ def test_the_push_goes_on_while_another_process_holds_the_warehouse_and_a_kill_t
     assert project.snapshot_keys() == {r["sku"] for r in rows}
     confirmed = project.sql("SELECT key, count(*) FROM activation_state.sync_records WHERE status = 'confirmed' GROUP BY key")
     assert len(confirmed) == len(rows) and all(n == 1 for _, n in confirmed)
+
+
+def test_the_journals_of_two_scopes_whose_names_extend_each_other_stay_apart(tmp_path):
+    """A scope value may hold dots: the journal of scope ``de`` rotated aside is never taken for the live journal
+    of scope ``de.1`` (recovering one would fold, then delete, the other's confirmations)."""
+    de, de_1 = state.Journal(tmp_path, "act", "de"), state.Journal(tmp_path, "act", "de.1")
+    first = state.LedgerEntry(1, "k-de", "added", "upsert", "confirmed", "", 1, 11, None, "k-de")
+    other = state.LedgerEntry(1, "k-de.1", "added", "upsert", "confirmed", "", 1, 22, None, "k-de.1")
+    de.append("run", [first])
+    de.rotate()  # a fold in progress
+    de_1.append("run", [other])
+    assert de.read() == [("run", first)]
+    assert de_1.read() == [("run", other)]
+    de.clear()
+    assert de_1.read() == [("run", other)]

@@ -23,6 +23,9 @@ from activation_pipeline.sync.state.journal import (
     remove_stale_plans,
     run_scope,
 )
+from activation_pipeline.sync.state.journal import (
+    line as journal_line,
+)
 from activation_pipeline.sync.state.ledger import (
     Pruned,
     finish_run,
@@ -93,6 +96,7 @@ __all__ = [
     "finish_run",
     "first_row",
     "fold",
+    "journal_line",
     "scalar",
     "has_snapshot",
     "has_table",

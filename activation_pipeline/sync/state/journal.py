@@ -62,11 +62,17 @@ def remove_stale_plans(state_dir: Path, activation: str, partition_key: str | No
         path.unlink(missing_ok=True)
 
 
+def line(run_id: str, seq: int, rest: str) -> str:
+    """One journal line, ``[run_id, seq, key, change, …]``, from ``rest``: the JSON array of the entry's
+    other fields (made outside any lock; only the sequence number is known under it)."""
+    return f"[{json.dumps(run_id)}, {seq}, {rest[1:]}\n" if rest != "[]" else f"[{json.dumps(run_id)}, {seq}]\n"
+
+
 class Journal:
     """Append-only, fsynced record of platform answers not yet folded into DuckDB.
 
     Appends go to ``<scope>.jsonl``. A fold in progress works on a rotated segment
-    (``<scope>.<n>.jsonl``, oldest first) while new answers keep landing in the current file, and
+    (``<scope>.jsonl.<n>``, oldest first) while new answers keep landing in the current file, and
     deletes only that segment once it is committed; ``read`` and recovery see every segment."""
 
     def __init__(self, directory: Path, activation: str, partition_key: str | None = None):
@@ -74,18 +80,36 @@ class Journal:
         self.path = directory / f"{run_scope(activation, partition_key)}.jsonl"
 
     def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
-        lines = "".join(json.dumps([run_id, *e]) + "\n" for e in entries)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Write and fsync ``entries`` (one writer at a time)."""
+        self.write(line(run_id, entry.seq, json.dumps(entry[1:])) for entry in entries)
+        self.sync()
+
+    def write(self, lines: Iterable[str]) -> None:
+        """Append ``lines`` (one writer at a time). They survive the process being killed at once (the kernel
+        holds them); ``sync`` makes them survive the machine too."""
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, "".join(lines).encode("utf-8"))
+        finally:
+            os.close(descriptor)
+
+    def sync(self) -> None:
+        """fsync the current file: every line written to it so far is on disk."""
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:  # rotated away, and folded or being folded
+            return
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def segments(self) -> list[Path]:
-        """Rotated segments, oldest first, then the current file (those that exist)."""
-        stem = self.path.name[: -len(".jsonl")]
+        """Rotated segments (``<scope>.jsonl.<n>``: no scope's live file has that shape, even with dots in a
+        scope value), oldest first, then the current file (those that exist)."""
         rotated = []
-        for path in self.path.parent.glob(f"{glob.escape(stem)}.*.jsonl"):
-            number = path.name[len(stem) + 1 : -len(".jsonl")]
+        for path in self.path.parent.glob(f"{glob.escape(self.path.name)}.*"):
+            number = path.name[len(self.path.name) + 1 :]
             if number.isdigit():
                 rotated.append((int(number), path))
         return [path for _, path in sorted(rotated)] + ([self.path] if self.path.exists() else [])
@@ -95,9 +119,8 @@ class Journal:
         if not self.path.exists():
             return None
         rotated = self.segments()[:-1]
-        stem = self.path.name[: -len(".jsonl")]
-        number = int(rotated[-1].name[len(stem) + 1 : -len(".jsonl")]) + 1 if rotated else 1
-        segment = self.path.with_name(f"{stem}.{number}.jsonl")
+        number = int(rotated[-1].name[len(self.path.name) + 1 :]) + 1 if rotated else 1
+        segment = self.path.with_name(f"{self.path.name}.{number}")
         os.replace(self.path, segment)
         return segment
 
