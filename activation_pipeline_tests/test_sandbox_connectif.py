@@ -223,7 +223,10 @@ def test_an_import_is_processing_until_its_time_then_applies_each_row_as_a_patch
     report = requests.get(done["errorReportFileUrl"], headers=AUTH, timeout=10)
     assert report.status_code == 200 and report.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(report.text)))
-    assert {r["productId"]: r["reason"] for r in rows} == {"I3": "unitPrice: must be a number", "I4": "availability: must be one of instock, outofstock, discontinued"}
+    assert {r["productId"]: r["reason"] for r in rows} == {
+        "I3": "unitPrice: must be a number",
+        "I4": "availability: must be one of instock, outofstock, discontinued",
+    }
     assert requests.get(done["errorReportFileUrl"], timeout=10).status_code == 401  # the report needs the key too
 
 

@@ -222,7 +222,7 @@ class ProductImports:
             rows = db.execute(
                 "SELECT id, status, total, success, errors FROM connectif_imports WHERE account = ? ORDER BY created_at, id", (account,)
             ).fetchall()
-        return {"imports": [dict(zip(("id", "status", "total", "success", "errors"), row)) for row in rows]}
+        return {"imports": [dict(zip(("id", "status", "total", "success", "errors"), row, strict=True)) for row in rows]}
 
     @staticmethod
     def _apply(
@@ -235,11 +235,13 @@ class ProductImports:
         for number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
-            cells = dict(zip(header, (cell.strip() for cell in row)))
-            product_id = cells.pop("productId", "")
             if len(row) != len(header):
-                reason: str | None = f"the row has {len(row)} cells, the header {len(header)}"
-            elif not product_id or len(product_id) > 255:
+                report.append([str(number), _cell(row, header.index("productId")), f"the row has {len(row)} cells, the header {len(header)}"])
+                continue
+            cells = dict(zip(header, (cell.strip() for cell in row), strict=True))
+            product_id = cells.pop("productId", "")
+            reason: str | None
+            if not product_id or len(product_id) > 255:
                 reason = "productId: is required, at most 255 characters"
             elif product_id in refused:
                 reason = f"Product {product_id} rejected by the platform (sandbox fault {refused[product_id]})"

@@ -37,7 +37,9 @@ class ConnectifResource(PlatformResource):
     import_poll_seconds: float | None = Field(
         default=None, gt=0, description="first wait before polling an import, then 1.5x longer each time (default 2 s; 0.05 s against the sandbox)"
     )
-    import_timeout_seconds: float = Field(default=1800.0, gt=0, description="an import still processing after this long: its products are resent next run")
+    import_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="an import still processing after this long: its products are resent next run"
+    )
 
     def client(self) -> ConnectifClient:
         base_url = self.resolved_base_url()

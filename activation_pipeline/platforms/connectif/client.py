@@ -73,6 +73,7 @@ from activation_pipeline.platforms.base import (
     answer_error,
     send_one_by_one,
 )
+from activation_pipeline.platforms.connectif.imports import ImportSettings, ProductImports
 from activation_pipeline.platforms.connectif.product import (
     creation_problem,
     differences,
@@ -81,7 +82,6 @@ from activation_pipeline.platforms.connectif.product import (
     identifier_problem,
     product_body,
 )
-from activation_pipeline.platforms.connectif.imports import ImportSettings, ProductImports
 from activation_pipeline.platforms.connectif.target import ConnectifTarget
 from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient
 from activation_pipeline.platforms.resource import ensure_reachable

@@ -208,7 +208,7 @@ def report_reasons(text: str) -> dict[str, str] | None:
         if reason_at is not None and reason_at < len(row):
             said = row[reason_at]
         else:
-            said = "; ".join(f"{name}: {cell}" for name, cell in zip(header, row) if name != "productId" and cell)
+            said = "; ".join(f"{name}: {cell}" for name, cell in zip(header, row, strict=False) if name != "productId" and cell)
         product_id = row[position].strip()
         reasons[product_id] = f"{reasons[product_id]}; {said}" if product_id in reasons else said or "refused by the import (no reason given)"
     return reasons
