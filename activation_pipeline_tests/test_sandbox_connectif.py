@@ -1,9 +1,12 @@
 """The sandbox's Connectif emulator over real HTTP: auth and scopes, payload validation in
 Connectif's problem-JSON shape, patch-or-create semantics, reads, the hypothetical DELETE,
-the admin endpoints that change products behind a client's back, faults and the rate limit."""
+the admin endpoints that change products behind a client's back, faults and the rate limit; the bulk
+CSV import (form, asynchronous application on the sandbox's clock, error report, scopes, rate limit)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from typing import Any
 
@@ -168,3 +171,114 @@ def test_rate_limit_answers_429_with_retry_after_and_rate_headers(limited, clock
     assert int(throttled.headers["Retry-After"]) >= 1 and throttled.headers["X-RateLimit-Remaining"] == "0"
     clock.advance(1.1)  # a second later the bucket holds a request again
     assert patch(limited, "R9", BOOT).status_code == 201
+
+
+# --- the bulk product import ------------------------------------------------------------------------
+FORM = {"type": "products", "overrideExisting": "true", "updateOnlyEmptyFields": "false", "delimiter": ","}
+CSV = (
+    "productId,name,productDetailUrl,unitPrice,categories,availability\r\n"
+    "I1,Boot,https://shop.example.com/p/1,12.5,Women/Shoes|Sale,instock\r\n"
+    "I2,,https://shop.example.com/p/2,3,,\r\n"  # new, without a name
+    "I3,Sock,https://shop.example.com/p/3,cheap,,\r\n"  # a price that is no number
+    "I4,Hat,https://shop.example.com/p/4,4,,preorder\r\n"  # an availability Connectif does not have
+)
+
+
+def submit(sandbox: Any, text: str | bytes = CSV, form: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> requests.Response:
+    return requests.post(
+        f"{sandbox.url}/connectif/imports/",
+        data=FORM if form is None else form,
+        files={"file": ("products.csv", text, "text/csv")},
+        headers=AUTH if headers is None else headers,
+        timeout=30,
+    )
+
+
+def poll(sandbox: Any, import_id: str) -> dict[str, Any]:
+    response = requests.get(f"{sandbox.url}/connectif/imports/{import_id}", headers=AUTH, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture
+def frozen(tmp_path, clock):
+    server = start_sandbox(port=0, state_path=tmp_path / "state.sqlite", rate_limit=False, clock=clock)
+    yield server
+    server.stop()
+
+
+def test_an_import_is_processing_until_its_time_then_applies_each_row_as_a_patch_would(frozen, clock):
+    admin(frozen, "POST", "products", json=[{"productId": "I2", **BOOT}]).raise_for_status()  # I2 exists: no name needed
+    accepted = submit(frozen)
+    assert accepted.status_code == 201
+    body = accepted.json()
+    assert (body["status"], body["total"]) == ("processing", 4) and body["id"]
+    assert poll(frozen, body["id"])["status"] == "processing"
+    assert get(frozen, "I1").status_code == 404  # nothing applied yet
+    clock.advance(0.5)
+    done = poll(frozen, body["id"])
+    assert (done["status"], done["total"], done["success"], done["errors"]) == ("finished", 4, 2, 2)
+    assert get(frozen, "I1").json()["categories"] == ["Women/Shoes", "Sale"] and get(frozen, "I1").json()["unitPrice"] == 12.5
+    assert get(frozen, "I2").json()["unitPrice"] == 3.0 and get(frozen, "I2").json()["name"] == "Trail Boot"  # an empty cell leaves it
+    report = requests.get(done["errorReportFileUrl"], headers=AUTH, timeout=10)
+    assert report.status_code == 200 and report.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert {r["productId"]: r["reason"] for r in rows} == {
+        "I3": "unitPrice: must be a number",
+        "I4": "availability: must be one of instock, outofstock, discontinued",
+    }
+    assert requests.get(done["errorReportFileUrl"], timeout=10).status_code == 401  # the report needs the key too
+
+
+def test_a_new_product_row_needs_the_required_columns_and_import_outcome_error_applies_nothing(frozen, clock):
+    accepted = submit(frozen, "productId,name\r\nN1,Only a name\r\n").json()
+    clock.advance(1)
+    done = poll(frozen, accepted["id"])
+    assert (done["success"], done["errors"]) == (0, 1)
+    reason = list(csv.DictReader(io.StringIO(requests.get(done["errorReportFileUrl"], headers=AUTH, timeout=10).text)))[0]["reason"]
+    assert "productDetailUrl: is required" in reason and "unitPrice: is required" in reason
+    admin(frozen, "POST", "config", json={"import_outcome": "error"}).raise_for_status()
+    failed = submit(frozen).json()
+    clock.advance(1)
+    assert poll(frozen, failed["id"])["status"] == "error" and poll(frozen, failed["id"])["errorReportFileUrl"] is None
+    assert admin(frozen, "GET", "products").json() == {"products": {}}
+
+
+def test_the_import_form_is_checked_field_by_field(sandbox):
+    assert submit(sandbox, form={**FORM, "delimiter": ";"}, text=CSV.replace(",", ";")).status_code == 201
+    bad = submit(sandbox, form={"type": "coupons", "overrideExisting": "yes", "updateOnlyEmptyFields": "true", "delimiter": "|"})
+    assert bad.status_code == 422
+    assert {e["path"] for e in bad.json()["validationErrors"]} == {"type", "overrideExisting", "updateOnlyEmptyFields", "delimiter"}
+    unknown = submit(sandbox, "productId,colour\r\nX,red\r\n")
+    assert unknown.status_code == 422 and unknown.json()["validationErrors"][0]["path"] == "file.colour"
+    no_id = submit(sandbox, "name\r\nX\r\n")
+    assert no_id.status_code == 422 and "productId" in no_id.json()["validationErrors"][0]["reason"]
+    not_utf8 = submit(sandbox, "productId,name\r\nX,caf\xe9\r\n".encode("latin-1"))
+    assert not_utf8.status_code == 422 and not_utf8.json()["validationErrors"][0]["path"] == "file"
+    as_json = requests.post(f"{sandbox.url}/connectif/imports/", json=FORM, headers=AUTH, timeout=10)
+    assert as_json.status_code == 415
+    too_big = submit(sandbox, b"productId,name\r\n" + b"X" * (50 * 1024 * 1024 + 1))
+    assert too_big.status_code == 413
+    assert requests.get(f"{sandbox.url}/connectif/imports/nope", headers=AUTH, timeout=10).status_code == 404
+
+
+def test_imports_need_the_key_and_the_imports_scopes(sandbox):
+    assert submit(sandbox, headers={}).status_code == 401
+    admin(sandbox, "POST", "config", json={"scopes": ["products:read", "products:write", "imports:read"]}).raise_for_status()
+    refused = submit(sandbox)
+    assert refused.status_code == 403 and "imports:write" in refused.json()["detail"]
+    admin(sandbox, "POST", "config", json={"scopes": ["imports:write"]}).raise_for_status()
+    accepted = submit(sandbox).json()
+    unread = requests.get(f"{sandbox.url}/connectif/imports/{accepted['id']}", headers=AUTH, timeout=10)
+    assert unread.status_code == 403 and "imports:read" in unread.json()["detail"]
+
+
+def test_an_import_counts_against_the_same_rate_limit(limited, clock):
+    answers = burst(lambda i: submit(limited), 4)
+    assert sorted(a.status_code for a in answers) == [201, 201, 429, 429]
+    throttled = next(a for a in answers if a.status_code == 429)
+    assert throttled.json()["detail"] == "Requests rate limit reached" and int(throttled.headers["Retry-After"]) >= 1
+    accepted = next(a for a in answers if a.status_code == 201)
+    assert accepted.headers["X-RateLimit-Limit"] == "2" and "X-RateLimit-Remaining" in accepted.headers
+    clock.advance(1.1)
+    assert submit(limited).status_code == 201

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 Op = Literal["upsert", "delete", "update"]
 ItemStatus = Literal["confirmed", "rejected", "skipped", "no_answer"]
@@ -152,6 +152,14 @@ class VerifyingClient(DestinationClient, Protocol):
 
     def verify(self, target: SyncTarget, records: Sequence[Record]) -> list[Verification]:
         """Read each record back and compare it with the fields last confirmed; one result per record."""
+
+
+@runtime_checkable
+class BulkSizing(Protocol):
+    """A client whose platform has a bulk path for large runs (Connectif's CSV imports): it sizes the requests."""
+
+    def items_per_request(self, target: SyncTarget, op: Op, planned: int) -> int | None:
+        """Records per request of ``op`` when this run sends ``planned`` of them; None: ``max_items_per_request``."""
 
 
 def send_one_by_one(records: Sequence[Record], send_one: Callable[[Record], ItemOutcome], redact: Callable[[str], str]) -> list[ItemOutcome]:

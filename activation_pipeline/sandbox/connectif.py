@@ -7,12 +7,14 @@ Products are stored per account (the key id). Stateless payload checks live in
 
 Endpoints: ``PATCH /products/product-id/{id}`` (patch or create) → the Product;
 ``GET /products/product-id/{id}`` and ``GET /products/{connectifId}`` → the Product or 404;
-``DELETE /products/product-id/{id}`` only when ``allow_delete`` is on (hypothetical, see below).
+``DELETE /products/product-id/{id}`` only when ``allow_delete`` is on (hypothetical, see below);
+``POST /imports/`` (the bulk CSV import), ``GET /imports/{id}`` and its error report: :mod:`.connectif_imports`.
 Admin (no auth, ``?account=`` defaults to the configured key id): ``GET /_sandbox/connectif/products``
 → ``{"products": {productId: {...}}}``; ``POST`` it with a list of products (each with
 ``productId``) to pre-seed them; ``DELETE`` it to clear; ``POST /_sandbox/connectif/products/{id}``
 with fields to overwrite a product "behind our back" (no validation: any JSON object);
-``DELETE /_sandbox/connectif/products/{id}`` to remove one; ``GET/POST /_sandbox/connectif/config``.
+``DELETE /_sandbox/connectif/products/{id}`` to remove one; ``GET /_sandbox/connectif/imports`` (each
+import's id, status and counts); ``GET/POST /_sandbox/connectif/config``.
 
 Verified (sources in docs/platforms/connectif.md, re-checked on
 api-docs.connectif.cloud /reference/products/patchsert-product and /resources/product):
@@ -40,7 +42,8 @@ or env ``SANDBOX_CONNECTIF_<NAME>``):
 * [cfg] ``create_status`` 201 / ``update_status`` 200 [U]. Product ``id`` is a 24-hex id.
 * [cfg] ``allow_delete`` (default false): ``DELETE /products/product-id/{id}`` → 204 (404 when
   absent); off, the path answers 405 with ``Allow: GET, PATCH`` (no such endpoint is documented).
-* [cfg] ``scopes`` (default products:read + products:write); [cfg] ``allowed_domains`` (default
+* [cfg] ``import_seconds`` (0.2) an import stays processing, ``import_outcome`` (finished / error).
+* [cfg] ``scopes`` (default products:read + products:write + imports:read + imports:write); [cfg] ``allowed_domains`` (default
   empty: any host) → 400 E0103 naming the product.
 * ``Content-Type: application/json`` required on PATCH (415 otherwise); unknown route → 404.
 * rate limiting uses the sandbox's shared limiter keyed ``connectif:<keyId>``, before auth;
@@ -61,6 +64,7 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
+from .connectif_imports import IMPORT_SCHEMA, ProductImports
 from .connectif_validation import PRODUCT_FIELDS, ConnectifError, ConnectifSettings, domain_problem, product_id_problem, product_payload
 from .emulator_kit import Clock, Emulator, authorization, compact_json, json_body, optional_json, retry_after_headers, same_secret, settings_from_env
 from .platform_interface import HandlerContext, Request, Response
@@ -94,13 +98,14 @@ class ConnectifPlatform(Emulator):
     """Routes ``/connectif/products/...``; see the module docstring for the contract."""
 
     name = "connectif"
-    schema = _SCHEMA
+    schema = _SCHEMA + IMPORT_SCHEMA
 
     def __init__(self, store: Store, clock: Clock) -> None:
         super().__init__(store, clock)
         self._api_key = os.environ.get("SANDBOX_CONNECTIF_API_KEY", DEFAULT_API_KEY)
         self.account = self._api_key.split(":", 1)[0]
         self.settings = settings_from_env(ConnectifSettings, self.name)
+        self.imports = ProductImports(store, clock, lambda: self.settings)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -111,6 +116,7 @@ class ConnectifPlatform(Emulator):
         retry_after = ctx.throttle(limiter_key, 1 if req.method in ("PATCH", "DELETE") else 0)
         if retry_after is not None:
             return self.fault_response(429, retry_after)
+        self.imports.settle(self._apply_row, ctx)  # imports whose time has come are applied before anything reads
         try:
             resp = self._route(req, ctx, segs)
         except ConnectifError as exc:
@@ -134,7 +140,18 @@ class ConnectifPlatform(Emulator):
                 return _error(ConnectifError(405, f"{req.method} is not allowed on {req.path}"), {"Allow": "GET"})
             account = self._authenticate(req, "products:read")
             return self._get_by_connectif_id(account, segs[1])
+        if segs and segs[0] == "imports" and len(segs) <= 3:
+            return self._route_imports(req, ctx, segs)
         raise ConnectifError(404, f"Unknown route {req.method} {req.path}")
+
+    def _route_imports(self, req: Request, ctx: HandlerContext, segs: list[str]) -> Response:
+        allowed = "POST" if len(segs) == 1 else "GET"
+        if req.method != allowed or (len(segs) == 3 and segs[2] != "error-report"):
+            return _error(ConnectifError(405, f"{req.method} is not allowed on {req.path}"), {"Allow": allowed})
+        account = self._authenticate(req, "imports:write" if len(segs) == 1 else "imports:read")
+        if len(segs) == 1:
+            return self.imports.create(req, ctx, account)
+        return self.imports.status(req, account, segs[1]) if len(segs) == 2 else self.imports.error_report(account, segs[1])
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
         detail = "Requests rate limit reached" if status == 429 else f"Injected HTTP {status}"
@@ -202,7 +219,7 @@ class ConnectifPlatform(Emulator):
                     extra={"productsId": [product_id], "allowedDomains": self.settings.allowed_domains},
                 )
             product = self._upsert(db, account, product_id, fields, row)
-        ctx.items_applied = 1
+        ctx.items_applied += 1
         status = self.settings.create_status if row is None else self.settings.update_status
         return Response(status, None if status == 204 else product)
 
@@ -227,7 +244,7 @@ class ConnectifPlatform(Emulator):
             gone = db.execute("DELETE FROM connectif_products WHERE account=? AND product_id=?", (account, product_id)).rowcount
         if not gone:
             raise ConnectifError(404, f"Product with store identifier {product_id} not found")
-        ctx.items_applied = 1
+        ctx.items_applied += 1
         return Response(204)
 
     @staticmethod
@@ -237,6 +254,23 @@ class ConnectifPlatform(Emulator):
             raise ConnectifError(
                 400, f"Product {product_id} rejected by the platform (sandbox fault {kind})", code="E0101", extra={"productsId": [product_id]}
             )
+
+    def _apply_row(self, db: sqlite3.Connection, account: str, product_id: str, fields: dict[str, Any], mode: str) -> str | None:
+        """One row of an import, validated as a PATCH would be; why it was refused, or None once applied."""
+        row = self._row(db, account, product_id)
+        if row is not None and mode == "keep":
+            return None
+        if row is not None and mode == "empty":
+            held = json.loads(row[2])
+            fields = {name: value for name, value in fields.items() if held.get(name) in (None, "", [])}
+        try:
+            fields = product_payload(fields, creating=row is None, settings=self.settings)
+        except ConnectifError as exc:
+            return "; ".join(f"{e['path']}: {e['reason']}" for e in exc.validation_errors) or exc.detail
+        if domain_problem(fields, self.settings) is not None:
+            return f"E0103: Product {product_id} had URL from non authorized domain (allowed: {', '.join(self.settings.allowed_domains)})"
+        self._upsert(db, account, product_id, fields, row)
+        return None
 
     # ----------------------------------------------------------------- storage
 
@@ -263,6 +297,7 @@ class ConnectifPlatform(Emulator):
 
     def admin(self, req: Request, segs: list[str]) -> Response:
         account = req.query.get("account", self.account)
+        self.imports.settle(self._apply_row)
         try:
             spec = optional_json(req)
         except ValueError as exc:
@@ -272,6 +307,8 @@ class ConnectifPlatform(Emulator):
                 return self._admin_products(req.method, account, spec)
             if len(segs) == 2 and segs[0] == "products":
                 return self._admin_product(req.method, account, segs[1], spec)
+            if segs == ["imports"] and req.method == "GET":
+                return Response(200, self.imports.listing(account))
             if segs == ["config"] and req.method in ("GET", "POST"):
                 if req.method == "POST":
                     self.settings.update(spec)

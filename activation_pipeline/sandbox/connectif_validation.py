@@ -78,10 +78,21 @@ class ConnectifSettings:
     allow_delete: bool = False  # the hypothetical DELETE /products/product-id/{id} [U]
     create_status: int = 201
     update_status: int = 200
-    scopes: list[str] = field(default_factory=lambda: ["products:read", "products:write"])
+    scopes: list[str] = field(default_factory=lambda: ["products:read", "products:write", "imports:read", "imports:write"])
     allowed_domains: list[str] = field(default_factory=list)  # empty: any host (E0103 otherwise)
+    import_seconds: float = 0.2  # how long an import stays "processing" on the sandbox's clock [U]
+    import_outcome: str = "finished"  # "error": every import ends in error, nothing applied
 
-    _KINDS = {"accept_discontinued": bool, "allow_delete": bool, "create_status": int, "update_status": int, "scopes": list, "allowed_domains": list}
+    _KINDS = {
+        "accept_discontinued": bool,
+        "allow_delete": bool,
+        "create_status": int,
+        "update_status": int,
+        "scopes": list,
+        "allowed_domains": list,
+        "import_seconds": float,
+        "import_outcome": str,
+    }
 
     def update(self, spec: Any) -> None:
         if not isinstance(spec, dict):
@@ -96,6 +107,10 @@ class ConnectifSettings:
                 raise ValueError(f"{name} must be 200, 201 or 204")
             if kind is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
                 raise ValueError(f"{name} must be a list of strings")
+            if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400):
+                raise ValueError(f"{name} must be a number of seconds from 0 to 86400")
+            if kind is str and value not in ("finished", "error"):
+                raise ValueError(f"{name} must be finished or error")
         for name, value in spec.items():
             setattr(self, name, value)
 

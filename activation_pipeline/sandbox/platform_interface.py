@@ -46,7 +46,8 @@ class Request:
 
 @dataclass
 class Response:
-    """A JSON response (``body=None`` sends an empty body)."""
+    """A JSON response (``body=None`` sends an empty body); ``bytes`` are sent as they are, typed by a
+    ``Content-Type`` in ``headers`` (Connectif's CSV error reports)."""
 
     status: int
     body: Any = None

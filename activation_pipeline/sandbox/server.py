@@ -321,11 +321,11 @@ class SandboxServer:
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, resp: Response) -> None:
-        payload = b"" if resp.body is None else json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = resp.body
+        payload = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", **resp.headers, "Content-Length": str(len(payload))}
         handler.send_response(resp.status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(payload)))
-        for name, value in resp.headers.items():
+        for name, value in headers.items():
             handler.send_header(name, value)
         handler.end_headers()
         if handler.command != "HEAD":

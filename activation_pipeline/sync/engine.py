@@ -9,7 +9,8 @@ Rules kept here (README.md "Sync modes"):
    target changed and a mapped column whose type changed refuse to run, naming the numbers
    and the run-config override (target and types: sync/target_guard.py);
 5. a full resync resends everything and deletes nothing;
-6. at most ``max_items_per_request`` per request, ``concurrency`` requests in flight.
+6. at most ``max_items_per_request`` per request (or what a ``BulkSizing`` client asks for a large run),
+   ``concurrency`` requests in flight.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ from pydantic import Field
 
 from activation_pipeline.platforms.base import PlatformError
 from activation_pipeline.platforms.connectif.client import ConnectifClient
+from activation_pipeline.platforms.connectif.imports import ImportSettings
 from activation_pipeline.platforms.connectif.product import activation_problem
 from activation_pipeline.platforms.connectif.target import CATALOG, ConnectifTarget
 from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.resource import PlatformResource, secret_field
+from activation_pipeline.platforms.resource import PlatformResource, is_loopback, secret_field
 
-MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH (the bulk path is the CSV import)
+MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH; a large run asks for imports (ConnectifClient.items_per_request)
 
 
 class ConnectifResource(PlatformResource):
@@ -29,6 +30,16 @@ class ConnectifResource(PlatformResource):
     api_key: str | None = secret_field("CONNECTIF_API_KEY", sandbox="sandbox-connectif-key:sandbox-connectif-secret")
     max_retries: int = Field(default=8, ge=0)
     backoff_seconds: float = Field(default=0.5, ge=0)
+    bulk_import_min_records: int | None = Field(
+        default=1000, ge=0, description="an upsert run of at least this many products goes through CSV imports; 0 or null: always PATCH"
+    )
+    bulk_import_rows: int = Field(default=10_000, ge=2, le=100_000, description="products per import (a file also stays under 50 MB)")
+    import_poll_seconds: float | None = Field(
+        default=None, gt=0, description="first wait before polling an import, then 1.5x longer each time (default 2 s; 0.05 s against the sandbox)"
+    )
+    import_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="an import still processing after this long: its products are resent next run"
+    )
 
     def client(self) -> ConnectifClient:
         base_url = self.resolved_base_url()
@@ -36,7 +47,9 @@ class ConnectifResource(PlatformResource):
         if ":" not in api_key:
             raise PlatformError("the Connectif API key (secrets.api_key) must be keyId:keySecret (one string, as the UI shows it)")
         session = self.session(base_url, {"Authorization": f"apiKey {api_key}", "Accept": "application/json"}, (api_key, *api_key.split(":", 1)))
-        return ConnectifClient(session)
+        poll = self.import_poll_seconds or (0.05 if is_loopback(base_url) else 2.0)
+        imports = ImportSettings(self.bulk_import_min_records or 0, self.bulk_import_rows, poll, self.import_timeout_seconds)
+        return ConnectifClient(session, imports)
 
 
 CONNECTIF_SPEC = PlatformSpec(

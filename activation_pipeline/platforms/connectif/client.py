@@ -47,7 +47,11 @@ Chosen here where the public material is silent (all easy to correct in this mod
   429/5xx honouring ``Retry-After``; ``X-RateLimit-Remaining: 0`` holds every thread until
   ``X-RateLimit-Reset``; a request still answered 429 queues again up to 3 times;
 - verification reads each product back (no documented batch read) and compares each field sent,
-  normalised as sent: numbers within 1e-6, lists as multisets, dates as instants.
+  normalised as sent: numbers within 1e-6, lists as multisets, dates as instants;
+- bulk: an upsert run of at least ``bulk_import_min_records`` products asks the engine for requests of
+  up to ``bulk_import_rows`` (``items_per_request``), and a request of more than one product goes as
+  CSV imports (``imports.py``: submit, poll, per-row outcome from the error report); smaller runs,
+  update_only and removals keep one PATCH per product.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from activation_pipeline.platforms.base import (
     answer_error,
     send_one_by_one,
 )
+from activation_pipeline.platforms.connectif.imports import ImportSettings, ProductImports
 from activation_pipeline.platforms.connectif.product import (
     creation_problem,
     differences,
@@ -89,9 +94,10 @@ RATE_HEADERS = RateHeaders("X-RateLimit-Remaining", "X-RateLimit-Reset", reset_i
 class ConnectifClient(SessionClient):
     """One Connectif account. Thread-safe: the engine sends ``concurrency`` requests at a time."""
 
-    def __init__(self, session: PlatformSession):
+    def __init__(self, session: PlatformSession, imports: ImportSettings | None = None):
         self.session = session
         self._pacer = Pacer(headers=RATE_HEADERS)  # unpaced: held only by the headers and 429s
+        self._imports = ProductImports(self._call, session.base_url, session.redact, imports or ImportSettings(0, 2, 1.0, 1800.0))
 
     # --- DestinationClient ---------------------------------------------------------------
     def prepare(self, target: SyncTarget[ConnectifTarget]) -> None:
@@ -109,10 +115,19 @@ class ConnectifClient(SessionClient):
                 return problem
         return creation_problem(record.fields) if op == "upsert" else None
 
+    def items_per_request(self, target: SyncTarget[ConnectifTarget], op: Op, planned: int) -> int | None:
+        """BulkSizing: an upsert run of at least ``bulk_import_min_records`` products goes in imports of up to ``bulk_import_rows``."""
+        return self._imports.settings.rows_per_request(planned) if op == "upsert" else None
+
     def send(self, target: SyncTarget[ConnectifTarget], op: Op, records: Sequence[Record]) -> list[ItemOutcome]:
-        """One request per product (two for update_only and removals: read, then write)."""
+        """Several upserts: CSV imports (only ``items_per_request`` makes a request of more than one product);
+        otherwise one request per product (two for update_only and removals: read, then write)."""
         catalog = target.platform
-        return send_one_by_one(records, lambda record: self._send_one(target.activation, catalog, op, record), self.session.redact)
+
+        def one_by_one(some: Sequence[Record]) -> list[ItemOutcome]:
+            return send_one_by_one(some, lambda record: self._send_one(target.activation, catalog, op, record), self.session.redact)
+
+        return self._imports.run(records, one_by_one) if op == "upsert" and len(records) > 1 else one_by_one(records)
 
     def verify(self, target: SyncTarget[ConnectifTarget], records: Sequence[Record]) -> list[Verification]:
         """Read each product back; a mismatch names every differing field with both values."""
