@@ -4,9 +4,11 @@ own ``dg`` project.
 Its attributes in ``defs.yaml`` are ``activations.yaml``'s schema (``partitions``, ``deployments``,
 ``sources``, ``segments``, ``destinations``, ``activations``, ``ledger_retention_days``) plus
 ``warehouse``; source paths are relative to the ``defs.yaml`` folder. ``dg check yaml`` validates them
-with the same pydantic models as ``activations.yaml`` (each error at its field's path), ``{{ env.X }}``
-templates are rendered in any string but a destination's ``settings`` and an activation's ``options``
-(passed as written: the http destination's own ``{{identifier}}`` placeholders live there), and the
+with the same pydantic models as ``activations.yaml`` (each error at its field's path) before any template
+is rendered, so ``{{ env.X }}`` works in free-text strings (paths, SQL, URLs, descriptions), not in fields
+with a fixed vocabulary (``mode``, ``schedule``, booleans, numbers); an unset variable renders as ``None``
+(Dagster's rule). A destination's ``settings`` and an activation's ``options`` are passed as written (the
+http destination's own ``{{identifier}}`` placeholders live there), and ``secrets`` name variables. The
 cross-reference checks (a segment or destination that does not exist, a run-order cycle) fail the load
 with the same messages, naming ``defs.yaml``.
 
@@ -163,9 +165,7 @@ class ActivationsComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def warehouse_path(self, project_root: Path) -> Path:
         path = Path(self.warehouse or os.environ.get("ACTIVATION_WAREHOUSE") or DEFAULT_WAREHOUSE)
-        path = path if path.is_absolute() else project_root / path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return path if path.is_absolute() else project_root / path  # created by the first run, not by `dg check`
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         folder = context.path.parent if context.path.is_file() else context.path
