@@ -103,7 +103,6 @@ class Pacing:
     headers: RateHeaders | None = None
     adaptive: bool = False  # the limit is shared with other clients: a 429 halves the pace, answers recover it
     floor_per_second: float | None = None  # the documented request rate a 429 paces from, even when unpaced
-    floor_items_per_second: float | None = None
     max_interval: float = 2.0  # the slowest a 429 makes it, seconds between requests
 
 
@@ -124,11 +123,10 @@ class Pacer:
         headers: RateHeaders | None = None,
         requeue_rounds: int = 3,
         floor_per_second: float | None = None,
-        floor_items_per_second: float | None = None,
         slots: Callable[[], Slots] = Slots,
     ):
         self.adaptive, self.max_interval, self.headers, self.requeue_rounds = adaptive, max_interval, headers, requeue_rounds
-        self._floors = (floor_per_second, floor_items_per_second)
+        self._floor_per_second = floor_per_second
         self._lock = threading.Lock()
         self._thread = threading.local()  # the items of the request this thread is sending
         self._make_slots = slots
@@ -144,8 +142,7 @@ class Pacer:
             if self._base == base:
                 return
             self._base = base
-            floors = [1.0 / f if f else 0.0 for f in self._floors]
-            self._floor = (max(base[0], floors[0]), max(base[1], floors[1]))
+            self._floor = (max(base[0], 1.0 / self._floor_per_second if self._floor_per_second else 0.0), base[1])
             self._interval, self._item_interval = base
             # a paced account shares its slots with the other processes pacing it; an unpaced one keeps its holds here
             self._slots = self._make_slots() if base != (0.0, 0.0) else Slots()
@@ -300,7 +297,6 @@ def account_pacer(key: str, pacing: Pacing, requests_per_second: float | None, i
                 max_interval=pacing.max_interval,
                 headers=pacing.headers,
                 floor_per_second=pacing.floor_per_second,
-                floor_items_per_second=pacing.floor_items_per_second,
                 slots=lambda: shared_slots(key),
             )
             _accounts[key] = (pacer, 1)

@@ -25,8 +25,8 @@ class BatchResource(PlatformResource):
 
     PLATFORM: ClassVar[str] = "batch"
     SANDBOX_PATH: ClassVar[str] = "/batch/{api_version}"
-    # no rate-limit headers are documented: a 429's Retry-After holds the account, and halves its pace
-    PACING: ClassVar[Pacing] = Pacing(adaptive=True, floor_per_second=REQUESTS_PER_SECOND, floor_items_per_second=ITEMS_PER_SECOND)
+    # no rate-limit headers are documented: a 429's Retry-After holds the account, and halves a paced budget
+    PACING: ClassVar[Pacing] = Pacing(adaptive=True)
 
     rest_api_key_env: str = secret_env("BATCH_REST_API_KEY", sandbox="sandbox-batch-rest-key")
     project_key_env: str = secret_env("BATCH_PROJECT_KEY", sandbox="project_sandbox")
