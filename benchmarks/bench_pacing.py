@@ -39,14 +39,18 @@ def sync_at_once(url: str, database: Path, state_dir: Path, tag: str, activation
     """``activations`` syncs of the segment into catalogs of one Batch project, at once in this process."""
     import activation_pipeline.platforms.batch  # noqa: F401 - imported before the clock starts, as a run process has it
     import activation_pipeline.sync.engine  # noqa: F401
-    import activation_pipeline.warehouse  # noqa: F401
+    from activation_pipeline.warehouse import WarehouseResource
 
-    requests.post(f"{url}/_sandbox/stats/reset", timeout=10).raise_for_status()
+    # the sessions of an activation: under the warehouse's file lock, so two syncs in one process take turns
+    sessions = WarehouseResource(database=str(database)).get_connection
+    requests.post(f"{url}/_sandbox/reset", timeout=10).raise_for_status()  # stats and catalogs (at most 5 per project)
     errors: list[BaseException] = []
 
     def one(index: int) -> None:
         try:  # each its own activation, snapshot and catalog; the account (and its pacer) is the same
-            engine_sync(url, database, state_dir / f"{tag}_{index}", catalog=f"{tag}_{index}", activation=f"{tag}_{index}", paced=True)
+            engine_sync(
+                url, database, state_dir / f"{tag}_{index}", catalog=f"{tag}_{index}", activation=f"{tag}_{index}", paced=True, connect=sessions
+            )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -147,14 +147,6 @@ class Pacer:
             # a paced account shares its slots with the other processes pacing it; an unpaced one keeps its holds here
             self._slots = self._make_slots() if base != (0.0, 0.0) else Slots()
 
-    @property
-    def requests_per_second(self) -> float:
-        return 1.0 / self._base[0] if self._base[0] else 0.0
-
-    @property
-    def items_per_second(self) -> float:
-        return 1.0 / self._base[1] if self._base[1] else 0.0
-
     def request(self, send: Send, method: str, path: str, *, items: int = 0, **kwargs: Any) -> requests.Response:
         """``send(method, path, **kwargs)`` in its turn; a request of ``items`` records spends that many of the items budget."""
         self._thread.items = items
@@ -167,11 +159,8 @@ class Pacer:
                     raise  # a transport failure or a 5xx says nothing about the rate limit
                 self.hold(1.0 + random.uniform(0.0, 1.0))  # the limit is shared: queue again behind this account's pacing
                 continue
-            if response.status_code == 429:  # a session that does not retry 429s: the answer is seen here only
-                self.observe(429, response.headers)
-            else:
-                self._adapt(throttled=False)
-                self._honour_headers(response.headers)
+            self._adapt(throttled=False)  # the session raises on a 429 it could not retry away: this is an answer
+            self._honour_headers(response.headers)
             return response
         raise AssertionError("unreachable")
 
