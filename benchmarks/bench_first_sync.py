@@ -113,8 +113,12 @@ class PhasedClient:
         return getattr(self.inner, name)
 
 
-def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engine") -> tuple[float, dict]:
-    """One run of the engine (mirror, concurrency 4, 200 items/request) against the snapshot in ``database``."""
+def engine_sync(
+    url: str, database: Path, state_dir: Path, catalog: str = "engine", activation: str = "bench", paced: bool = False, connect: Any = None
+) -> tuple[float, dict]:
+    """One run of the engine (mirror, concurrency 4, 200 items/request) against the snapshot in ``database``;
+    unpaced unless ``paced`` (Batch's default budget, its documented limits: bench_pacing.py). ``connect``:
+    the warehouse sessions (default: unlocked, with the warehouse resource's settings)."""
     from activation_pipeline.platforms import PLATFORMS
     from activation_pipeline.platforms.base import SyncTarget
     from activation_pipeline.platforms.batch import BatchResource
@@ -123,10 +127,10 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     from activation_pipeline.warehouse import WarehouseResource
 
     os.environ["BATCH_BASE_URL"] = f"{url}/batch/2.11"
-    client = PhasedClient(BatchResource().client())
+    client = PhasedClient((BatchResource() if paced else BatchResource(requests_per_second=0, items_per_second=0)).client())
     job = SyncJob(
         plan=PlanRequest(
-            activation="bench",
+            activation=activation,
             segment_table="segments.bench",
             primary_key="sku",
             identifier="sku",
@@ -134,7 +138,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
             mode="full_then_delta",
             operation="mirror",
         ),
-        target=SyncTarget(activation="bench", title="bench", object=catalog, model=PLATFORMS["batch"].target),
+        target=SyncTarget(activation=activation, title=activation, object=catalog, model=PLATFORMS["batch"].target),
         platform="batch",
         max_items_per_request=200,
         concurrency=4,
@@ -146,12 +150,12 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     settings = WarehouseResource.model_fields["connection_config"].default  # what an activation's sessions use
 
     @contextmanager
-    def connect():
+    def unlocked():
         with duckdb.connect(str(database), config=settings) as conn:
             yield conn
 
     started = time.perf_counter()
-    report = run_sync(job, client, connect)  # type: ignore[arg-type]
+    report = run_sync(job, client, connect or unlocked)  # type: ignore[arg-type]
     phases = {"planning_rss_mb": client.planning_rss_mb, "pushing_rss_mb": peak_rss_mb() if client.phases_split else None}
     return time.perf_counter() - started, {**report.counts.as_dict(), **{k: v for k, v in phases.items() if v is not None}}
 

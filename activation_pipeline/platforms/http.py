@@ -7,9 +7,8 @@
   message it raises: a key never reaches a log line, metadata entry, ledger row or exception.
 - ``TokenAuth``: a short-lived access token shared by a client's threads, renewed once when the
   platform refuses it (one login even when many threads see the refusal).
-- ``Pacer``: requests per second across a client's threads, slowed down by 429s where the limit
-  is shared with other processes, held by rate-limit headers, and a request still answered 429
-  after the session's retries queued again (a bounded number of rounds).
+- pacing (``platforms/pacing.py``): a session given its account's ``Pacer`` sends every request in
+  the pacer's turn and tells it of every 429 the moment it arrives, before retrying it.
 - ``error_text``: one reader of the platforms' error bodies.
 - ``utc_wire``: one UTC wire format for dates and times; ``json_value``: any record value as JSON.
 - ``pages``: one pagination loop (cursor or offset), safe against a cursor that repeats.
@@ -18,11 +17,8 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -38,6 +34,7 @@ from activation_pipeline.platforms.base import (
     PlatformError,
     answer_error,
 )
+from activation_pipeline.platforms.pacing import Pacer, release_pacer
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 Send = Callable[..., requests.Response]
@@ -52,10 +49,21 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def retried_statuses(response: requests.Response) -> list[int]:
-    """The statuses the session's retries saw before this answer (429s among them say the limit was hit)."""
-    history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
-    return [status for status in (getattr(h, "status", None) for h in history) if status is not None]
+class WatchedRetry(Retry):
+    """urllib3's ``Retry`` telling ``watch(status, headers)`` of each answer it is about to retry (a 429 and
+    its ``Retry-After``), so the account's pacer holds every thread, not only the one that was refused."""
+
+    watch: Callable[[int, Any], None] | None = None
+
+    def new(self, **kw: Any) -> WatchedRetry:
+        retry = super().new(**kw)
+        retry.watch = self.watch
+        return retry
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None, *args: Any, **kwargs: Any) -> WatchedRetry:
+        if response is not None and self.watch is not None:
+            self.watch(response.status, response.headers)
+        return super().increment(method, url, response, *args, **kwargs)
 
 
 class PlatformSession:
@@ -72,6 +80,8 @@ class PlatformSession:
         backoff_max: float = 30.0,
         timeout: float = 30.0,
         pool_size: int = 16,
+        pacer: Pacer | None = None,
+        account: str | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -79,7 +89,9 @@ class PlatformSession:
         self._lock = threading.Lock()
         self.requests_sent = 0
         self.retries = 0
-        retry = Retry(
+        # the account's pacer (shared with its other clients; released on close under ``account``)
+        self.pacer, self._account = pacer, account
+        retry = WatchedRetry(
             total=max_retries,
             connect=max_retries,
             read=max_retries,
@@ -93,6 +105,7 @@ class PlatformSession:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
+        retry.watch = pacer.observe if pacer is not None else None
         self._session = requests.Session()
         adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
@@ -107,8 +120,14 @@ class PlatformSession:
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send with retries; raise NoAnswer (redacted, with the last status) when no usable answer came back."""
+    def request(self, method: str, path: str, *, items: int = 0, **kwargs: Any) -> requests.Response:
+        """Send with retries, in the account's turn (``items``: the records it carries, for an items budget);
+        raise NoAnswer (redacted, with the last status) when no usable answer came back."""
+        if self.pacer is not None:
+            return self.pacer.request(self._send, method, path, items=items, **kwargs)
+        return self._send(method, path, **kwargs)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base_url}{path}"
         kwargs.setdefault("timeout", self.timeout)
         try:
@@ -134,6 +153,9 @@ class PlatformSession:
 
     def close(self) -> None:
         self._session.close()
+        if self._account is not None:
+            release_pacer(self._account)
+            self._account = None
 
 
 class SessionClient:
@@ -264,105 +286,6 @@ class TokenAuth:
                     f"{method} {path}: {self._platform} refused a fresh access token: {self._describe(response)}", response.status_code
                 )
         return response
-
-
-# --- pacing -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RateHeaders:
-    """Where a platform says how much of its limit is left: ``remaining`` 0 holds every thread until ``reset``."""
-
-    remaining: str
-    reset: str
-    reset_is_epoch: bool = False  # the reset is an epoch time, not seconds from now
-    default_wait: float = 1.0  # when the answer names no reset
-    max_wait: float = 60.0
-
-
-class Pacer:
-    """Paces one client's requests, shared by its threads.
-
-    - ``requests_per_second`` (0: unpaced) spaces request starts;
-    - ``adaptive``: the platform's limit is shared with other processes, so a 429 (even one the session
-      retried away) doubles the interval, up to ``max_interval``, and answers without one shrink it back;
-    - ``headers``: a rate-limit header at 0 holds every thread until the reset it names;
-    - a request still answered 429 after the session's retries is queued again after a jittered hold, up
-      to ``requeue_rounds`` times; then its ``NoAnswer`` stands (the records are sent again next run).
-    """
-
-    def __init__(
-        self,
-        requests_per_second: float = 0.0,
-        *,
-        adaptive: bool = False,
-        max_interval: float = 2.0,
-        headers: RateHeaders | None = None,
-        requeue_rounds: int = 3,
-        floor_per_second: float | None = None,
-    ):
-        self._base = 1.0 / requests_per_second if requests_per_second > 0 else 0.0
-        self._floor = max(self._base, 1.0 / floor_per_second) if floor_per_second else self._base
-        self._interval = self._base
-        self.adaptive, self.max_interval, self.headers, self.requeue_rounds = adaptive, max_interval, headers, requeue_rounds
-        self._lock = threading.Lock()
-        self._next_slot = 0.0
-
-    def request(self, send: Send, method: str, path: str, **kwargs: Any) -> requests.Response:
-        for round_ in range(self.requeue_rounds + 1):
-            self._wait_for_slot()
-            try:
-                response = send(method, path, **kwargs)
-            except NoAnswer as silence:
-                if silence.status != 429:
-                    raise  # a transport failure or a 5xx says nothing about the rate limit
-                self._adapt(throttled=True)
-                if round_ == self.requeue_rounds:
-                    raise
-                self.hold(1.0 + random.uniform(0.0, 1.0))  # the limit is shared: queue again behind this client's pacing
-                continue
-            self._adapt(throttled=response.status_code == 429 or 429 in retried_statuses(response))
-            self._honour_headers(response)
-            return response
-        raise AssertionError("unreachable")
-
-    def hold(self, seconds: float) -> None:
-        """No request of this client starts for ``seconds``."""
-        with self._lock:
-            self._next_slot = max(self._next_slot, time.monotonic() + seconds)
-
-    def _wait_for_slot(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-        if slot > now:
-            time.sleep(slot - now)
-
-    def _adapt(self, *, throttled: bool) -> None:
-        if not self.adaptive:
-            return
-        with self._lock:
-            if throttled:
-                self._interval = min(max(self._interval * 2, self._floor), self.max_interval)
-            elif self._interval > self._base:
-                self._interval *= 0.98  # slow recovery: fewer 429s when sharing the limit
-                if self._interval < max(self._base, 0.01):
-                    self._interval = self._base
-
-    def _honour_headers(self, response: requests.Response) -> None:
-        if self.headers is None:
-            return
-        remaining, reset = response.headers.get(self.headers.remaining), response.headers.get(self.headers.reset)
-        try:
-            if remaining is None or int(float(remaining)) > 0:
-                return
-            if reset is None:
-                wait = self.headers.default_wait
-            else:
-                wait = float(reset) - time.time() if self.headers.reset_is_epoch else float(reset)
-            wait = min(max(wait, 0.0), self.headers.max_wait)
-        except ValueError:
-            return
-        self.hold(wait + random.uniform(0.0, 0.25))  # do not resume in step with the account's other clients
 
 
 # --- wire formats and pages --------------------------------------------------------------------

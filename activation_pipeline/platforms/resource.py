@@ -25,6 +25,7 @@ from pydantic import Field
 
 from activation_pipeline.platforms.base import PlatformError
 from activation_pipeline.platforms.http import PlatformSession
+from activation_pipeline.platforms.pacing import Pacing, account_key, account_pacer
 
 
 def secret_field(default_env: str, *, sandbox: str, description: str = "") -> Any:
@@ -47,15 +48,21 @@ class _Fields(dict):
 
 class PlatformResource(ConfigurableResource):
     """One account of a platform. Subclasses set ``PLATFORM`` and ``SANDBOX_PATH`` (formatted with the
-    resource's fields, e.g. ``/batch/{api_version}``) and declare their secrets with ``secret_field``."""
+    resource's fields, e.g. ``/batch/{api_version}``) and declare their secrets with ``secret_field``;
+    a platform with documented limits sets ``requests_per_second`` / ``items_per_second`` defaults to
+    them and ``PACING`` to its rate-limit headers (``platforms/pacing.py``)."""
 
     PLATFORM: ClassVar[str] = ""
     SANDBOX_PATH: ClassVar[str] = ""
+    PACING: ClassVar[Pacing] = Pacing()
 
     base_url: str | None = Field(default=None, description="default: $<PLATFORM>_BASE_URL, else the local sandbox")
     timeout_seconds: float = Field(default=30.0, gt=0, description="seconds to wait for one answer")
     max_retries: int = Field(default=6, ge=0, description="retries of a request on 429/5xx and transport errors")
     backoff_seconds: float = Field(default=0.25, ge=0, description="first retry's backoff (doubles each retry; Retry-After wins)")
+    # the account's budget, shared by every activation of it in a process (0 or null: unpaced)
+    requests_per_second: float | None = Field(default=None, ge=0, description="requests per second to the account; 0 or null: unpaced")
+    items_per_second: float | None = Field(default=None, ge=0, description="records per second to the account; 0 or null: unpaced")
 
     # --- the declaration, read by PlatformSpec ----------------------------------------------------
     @classmethod
@@ -126,9 +133,19 @@ class PlatformResource(ConfigurableResource):
         raise PlatformError(f"secrets.{name} is unset or empty (it must hold the secret for {base_url}; only the sandbox has a demo credential)")
 
     def session(self, base_url: str, headers: dict[str, str], secrets: tuple[str, ...]) -> PlatformSession:
-        """The retrying session for this account, scrubbing ``secrets`` from every message."""
+        """The retrying session for this account, scrubbing ``secrets`` from every message and paced by the
+        account's pacer (one per platform, endpoint and credentials in the process)."""
+        account = account_key(self.PLATFORM, base_url, secrets)
+        pacer = account_pacer(account, self.PACING, self.requests_per_second, self.items_per_second)
         return PlatformSession(
-            base_url, headers, secrets=secrets, max_retries=self.max_retries, backoff_factor=self.backoff_seconds, timeout=self.timeout_seconds
+            base_url,
+            headers,
+            secrets=secrets,
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_seconds,
+            timeout=self.timeout_seconds,
+            pacer=pacer,
+            account=account,
         )
 
 

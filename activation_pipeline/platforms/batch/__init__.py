@@ -12,9 +12,12 @@ from pydantic import Field
 from activation_pipeline.platforms.batch.client import BatchClient
 from activation_pipeline.platforms.batch.target import CATALOG_NAME, BatchTarget
 from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.pacing import Pacing
 from activation_pipeline.platforms.resource import PlatformResource, secret_field
 
 MAX_ITEMS_PER_REQUEST = 200  # items per items/edit request
+# the catalog API's token buckets (doc.batch.com/developer/api/cep/catalogs/edit-items): each item is one update
+REQUESTS_PER_SECOND, ITEMS_PER_SECOND = 5.0, 1000.0
 
 
 class BatchResource(PlatformResource):
@@ -22,11 +25,15 @@ class BatchResource(PlatformResource):
 
     PLATFORM: ClassVar[str] = "batch"
     SANDBOX_PATH: ClassVar[str] = "/batch/{api_version}"
+    # no rate-limit headers are documented: a 429's Retry-After holds the account, and halves a paced budget
+    PACING: ClassVar[Pacing] = Pacing(adaptive=True)
 
     rest_api_key: str | None = secret_field("BATCH_REST_API_KEY", sandbox="sandbox-batch-rest-key")
     project_key: str | None = secret_field("BATCH_PROJECT_KEY", sandbox="project_sandbox")
     api_version: str = Field(default="2.11", description="the API version in the URL path")
     delete_action: str = Field(default="delete", description="the items/edit action that deletes an item ([U])")
+    requests_per_second: float | None = Field(default=REQUESTS_PER_SECOND, ge=0, description="Batch allows 5/s; 0 or null: unpaced")
+    items_per_second: float | None = Field(default=ITEMS_PER_SECOND, ge=0, description="Batch allows 1000 item updates/s; 0 or null: unpaced")
 
     def client(self) -> BatchClient:
         base_url = self.resolved_base_url()

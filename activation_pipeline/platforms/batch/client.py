@@ -13,7 +13,8 @@ Verified in Batch's published OpenAPI pages (doc.batch.com/developer/api/cep/cat
 - attribute keys ``^[a-z0-9_]+$`` (or wrapped ``date(...)``/``url(...)``), strings up to
   10,000 characters, arrays of at most 15 strings of at most 64 characters;
 - errors ``{"error_code", "error_message"}``; 401 AUTHENTICATION_INVALID; 429 on the
-  5 requests/s and 1000 items/s token buckets.
+  5 requests/s and 1000 items/s token buckets (the account's pacer keeps under both: each
+  items/edit spends its item count).
 
 Unverified, chosen here and kept configurable (``settings`` of the destination):
 - the delete action's spelling: ``delete`` (``delete_action``);
@@ -93,7 +94,7 @@ class BatchClient(SessionClient):
             items = [{"id": r.identifier, "action": self.delete_action} for r in records]
         else:
             items = [{"id": r.identifier, "action": "add", "attributes": _attributes(r.fields)} for r in records]
-        response = self.session.request("POST", "/catalogs/items/edit", json={"name": catalog, "items": items})
+        response = self.session.request("POST", "/catalogs/items/edit", json={"name": catalog, "items": items}, items=len(items))
         if response.status_code in (200, 201, 202):
             return [ItemOutcome(r.key, "confirmed") for r in records]
         if op == "delete" and response.status_code == 404:

@@ -11,11 +11,12 @@ from typing import ClassVar
 from pydantic import Field
 
 from activation_pipeline.platforms.base import PlatformError
-from activation_pipeline.platforms.connectif.client import ConnectifClient
+from activation_pipeline.platforms.connectif.client import RATE_HEADERS, ConnectifClient
 from activation_pipeline.platforms.connectif.imports import ImportSettings
 from activation_pipeline.platforms.connectif.product import activation_problem
 from activation_pipeline.platforms.connectif.target import CATALOG, ConnectifTarget
 from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.pacing import Pacing
 from activation_pipeline.platforms.resource import PlatformResource, is_loopback, secret_field
 
 MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH; a large run asks for imports (ConnectifClient.items_per_request)
@@ -26,6 +27,8 @@ class ConnectifResource(PlatformResource):
 
     PLATFORM: ClassVar[str] = "connectif"
     SANDBOX_PATH: ClassVar[str] = "/connectif"
+    # no documented numbers ([V-3p] headers only): unpaced unless the settings say, held by X-RateLimit-*
+    PACING: ClassVar[Pacing] = Pacing(headers=RATE_HEADERS)
 
     api_key: str | None = secret_field("CONNECTIF_API_KEY", sandbox="sandbox-connectif-key:sandbox-connectif-secret")
     max_retries: int = Field(default=8, ge=0)

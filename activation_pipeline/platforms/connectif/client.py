@@ -43,7 +43,8 @@ Chosen here where the public material is silent (all easy to correct in this mod
   non-boolean isBlacklisted, unparseable publishedAt, lists where text goes;
 - any other 4xx on a product is that product's rejection with Connectif's ``detail`` and
   ``validationErrors``; 401/403 (key or scope) and 404 on the PATCH (wrong base URL) stop the run;
-- rate limit (the kit's ``Pacer``, platforms/http.py; no client-side rate): the session retries
+- rate limit (the account's ``Pacer``, platforms/pacing.py; no client-side rate unless the destination
+  sets ``requests_per_second``: the real numbers are unknown, 100/min is the cautious guess): the session retries
   429/5xx honouring ``Retry-After``; ``X-RateLimit-Remaining: 0`` holds every thread until
   ``X-RateLimit-Reset``; a request still answered 429 queues again up to 3 times;
 - verification reads each product back (no documented batch read) and compares each field sent,
@@ -83,7 +84,8 @@ from activation_pipeline.platforms.connectif.product import (
     product_body,
 )
 from activation_pipeline.platforms.connectif.target import ConnectifTarget
-from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient
+from activation_pipeline.platforms.http import PlatformSession, SessionClient
+from activation_pipeline.platforms.pacing import RateHeaders
 from activation_pipeline.platforms.resource import ensure_reachable
 
 SUCCESS = (200, 201, 204)
@@ -95,8 +97,7 @@ class ConnectifClient(SessionClient):
     """One Connectif account. Thread-safe: the engine sends ``concurrency`` requests at a time."""
 
     def __init__(self, session: PlatformSession, imports: ImportSettings | None = None):
-        self.session = session
-        self._pacer = Pacer(headers=RATE_HEADERS)  # unpaced: held only by the headers and 429s
+        self.session = session  # paced by the account's pacer: unpaced by default, held by the headers and 429s
         self._imports = ProductImports(self._call, session.base_url, session.redact, imports or ImportSettings(0, 2, 1.0, 1800.0))
 
     # --- DestinationClient ---------------------------------------------------------------
@@ -206,7 +207,7 @@ class ConnectifClient(SessionClient):
         return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}{hint}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self._pacer.request(self.session.request, method, path, **kwargs)
+        return self.session.request(method, path, items=1 if method in ("PATCH", "DELETE") else 0, **kwargs)
 
 
 def _path(identifier: str) -> str:

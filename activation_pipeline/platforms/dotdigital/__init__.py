@@ -26,10 +26,13 @@ from activation_pipeline.platforms.dotdigital.target import (
     list_named_by_title,
     operation_refusal,
 )
+from activation_pipeline.platforms.pacing import Pacing, RateHeaders
 from activation_pipeline.platforms.resource import PlatformResource, is_loopback, resolve_base_url, secret_field
 
 MAX_ITEMS_PER_REQUEST = 5000  # the most keys one insight deleteRecords takes (imports are bounded by bytes)
 REGION_URL = "https://{region}-api.dotdigital.com"
+# a 429's x-ratelimit-reset: seconds by the SDK's comment, an epoch by a third-party summary (both read)
+RATE_HEADERS = RateHeaders("x-ratelimit-remaining", "x-ratelimit-reset", reset_is_epoch=None)
 
 
 class DotdigitalResource(PlatformResource):
@@ -37,6 +40,8 @@ class DotdigitalResource(PlatformResource):
 
     PLATFORM: ClassVar[str] = "dotdigital"
     SANDBOX_PATH: ClassVar[str] = "/dotdigital"
+    # per-minute tiers whose numbers depend on the account: unpaced unless the settings say, held by a 429's headers
+    PACING: ClassVar[Pacing] = Pacing(headers=RATE_HEADERS)
 
     base_url: str | None = Field(default=None, description="default: the region's URL, else $DOTDIGITAL_BASE_URL, else the sandbox")
     region: str | None = Field(default=None, description="r1 (Europe), r2 (North America) or r3 (Asia Pacific)")

@@ -22,7 +22,8 @@ Destination ``settings:`` (and ``base_url``, default ``$HTTP_BASE_URL``, else th
   ``{"ids": "{{records}}"}`` with records ``"{{identifier}}"``;
 - ``max_items_per_request`` (100, at most 1000) and ``max_bytes_per_request`` (none): a batch is split
   into requests within both before sending; a record too big alone is counted invalid, never sent;
-- ``requests_per_second`` (0: unpaced): the kit's ``Pacer`` spaces requests (429s are also waited out);
+- ``requests_per_second``, ``items_per_second`` (unset, 0 or null: unpaced): the account's ``Pacer``
+  (platforms/pacing.py) spaces requests and the records they carry; a 429's ``Retry-After`` holds them all;
 - ``rejected_statuses`` ([400, 409, 413, 422]): the platform refused the request for its content: a
   batch is split until the refused record stands alone, a single record is rejected with the body's
   words; ``absent_statuses`` ([404, 410]): a delete so answered holds (nothing to delete). 2xx
@@ -47,7 +48,6 @@ from dagster import Config
 from pydantic import Field, field_validator, model_validator
 
 from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.http import Pacer
 from activation_pipeline.platforms.http_destination.client import HttpDestinationClient, ItemErrors, Operation, Rules, pointer_problem
 from activation_pipeline.platforms.http_destination.target import HttpTarget, unmapped_fields
 from activation_pipeline.platforms.http_destination.template import Template
@@ -133,7 +133,6 @@ class HttpResource(PlatformResource):
     delete: HttpOperationSettings | None = None
     max_items_per_request: int = Field(default=100, ge=1, le=MAX_ITEMS_PER_REQUEST)
     max_bytes_per_request: int | None = Field(default=None, ge=64)
-    requests_per_second: float = Field(default=0.0, ge=0)
     rejected_statuses: list[int] = Field(default_factory=lambda: [400, 409, 413, 422])
     absent_statuses: list[int] = Field(default_factory=lambda: [404, 410])
     item_errors: ItemErrorSettings | None = None
@@ -167,7 +166,7 @@ class HttpResource(PlatformResource):
             frozenset(self.absent_statuses),
             item_errors,
         )
-        return HttpDestinationClient(self.session(base_url, headers, (secret,)), rules, Pacer(self.requests_per_second))
+        return HttpDestinationClient(self.session(base_url, headers, (secret,)), rules)
 
 
 HTTP_SPEC = PlatformSpec(

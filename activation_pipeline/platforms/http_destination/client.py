@@ -11,7 +11,7 @@
   rejected alone and sent again next run. An item error naming no record of the request refuses the
   request (nothing unconfirmable is taken as confirmed).
 - A delete answered with one of ``absent_statuses`` (404, 410) holds: the record is not there.
-- 429 and 5xx are retried by the session (``Retry-After`` honoured) and paced by the kit's ``Pacer``;
+- 429 and 5xx are retried by the session (``Retry-After`` honoured) and paced by the account's ``Pacer``;
   still failing, the records are unanswered and sent again next run. 401/403 stop the run naming the
   secret's variable; any other answer stops the run with the platform's words.
 """
@@ -28,7 +28,7 @@ from urllib.parse import quote
 import requests
 
 from activation_pipeline.platforms.base import BatchRejected, ItemOutcome, NoAnswer, Op, Record, SyncTarget, non_finite_number
-from activation_pipeline.platforms.http import Pacer, PlatformSession, SessionClient, body_parts, error_text, json_value
+from activation_pipeline.platforms.http import PlatformSession, SessionClient, body_parts, error_text, json_value
 from activation_pipeline.platforms.http_destination.target import HttpTarget
 from activation_pipeline.platforms.http_destination.template import Template
 from activation_pipeline.platforms.resource import ensure_reachable
@@ -107,8 +107,8 @@ def dumps(value: Any) -> bytes:
 
 
 class HttpDestinationClient(SessionClient):
-    def __init__(self, session: PlatformSession, rules: Rules, pacer: Pacer):
-        self.session, self.rules, self.pacer = session, rules, pacer
+    def __init__(self, session: PlatformSession, rules: Rules):
+        self.session, self.rules = session, rules
         self._overheads: dict[tuple[str, str, int], int] = {}  # (endpoint, op, count) -> bytes: rendered once, not per record
 
     def prepare(self, target: SyncTarget[HttpTarget]) -> None:
@@ -202,18 +202,18 @@ class HttpDestinationClient(SessionClient):
         values = {"object": target.platform.endpoint, "operation": op, "records": [item for _, item in chunk], "count": len(chunk)}
         body = operation.batch_body.render(values)
         path = operation.path.replace("{object}", target.platform.endpoint)
-        response = self._request(operation.method, path, body)
+        response = self._request(operation.method, path, body, len(chunk))
         return self._outcomes(op, [record for record, _ in chunk], response, f"{operation.method} {path}")
 
     def _send_one(self, target: SyncTarget[HttpTarget], op: Op, operation: Operation, record: Record) -> list[ItemOutcome]:
         path = operation.path.replace("{object}", target.platform.endpoint).replace("{identifier}", quote(record.identifier, safe=""))
-        response = self._request(operation.method, path, self._render(target, op, operation, record))
+        response = self._request(operation.method, path, self._render(target, op, operation, record), 1)
         return self._outcomes(op, [record], response, f"{operation.method} {path}")
 
-    def _request(self, method: str, path: str, body: Any) -> requests.Response:
+    def _request(self, method: str, path: str, body: Any, items: int) -> requests.Response:
         if body is None:
-            return self.pacer.request(self.session.request, method, path)
-        return self.pacer.request(self.session.request, method, path, data=dumps(body), headers={"Content-Type": "application/json"})
+            return self.session.request(method, path, items=items)
+        return self.session.request(method, path, items=items, data=dumps(body), headers={"Content-Type": "application/json"})
 
     # --- answers ---------------------------------------------------------------------------------
     def _outcomes(self, op: Op, records: list[Record], response: requests.Response, what: str) -> list[ItemOutcome]:

@@ -12,8 +12,9 @@ from urllib.parse import quote
 from pydantic import Field
 
 from activation_pipeline.platforms.declaration import PlatformSpec
+from activation_pipeline.platforms.pacing import Pacing
 from activation_pipeline.platforms.resource import PlatformResource, secret_field
-from activation_pipeline.platforms.yotpo.client import YotpoClient
+from activation_pipeline.platforms.yotpo.client import DOCUMENTED_RATE, RATE_HEADERS, YotpoClient
 from activation_pipeline.platforms.yotpo.customer import activation_problem, error_message
 from activation_pipeline.platforms.yotpo.target import KIND_PATTERN, YotpoTarget
 
@@ -25,13 +26,15 @@ class YotpoResource(PlatformResource):
 
     PLATFORM: ClassVar[str] = "yotpo"
     SANDBOX_PATH: ClassVar[str] = "/yotpo/core/v3/stores/{store_id}"
+    # the limit is per store and other processes may share it: a 429 halves the pace (from 5/s when unpaced)
+    PACING: ClassVar[Pacing] = Pacing(headers=RATE_HEADERS, adaptive=True, floor_per_second=DOCUMENTED_RATE)
 
     base_url: str | None = Field(default=None, description="default: $YOTPO_BASE_URL, else the sandbox; may contain {store_id}")
     store_id: str | None = secret_field("YOTPO_STORE_ID", sandbox="sandbox-store")
     secret: str | None = secret_field("YOTPO_SECRET", sandbox="sandbox-yotpo-secret")
     max_retries: int = Field(default=8, ge=0)
     backoff_seconds: float = Field(default=0.5, ge=0)
-    requests_per_second: float = Field(default=5.0, ge=0.0, description="client-side pacing (Yotpo allows 5/s per store); 0 = off")
+    requests_per_second: float | None = Field(default=DOCUMENTED_RATE, ge=0.0, description="client-side pacing (Yotpo allows 5/s per store); 0 = off")
 
     def client(self) -> YotpoClient:
         template = self.resolved_base_url()
@@ -39,7 +42,7 @@ class YotpoResource(PlatformResource):
         base_url = template.replace("{store_id}", quote(store_id, safe=""))
         # the store id is in every URL: scrubbed like the secret
         session = self.session(base_url, {"Accept": "application/json"}, (secret, store_id))
-        return YotpoClient(session, secret, requests_per_second=self.requests_per_second)
+        return YotpoClient(session, secret)
 
 
 YOTPO_SPEC = PlatformSpec(

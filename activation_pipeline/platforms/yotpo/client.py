@@ -35,7 +35,8 @@ Chosen here where the public material is silent (all in this module, easy to cor
   (the error body shape is undocumented: ``errors[].message``, ``message``, ``error`` …
   are read, else the raw text); 404 means the store itself is wrong (fatal);
 - requests are paced on the client at ``requests_per_second`` (default 5, Yotpo's limit) by the
-  kit's ``Pacer`` (platforms/http.py); the limit is per store and other processes may share it,
+  store's ``Pacer`` (platforms/pacing.py), shared by every client of the store in the process; the
+  limit is per store and other processes may share it,
   so a 429 doubles the pacing interval (up to 2 s, slow recovery after), ``RateLimit-Remaining: 0``
   holds the next request for ``RateLimit-Reset`` seconds (1 s when absent), 429/5xx are retried
   by the shared session (``Retry-After`` honoured), and a request still answered 429 goes back
@@ -60,7 +61,8 @@ from typing import Any
 import requests
 
 from activation_pipeline.platforms.base import ItemOutcome, Op, PlatformError, Record, SyncTarget, answer_error, send_one_by_one
-from activation_pipeline.platforms.http import Pacer, PlatformSession, RateHeaders, SessionClient, TokenAuth, pages
+from activation_pipeline.platforms.http import PlatformSession, SessionClient, TokenAuth, pages
+from activation_pipeline.platforms.pacing import RateHeaders
 from activation_pipeline.platforms.resource import ensure_reachable
 from activation_pipeline.platforms.yotpo.customer import (
     STANDARD_FIELDS,
@@ -86,7 +88,7 @@ RATE_HEADERS = RateHeaders("RateLimit-Remaining", "RateLimit-Reset")  # reset in
 class YotpoClient(SessionClient):
     """One Yotpo store. Thread-safe: the engine sends ``concurrency`` requests at a time."""
 
-    def __init__(self, session: PlatformSession, secret: str, *, requests_per_second: float = 5.0):
+    def __init__(self, session: PlatformSession, secret: str):
         self.session = session
         self._secret = secret
         self._tokens = TokenAuth(
@@ -96,8 +98,6 @@ class YotpoClient(SessionClient):
             platform="Yotpo",
             describe=lambda response: error_message(response, self.session.redact),
         )
-        # the limit is per store: other processes share it, so 429s slow this client down (adaptive)
-        self._pacer = Pacer(requests_per_second, adaptive=True, floor_per_second=DOCUMENTED_RATE, headers=RATE_HEADERS)
         self._index_lock = threading.Lock()
         self._index: dict[YotpoTarget, frozenset[str]] = {}  # emails (phones) present in the store, read once per run
 
@@ -179,15 +179,12 @@ class YotpoClient(SessionClient):
         """An unexpected answer, as a run-stopping error (scrubbed before it is cut)."""
         return answer_error(response.status_code, f"{what}: {error_message(response, self.session.redact)}")
 
-    # --- HTTP: pacing, token, one replay on 401/403 ---------------------------------------
+    # --- HTTP: token, one replay on 401/403 (the session paces: the store's pacer) -----------
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self._tokens.request(self._paced, method, path, **kwargs)
-
-    def _paced(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self._pacer.request(self.session.request, method, path, **kwargs)
+        return self._tokens.request(self.session.request, method, path, **kwargs)
 
     def _new_token(self) -> str:
-        response = self._paced("POST", "/access_tokens", json={"secret": self._secret})
+        response = self.session.request("POST", "/access_tokens", json={"secret": self._secret})
         if response.status_code in TOKEN_INVALID or response.status_code == 400:
             raise answer_error(
                 response.status_code,
