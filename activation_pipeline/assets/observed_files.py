@@ -62,10 +62,13 @@ def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
         if config.sources[source].file_format == "parquet"
         else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
     )
-    frame = scan.collect()
-    days = frame.select(pl.col(column).cast(pl.Date).cast(pl.Utf8).alias("day"), frame.hash_rows().alias("row_hash"))
-    summary = days.group_by("day").agg(pl.col("row_hash").sum(), pl.len().alias("rows"))
-    return {row["day"]: f"{row['row_hash']}:{row['rows']}" for row in summary.iter_rows(named=True) if row["day"]}
+    frame = scan.with_columns(pl.col(column).cast(pl.Date).cast(pl.Utf8).alias("__day")).collect()
+    # sha256 of each day's rows as CSV text: stable across Polars versions (hash_rows is documented not to be)
+    return {
+        str(day): f"{hashlib.sha256(rows.drop('__day').write_csv().encode()).hexdigest()[:32]}:{rows.height}"
+        for (day,), rows in frame.partition_by("__day", as_dict=True, maintain_order=True).items()
+        if day
+    }
 
 
 def data_versions(config: ProjectConfig, source: str) -> dict[str | None, str]:
