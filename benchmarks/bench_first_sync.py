@@ -113,8 +113,9 @@ class PhasedClient:
         return getattr(self.inner, name)
 
 
-def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engine") -> tuple[float, dict]:
-    """One run of the engine (mirror, ``CONCURRENCY`` requests in flight, 200 items/request) against the snapshot in ``database``."""
+def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engine", split_phases: bool = True) -> tuple[float, dict]:
+    """One run of the engine (mirror, ``CONCURRENCY`` requests in flight, 200 items/request) against the snapshot in ``database``;
+    ``split_phases`` resets the high-water mark after planning (so the kernel's own peak of the process is then the push's)."""
     from activation_pipeline.platforms import PLATFORMS
     from activation_pipeline.platforms.base import SyncTarget
     from activation_pipeline.platforms.batch import BatchResource
@@ -123,7 +124,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     from activation_pipeline.warehouse import WarehouseResource
 
     os.environ["BATCH_BASE_URL"] = f"{url}/batch/2.11"
-    client = PhasedClient(BatchResource().client())
+    client = PhasedClient(BatchResource().client()) if split_phases else BatchResource().client()
     job = SyncJob(
         plan=PlanRequest(
             activation="bench",
@@ -152,15 +153,18 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
 
     started = time.perf_counter()
     report = run_sync(job, client, connect)  # type: ignore[arg-type]
+    if not isinstance(client, PhasedClient):
+        return time.perf_counter() - started, report.counts.as_dict()
     phases = {"planning_rss_mb": client.planning_rss_mb, "pushing_rss_mb": peak_rss_mb() if client.phases_split else None}
     return time.perf_counter() - started, {**report.counts.as_dict(), **{k: v for k, v in phases.items() if v is not None}}
 
 
 def measure(side: str, url: str, database: Path, state_dir: Path) -> dict[str, Any]:
-    """One step, to be run in a fresh process: seconds, peak RSS (MB) and the engine's counts."""
+    """One step, to be run in a fresh process: seconds, peak RSS (MB) and the engine's counts
+    (side ``floor``, ``engine``, or ``engine-whole``: the engine with its peak left whole)."""
     if side == "floor":
         return {"seconds": wire_floor(url, database), "rss_mb": peak_rss_mb(), "counts": {}}
-    seconds, counts = engine_sync(url, database, state_dir)
+    seconds, counts = engine_sync(url, database, state_dir, split_phases=side != "engine-whole")
     return {"seconds": seconds, "rss_mb": peak_rss_mb(), "counts": counts}
 
 
