@@ -72,7 +72,9 @@ def request_bodies(database: Path, catalog: str) -> list[bytes]:
 def wire_floor(url: str, database: Path, threads: int = CONCURRENCY) -> float:
     """The floor: pre-built bodies posted by ``threads`` keep-alive sessions; only the posting is timed."""
     base = f"{url}/batch/2.11"
-    requests.post(f"{base}/catalogs/create", headers=HEADERS, json={"name": "floor", "fields": [{"name": "name", "type": "string"}]}).raise_for_status()
+    requests.post(
+        f"{base}/catalogs/create", headers=HEADERS, json={"name": "floor", "fields": [{"name": "name", "type": "string"}]}
+    ).raise_for_status()
     bodies = request_bodies(database, "floor")
     failures: list[BaseException] = []
 
@@ -234,7 +236,10 @@ def main() -> None:
         f"   peak RSS {result['engine_rss_mb']:6.0f} MB   ratio {result['ratio']:.2f}x (target <= 1.5x)"
     )
     inc, still = result["incremental"], result["no_change"]
-    print(f"incremental (1%)     {inc['median']:8.2f} s ({inc['min']:.2f}–{inc['max']:.2f})   {result['incremental_share']:.1%} of the first sync (target <= 5%)")
+    print(
+        f"incremental (1%)     {inc['median']:8.2f} s ({inc['min']:.2f}–{inc['max']:.2f})"
+        f"   {result['incremental_share']:.1%} of the first sync (target <= 5%)"
+    )
     print(f"no change            {still['median']:8.2f} s ({still['min']:.2f}–{still['max']:.2f})   engine time (target <= 2 s)")
     print(f"sandbox catalogs     {result['sandbox_catalogs']}")
 

@@ -198,7 +198,9 @@ def compare(rows: int, repeats: int = 3, venv: Path | None = None, requirement: 
                             }
                         )
             if rows <= 200_000:  # both catalogs hold the same items; reading 1M items back would dwarf the runs
-                held = {c: requests.get(f"{url}/_sandbox/batch/catalogs/{c}/items", timeout=600).json()["items"] for c in (ENGINE_CATALOG, PEER_CATALOG)}
+                held = {
+                    c: requests.get(f"{url}/_sandbox/batch/catalogs/{c}/items", timeout=600).json()["items"] for c in (ENGINE_CATALOG, PEER_CATALOG)
+                }
                 same_items = held[ENGINE_CATALOG] == held[PEER_CATALOG]
             else:
                 same_items = None
@@ -239,7 +241,8 @@ def main() -> None:
             r = result[f"{side}_{step}"]
             s, m = r["seconds"], r["rss_mb"]
             print(
-                f"{step:11} {side:6} {s['median']:7.2f} s ({s['min']:.2f}–{s['max']:.2f})  peak RSS {m['median']:5.0f} MB ({m['min']:.0f}–{m['max']:.0f})"
+                f"{step:11} {side:6} {s['median']:7.2f} s ({s['min']:.2f}–{s['max']:.2f})"
+                f"  peak RSS {m['median']:5.0f} MB ({m['min']:.0f}–{m['max']:.0f})"
                 f"  items received {r['platform_items_received']}"
             )
     print(f"first sync ours ÷ peer {result['first_sync_ratio']:.2f}x (target < 1), peak RSS ours ÷ peer {result['rss_ratio']:.2f}x (target <= 1.5x)")
