@@ -115,9 +115,12 @@ class PhasedClient:
         return getattr(self.inner, name)
 
 
-def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engine", split_phases: bool = True) -> tuple[float, dict]:
+def engine_sync(
+    url: str, database: Path, state_dir: Path, catalog: str = "engine", activation: str = "bench", paced: bool = False, split_phases: bool = True
+) -> tuple[float, dict]:
     """One run of the engine (mirror, ``CONCURRENCY`` requests in flight, 200 items/request) against the snapshot in ``database``;
-    ``split_phases`` resets the high-water mark after planning (so the kernel's own peak of the process is then the push's)."""
+    unpaced unless ``paced`` (Batch's default budget, its documented limits: bench_pacing.py); ``split_phases`` resets the
+    high-water mark after planning (so the kernel's own peak of the process is then the push's)."""
     from activation_pipeline.platforms import PLATFORMS
     from activation_pipeline.platforms.base import SyncTarget
     from activation_pipeline.platforms.batch import BatchResource
@@ -126,10 +129,13 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
     from activation_pipeline.warehouse import WarehouseResource
 
     os.environ["BATCH_BASE_URL"] = f"{url}/batch/2.11"
-    client = PhasedClient(BatchResource().client()) if split_phases else BatchResource().client()
+    # the sandbox's limit is lifted for every side of a comparison, so is the client's own pacing (where the tree has it)
+    unpaced = {} if paced else {name: 0 for name in ("requests_per_second", "items_per_second") if name in BatchResource.model_fields}
+    inner = BatchResource(**unpaced).client()
+    client = PhasedClient(inner) if split_phases else inner
     job = SyncJob(
         plan=PlanRequest(
-            activation="bench",
+            activation=activation,
             segment_table="segments.bench",
             primary_key="sku",
             identifier="sku",
@@ -137,7 +143,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, catalog: str = "engin
             mode="full_then_delta",
             operation="mirror",
         ),
-        target=SyncTarget(activation="bench", title="bench", object=catalog, model=PLATFORMS["batch"].target),
+        target=SyncTarget(activation=activation, title=activation, object=catalog, model=PLATFORMS["batch"].target),
         platform="batch",
         max_items_per_request=ITEMS_PER_REQUEST,
         concurrency=CONCURRENCY,

@@ -78,19 +78,19 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def pacing(repeats: int) -> tuple[dict[str, Any] | None, str | None]:
-    """bench_pacing.py's figures, or the reason there are none."""
+def pacing(rows: int, repeats: int) -> tuple[dict[str, Any] | None, str | None]:
+    """bench_pacing.py's figures (its ``pacing(rows, runs)``, at most 20,000 items: 20 s a run at the limit), or why there are none."""
     try:
         import bench_pacing  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None, "benchmarks/bench_pacing.py is not in this tree"
-    compare = getattr(bench_pacing, "compare", None)
-    if compare is None:
-        return None, "benchmarks/bench_pacing.py has no compare()"
+    measure = getattr(bench_pacing, "pacing", None)
+    if measure is None:
+        return None, "benchmarks/bench_pacing.py has no pacing()"
     try:
-        return compare(repeats=repeats), None
+        return measure(min(rows, 20_000), repeats), None
     except Exception as exc:  # a failed pacing run leaves the other figures standing
-        return None, f"bench_pacing.compare failed: {type(exc).__name__}: {exc}"
+        return None, f"bench_pacing.pacing failed: {type(exc).__name__}: {exc}"
 
 
 def figure(result: dict[str, Any] | None, *names: str) -> float | None:
@@ -121,7 +121,7 @@ def run(rows: int, repeats: int, diff_sizes: list[int], sizes: list[int], peer: 
     else:
         notes["peer"] = "not run (--no-peer)"
     log("pacing against Batch's documented limit")
-    details["pacing"], reason = pacing(repeats)
+    details["pacing"], reason = pacing(rows, repeats)
     if reason:
         notes["pacing"] = reason
     growth: dict[str, Any] = {}
@@ -157,6 +157,10 @@ def judged(result: dict[str, Any]) -> dict[str, Any]:
 
 def span(s: dict[str, Any], unit: str = "s", digits: int = 1) -> str:
     return f"{s['median']:.{digits}f} {unit} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def percent(s: dict[str, Any]) -> str:
+    return f"{s['median']:.1%} ({s['min']:.1%}–{s['max']:.1%})"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -203,6 +207,13 @@ def table(result: dict[str, Any]) -> str:
         shown = "n/a: " + result["notes"].get("pacing", "") if value is None else f"{value:.1%}"
         label = key.removeprefix("pacing_").replace("_", " ")
         lines.append(f"| Batch at 5 req/s and 1,000 items/s: {label} | {shown} | | | {targets[key]['target']} | {verdict(key)} |")
+    together = (d.get("pacing") or {}).get("two_at_once")
+    if together:
+        share, throttled = together["limit_share"], together["share_429"]
+        lines.append(
+            f"| … two activations of the same destination at once | {percent(share)} of the limit, {percent(throttled)} answered 429 "
+            "| | | ≥ 95%, < 1% | |"
+        )
     growth = d["rss_growth"]
     if len(growth) > 1:
         first_rss = growth[min(growth, key=int)]["rss_mb"]
