@@ -7,9 +7,10 @@
   ``full_resync_schedule``: running by default when the activation is enabled, stopped otherwise;
 - ``source_files_changed``: a sensor that launches incremental runs of only the segments and
   activations downstream of the source files that changed (file size and mtime, kept in its
-  cursor: nothing is launched twice for one change); stopped by default;
-- ``continuous_<activation>``: the same for one activation with ``continuous: true``, every
-  30 seconds, running when the activation is enabled;
+  cursor: nothing is launched twice for one change), one run per changed day of a partitioned
+  file; stopped by default; it leaves the continuous activations to Dagster's automation;
+- continuous activations (``continuous: true``), file observation and freshness policies:
+  activation_pipeline/asset_automation.py;
 - ``record_failed_syncs``: a run-failure sensor that writes each failed step (activation,
   run, error) to ``activation_state.failed_runs`` and posts it to
   ``$ACTIVATION_FAILURE_WEBHOOK_URL`` when that is set.
@@ -23,7 +24,6 @@ import json
 import os
 from typing import Any
 
-import polars as pl
 import requests
 from dagster import (
     AssetCheckKey,
@@ -44,6 +44,7 @@ from dagster import (
     sensor,
 )
 
+from activation_pipeline.assets.observed_files import day_fingerprints, file_state
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.assets.verification import CHECK_NAME, verifies
 from activation_pipeline.config import ActivationConfig, ProjectConfig
@@ -51,7 +52,6 @@ from activation_pipeline.sync.state import record_failed_steps
 from activation_pipeline.warehouse import WarehouseResource
 
 FAILURE_WEBHOOK_ENV = "ACTIVATION_FAILURE_WEBHOOK_URL"
-CONTINUOUS_INTERVAL_SECONDS = 30
 SOURCE_SENSOR_INTERVAL_SECONDS = 120
 
 # what define_asset_job returns: Dagster does not export its class (UnresolvedAssetJobDefinition), so it is not named here
@@ -115,6 +115,12 @@ def _status(activation: ActivationConfig) -> DefaultScheduleStatus:
 
 
 def build_schedules(config: ProjectConfig, jobs: Jobs) -> list[ScheduleDefinition]:
+    """One schedule per preset or cron, kept as ScheduleDefinitions rather than ``AutomationCondition.on_cron``:
+    a tick must run the sources, the segment and the activation together in one run at the tick
+    (on_cron waits until every upstream asset has updated since the tick, and runs the assets it
+    requests as Dagster groups them), a partitioned activation syncs its last complete day, once
+    (run key), a full resync needs run config (a condition carries none), and each schedule has
+    its own on/off switch in the UI, which ``enabled`` sets."""
     schedules = []
     partitions = daily_partitions(config)
     for name, activation in config.activations.items():
@@ -191,34 +197,13 @@ def _with_upstream_segments(config: ProjectConfig, segments: set[str]) -> set[st
     return result
 
 
-def _upstream_sources(config: ProjectConfig, activation: str) -> set[str]:
+def upstream_sources(config: ProjectConfig, activation: str) -> set[str]:
     segments = _with_upstream_segments(config, {config.activations[activation].segment})
     return {t for s in segments for t in config.segments[s].referenced_tables("sources")}
 
 
 def source_fingerprints(config: ProjectConfig, sources: set[str]) -> dict[str, str]:
-    fingerprints = {}
-    for name in sorted(sources):
-        path = config.source_path(name)
-        stat = path.stat() if path.exists() else None
-        fingerprints[name] = f"{stat.st_mtime_ns}:{stat.st_size}" if stat else "missing"
-    return fingerprints
-
-
-def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
-    """A hash of each day's rows in a partitioned source file: which partitions changed."""
-    path, column = config.source_path(source), config.sources[source].partition_column
-    if not path.exists() or column is None:
-        return {}
-    scan = (
-        pl.scan_parquet(path)
-        if config.sources[source].file_format == "parquet"
-        else pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-    )
-    frame = scan.collect()
-    days = frame.select(pl.col(column).cast(pl.Date).cast(pl.Utf8).alias("day"), frame.hash_rows().alias("row_hash"))
-    summary = days.group_by("day").agg(pl.col("row_hash").sum(), pl.len().alias("rows"))
-    return {row["day"]: f"{row['row_hash']}:{row['rows']}" for row in summary.iter_rows(named=True) if row["day"]}
+    return {name: file_state(config.source_path(name)) for name in sorted(sources)}
 
 
 def build_source_sensor(
@@ -281,27 +266,18 @@ def build_source_sensor(
 
 
 def build_sensors(config: ProjectConfig, jobs: Jobs) -> list[SensorDefinition]:
-    everything = jobs["sync_everything"]
-    continuous = {name for name, a in config.activations.items() if a.continuous}
+    continuous = {name for name, a in config.activations.items() if a.continuous and a.enabled}  # Dagster's automation syncs those
     sensors = [
         build_source_sensor(
             config,
             "source_files_changed",
-            everything,
+            jobs["sync_everything"],
             set(config.sources),
             set(config.activations) - continuous,
             SOURCE_SENSOR_INTERVAL_SECONDS,
             DefaultSensorStatus.STOPPED,
         )
     ]
-    for name in sorted(continuous):
-        activation = config.activations[name]
-        status = DefaultSensorStatus.RUNNING if activation.enabled else DefaultSensorStatus.STOPPED
-        sensors.append(
-            build_source_sensor(
-                config, f"continuous_{name}", everything, _upstream_sources(config, name), {name}, CONTINUOUS_INTERVAL_SECONDS, status
-            )
-        )
     sensors.append(record_failed_syncs)
     return sensors
 

@@ -68,9 +68,9 @@ def ensure_sandbox(state: Path) -> str:
 def demo(args: argparse.Namespace) -> None:
     from dagster import AssetsDefinition, DagsterInstance, materialize
 
+    from activation_pipeline.assembly import build_definitions
     from activation_pipeline.config import load_config
     from activation_pipeline.dagster_home import use_project_home
-    from activation_pipeline.definitions import build_definitions
     from activation_pipeline.demo_data import write_demo_dataset
     from activation_pipeline.warehouse import warehouse_path
 

@@ -224,7 +224,7 @@ class ActivationConfig(_Model):
         default=None, description="platforms that read back (Connectif): when every record is verified; default 04:00 UTC daily"
     )
     enabled: bool = True
-    continuous: bool = Field(default=False, description="sync as soon as its source files change (a sensor every 30 s)")
+    continuous: bool = Field(default=False, description="sync as soon as its source files change (Dagster's automation, checked every 30 s)")
     max_items_per_request: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=4, ge=1, le=32)
     max_delete_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
@@ -352,7 +352,12 @@ def config_path() -> Path:
 def load_config(path: Path | str | None = None) -> ProjectConfig:
     """Read, validate and cross-check the config file; raise ConfigError on any problem."""
     path = Path(path) if path is not None else config_path()
-    raw = read_document(path)
+    return validate_config(read_document(path), path)
+
+
+def validate_config(raw: Any, path: Path) -> ProjectConfig:
+    """Validate and cross-check one config document (``activations.yaml``'s content, or a component's
+    attributes) whose relative paths are relative to ``path``'s folder; raise ConfigError on any problem."""
     if not isinstance(raw, dict):
         raise ConfigError(path, "", "", "the file must be a mapping with sources, segments, destinations, activations")
     if "path" in raw:  # ProjectConfig.path is set from the file's location, never from its content

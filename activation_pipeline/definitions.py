@@ -1,58 +1,13 @@
-"""The one place that wires config, assets, checks, resources, jobs and schedules into ``defs``."""
+"""This repository's code location: ``data/activations.yaml`` (or ``$ACTIVATION_CONFIG``) as ``defs``.
+
+In a team's own Dagster project, the same is one ``activation_pipeline.ActivationsComponent``
+(``activation_pipeline/component.py``)."""
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-from typing import Any
+from activation_pipeline.assembly import build_definitions
+from activation_pipeline.config import load_config
 
-from dagster import Definitions, with_source_code_references
-
-from activation_pipeline.assets.activations import (
-    build_activation_asset,
-    destination_resource_key,
-)
-from activation_pipeline.assets.checks import build_segment_checks
-from activation_pipeline.assets.mapped_columns import check_mapped_columns
-from activation_pipeline.assets.segments import build_segment_asset
-from activation_pipeline.assets.sources import build_source_asset
-from activation_pipeline.assets.verification import build_verification_check, verifies
-from activation_pipeline.automation import build_jobs, build_schedules, build_sensors
-from activation_pipeline.config import ProjectConfig, load_config
-from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.warehouse import WarehouseResource, warehouse_path
-
-
-def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> Definitions:
-    database = Path(warehouse or warehouse_path())
-    check_mapped_columns(config, database)  # a mapping to a column the stored segment lacks fails the load
-    jobs = build_jobs(config)
-    resources: dict[str, Any] = {"warehouse": WarehouseResource(database=str(database))}
-    for name, destination in config.destinations.items():
-        resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
-    assets = [
-        *(build_source_asset(config, name) for name in config.sources),
-        *(build_segment_asset(config, name) for name in config.segments),
-        *(build_activation_asset(config, name) for name in config.activations),
-    ]
-    with warnings.catch_warnings():  # Dagster marks code references beta; the warning would print on every load
-        warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-        referenced = with_source_code_references(assets)  # each asset also points at its factory's function
-    return Definitions(
-        assets=referenced,
-        asset_checks=[
-            *(build_segment_checks(config, name) for name in config.segments),
-            *(
-                build_verification_check(config, name, destination_resource_key(activation.destination))
-                for name, activation in config.activations.items()
-                if verifies(config, name)
-            ),
-        ],
-        resources=resources,
-        jobs=list(jobs.values()),
-        schedules=build_schedules(config, jobs),
-        sensors=build_sensors(config, jobs),
-    )
-
+__all__ = ["build_definitions", "defs"]
 
 defs = build_definitions(load_config())

@@ -4,16 +4,20 @@ real materializations that send real HTTP to the emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,14 @@ import duckdb
 import pytest
 import requests
 import yaml
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
+from activation_pipeline_tests.postgres_server import postgres_server  # noqa: F401  (a session fixture, for every test file)
 
 __all__ = [
     "Project",
@@ -192,6 +197,10 @@ class Project:
     def reset_stats(self) -> None:
         reset_stats(self.sandbox)
 
+    def env(self, **more: str) -> dict[str, str]:
+        """This process's environment (the sandbox's URLs) with the project's variables, for a Dagster CLI."""
+        return {**os.environ, "ACTIVATION_CONFIG": str(self.config_path), "ACTIVATION_WAREHOUSE": str(self.warehouse), **more}
+
     # --- the ledger --------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as conn:
@@ -281,6 +290,23 @@ def wait_for_webserver(url: str, log: Path, seconds: float = 180) -> None:
     raise AssertionError(log.read_text()[-3000:])
 
 
+@contextlib.contextmanager
+def dagster_dev(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``dagster dev`` (webserver + daemon) of this project's definitions on a free port: its URL once it
+    answers; its process group killed after (started in the background it may ignore SIGINT)."""
+    port = free_port()
+    url, log_path = f"http://127.0.0.1:{port}", cwd / "dagster_dev.log"
+    with open(log_path, "w") as log:
+        command = [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)]
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_webserver(url, log_path)
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 AUTOMATION = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   schedules { name scheduleState { id status } } sensors { name sensorState { id status } } } } } }"""
 STOP_SCHEDULE = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
@@ -328,6 +354,24 @@ def dagster_materialize(
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def dagster_cli(name: str) -> str:
+    """A console script of the Python running the tests (dagster, dagster-daemon, dagster-celery)."""
+    return str(Path(sys.executable).parent / name)
+
+
+@contextmanager
+def background_process(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server the test starts (daemon, worker, broker), output to ``log``, in its own process group,
+    killed with its children at the end: some of them ignore SIGINT when started in the background."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (.ci/run installs it); playwright downloads no browser
 
 
@@ -362,3 +406,19 @@ def burst(send: Callable[[int], Any], count: int) -> list[Any]:
 
 def reset_stats(sandbox: Any) -> None:
     requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=10).raise_for_status()
+
+
+def observe_source_files(defs: Any, instance: DagsterInstance, cursor: str | None = None) -> str | None:
+    """One tick of the ``observe_source_files`` sensor, its observations stored as the daemon stores them; its new cursor."""
+    observer = next(s for s in defs.sensors if s.name == "observe_source_files")
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        result = observer.evaluate_tick(context)
+    for event in result.asset_events:
+        instance.report_runless_asset_event(event)
+    return result.cursor
+
+
+def requested(defs: Any, evaluation: Any) -> dict[str, set[str | None]]:
+    """What an ``evaluate_automation_conditions`` result requested: asset key -> partitions (None: unpartitioned)."""
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    return {key.to_user_string(): set(evaluation.get_requested_partitions(key)) for key in keys if evaluation.get_num_requested(key)}

@@ -131,15 +131,25 @@ def test_a_changed_source_file_launches_only_what_reads_it_and_only_once(tmp_pat
     again, _, skip = sensor_tick(sensor_def, instance, cursor)
     assert again == [] and skip == "no source file changed"
 
-    continuous = next(s for s in defs.sensors if s.name == "continuous_products_to_batch")
-    assert continuous.minimum_interval_seconds == 30
-    _, baseline, _ = sensor_tick(continuous, instance, None)
+    # products_to_batch is continuous: Dagster's automation syncs it when a file it reads changes, and only it
+    from dagster import AssetKey, evaluate_automation_conditions, materialize
+
+    from activation_pipeline_tests.conftest import observe_source_files, requested
+
+    loaded = [AssetKey(["sources", "products"]), AssetKey(["sources", "order_lines"])]  # as after a first sync
+    assert materialize(list(defs.assets), selection=loaded, resources=defs.resources, instance=instance).success
+    sensors = {s.name: s for s in defs.sensors}
+    assert sensors["observe_source_files"].minimum_interval_seconds == sensors["continuous_syncs"].minimum_interval_seconds == 30
+    observed = observe_source_files(defs, instance)  # the files' data versions, before the change
+    evaluation = evaluate_automation_conditions(defs, instance)
+    assert requested(defs, evaluation) == {}
     (data / "demo" / "order_lines.csv").write_text((data / "demo" / "order_lines.csv").read_text() + "O000000001,9,SKU-0000001,1,1.0,1.0\n")
-    requests, _, _ = sensor_tick(continuous, instance, baseline)
-    assert {k.to_user_string() for k in requests[0].asset_selection} == {
-        "sources/order_lines",
-        "segments/sellable_products",
-        "activations/products_to_batch",
+    observe_source_files(defs, instance, observed)
+    evaluation = evaluate_automation_conditions(defs, instance, cursor=evaluation.cursor)
+    assert requested(defs, evaluation) == {
+        "sources/order_lines": {None},
+        "segments/sellable_products": {None},
+        "activations/products_to_batch": {None},
     }
 
 

@@ -10,7 +10,9 @@ import sys
 import time
 
 import requests
+from filelock import FileLock
 
+from activation_pipeline.sync import state
 from activation_pipeline_tests.conftest import expected_items, product
 
 ROWS = [product(i) for i in range(1, 201)]
@@ -70,3 +72,37 @@ def test_a_sync_killed_after_some_batches_resumes_exactly(project, sandbox, tmp_
     assert len(confirmed) == len(ROWS) and all(n == 1 for _, n in confirmed)
     statuses = sorted(s for (s,) in project.sql("SELECT status FROM activation_state.sync_runs"))
     assert statuses == ["interrupted", "succeeded"]
+
+
+def test_the_push_goes_on_while_another_process_holds_the_warehouse_and_a_kill_then_resends_nothing_answered(project, sandbox, tmp_path):
+    """Another process holds the warehouse (a long ledger query, another run's diff) while a sync pushes: the
+    push goes on, each answer is journaled as it arrives, and a kill before anything was folded loses none of them."""
+    rows = [product(i) for i in range(1, 601)]
+    project.add_activation(mode="full_then_delta", operation="mirror", max_items_per_request=BATCH, concurrency=2)
+    project.write_products(rows)
+    project.materialize("sync_products", run_config={"dry_run": True})
+    project.fault(kind="slow", seconds=0.15, count=1000, path_contains="items/edit")  # a push of several seconds: folds fall inside it
+    journal = state.Journal(project.warehouse.parent / "activation_state" / "journal", "sync_products")
+
+    process = cli_materialize(project, tmp_path)
+    deadline = time.monotonic() + 120
+    while edit_requests(sandbox) < 1 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    with FileLock(f"{project.warehouse}.lock", timeout=120):  # from now on no fold of the run can commit
+        while len(journal.read()) < len(rows) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        answered = len(journal.read())
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert answered == len(rows), "the push must go on, journaling every answer, while another process holds the warehouse"
+    assert project.catalog() == expected_items(rows)
+
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5)
+    requests.post(f"{sandbox.url}/_sandbox/stats/reset", timeout=5)
+    rerun = cli_materialize(project, tmp_path)
+    output = rerun.communicate(timeout=180)[0].decode()
+    assert rerun.returncode == 0, output[-3000:]
+    assert requests.get(f"{sandbox.url}/_sandbox/stats", timeout=5).json()["batch"]["items_received"] == 0  # nothing resent
+    assert project.snapshot_keys() == {r["sku"] for r in rows}
+    confirmed = project.sql("SELECT key, count(*) FROM activation_state.sync_records WHERE status = 'confirmed' GROUP BY key")
+    assert len(confirmed) == len(rows) and all(n == 1 for _, n in confirmed)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from dagster import DagsterInvalidConfigError
 
 from activation_pipeline.config import ConfigError
 from activation_pipeline.platforms import PLATFORMS
@@ -130,6 +131,23 @@ def test_an_https_destination_without_its_keys_never_falls_back_to_the_sandbox_c
     with pytest.raises(PlatformError, match="environment variable BATCH_PROJECT_KEY is not set"):
         BatchResource(base_url="https://api.example.com/2.11").client()
     assert external_lookups == []
+
+
+def test_a_real_platform_whose_variable_is_unset_is_refused_before_the_run_naming_the_variable_and_the_destination(
+    project, monkeypatch, external_lookups
+):
+    project.add_activation()
+    set_base_url(project, "https://api.example.com/2.11")
+    monkeypatch.setenv("BATCH_REST_API_KEY", KEY)  # set; BATCH_PROJECT_KEY is not
+    project.write_products([product(i) for i in range(1, 4)])
+    with pytest.raises(DagsterInvalidConfigError) as refused:  # Dagster resolves the EnvVar when the run would start
+        project.materialize(raise_on_error=False)
+    message = str(refused.value)
+    assert "resources:destination_batch_test:config:project_key" in message
+    assert 'environment variable "BATCH_PROJECT_KEY" which is not set' in message
+    assert KEY not in message and "project_sandbox" not in message  # neither the other secret nor the demo credential
+    assert external_lookups == []  # nothing was contacted
+    assert project.instance.get_runs() == []  # no run started: nothing was sent, nothing recorded
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1.example.com/2.11", "http://127.attacker.example/2.11"])

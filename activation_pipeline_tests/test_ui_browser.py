@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +20,10 @@ import requests
 from activation_pipeline.dagster_home import prepare_home
 from activation_pipeline_tests.conftest import (
     CHROMIUM,
+    dagster_dev,
     dagster_materialize,
-    free_port,
     launch_chromium,
     stop_wall_clock_automation,
-    wait_for_webserver,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,24 +62,9 @@ def dagster_ui(sandbox, tmp_path) -> Iterator[tuple[str, dict]]:
     ):
         done = dagster_materialize(select, env, cwd=tmp_path, partition=partition)
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    port = free_port()
-    log = open(tmp_path / "dagster_dev.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_webserver(url, tmp_path / "dagster_dev.log")
+    with dagster_dev(env, tmp_path) as url:
         stop_wall_clock_automation(url)  # no schedule tick may replace what the tests look at
         yield url, env
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # dagster dev may ignore SIGINT in the background
-        process.wait()
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:

@@ -155,7 +155,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
             if config.scopes:
                 raise Failure(f"activations.{name}: run config scopes {config.scopes} given, but the activation has no scope")
             partition_key = context.partition_key if partitioned else None
-            report = _sync_partition(name, job, resource, warehouse, options, context, partition_key)
+            report = _sync_partition(name, job, resource, warehouse, options, context, partition_key, project)
             return MaterializeResult(
                 metadata={**activation_metadata(report, job), **guard_metadata, "dagster/column_lineage": column_lineage(lineage)},
                 check_results=_check_results(context, name, {partition_key: report}, False, warehouse),
@@ -169,7 +169,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
         failures: dict[str, str] = {}
         for scope in config.scopes or activation.scope.values:
             try:
-                reports[scope] = _sync_partition(name, job, resource, warehouse, options, context, scope)
+                reports[scope] = _sync_partition(name, job, resource, warehouse, options, context, scope, project)
             except Failure as exc:
                 failures[scope] = exc.description or str(exc)
                 context.log.error(f"{name} [{activation.scope.column} = {scope}]: {failures[scope]}")
@@ -203,7 +203,14 @@ def _check_results(
 
 
 def _sync_partition(
-    name: str, job: SyncJob, resource: Any, warehouse: Any, options: SyncOptions, context: AssetExecutionContext, partition_key: str | None
+    name: str,
+    job: SyncJob,
+    resource: Any,
+    warehouse: Any,
+    options: SyncOptions,
+    context: AssetExecutionContext,
+    partition_key: str | None,
+    project: ProjectConfig,
 ) -> SyncReport:
     """One run of the engine for the activation, or one partition (day or scope) of it."""
     try:
@@ -213,7 +220,7 @@ def _sync_partition(
     try:
         report = run_sync(job, client, warehouse.get_connection, options, run_id=context.run_id, partition_key=partition_key, log=context.log)
     except CredentialsRefused as refused:
-        raise Failure(description=f"activations.{name}: {credentials_hint(job, resource, refused)}") from None
+        raise Failure(description=f"activations.{name}: {credentials_hint(job, project, refused)}") from None
     except (SafeguardTripped, ActivationBusy, PlanError, PlatformError) as exc:
         raise Failure(description=str(exc)) from None
     finally:
@@ -233,13 +240,13 @@ def _deployment_guard(name: str, resource: Any, config: ProjectConfig) -> str | 
     return push_refusal(config.deployments, endpoint)
 
 
-def credentials_hint(job: SyncJob, resource: Any, refused: CredentialsRefused) -> str:
+def credentials_hint(job: SyncJob, config: ProjectConfig, refused: CredentialsRefused) -> str:
     """What a 401/403 means and where to look: the platform, the destination entry and its secrets' env vars."""
-    variables = []
-    for secret in PLATFORMS[job.platform].secrets:
-        variable = getattr(resource, f"{secret}_env", None)  # destinations.<d>.secrets, else the resource's default name
-        if variable:
-            variables.append(f"{variable} (secrets.{secret}, {'set' if os.environ.get(variable) else 'not set'})")
+    declared = config.destinations[job.destination].secrets  # destinations.<d>.secrets, else the resource's default names
+    variables = [
+        f"{variable} (secrets.{secret}, {'set' if os.environ.get(variable) else 'not set'})"
+        for secret, variable in PLATFORMS[job.platform].resource.secret_variables(declared).items()
+    ]
     why = "wrong credentials, or a key without a permission this sync needs" if refused.status == 403 else "wrong credentials"
     return (
         f"{job.platform} refused the credentials of destinations.{job.destination} (HTTP {refused.status}: {why}); "

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from activation_pipeline.assets.metadata import code_references, frame_metadata
+from activation_pipeline.assets.observed_files import file_key
 from activation_pipeline.assets.partitions import (
     daily_partitions,
     partition_day,
@@ -27,6 +28,7 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
 
     @asset(
         key=["sources", name],
+        deps=[file_key(name)],  # the file as observed: its data version says when the file changed
         group_name="sources",
         kinds={"duckdb", "polars", source.file_format},
         description=source.description or f"{path.name} loaded into sources.{name}",

@@ -107,7 +107,7 @@ def build_verification_check(config: ProjectConfig, name: str, resource_key: str
             return AssetCheckResult(
                 passed=False,
                 severity=AssetCheckSeverity.WARN,
-                description=f"verification could not read the platform: {credentials_hint(job, resource, refused)}",
+                description=f"verification could not read the platform: {credentials_hint(job, config, refused)}",
             )
         except PlatformError as exc:
             return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, description=f"verification could not read the platform: {exc}")

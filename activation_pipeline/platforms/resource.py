@@ -1,32 +1,40 @@
 """What every platform's Dagster resource shares, and where its base URL and secrets come from.
 
 A platform's resource subclasses ``PlatformResource``: the base URL, timeouts and retries are
-declared here once; its secrets are fields made by ``secret_env`` (the default environment variable
+declared here once; its secrets are fields made by ``secret_field`` (the default environment variable
 and the sandbox's demo credential, declared once); every other field is a destination setting.
 ``PlatformSpec`` derives the platform's secret names, settings and resource factory from it.
+
+Secrets are ``dagster.EnvVar`` in the resource's config, as Dagster documents them
+(https://docs.dagster.io/guides/operate/configuration/using-environment-variables-and-secrets): the
+UI shows the variable's name, never its value; Dagster resolves it when a run starts, and refuses to
+start a run whose variable is unset, naming the variable and the resource key. The rule
+(``from_destination``): a secret is ``EnvVar(<variable>)`` when its variable is set or the account is
+not on the loopback interface; against the loopback sandbox an unset variable leaves the secret unset
+(``None``) and the client sends the sandbox's demo credential, which is never sent anywhere else.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from activation_pipeline.platforms.base import PlatformError
 from activation_pipeline.platforms.http import PlatformSession
 
-SECRET_SUFFIX = "_env"
 
-
-def secret_env(default_env: str, *, sandbox: str, description: str = "") -> Any:
-    """A secret of the platform, as the name of the environment variable holding it (``<secret>_env``);
-    ``sandbox`` is the demo credential used when the base URL is the loopback sandbox."""
+def secret_field(default_env: str, *, sandbox: str, description: str = "") -> Any:
+    """A secret of the platform, ``EnvVar(default_env)`` unless given; ``None`` stands for ``sandbox``,
+    the demo credential, which only a loopback sandbox is sent."""
     return Field(
-        default=default_env,
-        description=description or f"environment variable holding the secret (default ${default_env})",
-        json_schema_extra={"secret": True, "sandbox": sandbox},
+        default=EnvVar(default_env),
+        description=description or f"secret: an EnvVar (default ${default_env}); unset: the sandbox's demo credential",
+        json_schema_extra={"secret": True, "env": default_env, "sandbox": sandbox},
+        repr=False,  # in a run it holds the resolved value: never in a repr or a traceback's locals
     )
 
 
@@ -39,7 +47,7 @@ class _Fields(dict):
 
 class PlatformResource(ConfigurableResource):
     """One account of a platform. Subclasses set ``PLATFORM`` and ``SANDBOX_PATH`` (formatted with the
-    resource's fields, e.g. ``/batch/{api_version}``) and declare their secrets with ``secret_env``."""
+    resource's fields, e.g. ``/batch/{api_version}``) and declare their secrets with ``secret_field``."""
 
     PLATFORM: ClassVar[str] = ""
     SANDBOX_PATH: ClassVar[str] = ""
@@ -57,38 +65,65 @@ class PlatformResource(ConfigurableResource):
 
     @classmethod
     def secret_fields(cls) -> dict[str, Any]:
-        """Secret name -> its field (``rest_api_key`` -> ``rest_api_key_env``)."""
+        """Secret name -> its field (``rest_api_key``, made by ``secret_field``)."""
         return {
-            name[: -len(SECRET_SUFFIX)]: info
-            for name, info in cls.model_fields.items()
-            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+            name: info for name, info in cls.model_fields.items() if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
         }
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
         """The destination settings it takes: every field but the base URL and the secrets."""
-        secrets = {f"{name}{SECRET_SUFFIX}" for name in cls.secret_fields()}
+        secrets = cls.secret_fields()
         return tuple(name for name in cls.model_fields if name != "base_url" and name not in secrets)
 
     @classmethod
+    def secret_variables(cls, declared: Mapping[str, str]) -> dict[str, str]:
+        """Secret name -> the environment variable holding it: a destination's ``secrets:`` entry, else the default."""
+        return {name: declared.get(name, info.json_schema_extra["env"]) for name, info in cls.secret_fields().items()}
+
+    @classmethod
     def from_destination(cls, destination: Any) -> PlatformResource:
-        """The resource for a ``destinations:`` entry: base URL, secret variable names and settings."""
-        envs = {f"{secret}{SECRET_SUFFIX}": variable for secret, variable in destination.secrets.items()}
-        return cls(base_url=destination.base_url, **envs, **destination.settings)
+        """The resource for a ``destinations:`` entry: base URL, settings, and each secret as ``EnvVar(<variable>)``;
+        against the loopback sandbox a secret whose variable is unset is left unset (the demo credential)."""
+        fields: dict[str, Any] = {"base_url": destination.base_url, **destination.settings}
+        sandbox = cls(**fields).on_loopback()
+        secrets: dict[str, Any] = {
+            name: None if sandbox and not os.environ.get(variable) else EnvVar(variable)
+            for name, variable in cls.secret_variables(destination.secrets).items()
+        }
+        return cls(**fields, **secrets)
 
     # --- at run time ---------------------------------------------------------------------------
     def resolved_base_url(self) -> str:
         """The config's base URL, else ``$<PLATFORM>_BASE_URL``, else the local sandbox."""
-        return resolve_base_url(self.base_url_env(), self.base_url, self.SANDBOX_PATH.format_map(_Fields(self.model_dump())))
+        fields = _Fields(self.model_dump(exclude=set(self.secret_fields())))  # a secret never lands in a URL template
+        return resolve_base_url(self.base_url_env(), self.base_url, self.SANDBOX_PATH.format_map(fields))
 
     def endpoint(self) -> str:
         """Where this account's requests go (the resolved base URL; a platform with regions overrides it)."""
         return self.resolved_base_url()
 
-    def secret(self, name: str, base_url: str) -> str:
-        """The secret's value from its environment variable; against a loopback sandbox, its demo credential."""
-        info = self.secret_fields()[name]
-        return resolve_secret(getattr(self, f"{name}{SECRET_SUFFIX}"), base_url, info.json_schema_extra["sandbox"])
+    def on_loopback(self) -> bool:
+        """Whether this account's requests stay on this machine (the sandbox)."""
+        try:
+            return is_loopback(self.endpoint())
+        except PlatformError:  # a clear-text URL off this machine: not the sandbox (refused when a client is made)
+            return False
+
+    def secret_value(self, name: str, base_url: str) -> str:
+        """The secret: in a run, the value Dagster resolved from its EnvVar; used outside a run (a script, a test),
+        read from its EnvVar here. Unset or empty: the demo credential against a loopback sandbox, else an error."""
+        value = getattr(self, name)
+        variable = None
+        if isinstance(value, EnvVar):  # outside a run Dagster has not resolved it
+            variable, value = value.env_var_name, value.get_value()
+        if value:
+            return value
+        if is_loopback(base_url):
+            return self.secret_fields()[name].json_schema_extra["sandbox"]
+        if variable:
+            raise PlatformError(f"environment variable {variable} is not set (it must hold the secret for {base_url})")
+        raise PlatformError(f"secrets.{name} is unset or empty (it must hold the secret for {base_url}; only the sandbox has a demo credential)")
 
     def session(self, base_url: str, headers: dict[str, str], secrets: tuple[str, ...]) -> PlatformSession:
         """The retrying session for this account, scrubbing ``secrets`` from every message."""
@@ -142,16 +177,6 @@ def resolve_base_url(env_name: str, configured: str | None, sandbox_path: str) -
         raise PlatformError(problem)
     url = configured or os.environ.get(env_name) or f"{sandbox_url()}{sandbox_path}"
     return url.rstrip("/")
-
-
-def resolve_secret(env_name: str, base_url: str, sandbox_default: str) -> str:
-    """The secret held by ``env_name``; against a loopback sandbox, its demo credential."""
-    value = os.environ.get(env_name)
-    if value:
-        return value
-    if is_loopback(base_url):
-        return sandbox_default
-    raise PlatformError(f"environment variable {env_name} is not set (it must hold the secret for {base_url})")
 
 
 def ensure_reachable(base_url: str, timeout: float = 2.0) -> None:

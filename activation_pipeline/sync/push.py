@@ -1,11 +1,13 @@
-"""The push: the plan streamed into requests, outcomes journaled the moment they are collected and
-folded into snapshot and ledger (sync/state/journal.py). A request rejected whole is split until the
-offending record stands alone; a SIGTERM/SIGINT stops submission and keeps what already arrived."""
+"""The push: the plan streamed into requests, each answer journaled by the worker thread that received
+it, the moment it arrives, and folded into snapshot and ledger by a bookkeeping thread
+(sync/state/journal.py), so submission never waits for the warehouse. A request rejected whole is split
+until the offending record stands alone; a SIGTERM/SIGINT stops submission and keeps what already arrived."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -49,8 +51,78 @@ class _Batch:
     meta: dict[str, tuple[str, int | None, str | None, str | None]]  # key -> (change, row_hash, payload JSON, identifier)
 
 
+Row = tuple[Any, ...]  # a ledger entry without its sequence number: (key, change, operation, status, message, attempt, row_hash, payload, identifier)
+
+
+class Bookkeeper:
+    """Journals answers from any thread, numbering them, and folds them into the warehouse in its own thread.
+
+    ``record`` appends to the journal (fsynced) under a lock and returns: the answer is durable before the
+    worker takes its next request. Every ``FOLD_EVERY_SECONDS`` (sooner past 50,000 entries) the thread rotates
+    the journal, folds what was in it in one transaction, and deletes that segment; appends go on meanwhile.
+    A fold's error is raised to the pusher at its next ``check`` (a journal left unfolded is recovered by the next run)."""
+
+    def __init__(self, journal: state.Journal, connect: Connect, activation: str, run_id: str, partition_key: str | None):
+        self.journal, self.connect, self.activation, self.run_id, self.partition_key = journal, connect, activation, run_id, partition_key
+        self.seq = 0
+        self.pending: list[state.LedgerEntry] = []
+        self.lock = threading.Lock()  # the journal file, seq and pending
+        self.folding = threading.Lock()  # one fold at a time
+        self.wake = threading.Event()
+        self.closed = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sync-bookkeeper", daemon=True)
+        self.thread.start()
+
+    def record(self, rows: Sequence[Row]) -> None:
+        with self.lock:
+            entries = [state.LedgerEntry(self.seq + i, *row) for i, row in enumerate(rows, start=1)]
+            self.seq += len(entries)
+            self.journal.append(self.run_id, entries)
+            self.pending.extend(entries)
+            if len(self.pending) >= 50_000:
+                self.wake.set()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop the thread and fold what is left (in the caller's thread, so its error is the caller's). After a
+        failed fold nothing more is folded: a later fold would record a higher sequence number and the next
+        run's recovery would then skip the failed segment's answers; it folds the whole journal instead."""
+        self.closed = True
+        self.wake.set()
+        self.thread.join()
+        self.check()
+        self.fold()
+
+    def _run(self) -> None:
+        while not self.closed:
+            self.wake.wait(FOLD_EVERY_SECONDS)
+            self.wake.clear()
+            if self.closed:
+                return
+            try:
+                self.fold()
+            except BaseException as exc:  # surfaced to the pusher; the journal keeps what was not folded
+                self.error = exc
+                return
+
+    def fold(self) -> None:
+        with self.folding:
+            with self.lock:
+                entries, self.pending = self.pending, []
+                segment = self.journal.rotate()
+            if entries:
+                with self.connect() as conn:
+                    state.fold(conn, self.activation, self.run_id, self.partition_key, entries)
+            if segment is not None:
+                segment.unlink(missing_ok=True)
+
+
 class Pusher:
-    """Streams the plan into requests, collects outcomes, journals and folds them."""
+    """Streams the plan into requests and collects their outcomes; a Bookkeeper journals and folds them."""
 
     def __init__(
         self,
@@ -65,14 +137,14 @@ class Pusher:
     ):
         self.job, self.client, self.connect, self.report = job, client, connect, report
         self.journal, self.run_id, self.partition_key, self.log = journal, run_id, partition_key, log
-        self.seq = 0
-        self.pending: list[state.LedgerEntry] = []
-        self.last_fold = self.last_progress = self.started = time.monotonic()
+        self.books: Bookkeeper | None = None
+        self.last_progress = self.started = time.monotonic()
         self.sent = 0
         self.consecutive_no_answer = 0
 
     def push(self, plan: Plan, stop: StopRequest) -> None:
         total = plan.to_send
+        self.books = Bookkeeper(self.journal, self.connect, self.job.target.activation, self.run_id, self.partition_key)
         pool = ThreadPoolExecutor(max_workers=self.job.concurrency, thread_name_prefix="sync")
         in_flight: set[Future] = set()
         stopping = False
@@ -94,7 +166,8 @@ class Pusher:
             stopping = stopping or stop.requested
             unanswered = drain(in_flight, partial(self._collect, in_flight, ALL_COMPLETED, total), self.log) if stopping else 0
             pool.shutdown(wait=not stopping, cancel_futures=stopping)
-            self._fold()
+            if self.books is not None:
+                self.books.close()
         if stop.requested:
             raise stop.interrupted(self.job.target.activation, self.report.succeeded, total, unanswered)
         if self.consecutive_no_answer >= MAX_CONSECUTIVE_NO_ANSWER:
@@ -115,7 +188,7 @@ class Pusher:
             arrow_batch = unfiltered.filter(wanted)
             # platform field of each payload column, found once per batch rather than per record
             payload_fields = [(column, column[len(PAYLOAD_PREFIX) :]) for column in arrow_batch.schema.names if column.startswith(PAYLOAD_PREFIX)]
-            invalid: list[state.LedgerEntry] = []
+            invalid: list[Row] = []
             for row in arrow_batch.to_pylist():
                 change, op, key = row["__change"], row["__op"], row["__key"]
                 if op == "delete":
@@ -126,7 +199,7 @@ class Pusher:
                     fields = {name: row[column] for column, name in payload_fields}
                 payload = row["__payload"]
                 if change == "invalid":
-                    invalid.append(self._entry(key, change, "none", "invalid", row["__reason"], row["__hash"], payload=payload))
+                    invalid.append(_row(key, change, "none", "invalid", row["__reason"], row["__hash"], payload=payload))
                     continue
                 identifier = row["__identifier"]
                 if identifier is None and change == "removed" and self.job.plan.identifier == self.job.plan.primary_key:
@@ -139,7 +212,7 @@ class Pusher:
                 )
                 if reason:
                     self.report.counts.invalid += 1
-                    invalid.append(self._entry(key, change, "none", "invalid", reason, row["__hash"], payload=payload))
+                    invalid.append(_row(key, change, "none", "invalid", reason, row["__hash"], payload=payload))
                     continue
                 batch = buffers.setdefault(op, _Batch(op, [], {}))
                 batch.records.append(record)
@@ -147,11 +220,11 @@ class Pusher:
                 if len(batch.records) >= size:
                     yield buffers.pop(op)
             if invalid:
-                self._record(invalid)
+                self._books().record(invalid)
         yield from (b for b in buffers.values() if b.records)
 
     def _deliver(self, batch: _Batch) -> list[tuple[ItemOutcome, int]]:
-        """Send one batch; split it while the platform rejects it whole. Runs in a worker thread."""
+        """Send one batch; split it while the platform rejects it whole; journal the answers. Runs in a worker thread."""
 
         def attempt(records: list[Record], depth: int) -> list[tuple[ItemOutcome, int]]:
             try:
@@ -164,58 +237,36 @@ class Pusher:
             except NoAnswer as silence:
                 return [(ItemOutcome(r.key, "no_answer", str(silence)), depth) for r in records]
 
-        return attempt(batch.records, 1)
+        outcomes = attempt(batch.records, 1)  # a PlatformError (bad credentials, …) aborts the run when collected
+        rows = []
+        for outcome, depth in outcomes:
+            change, row_hash, payload, identifier = batch.meta[outcome.key]
+            rows.append(_row(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, depth, payload, identifier))
+        self._books().record(rows)  # durable now: a kill from here on does not resend these
+        return outcomes
 
     def _collect(self, futures: set[Future], return_when: str, total: int, timeout: float | None = None) -> None:
-        """Journal the outcomes of the finished requests, removing them from ``futures``."""
+        """Count the outcomes of the finished requests (already journaled by their worker), removing them from ``futures``."""
+        self._books().check()
         done, _ = wait(futures, timeout=timeout, return_when=return_when)
         for future in done:
             batch: _Batch = future.batch  # type: ignore[attr-defined]
-            entries = []
+            futures.discard(future)
             outcomes = future.result()  # a PlatformError (bad credentials, …) aborts the run here
             answered = any(o.status != "no_answer" for o, _ in outcomes)
             self.consecutive_no_answer = 0 if answered else self.consecutive_no_answer + 1
-            for outcome, attempt in outcomes:
-                change, row_hash, payload, identifier = batch.meta[outcome.key]
-                entries.append(self._entry(outcome.key, change, batch.op, outcome.status, outcome.message, row_hash, attempt, payload, identifier))
+            for outcome, _ in outcomes:
+                change = batch.meta[outcome.key][0]
                 self.report.counts.count_outcome(change, outcome.status)
                 failed = outcome.status not in ("confirmed", "skipped")
                 if failed and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
                     self.report.failed_sample.append((outcome.key, change, outcome.status, outcome.message))
             self.sent += len(batch.records)
-            self._record(entries)
-            futures.discard(future)  # journaled: an interruption from here on cannot journal it twice
         self._maybe_report_progress(total)
 
-    def _entry(
-        self,
-        key: str | None,
-        change: str,
-        op: str,
-        status: str,
-        message: str | None,
-        row_hash: int | None,
-        attempt: int = 1,
-        payload: str | None = None,
-        identifier: str | None = None,
-    ) -> state.LedgerEntry:
-        self.seq += 1
-        return state.LedgerEntry(self.seq, key, change, op, status, message or "", attempt, row_hash, payload, identifier)
-
-    def _record(self, entries: list[state.LedgerEntry]) -> None:
-        self.journal.append(self.run_id, entries)
-        self.pending.extend(entries)
-        if time.monotonic() - self.last_fold >= FOLD_EVERY_SECONDS or len(self.pending) >= 50_000:
-            self._fold()
-
-    def _fold(self) -> None:
-        if not self.pending:
-            return
-        with self.connect() as conn:
-            state.fold(conn, self.job.target.activation, self.run_id, self.partition_key, self.pending)
-        self.journal.clear()
-        self.pending = []
-        self.last_fold = time.monotonic()
+    def _books(self) -> Bookkeeper:
+        assert self.books is not None, "push() starts the bookkeeper"
+        return self.books
 
     def _maybe_report_progress(self, total: int) -> None:
         now = time.monotonic()
@@ -225,3 +276,17 @@ class Pusher:
         rate = self.sent / max(now - self.started, 1e-9)
         eta = (total - self.sent) / rate if rate else float("inf")
         self.log.info(f"{self.job.target.activation}: sent {self.sent}/{total} records, {rate:.0f}/s, ETA {eta:.0f}s")
+
+
+def _row(
+    key: str | None,
+    change: str,
+    op: str,
+    status: str,
+    message: str | None,
+    row_hash: int | None,
+    attempt: int = 1,
+    payload: str | None = None,
+    identifier: str | None = None,
+) -> Row:
+    return (key, change, op, status, message or "", attempt, row_hash, payload, identifier)

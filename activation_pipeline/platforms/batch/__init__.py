@@ -12,25 +12,25 @@ from pydantic import Field
 from activation_pipeline.platforms.batch.client import BatchClient
 from activation_pipeline.platforms.batch.target import CATALOG_NAME, BatchTarget
 from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.resource import PlatformResource, secret_env
+from activation_pipeline.platforms.resource import PlatformResource, secret_field
 
 MAX_ITEMS_PER_REQUEST = 200  # items per items/edit request
 
 
 class BatchResource(PlatformResource):
-    """A Batch project. Secrets are read from the environment variables named here."""
+    """A Batch project. Its secrets are EnvVars (``PlatformResource``)."""
 
     PLATFORM: ClassVar[str] = "batch"
     SANDBOX_PATH: ClassVar[str] = "/batch/{api_version}"
 
-    rest_api_key_env: str = secret_env("BATCH_REST_API_KEY", sandbox="sandbox-batch-rest-key")
-    project_key_env: str = secret_env("BATCH_PROJECT_KEY", sandbox="project_sandbox")
+    rest_api_key: str | None = secret_field("BATCH_REST_API_KEY", sandbox="sandbox-batch-rest-key")
+    project_key: str | None = secret_field("BATCH_PROJECT_KEY", sandbox="project_sandbox")
     api_version: str = Field(default="2.11", description="the API version in the URL path")
     delete_action: str = Field(default="delete", description="the items/edit action that deletes an item ([U])")
 
     def client(self) -> BatchClient:
         base_url = self.resolved_base_url()
-        rest_key, project = self.secret("rest_api_key", base_url), self.secret("project_key", base_url)
+        rest_key, project = self.secret_value("rest_api_key", base_url), self.secret_value("project_key", base_url)
         session = self.session(base_url, {"Authorization": f"Bearer {rest_key}", "X-Batch-Project": project}, (rest_key, project))
         return BatchClient(session, delete_action=self.delete_action)
 

@@ -15,26 +15,26 @@ from activation_pipeline.platforms.connectif.client import ConnectifClient
 from activation_pipeline.platforms.connectif.product import activation_problem
 from activation_pipeline.platforms.connectif.target import CATALOG, ConnectifTarget
 from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.resource import PlatformResource, secret_env
+from activation_pipeline.platforms.resource import PlatformResource, secret_field
 
 MAX_ITEMS_PER_REQUEST = 1  # one product per PATCH (the bulk path is the CSV import)
 
 
 class ConnectifResource(PlatformResource):
-    """A Connectif account. The API key ("keyId:keySecret") is read from the environment variable named here."""
+    """A Connectif account. The API key ("keyId:keySecret") is an EnvVar (``PlatformResource``)."""
 
     PLATFORM: ClassVar[str] = "connectif"
     SANDBOX_PATH: ClassVar[str] = "/connectif"
 
-    api_key_env: str = secret_env("CONNECTIF_API_KEY", sandbox="sandbox-connectif-key:sandbox-connectif-secret")
+    api_key: str | None = secret_field("CONNECTIF_API_KEY", sandbox="sandbox-connectif-key:sandbox-connectif-secret")
     max_retries: int = Field(default=8, ge=0)
     backoff_seconds: float = Field(default=0.5, ge=0)
 
     def client(self) -> ConnectifClient:
         base_url = self.resolved_base_url()
-        api_key = self.secret("api_key", base_url)
+        api_key = self.secret_value("api_key", base_url)
         if ":" not in api_key:
-            raise PlatformError(f"{self.api_key_env} must hold the Connectif API key as keyId:keySecret (one string, as the UI shows it)")
+            raise PlatformError("the Connectif API key (secrets.api_key) must be keyId:keySecret (one string, as the UI shows it)")
         session = self.session(base_url, {"Authorization": f"apiKey {api_key}", "Accept": "application/json"}, (api_key, *api_key.split(":", 1)))
         return ConnectifClient(session)
 

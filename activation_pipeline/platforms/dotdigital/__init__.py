@@ -26,22 +26,22 @@ from activation_pipeline.platforms.dotdigital.target import (
     list_named_by_title,
     operation_refusal,
 )
-from activation_pipeline.platforms.resource import PlatformResource, is_loopback, resolve_base_url, secret_env
+from activation_pipeline.platforms.resource import PlatformResource, is_loopback, resolve_base_url, secret_field
 
 MAX_ITEMS_PER_REQUEST = 5000  # the most keys one insight deleteRecords takes (imports are bounded by bytes)
 REGION_URL = "https://{region}-api.dotdigital.com"
 
 
 class DotdigitalResource(PlatformResource):
-    """A Dotdigital account. The API user's email and password are read from the environment variables named here."""
+    """A Dotdigital account. The API user's email and password are EnvVars (``PlatformResource``)."""
 
     PLATFORM: ClassVar[str] = "dotdigital"
     SANDBOX_PATH: ClassVar[str] = "/dotdigital"
 
     base_url: str | None = Field(default=None, description="default: the region's URL, else $DOTDIGITAL_BASE_URL, else the sandbox")
     region: str | None = Field(default=None, description="r1 (Europe), r2 (North America) or r3 (Asia Pacific)")
-    api_user_env: str = secret_env("DOTDIGITAL_API_USER", sandbox="apiuser-sandbox@apiconnector.com")
-    api_password_env: str = secret_env("DOTDIGITAL_API_PASSWORD", sandbox="sandbox-dotdigital-password")
+    api_user: str | None = secret_field("DOTDIGITAL_API_USER", sandbox="apiuser-sandbox@apiconnector.com")
+    api_password: str | None = secret_field("DOTDIGITAL_API_PASSWORD", sandbox="sandbox-dotdigital-password")
     collections: dict[str, str] = Field(default_factory=dict, description="alias -> insight collection name")
     poll_interval_seconds: float | None = Field(default=None, gt=0, description="default 5 s (0.05 s against the sandbox)")
     poll_timeout_seconds: float = Field(default=600.0, gt=0)
@@ -70,7 +70,7 @@ class DotdigitalResource(PlatformResource):
 
     def client(self) -> DotdigitalClient:
         base_url = self.endpoint()
-        user, password = self.secret("api_user", base_url), self.secret("api_password", base_url)
+        user, password = self.secret_value("api_user", base_url), self.secret_value("api_password", base_url)
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
         session = self.session(base_url, {"Accept": "application/json", "Authorization": f"Basic {basic}"}, (user, password, basic))
         interval = self.poll_interval_seconds or (0.05 if is_loopback(base_url) else 5.0)

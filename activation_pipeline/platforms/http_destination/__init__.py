@@ -51,7 +51,7 @@ from activation_pipeline.platforms.http import Pacer
 from activation_pipeline.platforms.http_destination.client import HttpDestinationClient, ItemErrors, Operation, Rules, pointer_problem
 from activation_pipeline.platforms.http_destination.target import HttpTarget, unmapped_fields
 from activation_pipeline.platforms.http_destination.template import Template
-from activation_pipeline.platforms.resource import PlatformResource, secret_env
+from activation_pipeline.platforms.resource import PlatformResource, secret_field
 
 MAX_ITEMS_PER_REQUEST = 1000
 METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -125,7 +125,7 @@ class HttpResource(PlatformResource):
     PLATFORM: ClassVar[str] = "http"
     SANDBOX_PATH: ClassVar[str] = "/http"
 
-    token_env: str = secret_env("HTTP_API_TOKEN", sandbox="sandbox-http-token")
+    token: str | None = secret_field("HTTP_API_TOKEN", sandbox="sandbox-http-token")
     auth_header: str = Field(default="Authorization", description="the header carrying the secret ('' for none)")
     auth_scheme: str = Field(default="Bearer", description="written before the secret ('' for the secret alone)")
     # unset: the defaults below (a nested default would not survive Dagster's config round trip)
@@ -154,7 +154,7 @@ class HttpResource(PlatformResource):
 
     def client(self) -> HttpDestinationClient:
         base_url = self.resolved_base_url()
-        secret = self.secret("token", base_url)
+        secret = self.secret_value("token", base_url)
         headers = {self.auth_header: f"{self.auth_scheme} {secret}" if self.auth_scheme else secret} if self.auth_header else {}
         found = self.item_errors
         item_errors = ItemErrors(found.path, found.index, found.id, found.message) if found is not None else None

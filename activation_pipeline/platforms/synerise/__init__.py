@@ -12,7 +12,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.resource import PlatformResource, secret_env
+from activation_pipeline.platforms.resource import PlatformResource, secret_field
 from activation_pipeline.platforms.synerise.client import SyneriseClient
 from activation_pipeline.platforms.synerise.payloads import activation_problem
 from activation_pipeline.platforms.synerise.target import (
@@ -29,18 +29,18 @@ MAX_BYTES_PER_REQUEST = 1_000_000
 
 
 class SyneriseResource(PlatformResource):
-    """A Synerise workspace. The API key is read from the environment variable named here."""
+    """A Synerise workspace. The API key is an EnvVar (``PlatformResource``)."""
 
     PLATFORM: ClassVar[str] = "synerise"
     SANDBOX_PATH: ClassVar[str] = "/synerise"
 
     base_url: str | None = Field(default=None, description="default: $SYNERISE_BASE_URL, else the sandbox (real: https://api.synerise.com)")
-    api_key_env: str = secret_env("SYNERISE_API_KEY", sandbox="sandbox-synerise-api-key")
+    api_key: str | None = secret_field("SYNERISE_API_KEY", sandbox="sandbox-synerise-api-key")
     backoff_seconds: float = Field(default=0.5, ge=0)
 
     def client(self) -> SyneriseClient:
         base_url = self.resolved_base_url()
-        api_key = self.secret("api_key", base_url)
+        api_key = self.secret_value("api_key", base_url)
         session = self.session(base_url, {"Accept": "application/json"}, (api_key,))
         return SyneriseClient(session, api_key, max_bytes=MAX_BYTES_PER_REQUEST)
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from activation_pipeline.platforms.declaration import PlatformSpec
-from activation_pipeline.platforms.resource import PlatformResource, secret_env
+from activation_pipeline.platforms.resource import PlatformResource, secret_field
 from activation_pipeline.platforms.yotpo.client import YotpoClient
 from activation_pipeline.platforms.yotpo.customer import activation_problem, error_message
 from activation_pipeline.platforms.yotpo.target import KIND_PATTERN, YotpoTarget
@@ -21,21 +21,21 @@ MAX_ITEMS_PER_REQUEST = 1  # no bulk customer endpoint: one customer per PATCH
 
 
 class YotpoResource(PlatformResource):
-    """A Yotpo store. The store id and API secret are read from the environment variables named here."""
+    """A Yotpo store. The store id and API secret are EnvVars (``PlatformResource``)."""
 
     PLATFORM: ClassVar[str] = "yotpo"
     SANDBOX_PATH: ClassVar[str] = "/yotpo/core/v3/stores/{store_id}"
 
     base_url: str | None = Field(default=None, description="default: $YOTPO_BASE_URL, else the sandbox; may contain {store_id}")
-    store_id_env: str = secret_env("YOTPO_STORE_ID", sandbox="sandbox-store")
-    secret_env: str = secret_env("YOTPO_SECRET", sandbox="sandbox-yotpo-secret")
+    store_id: str | None = secret_field("YOTPO_STORE_ID", sandbox="sandbox-store")
+    secret: str | None = secret_field("YOTPO_SECRET", sandbox="sandbox-yotpo-secret")
     max_retries: int = Field(default=8, ge=0)
     backoff_seconds: float = Field(default=0.5, ge=0)
     requests_per_second: float = Field(default=5.0, ge=0.0, description="client-side pacing (Yotpo allows 5/s per store); 0 = off")
 
     def client(self) -> YotpoClient:
         template = self.resolved_base_url()
-        store_id, secret = self.secret("store_id", template), self.secret("secret", template)
+        store_id, secret = self.secret_value("store_id", template), self.secret_value("secret", template)
         base_url = template.replace("{store_id}", quote(store_id, safe=""))
         # the store id is in every URL: scrubbed like the secret
         session = self.session(base_url, {"Accept": "application/json"}, (secret, store_id))

@@ -11,6 +11,7 @@ the platform confirmed is never sent again and what it did not confirm always is
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Iterable
@@ -62,7 +63,11 @@ def remove_stale_plans(state_dir: Path, activation: str, partition_key: str | No
 
 
 class Journal:
-    """Append-only, fsynced record of platform answers not yet folded into DuckDB."""
+    """Append-only, fsynced record of platform answers not yet folded into DuckDB.
+
+    Appends go to ``<scope>.jsonl``. A fold in progress works on a rotated segment
+    (``<scope>.<n>.jsonl``, oldest first) while new answers keep landing in the current file, and
+    deletes only that segment once it is committed; ``read`` and recovery see every segment."""
 
     def __init__(self, directory: Path, activation: str, partition_key: str | None = None):
         directory.mkdir(parents=True, exist_ok=True)
@@ -75,22 +80,43 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def read(self) -> list[tuple[str, LedgerEntry]]:
-        """(run id, entry) pairs, oldest first."""
+    def segments(self) -> list[Path]:
+        """Rotated segments, oldest first, then the current file (those that exist)."""
+        stem = self.path.name[: -len(".jsonl")]
+        rotated = []
+        for path in self.path.parent.glob(f"{glob.escape(stem)}.*.jsonl"):
+            number = path.name[len(stem) + 1 : -len(".jsonl")]
+            if number.isdigit():
+                rotated.append((int(number), path))
+        return [path for _, path in sorted(rotated)] + ([self.path] if self.path.exists() else [])
+
+    def rotate(self) -> Path | None:
+        """Move the current file aside as the newest segment (appends then start a new file); None if empty."""
         if not self.path.exists():
-            return []
+            return None
+        rotated = self.segments()[:-1]
+        stem = self.path.name[: -len(".jsonl")]
+        number = int(rotated[-1].name[len(stem) + 1 : -len(".jsonl")]) + 1 if rotated else 1
+        segment = self.path.with_name(f"{stem}.{number}.jsonl")
+        os.replace(self.path, segment)
+        return segment
+
+    def read(self) -> list[tuple[str, LedgerEntry]]:
+        """(run id, entry) pairs, oldest first, over every segment."""
         rows = []
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    run_id, *fields = json.loads(line)
-                except (json.JSONDecodeError, ValueError):
-                    break  # a torn last line from a kill mid-write: that batch was never confirmed
-                rows.append((run_id, LedgerEntry(*fields)))
+        for path in self.segments():
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        run_id, *fields = json.loads(line)
+                    except (json.JSONDecodeError, ValueError):
+                        break  # a torn last line from a kill mid-write: that batch was never confirmed
+                    rows.append((run_id, LedgerEntry(*fields)))
         return rows
 
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        for path in self.segments():
+            path.unlink(missing_ok=True)
 
 
 def fold(
