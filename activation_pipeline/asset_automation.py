@@ -72,7 +72,10 @@ def sync_when_upstream_changes(ignored: Sequence[AssetKey] = (), first_observati
     ``ignored`` deps neither trigger nor hold back a run (an activation's ``after:``). Without
     ``first_observation_counts``, a file's first observation is its baseline, not a change: the
     observer's first report after Dagster starts syncs nothing, whichever sensor ticks first."""
-    updated = AutomationCondition.any_deps_updated()
+    # as eager()'s any_deps_updated (a dep updated, or requested in this same tick), but a dep counts only when its
+    # data version changed: a source reloaded unchanged by another activation's job is not new data
+    changed = AutomationCondition.data_version_changed() | AutomationCondition.will_be_requested()
+    updated = AutomationCondition.any_deps_match(changed.with_label("data_version_changed_or_will_be_requested"))
     if not first_observation_counts:
         first_seen = (~AutomationCondition.missing()).newly_true()
         updated = AutomationCondition.any_deps_match((AutomationCondition.newly_updated() & ~first_seen).with_label("changed_since_first_seen"))

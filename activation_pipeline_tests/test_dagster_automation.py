@@ -143,6 +143,32 @@ def test_a_continuous_activation_pushes_a_changed_file_to_the_platform(project, 
     assert requested(defs, evaluation) == {}  # handled: nothing runs again until the next change
 
 
+def test_another_activations_job_reloading_a_shared_file_unchanged_syncs_nothing_continuous(project, instance):
+    """The nightly job of another activation reloads products.csv (unchanged) into sources.products: the
+    continuous activation reading the same file is not new data and runs nothing; a real change still runs it."""
+    project.add_activation(continuous=True)
+    project.segments["in_stock"] = {"primary_key": "sku", "sql": "SELECT * FROM sources.products WHERE price > 0"}
+    project.add_activation("nightly", base={**project.case.activation, "segment": "in_stock", "object": "nightly"}, schedule="daily")
+    rows = [product(i) for i in range(1, 6)]
+    project.write_products(rows)
+    project.materialize()
+    defs = load(project.config_path, project.warehouse)
+    evaluation = evaluate_automation_conditions(defs, instance)
+    observed = observe_source_files(defs, instance)
+    evaluation = evaluate_automation_conditions(defs, instance, cursor=evaluation.cursor)
+    assert requested(defs, evaluation) == {}
+
+    nightly = [AssetKey(["sources", "products"]), AssetKey(["segments", "in_stock"]), AssetKey(["activations", "nightly"])]
+    assert materialize([*defs.assets, *defs.asset_checks], selection=nightly, resources=defs.resources, instance=instance).success
+    evaluation = evaluate_automation_conditions(defs, instance, cursor=evaluation.cursor)
+    assert requested(defs, evaluation) == {}  # the same bytes: nothing for the continuous activation to do
+
+    project.write_products([*rows[:4], product(5, price=99.5)])
+    observe_source_files(defs, instance, observed)
+    evaluation = evaluate_automation_conditions(defs, instance, cursor=evaluation.cursor)
+    assert requested(defs, evaluation) == {"sources/products": {None}, "segments/catalog": {None}, "activations/sync_products": {None}}
+
+
 def test_automation_runs_by_default_only_for_enabled_continuous_activations(tmp_path):
     demo = load(demo_copy(tmp_path / "demo"), tmp_path / "demo.duckdb")
     sensors = {s.name: s for s in demo.sensors}

@@ -4,6 +4,7 @@ import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
+    DataVersion,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -11,7 +12,7 @@ from dagster import (
 )
 
 from activation_pipeline.assets.metadata import code_references, frame_metadata
-from activation_pipeline.assets.observed_files import file_key
+from activation_pipeline.assets.observed_files import content_fingerprint, file_key
 from activation_pipeline.assets.partitions import (
     daily_partitions,
     partition_day,
@@ -64,6 +65,9 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             frame = frame.filter(pl.col(column).cast(pl.Date) == day)
             with context.resources.warehouse.get_connection() as conn:
                 replace_partition(conn, "sources", name, frame, column, day, f"sources.{name}")
-        return MaterializeResult(metadata={**frame_metadata(frame), "path": MetadataValue.path(str(path))})
+        # a whole file's version is its content's (as source_files/<t> observes it): a reload of an unchanged
+        # file by another job is not new data to the continuous activations downstream (asset_automation.py)
+        version = DataVersion(content_fingerprint(path)) if source.partition_column is None else None
+        return MaterializeResult(metadata={**frame_metadata(frame), "path": MetadataValue.path(str(path))}, data_version=version)
 
     return _source
