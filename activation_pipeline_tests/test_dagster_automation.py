@@ -214,6 +214,9 @@ FRESHNESS = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $pat
   internalFreshnessPolicy { ... on CronFreshnessPolicy { deadlineCron lowerBoundDeltaSeconds timezone } } } } }"""
 
 
+ACTIVE_RUNS = "{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }"
+
+
 def test_a_stalled_sync_shows_as_failing_its_freshness_in_the_ui(project, sandbox, tmp_path):
     project.add_activation(schedule="* * * * *")  # any cron: every minute, so a missed tick shows within minutes
     project.write_products([product(i) for i in range(1, 4)])
@@ -241,6 +244,13 @@ def test_a_stalled_sync_shows_as_failing_its_freshness_in_the_ui(project, sandbo
                 time.sleep(3)
             raise AssertionError(f"freshness never {status}: {node}")
 
+        # a tick may have launched a sync before the schedule stopped: let it end, or this sync would be refused as concurrent
+        deadline = time.monotonic() + 180
+        while (
+            time.monotonic() < deadline
+            and requests.post(f"{url}/graphql", json={"query": ACTIVE_RUNS}, timeout=60).json()["data"]["runsOrError"]["results"]
+        ):
+            time.sleep(2)
         node = freshness()
         assert node["internalFreshnessPolicy"] == {"deadlineCron": "* * * * *", "lowerBoundDeltaSeconds": 60, "timezone": "UTC"}
         done = dagster_materialize("sources/products,segments/catalog,activations/sync_products", env, cwd=tmp_path)
