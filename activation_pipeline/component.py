@@ -47,7 +47,7 @@ STARTER_CSV = "products.csv"
 
 def _typed(model: Any, verbatim: str = "") -> dg.Resolver:
     """A section typed by one of ``activations.yaml``'s models (``ActivationsAttributes`` validates the YAML
-    first), whose template strings are rendered, then validated again.
+    first), whose template strings are rendered; ``project_config`` validates the rendered whole.
 
     ``verbatim``: the key of each entry passed as written, unrendered (a destination's ``settings`` and an
     activation's ``options``, where the http destination's own ``{{identifier}}`` placeholders live).
@@ -59,7 +59,7 @@ def _typed(model: Any, verbatim: str = "") -> dg.Resolver:
         if value is None:
             return None
         raw = value if isinstance(value, str) else adapter.dump_python(value, mode="python", exclude_unset=True)
-        return adapter.validate_python(_render(context, raw, verbatim, depth=0))
+        return _render(context, raw, verbatim, depth=0)  # validated once, whole, by project_config
 
     return dg.Resolver(resolve, inject_before_resolve=False)
 

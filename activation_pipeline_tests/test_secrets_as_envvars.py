@@ -6,9 +6,6 @@ starts. Against the loopback sandbox a variable left unset means the sandbox's d
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from activation_pipeline.config import load_config
 from activation_pipeline.dagster_home import prepare_home
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline_tests.conftest import expected_items, free_port, product, wait_for_webserver
+from activation_pipeline_tests.conftest import dagster_dev, expected_items, product
 from activation_pipeline_tests.platform_cases import CASES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,25 +93,9 @@ def test_the_ui_shows_the_variable_names_of_the_secrets_and_never_their_values(p
         "ACTIVATION_CONFIG": str(project.config_path),
         "ACTIVATION_WAREHOUSE": str(project.warehouse),
     }
-    port = free_port()
-    log = tmp_path / "webserver.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster_webserver", "-m", "activation_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_webserver(url, log)
+    with dagster_dev(env, tmp_path) as url:  # the webserver's GraphQL, as the UI's resource page reads it
         response = requests.post(f"{url}/graphql", json={"query": RESOURCES}, timeout=60)
         response.raise_for_status()
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
     assert KEY not in response.text
     (repository,) = response.json()["data"]["repositoriesOrError"]["nodes"]
     (resource,) = [r for r in repository["allTopLevelResourceDetails"] if r["name"] == RESOURCE]

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import catalog_items, emit, items_received, peak_rss_mb, reset_peak_rss, reset_sandbox, run_child, sandbox, spread  # noqa: E402
+from common import catalog_items, emit, items_received, peak_rss_mb, reset_peak_rss, reset_sandbox, run_child, sandbox, spread, timed_threads  # noqa: E402
 
 SENT = {"name": "name", "price": "price", "brand": "brand", "category": "category_path", "stock_status": "stock_status"}
 HEADERS = {"Authorization": "Bearer sandbox-batch-rest-key", "X-Batch-Project": "project_sandbox", "Content-Type": "application/json"}
@@ -76,27 +75,14 @@ def wire_floor(url: str, database: Path, threads: int = CONCURRENCY) -> float:
         f"{base}/catalogs/create", headers=HEADERS, json={"name": "floor", "fields": [{"name": "name", "type": "string"}]}
     ).raise_for_status()
     bodies = request_bodies(database, "floor")
-    failures: list[BaseException] = []
 
-    def post(share: list[bytes]) -> None:
-        try:
-            with requests.Session() as session:  # one keep-alive connection per thread
-                session.headers.update(HEADERS)
-                for body in share:
-                    session.post(f"{base}/catalogs/items/edit", data=body).raise_for_status()
-        except BaseException as exc:  # surfaced after the join: a floor that failed is no floor
-            failures.append(exc)
+    def post(share: list[bytes]) -> None:  # a floor that failed is no floor: timed_threads raises it
+        with requests.Session() as session:  # one keep-alive connection per thread
+            session.headers.update(HEADERS)
+            for body in share:
+                session.post(f"{base}/catalogs/items/edit", data=body).raise_for_status()
 
-    workers = [threading.Thread(target=post, args=(bodies[i::threads],)) for i in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    seconds = time.perf_counter() - started
-    if failures:
-        raise failures[0]
-    return seconds
+    return timed_threads(post, [(bodies[i::threads],) for i in range(threads)])
 
 
 class PhasedClient:

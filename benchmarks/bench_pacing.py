@@ -18,8 +18,6 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_first_sync import engine_sync, prepare, sandbox  # noqa: E402
-from common import emit, run_child  # noqa: E402
+from common import emit, run_child, timed_threads  # noqa: E402
 
 LIMIT = {"enabled": True, "requests_per_second": 5, "items_per_second": 1000}
 
@@ -44,25 +42,11 @@ def sync_at_once(url: str, database: Path, state_dir: Path, tag: str, activation
     # the sessions of an activation: under the warehouse's file lock, so two syncs in one process take turns
     sessions = WarehouseResource(database=str(database)).get_connection
     requests.post(f"{url}/_sandbox/reset", timeout=10).raise_for_status()  # stats and catalogs (at most 5 per project)
-    errors: list[BaseException] = []
 
-    def one(index: int) -> None:
-        try:  # each its own activation, snapshot and catalog; the account (and its pacer) is the same
-            engine_sync(
-                url, database, state_dir / f"{tag}_{index}", catalog=f"{tag}_{index}", activation=f"{tag}_{index}", paced=True, connect=sessions
-            )
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def one(index: int) -> None:  # each its own activation, snapshot and catalog; the account (and its pacer) is the same
+        engine_sync(url, database, state_dir / f"{tag}_{index}", catalog=f"{tag}_{index}", activation=f"{tag}_{index}", paced=True, connect=sessions)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(activations)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise errors[0]
+    seconds = timed_threads(one, [(i,) for i in range(activations)])
     everything = requests.get(f"{url}/_sandbox/stats", timeout=10).json()
     stats = everything["batch"]
     # the sustained rate the platform saw: the items after the first of its last 200 edits, over their span

@@ -162,3 +162,25 @@ def run_measured(command: list[str], *, env: dict[str, str] | None = None, cwd: 
 def reset_sandbox(url: str) -> None:
     """Empty every emulator and the stats (the rate limit stays lifted), so each measured run meets an empty platform."""
     requests.post(f"{url}/_sandbox/reset", timeout=300).raise_for_status()
+
+
+def timed_threads(target: Any, arguments: list[tuple[Any, ...]]) -> float:
+    """Seconds for ``target`` to run once per argument tuple, each in its own thread; the first error is raised after the join."""
+    failures: list[BaseException] = []
+
+    def run(*args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised below, after every thread ended
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=args) for args in arguments]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return seconds

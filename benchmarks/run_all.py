@@ -82,8 +82,12 @@ def pacing(rows: int, repeats: int) -> tuple[dict[str, Any] | None, str | None]:
     """bench_pacing.py's figures (its ``pacing(rows, runs)``, at most 20,000 items: 20 s a run at the limit), or why there are none."""
     try:
         import bench_pacing  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench_pacing":  # a broken import inside it is a failure to show, not an absent script
+            return None, f"bench_pacing could not be imported: {exc}"
         return None, "benchmarks/bench_pacing.py is not in this tree"
+    except ImportError as exc:
+        return None, f"bench_pacing could not be imported: {exc}"
     measure = getattr(bench_pacing, "pacing", None)
     if measure is None:
         return None, "benchmarks/bench_pacing.py has no pacing()"

@@ -65,7 +65,7 @@ def remove_stale_plans(state_dir: Path, activation: str, partition_key: str | No
 def line(run_id: str, seq: int, rest: str) -> str:
     """One journal line, ``[run_id, seq, key, change, …]``, from ``rest``: the JSON array of the entry's
     other fields (made outside any lock; only the sequence number is known under it)."""
-    return f"[{json.dumps(run_id)}, {seq}, {rest[1:]}\n" if rest != "[]" else f"[{json.dumps(run_id)}, {seq}]\n"
+    return f"[{json.dumps(run_id)}, {seq}, {rest[1:]}\n"
 
 
 class Journal:
