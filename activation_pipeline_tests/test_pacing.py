@@ -6,6 +6,8 @@ on what the emulator counted and holds; no assertion times anything."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,3 +140,75 @@ def test_two_run_processes_syncing_one_account_at_once_stay_within_its_limit_tog
     # the account's shared slots are named by a digest: no credential in a file name or its content
     shared = list(pacing_dir.iterdir())
     assert shared and all(b"sandbox" not in f.read_bytes() and "sandbox" not in f.name for f in shared)
+
+
+# --- across machines: a Postgres warehouse holds the account's slots -----------------------------------------
+PACED_CHILD = """
+import os, sys, time
+from activation_pipeline.platforms import PLATFORMS
+from activation_pipeline.platforms.base import Record, SyncTarget
+from activation_pipeline.platforms.batch import BatchResource
+first, count, per_request = (int(a) for a in sys.argv[1:4])
+client = BatchResource(requests_per_second=float(os.environ["RPS"]), items_per_second=float(os.environ["IPS"])).client()
+target = SyncTarget(activation="a", title="a", object="paced", field_types={"name": "string"}, model=PLATFORMS["batch"].target)
+client.prepare(target)
+began = time.time()
+for start in range(first, first + count, per_request):
+    records = [Record(key=str(i), identifier=str(i), fields={"name": f"n{i}"}) for i in range(start, start + per_request)]
+    assert all(o.status == "confirmed" for o in client.send(target, "upsert", records))
+print("SPAN", began, time.time())
+client.close()
+"""
+
+
+def run_paced_children(sandbox: Any, warehouse: str | None, tmp_path: Path, password: str = "", items: int = 1_500) -> bool:
+    """Two processes, each with a pacing dir of its own (as two machines have), sending ``items`` each to one
+    account at the budget ``LIMIT``; ``warehouse`` is the Postgres warehouse they share, or None. Whether their
+    sending overlapped in time."""
+    procs = []
+    for n in range(2):
+        env = {k: v for k, v in os.environ.items() if k != "ACTIVATION_WAREHOUSE"}
+        env.update(
+            BATCH_BASE_URL=f"{sandbox.url}/batch/2.11",
+            ACTIVATION_PACING_DIR=str(tmp_path / f"machine{n}"),
+            RPS=str(LIMIT["requests_per_second"]),
+            IPS=str(LIMIT["items_per_second"]),
+        )
+        if warehouse:
+            env.update(ACTIVATION_WAREHOUSE=warehouse, PGPASSWORD=password)  # libpq's conventions: no password in the URL
+        command = [sys.executable, "-c", PACED_CHILD, str(n * items), str(items), str(PER_REQUEST)]
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    spans = []
+    for proc in procs:
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output[-3000:]
+        spans.append(next(tuple(map(float, line.split()[1:])) for line in output.splitlines() if line.startswith("SPAN ")))
+    (start_a, end_a), (start_b, end_b) = spans
+    return start_a < end_b and start_b < end_a
+
+
+def test_two_machines_sharing_a_postgres_warehouse_share_the_accounts_budget(sandbox: Any, postgres_server: Any, tmp_path: Path) -> None:
+    """Each process has its own pacing folder (nothing on a shared disk): only the warehouse row paces them together.
+    Without it (the control below, same processes, no warehouse) the emulator answers 429."""
+    database = postgres_server.create_database("pacing_shared")
+    url = f"postgresql://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/{database}"
+    requests.post(f"{sandbox.url}/_sandbox/ratelimit", json={"enabled": True, **LIMIT}, timeout=5).raise_for_status()
+    try:
+        reset_stats(sandbox)
+        overlapped_shared = run_paced_children(sandbox, url, tmp_path / "shared", postgres_server.password)
+        shared = sandbox_stats(sandbox)
+        reset_stats(sandbox)
+        run_paced_children(sandbox, None, tmp_path / "apart")
+        apart = sandbox_stats(sandbox)
+    finally:
+        requests.post(f"{sandbox.url}/_sandbox/ratelimit", json={"enabled": False}, timeout=5).raise_for_status()
+    assert overlapped_shared, "the two processes did not send at the same time: this test proved nothing"
+    assert shared["statuses"].get("429", 0) == 0, shared["statuses"]
+    assert shared["requests"]["/catalogs/items/edit"] == 2 * 1_500 // PER_REQUEST  # none resent
+    assert apart["statuses"].get("429", 0) > 0, "paced apart, two machines should have exceeded the account's limit"
+    # the row is keyed by a digest of the credentials, never by them
+    import psycopg
+
+    with psycopg.connect(url, password=postgres_server.password) as conn:
+        accounts = [row[0] for row in conn.execute("SELECT account FROM activation_state.pacing_slots").fetchall()]
+    assert len(accounts) == 1 and accounts[0].startswith("batch:") and "sandbox" not in accounts[0]

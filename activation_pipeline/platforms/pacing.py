@@ -12,9 +12,13 @@ in a process, held by the platform's ``Retry-After`` and rate-limit headers.
 - ``account_pacer``: one ``Pacer`` per account (platform, endpoint and a digest of the credentials,
   never the credentials themselves), alive while a client of that account is open.
 
-Across processes on one machine, a paced account's next free slots live in a small file under
-``$ACTIVATION_PACING_DIR`` (default: the system's temporary folder), taken under a file lock: several
-run processes syncing activations of one account at once stay within its budget in aggregate.
+Across processes, a paced account's next free slots are shared, so several run processes syncing
+activations of one account at once stay within its budget in aggregate:
+- on one machine (a DuckDB warehouse), in a small file under ``$ACTIVATION_PACING_DIR`` (default: the
+  system's temporary folder), taken under a file lock, on the machine's monotonic clock;
+- across machines (``ACTIVATION_WAREHOUSE`` is a ``postgresql://`` URL), in a row of the warehouse's
+  ``activation_state.pacing_slots``, taken under a row lock, on the database server's clock (the one
+  clock every machine reads), so workers on different hosts share the account's budget too.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ class Slots:
         self._next = (following[0], following[1])
         return slot
 
+    def close(self) -> None:
+        """Give up what the slots hold open (a database connection); the next update reopens it."""
+
 
 class SharedSlots(Slots):
     """The slots in a file, taken under a file lock: every process pacing the account shares them
@@ -79,8 +86,81 @@ class SharedSlots(Slots):
         return slot
 
 
-def shared_slots(key: str) -> SharedSlots:
-    """The account's slots file under ``$ACTIVATION_PACING_DIR`` (default: the temporary folder)."""
+class WarehouseSlots(Slots):
+    """The slots in a row of a Postgres warehouse (``activation_state.pacing_slots``), taken under a row lock
+    in one short transaction: every process on every machine pacing the account shares them.
+
+    The row holds times on the database server's clock (``clock_timestamp()``, seconds since the epoch); each
+    update reads that clock in the same round trip as the row and converts to and from this process's
+    monotonic clock, so machines whose clocks disagree still share one timeline (to within the round trip)."""
+
+    DDL = (
+        "CREATE SCHEMA IF NOT EXISTS activation_state",
+        """CREATE TABLE IF NOT EXISTS activation_state.pacing_slots (
+             account TEXT PRIMARY KEY, next_request DOUBLE PRECISION NOT NULL, next_items DOUBLE PRECISION NOT NULL)""",
+    )
+
+    def __init__(self, conninfo: str, account: str) -> None:
+        super().__init__()
+        self._conninfo, self._account = conninfo, account
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            import psycopg  # the postgres extra; only a Postgres warehouse paces through it
+
+            conn = psycopg.connect(self._conninfo, connect_timeout=10, application_name="activation_pipeline pacing")
+            for attempt in range(3):  # the schema created at the same moment by another process: done, go on
+                try:
+                    with conn.transaction():  # two processes creating the table at once: one waits for the other
+                        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('activation_state.pacing_slots', 0))")
+                        for statement in self.DDL:
+                            conn.execute(statement)
+                    break
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema, psycopg.errors.DuplicateTable):
+                    if attempt == 2:
+                        raise
+            self._conn = conn
+        return self._conn
+
+    def update(self, change: Callable[[float, float], tuple[float, float, float]]) -> float:
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute("INSERT INTO activation_state.pacing_slots VALUES (%s, 0, 0) ON CONFLICT (account) DO NOTHING", [self._account])
+            stored_request, stored_items, server_now = conn.execute(
+                """SELECT next_request, next_items, extract(epoch FROM clock_timestamp())::double precision
+                   FROM activation_state.pacing_slots WHERE account = %s FOR UPDATE""",
+                [self._account],
+            ).fetchone()
+            offset = server_now - time.monotonic()  # server time = monotonic time + offset
+            if max(stored_request, stored_items) > server_now + STALE_AFTER:
+                stored_request = stored_items = 0.0
+            slot, next_request, next_items = change(stored_request - offset, stored_items - offset)
+            conn.execute(
+                "UPDATE activation_state.pacing_slots SET next_request = %s, next_items = %s WHERE account = %s",
+                [next_request + offset, next_items + offset, self._account],
+            )
+        return slot
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def warehouse_url() -> str | None:
+    """The Postgres warehouse's URL when ``ACTIVATION_WAREHOUSE`` names one (libpq conventions: the password may
+    come from ``PGPASSWORD`` or ``.pgpass`` instead)."""
+    value = os.environ.get("ACTIVATION_WAREHOUSE", "")
+    return value if value.startswith(("postgresql://", "postgres://")) else None
+
+
+def shared_slots(key: str) -> Slots:
+    """The account's shared slots: a row of the Postgres warehouse when there is one (every machine), else a
+    file under ``$ACTIVATION_PACING_DIR`` (default: the temporary folder; every process on this machine)."""
+    url = warehouse_url()
+    if url is not None:
+        return WarehouseSlots(url, key)
     folder = Path(os.environ.get(PACING_DIR_ENV) or Path(tempfile.gettempdir()) / "activation_pipeline_pacing")
     return SharedSlots(folder / f"{key.replace(':', '-')}.slots")
 
@@ -145,7 +225,13 @@ class Pacer:
             self._floor = (max(base[0], 1.0 / self._floor_per_second if self._floor_per_second else 0.0), base[1])
             self._interval, self._item_interval = base
             # a paced account shares its slots with the other processes pacing it; an unpaced one keeps its holds here
+            self._slots.close()
             self._slots = self._make_slots() if base != (0.0, 0.0) else Slots()
+
+    def close(self) -> None:
+        """The account's last client closed: give up the shared slots' connection, if any."""
+        with self._lock:
+            self._slots.close()
 
     def request(self, send: Send, method: str, path: str, *, items: int = 0, **kwargs: Any) -> requests.Response:
         """``send(method, path, **kwargs)`` in its turn; a request of ``items`` records spends that many of the items budget."""
@@ -304,5 +390,6 @@ def release_pacer(key: str) -> None:
             return
         if users <= 1:
             del _accounts[key]
+            pacer.close()
         else:
             _accounts[key] = (pacer, users - 1)
