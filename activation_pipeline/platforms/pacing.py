@@ -116,6 +116,9 @@ class WarehouseSlots(Slots):
                         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('activation_state.pacing_slots', 0))")
                         for statement in self.DDL:
                             conn.execute(statement)
+                        conn.execute(  # the account's row, once per connection: each request then only locks and updates it
+                            "INSERT INTO activation_state.pacing_slots VALUES (%s, 0, 0) ON CONFLICT (account) DO NOTHING", [self._account]
+                        )
                     break
                 except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema, psycopg.errors.DuplicateTable):
                     if attempt == 2:
@@ -126,7 +129,6 @@ class WarehouseSlots(Slots):
     def update(self, change: Callable[[float, float], tuple[float, float, float]]) -> float:
         conn = self._connection()
         with conn.transaction():
-            conn.execute("INSERT INTO activation_state.pacing_slots VALUES (%s, 0, 0) ON CONFLICT (account) DO NOTHING", [self._account])
             stored_request, stored_items, server_now = conn.execute(
                 """SELECT next_request, next_items, extract(epoch FROM clock_timestamp())::double precision
                    FROM activation_state.pacing_slots WHERE account = %s FOR UPDATE""",
