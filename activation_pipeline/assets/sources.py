@@ -49,9 +49,9 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
         if source.partition_column is None:
             with context.resources.warehouse.get_connection() as conn:
                 conn.execute("CREATE SCHEMA IF NOT EXISTS sources")
-                conn.register("loaded_frame", frame)
-                conn.execute(f"CREATE OR REPLACE TABLE {qualified_name('sources', name)} AS SELECT * FROM loaded_frame")
-                conn.unregister("loaded_frame")
+                with conn.transaction(loaded_frame=frame):
+                    for statement in conn.dialect.create_or_replace_table(qualified_name("sources", name), "SELECT * FROM loaded_frame"):
+                        conn.execute(statement)
         else:  # one day of the file replaces that day in sources.<name>
             day = partition_day(context.partition_key)
             column = source.partition_column
