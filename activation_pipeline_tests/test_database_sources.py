@@ -1,10 +1,11 @@
 """Sources that are a table or a query of an external PostgreSQL database (``sources.<t>.database``).
 
 Against a real throw-away Postgres (postgres_server.py): the rows are read through ADBC into the
-DuckDB warehouse as ``sources/<t>``, a segment reads them, and a Batch activation syncs them to the
-sandbox; a change in the database changes the observed data version; a bad config, a missing
-variable, a wrong password or an unreachable server fail with a message naming the source and never
-the URL or its password.
+warehouse as ``sources/<t>`` (a DuckDB file; for the tests marked on_both_backends also a PostgreSQL
+warehouse, where the file sources are loaded with Polars too and the segment SQL runs in Postgres);
+a segment reads them, and a Batch activation syncs them to the sandbox; a change in the database
+changes the observed data version; a bad config, a missing variable, a wrong password or an
+unreachable server fail with a message naming the source and never the URL or its password.
 """
 
 from __future__ import annotations
@@ -90,17 +91,54 @@ def test_a_table_is_loaded_segmented_and_synced_to_the_platform(project: Project
     assert {sku: item["name"] for sku, item in project.catalog().items()} == {"SKU-1": "Big mug", "SKU-2": "Cup", "SKU-3": "Plate", "SKU-4": "Bowl"}
 
 
-def test_a_query_source_with_declared_types(project: Project, crm: str) -> None:
+def build(project: Project, *keys: list[str]):
+    """Materialize these assets with their checks, as one run."""
+    defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
+    assets = list(defs.assets or []) + list(defs.asset_checks or [])
+    return materialize(assets, selection=[AssetKey(k) for k in keys], resources=defs.resources, instance=project.instance, raise_on_error=False)
+
+
+@pytest.mark.on_both_backends
+def test_a_query_source_with_declared_types_and_a_segment_over_it(project: Project, crm: str) -> None:
     database_project(project, query="SELECT sku, upper(name) AS name, price, brand FROM crm.products WHERE brand = 'Acme'")
     project.sources["products"]["columns"] = {"price": "decimal(10,2)"}
+    project.segment_sql = "SELECT sku, name, price, brand FROM sources.products WHERE price > 5"
     project.write_config()
-    assert project.materialize().success
-    types = dict(
-        project.sql("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'sources' AND table_name = 'products'")
+    result = build(project, ["sources", "products"], ["segments", "catalog"])
+    assert result.success
+    with project.backend.session(read_only=True) as session:
+        assert session.columns("sources.products")["price"] == "DECIMAL(10,2)"
+    assert project.sql("SELECT sku, name, CAST(price AS VARCHAR) FROM sources.products ORDER BY sku") == [
+        ("SKU-1", "MUG", "12.50"),
+        ("SKU-2", "CUP", "3.00"),
+    ]
+    assert project.sql("SELECT sku, name FROM segments.catalog ORDER BY sku") == [("SKU-1", "MUG")]  # the segment's SQL ran in the warehouse
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"primary_key_not_null": True, "primary_key_unique": True, "row_count_drop": True}
+
+
+@pytest.mark.on_both_backends
+def test_a_file_source_and_a_database_source_joined_by_a_segment(project: Project, crm: str) -> None:
+    """A CSV loaded with Polars and a database table, in one warehouse (a Postgres one included), joined by segment SQL."""
+    project.sources = {
+        "products": {"database": {"url_env": URL_ENV, "table": "crm.products"}},
+        "stock": {"path": "stock.csv", "columns": {"sku": "string", "warehouse_units": "integer"}},
+    }
+    project.tables["stock"] = ["sku", "warehouse_units"]
+    project.write_stock([{"sku": "SKU-1", "warehouse_units": 0}, {"sku": "SKU-2", "warehouse_units": 12}, {"sku": "SKU-3", "warehouse_units": 7}])
+    project.segment_sql = (
+        "SELECT p.sku, p.name, p.price, p.brand, s.warehouse_units FROM sources.products AS p "
+        "JOIN sources.stock AS s ON s.sku = p.sku WHERE s.warehouse_units > 0"
     )
-    assert types["price"] == "DECIMAL(10,2)"
-    assert project.sql("SELECT sku, name, price::VARCHAR FROM sources.products ORDER BY sku") == [("SKU-1", "MUG", "12.50"), ("SKU-2", "CUP", "3.00")]
-    assert {sku: item["name"] for sku, item in project.catalog().items()} == {"SKU-1": "MUG", "SKU-2": "CUP"}
+    project.write_config()
+    result = build(project, ["sources", "products"], ["sources", "stock"], ["segments", "catalog"])
+    assert result.success
+    assert project.sql("SELECT sku, name, price, warehouse_units FROM segments.catalog ORDER BY sku") == [
+        ("SKU-2", "Cup", 3.0, 12),
+        ("SKU-3", "Plate", 7.25, 7),
+    ]
+    segment = result.asset_materializations_for_node("segments__catalog")[0].metadata
+    assert segment["dagster/row_count"].value == 2
 
 
 def test_a_change_in_the_database_changes_the_observed_version(project: Project, crm: str) -> None:
@@ -152,6 +190,7 @@ def test_a_file_and_a_database_at_once_is_refused(project: Project) -> None:
         load_config(project.config_path)
 
 
+@pytest.mark.on_both_backends
 def test_a_missing_table_or_variable_fails_clearly_and_keeps_the_loaded_table(project: Project, crm: str, monkeypatch: pytest.MonkeyPatch) -> None:
     database_project(project, table="crm.products")
     assert load(project).success

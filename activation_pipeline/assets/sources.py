@@ -74,12 +74,12 @@ def build_source_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
 
 
 def replace_source_table(context: AssetExecutionContext, name: str, frame: pl.DataFrame) -> None:
-    """``sources.<name>`` becomes ``frame``, in one statement: a failed load leaves the table as it was."""
+    """``sources.<name>`` becomes ``frame``, in one transaction: a failed load leaves the table as it was."""
     with context.resources.warehouse.get_connection() as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS sources")
-        conn.register("loaded_frame", frame)
-        conn.execute(f"CREATE OR REPLACE TABLE {qualified_name('sources', name)} AS SELECT * FROM loaded_frame")
-        conn.unregister("loaded_frame")
+        with conn.transaction(loaded_frame=frame):
+            for statement in conn.dialect.create_or_replace_table(qualified_name("sources", name), "SELECT * FROM loaded_frame"):
+                conn.execute(statement)
 
 
 def build_database_source(config: ProjectConfig, name: str) -> AssetsDefinition:
