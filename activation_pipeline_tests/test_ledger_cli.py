@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from activation_pipeline_tests.conftest import product
 from activation_pipeline_tests.test_sync_modes import metadata
+
+pytestmark = pytest.mark.on_both_backends  # the ledger's views, the command and the README's queries on DuckDB and PostgreSQL
 
 
 def three_runs(project) -> None:

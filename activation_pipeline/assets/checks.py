@@ -52,7 +52,7 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
                 f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE}"
             ).fetchall()
             duplicate_keys = scalar(
-                conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) AS duplicated"
+                conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) AS repeated"
             )
         yield AssetCheckResult(
             check_name="primary_key_not_null",

@@ -57,8 +57,8 @@ class PlanRequest:
             return self.segment_table
         key = quote_literal(self.partition_key)
         if self.partition_kind == "value":
-            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = {key})"
-        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE {key})"
+            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = {key}) AS segment_rows"
+        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE {key}) AS segment_rows"
 
 
 @dataclass

@@ -26,6 +26,7 @@ import polars as pl
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from psycopg.types.string import TextLoader
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.warehouse.base import Backend, Dialect, Result, Session
@@ -331,9 +332,12 @@ class PostgresBackend(Backend):
     def _connect(self, timeout: float | None) -> psycopg.Connection[Any]:
         seconds = max(1, int(timeout if timeout is not None else self.connect_timeout))
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=seconds)
+            connection = psycopg.connect(self.url, autocommit=True, connect_timeout=seconds)
         except psycopg.OperationalError as exc:  # libpq's message can quote the URL: name the redacted one instead
             raise psycopg.OperationalError(f"cannot connect to the warehouse at {self.location}: {_first_line(exc, self.url)}") from None
+        for json_type in ("json", "jsonb"):  # JSON comes back as its text, as from DuckDB (callers json.loads it)
+            connection.adapters.register_loader(json_type, TextLoader)
+        return connection
 
     def exists(self) -> bool:
         try:

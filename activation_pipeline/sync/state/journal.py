@@ -199,7 +199,8 @@ def fold(
         )
         conn.execute(
             f"""INSERT INTO {SCHEMA}.sync_records
-                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, payload, seq, now()
+                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash,
+                       CAST(payload AS {conn.dialect.json_type}), seq, now()
                 FROM journal_batch ORDER BY seq""",
             [run_id, partition_key, activation],
         )

@@ -25,7 +25,7 @@ def fill_missing_identifiers(conn: Session, activation: str, partition_key: str 
     ``__key, __identifier``, one row per key still in the segment), so a record that leaves later is
     deleted by it (one that already left stays counted invalid, with the reason)."""
     snapshot = snapshot_table(activation)
-    if not scalar(conn, f"SELECT count(*) FROM (SELECT 1 FROM {snapshot} WHERE identifier IS NULL LIMIT 1)"):
+    if not scalar(conn, f"SELECT count(*) FROM (SELECT 1 FROM {snapshot} WHERE identifier IS NULL LIMIT 1) AS unfilled"):
         return
     conn.execute(
         f"""UPDATE {snapshot} AS snap SET identifier = seg.__identifier FROM ({segment_keys}) AS seg
