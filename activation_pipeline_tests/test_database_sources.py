@@ -64,6 +64,7 @@ def load(project: Project):
     )
 
 
+@pytest.mark.on_both_backends
 def test_a_table_is_loaded_segmented_and_synced_to_the_platform(project: Project, crm: str) -> None:
     database_project(project, table="crm.products")
     result = project.materialize()
