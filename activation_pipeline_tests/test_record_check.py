@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import requests
 from dagster import AssetCheckSeverity, AssetKey, materialize
 
@@ -28,6 +29,7 @@ def values(evaluation) -> dict:
     return {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
 
 
+@pytest.mark.on_both_backends
 def test_a_clean_sync_passes_all_records_confirmed(project):
     project.add_activation()
     project.write_products(ROWS)
@@ -37,6 +39,7 @@ def test_a_clean_sync_passes_all_records_confirmed(project):
     assert evaluation.description == "all 20 records sent were confirmed"
 
 
+@pytest.mark.on_both_backends
 def test_rejected_records_fail_the_check_as_a_warning_with_counts_and_the_platforms_message_until_resent(project):
     project.add_activation()
     project.write_products(ROWS)
@@ -63,8 +66,11 @@ def test_rejected_records_fail_the_check_as_a_warning_with_counts_and_the_platfo
     assert project.catalog() == expected_items(ROWS)
 
 
+@pytest.mark.on_both_backends
 def test_invalid_rows_do_not_fail_the_check_but_are_counted_with_their_reason(project):
-    project.segment_sql = "SELECT sku, name, CASE WHEN sku = 'SKU-0003' THEN 'nan'::DOUBLE ELSE price END AS price, brand FROM sources.products"
+    project.segment_sql = (
+        "SELECT sku, name, CASE WHEN sku = 'SKU-0003' THEN CAST('nan' AS DOUBLE PRECISION) ELSE price END AS price, brand FROM sources.products"
+    )
     project.add_activation()
     project.write_products(ROWS)
     evaluation = check(project.materialize())
@@ -78,6 +84,7 @@ def test_invalid_rows_do_not_fail_the_check_but_are_counted_with_their_reason(pr
     assert "SKU-0003" not in project.catalog() and "SKU-0003" not in project.snapshot_keys()
 
 
+@pytest.mark.on_both_backends
 def test_a_scoped_activation_reports_the_check_per_scope(project):
     project.add_activation(object="products_{scope}", mapping={"name": "name", "price": "price"}, custom_attributes=[], scope=SCOPE)
     project.write_products(rows())
