@@ -15,11 +15,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from dagster import AssetKey, materialize
+from dagster import AssetKey, evaluate_automation_conditions, materialize
 
 from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
-from activation_pipeline_tests.conftest import Project, free_port, observe_source_files
+from activation_pipeline_tests.conftest import Project, free_port, observe_source_files, requested
 from activation_pipeline_tests.postgres_server import PostgresServer
 from activation_pipeline_tests.test_source_files import failure
 
@@ -222,3 +222,30 @@ def test_a_wrong_password_or_unreachable_server_does_not_leak_the_url(
     events = " ".join(str(e) for r in (result, result_down) for e in r.all_events)
     for secret in ("Wr0ngPassw0rdXyz", "Unreach4blePass", wrong, unreachable, postgres_server.password):
         assert secret not in message and secret not in down and secret not in events
+
+
+@pytest.mark.on_both_backends
+def test_a_continuous_activation_syncs_a_changed_table_and_nothing_while_it_is_unchanged(project: Project, crm: str) -> None:
+    """Dagster's automation sees a database source change through its observed fingerprint, as it sees a file's."""
+    database_project(project, table="crm.products")
+    project.add_activation(continuous=True)
+    assert project.materialize().success
+    defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
+    evaluation = evaluate_automation_conditions(defs, project.instance)
+    observed = observe_source_files(defs, project.instance)
+    evaluation = evaluate_automation_conditions(defs, project.instance, cursor=evaluation.cursor)
+    assert requested(defs, evaluation) == {}  # the first observation is the baseline
+    observed = observe_source_files(defs, project.instance, observed)
+    evaluation = evaluate_automation_conditions(defs, project.instance, cursor=evaluation.cursor)
+    assert requested(defs, evaluation) == {}  # unchanged rows: nothing to run
+
+    execute(crm, "UPDATE crm.products SET name = 'Big mug' WHERE sku = 'SKU-1'")
+    observe_source_files(defs, project.instance, observed)
+    evaluation = evaluate_automation_conditions(defs, project.instance, cursor=evaluation.cursor)
+    wanted = requested(defs, evaluation)
+    assert wanted == {"sources/products": {None}, "segments/catalog": {None}, "activations/sync_products": {None}}
+    project.reset_stats()
+    selection = [AssetKey.from_user_string(key) for key in wanted]
+    assert materialize([*defs.assets, *defs.asset_checks], selection=selection, resources=defs.resources, instance=project.instance).success
+    assert project.catalog()["SKU-1"]["name"] == "Big mug"
+    assert project.stats()["items_received"] == 1  # only the changed row
