@@ -50,6 +50,7 @@ from dagster import (
 
 from activation_pipeline.assets.observed_files import (
     DATA_VERSION_TAG,
+    UNREACHABLE,
     data_versions,
     file_key,
     source_state,
@@ -188,9 +189,9 @@ def build_file_observer(config: ProjectConfig) -> SensorDefinition:
         description="Observes the source files: a changed file's data version (one per day when partitioned)",
     )
     def _observe(context: SensorEvaluationContext):
-        files = {name: source_state(config, name) for name in sources}
         previous = json.loads(context.cursor) if context.cursor else {}
-        changed = [name for name, state in files.items() if state != previous.get(name) and state != "unreachable"]
+        files = {name: source_state(config, name, previous.get(name)) for name in sources}
+        changed = [name for name, state in files.items() if state != previous.get(name) and state != UNREACHABLE]
         if not changed:
             return SkipReason("no source file changed")
         events = [

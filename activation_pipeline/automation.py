@@ -202,8 +202,8 @@ def upstream_sources(config: ProjectConfig, activation: str) -> set[str]:
     return {t for s in segments for t in config.segments[s].referenced_tables("sources")}
 
 
-def source_fingerprints(config: ProjectConfig, sources: set[str]) -> dict[str, str]:
-    return {name: source_state(config, name) for name in sorted(sources)}
+def source_fingerprints(config: ProjectConfig, sources: set[str], previous: dict[str, str] | None = None) -> dict[str, str]:
+    return {name: source_state(config, name, (previous or {}).get(name)) for name in sorted(sources)}
 
 
 def build_source_sensor(
@@ -225,8 +225,8 @@ def build_source_sensor(
         description=f"Incremental runs when these source files change: {', '.join(sorted(sources))}",
     )
     def _sensor(context: SensorEvaluationContext):
-        files = source_fingerprints(config, sources)
         previous = json.loads(context.cursor) if context.cursor else None
+        files = source_fingerprints(config, sources, previous["files"] if previous else None)
         changed = {s for s in sources if previous is not None and files[s] != previous["files"].get(s)}
         days = dict(previous["days"]) if previous else {}
         for source in partitioned:  # day hashes are recomputed only when the file itself changed

@@ -21,6 +21,7 @@ from activation_pipeline.config import ConfigError, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline_tests.conftest import Project, free_port, observe_source_files, requested
 from activation_pipeline_tests.postgres_server import PostgresServer
+from activation_pipeline_tests.test_automation import sensor_tick
 from activation_pipeline_tests.test_source_files import failure
 
 URL_ENV = "CRM_DATABASE_URL"
@@ -249,3 +250,27 @@ def test_a_continuous_activation_syncs_a_changed_table_and_nothing_while_it_is_u
     assert materialize([*defs.assets, *defs.asset_checks], selection=selection, resources=defs.resources, instance=project.instance).success
     assert project.catalog()["SKU-1"]["name"] == "Big mug"
     assert project.stats()["items_received"] == 1  # only the changed row
+
+
+def test_the_source_sensor_launches_a_run_when_the_table_changes_and_not_for_an_unreachable_database(
+    project: Project, crm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database_project(project, table="crm.products")
+    defs = build_definitions(load_config(project.config_path), warehouse=project.warehouse)
+    sensor_def = next(s for s in defs.sensors if s.name == "source_files_changed")
+    requests, cursor, skip = sensor_tick(sensor_def, project.instance, None)
+    assert requests == [] and "recorded" in (skip or "")  # the first tick takes the baseline
+    requests, cursor, skip = sensor_tick(sensor_def, project.instance, cursor)
+    assert requests == [] and skip == "no source file changed"
+
+    execute(crm, "DELETE FROM crm.products WHERE sku = 'SKU-3'")
+    requests, cursor, _ = sensor_tick(sensor_def, project.instance, cursor)
+    assert len(requests) == 1 and requests[0].tags["changed_sources"] == "products"
+    assert {key.to_user_string() for key in requests[0].asset_selection} == {"sources/products", "segments/catalog", "activations/sync_products"}
+
+    monkeypatch.setenv(URL_ENV, f"postgresql://activation:Unreach4blePass@127.0.0.1:{free_port()}/crm")
+    requests, cursor, skip = sensor_tick(sensor_def, project.instance, cursor)  # an outage is not a change: no run that would fail
+    assert requests == [] and skip == "no source file changed"
+    monkeypatch.setenv(URL_ENV, crm)
+    requests, cursor, skip = sensor_tick(sensor_def, project.instance, cursor)  # back, unchanged: still nothing
+    assert requests == [] and skip == "no source file changed"

@@ -43,15 +43,18 @@ def file_state(path: Path) -> str:
     return f"{stat.st_mtime_ns}:{stat.st_size}" if stat else "missing"
 
 
-def source_state(config: ProjectConfig, source: str) -> str:
+UNREACHABLE = "unreachable"
+
+
+def source_state(config: ProjectConfig, source: str, previous: str | None = None) -> str:
     """What a sensor compares between ticks: a file's modification time and size, a database source's fingerprint
-    ("unreachable" while its database cannot be read: the next reachable tick then counts as a change)."""
+    (while its database cannot be read, the ``previous`` state: an outage is not a change)."""
     if config.sources[source].database is None:
         return file_state(config.source_path(source))
     try:
         return database_fingerprint(source, config.sources[source])
     except DatabaseSourceError:
-        return "unreachable"
+        return previous or UNREACHABLE
 
 
 def content_fingerprint(path: Path) -> str:
