@@ -153,8 +153,9 @@ class DatabaseSourceConfig(_Model):
 
 
 class SourceConfig(_Model):
-    path: str | None = Field(default=None, description="CSV or Parquet file, relative to the config file's folder")
+    # database before path: path's validator (run even when path is absent) sees whether a database was given
     database: DatabaseSourceConfig | None = Field(default=None, description="instead of a file: a table or query of a PostgreSQL database")
+    path: str | None = Field(default=None, validate_default=True, description="CSV or Parquet file, relative to the config file's folder")
     format: Literal["csv", "parquet"] | None = None
     description: str = ""
     partition_column: str | None = Field(
@@ -167,28 +168,31 @@ class SourceConfig(_Model):
 
     @field_validator("path")
     @classmethod
-    def _stays_in_config_folder(cls, value: str) -> str:
-        if not Path(value).is_absolute() and ".." in re.split(r"[/\\]", value):
+    def _file_or_database(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A source is a file or a database table or query: exactly one, named at ``path``. A database entry that
+        failed its own validation is absent from ``info.data``; its error is the one to show."""
+        if "database" not in info.data:
+            return value
+        database = info.data["database"]
+        if value is None and database is None:
+            raise ValueError("required field is missing: give path (a CSV or Parquet file) or database (a table or query of a PostgreSQL database)")
+        if value is not None and database is not None:
+            raise ValueError("a source is either a file (path) or a database table or query (database), not both")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _stays_in_config_folder(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_absolute() and ".." in re.split(r"[/\\]", value):
             raise ValueError(
                 f"{value!r}: a relative path may not contain '..' (it would leave the config file's folder); "
                 "give an absolute path for a file elsewhere"
             )
         return value
 
-    @field_validator("database")
-    @classmethod
-    def _database_alone(cls, value: DatabaseSourceConfig | None, info: ValidationInfo) -> DatabaseSourceConfig | None:
-        if value is not None and info.data.get("path") is not None:
-            raise ValueError("a source is either a file (path) or a database table or query (database), not both")
-        return value
-
     @model_validator(mode="after")
-    def _file_or_database(self) -> SourceConfig:
+    def _file_settings_on_a_file(self) -> SourceConfig:
         if self.database is None:
-            if self.path is None:
-                raise PydanticCustomError(
-                    "file_or_database", "give path (a CSV or Parquet file) or database (a table or query of a PostgreSQL database)"
-                )
             return self
         for field, value in (("format", self.format), ("partition_column", self.partition_column)):
             if value is not None:

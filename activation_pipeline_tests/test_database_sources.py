@@ -188,7 +188,7 @@ def test_bad_config_names_the_field(project: Project, database: dict[str, Any], 
 def test_a_file_and_a_database_at_once_is_refused(project: Project) -> None:
     project.sources = {"products": {"path": "products.csv", "database": {"url_env": URL_ENV, "table": "crm.products"}}}
     project.write_config()
-    with pytest.raises(ConfigError, match=r"sources\.products\.database: a source is either a file \(path\) or a database"):
+    with pytest.raises(ConfigError, match=r"sources\.products\.path: a source is either a file \(path\) or a database"):
         load_config(project.config_path)
 
 
