@@ -23,10 +23,14 @@ from typing import Any, Protocol
 
 import duckdb
 import polars as pl
-import psycopg
 import pyarrow as pa
 
-WAREHOUSE_ERRORS: tuple[type[Exception], ...] = (duckdb.Error, psycopg.Error)
+try:  # psycopg comes with the postgres extra; the embedded default (`pip install .`) runs without it
+    import psycopg
+
+    WAREHOUSE_ERRORS: tuple[type[Exception], ...] = (duckdb.Error, psycopg.Error)
+except ImportError:
+    WAREHOUSE_ERRORS = (duckdb.Error,)
 
 
 class Result(Protocol):
