@@ -12,7 +12,7 @@ from activation_pipeline_tests.conftest import Project, dagster_materialize
 
 HIDDEN = ("psycopg", "psycopg_binary", "psycopg2", "adbc_driver_postgresql", "adbc_driver_manager")
 
-SITECUSTOMIZE = f'''
+SITECUSTOMIZE = f"""
 import sys
 
 class _HideOptionalDrivers:
@@ -22,7 +22,7 @@ class _HideOptionalDrivers:
         return None
 
 sys.meta_path.insert(0, _HideOptionalDrivers())
-'''
+"""
 
 
 def test_a_sync_runs_on_the_embedded_default_without_the_postgres_drivers(project: Project, tmp_path: Path) -> None:
