@@ -135,10 +135,18 @@ _ARROW_TYPES: dict[int, pa.DataType] = {
 }
 
 
-def _arrow_column(values: list[Any], kind: pa.DataType) -> pa.Array:
+def _arrow_column(values: list[Any], kind: pa.DataType | None) -> pa.Array:
+    """One result column as Arrow: a known type as is (numeric as a double), anything else as its text
+    (``kind`` None: the type inferred from the texts, pa.null() for a column of NULLs only)."""
+    if kind is None or kind == pa.string():
+        return pa.array(_texts(values), type=kind)
     if kind == pa.float64() and any(isinstance(v, Decimal) for v in values):
         values = [None if v is None else float(v) for v in values]
     return pa.array(values, type=kind)
+
+
+def _arrow_arrays(rows: list[tuple[Any, ...]], kinds: Sequence[pa.DataType | None]) -> list[pa.Array]:
+    return [_arrow_column([row[i] for row in rows], kind) for i, kind in enumerate(kinds)]
 
 
 def translate_placeholders(sql: str) -> str:
@@ -200,13 +208,8 @@ class PostgresSession(Session):
 
     def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         cursor = self._run(sql, params)
-        rows = cursor.fetchall()
         description = cursor.description or []
-        columns = [[row[i] for row in rows] for i in range(len(description))]
-        arrays = [
-            _arrow_column(values, _ARROW_TYPES[column.type_code]) if column.type_code in _ARROW_TYPES else pa.array(_texts(values))
-            for column, values in zip(description, columns, strict=True)
-        ]
+        arrays = _arrow_arrays(cursor.fetchall(), [_ARROW_TYPES.get(column.type_code) for column in description])
         return pa.Table.from_arrays(arrays, names=[column.name for column in description])
 
     def insert(self, table: str, data: pl.DataFrame | pa.Table) -> int:
@@ -258,13 +261,7 @@ class PostgresSession(Session):
                         writer = pq.ParquetWriter(str(path), schema, compression="zstd")
                     if not rows:
                         break
-                    arrays = [
-                        _arrow_column([row[i] for row in rows], field.type)
-                        if field.type != pa.string()
-                        else pa.array(_texts([row[i] for row in rows]), type=pa.string())
-                        for i, field in enumerate(schema)
-                    ]
-                    writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                    writer.write_table(pa.Table.from_arrays(_arrow_arrays(rows, schema.types), schema=schema))
         finally:
             if writer is not None:
                 writer.close()
