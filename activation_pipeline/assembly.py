@@ -25,13 +25,12 @@ from activation_pipeline.automation import build_jobs, build_schedules, build_se
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.executors import executor_from_env
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.warehouse import WarehouseResource, is_postgres, warehouse_location
+from activation_pipeline.warehouse import WarehouseResource, warehouse_location
 
 
 def build_definitions(config: ProjectConfig, warehouse: Path | str | None = None) -> Definitions:
     database = str(warehouse) if warehouse else warehouse_location()  # a DuckDB file path or a postgresql:// URL
-    if not is_postgres(database):
-        check_mapped_columns(config, Path(database))  # a mapping to a column the stored segment lacks fails the load
+    check_mapped_columns(config, database)  # a mapping to a column the stored segment lacks fails the load
     jobs = build_jobs(config)
     resources: dict[str, Any] = {"warehouse": WarehouseResource(database=database)}
     for name, destination in config.destinations.items():

@@ -78,7 +78,7 @@ def demo(args: argparse.Namespace) -> None:
 
     config = load_config()
     demo_dir = config.base_dir / "demo"
-    missing = [n for n in config.sources if not config.source_path(n).exists()]
+    missing = [n for n, s in config.sources.items() if s.database is None and not config.source_path(n).exists()]
     if missing or args.regenerate:
         files = write_demo_dataset(demo_dir)
         print(f"demo data written to {demo_dir}: {', '.join(sorted(files))}")

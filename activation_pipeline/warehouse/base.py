@@ -130,6 +130,10 @@ class Session(ABC):
     def has_table(self, schema: str, table: str) -> bool:
         """Whether the base table ``schema.table`` exists (views do not count)."""
 
+    @abstractmethod
+    def table_comments(self, schema: str) -> dict[str, str]:
+        """Table -> its comment (``COMMENT ON TABLE``; "" for none) of every base table in ``schema``."""
+
 
 class Backend(ABC):
     """A warehouse: a DuckDB file or a PostgreSQL database."""

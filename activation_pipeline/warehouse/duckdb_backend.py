@@ -117,6 +117,10 @@ class DuckDBSession(Session):
         ).fetchall()
         return bool(rows[0][0])
 
+    def table_comments(self, schema: str) -> dict[str, str]:
+        rows = self.connection.execute("SELECT table_name, coalesce(comment, '') FROM duckdb_tables() WHERE schema_name = ?", [schema]).fetchall()
+        return dict(rows)
+
 
 class DuckDBBackend(Backend):
     """A DuckDB file; every session is taken under ``<file>.lock`` (shared with every process using it)."""

@@ -290,6 +290,14 @@ class PostgresSession(Session):
         ).fetchone()
         return bool(row and row[0])
 
+    def table_comments(self, schema: str) -> dict[str, str]:
+        rows = self.connection.execute(
+            """SELECT c.relname, coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class AS c
+               JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'p')""",
+            [schema],
+        ).fetchall()
+        return dict(rows)
+
 
 def _adapt(value: Any) -> Any:
     """Parameters as PostgreSQL takes them: a Path as its text (DuckDB accepts either)."""
