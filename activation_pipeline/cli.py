@@ -74,7 +74,7 @@ def demo(args: argparse.Namespace) -> None:
     from activation_pipeline.config import load_config
     from activation_pipeline.dagster_home import use_project_home
     from activation_pipeline.demo_data import write_demo_dataset
-    from activation_pipeline.warehouse import read_warehouse, warehouse_location
+    from activation_pipeline.warehouse import backend_for, read_warehouse
 
     config = load_config()
     demo_dir = config.base_dir / "demo"
@@ -107,7 +107,7 @@ def demo(args: argparse.Namespace) -> None:
         notes = run_notes(conn, [r.run_id for r in results])
     if notes:  # the lines whose records were not all confirmed, each in one sentence
         print("\n" + "\n".join(notes))
-    print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_location())
+    print("\nLedger: activation_state.sync_runs / sync_records in", backend_for().location)
     print(f"Runs recorded in the Dagster instance {home}")
     print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
     if not success:
@@ -170,7 +170,7 @@ def ledger(args: argparse.Namespace) -> None:
         latest_records_count,
         record_history,
     )
-    from activation_pipeline.warehouse import backend_for, read_warehouse, warehouse_location
+    from activation_pipeline.warehouse import backend_for, read_warehouse
 
     if args.activation == "prune":  # a command, not an activation (the config refuses that name)
         return prune(args)
@@ -184,14 +184,18 @@ def ledger(args: argparse.Namespace) -> None:
         "materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
         f"--select activations/{args.activation}` (or `activation-pipeline demo`)"
     )
-    if not backend_for().exists():  # nothing has run here yet: say so, and how to make it (exit 1)
-        sys.exit(f"nothing recorded yet: no warehouse at {warehouse_location()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
+    try:
+        present = backend_for().exists()
+    except UNREADABLE as exc:  # no server, a wrong password: said without the password
+        sys.exit(str(exc))
+    if not present:  # nothing has run here yet: say so, and how to make it (exit 1)
+        sys.exit(f"nothing recorded yet: no warehouse at {backend_for().location} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
     try:
         with read_warehouse() as conn:
             known = activations_with_runs(conn) if has_table(conn, "sync_runs") else set()
             if args.activation not in known:
                 sys.exit(
-                    f"nothing recorded yet for activation {args.activation!r} in {warehouse_location()} "
+                    f"nothing recorded yet for activation {args.activation!r} in {backend_for().location} "
                     f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}"
                 )
             if args.key is None:
@@ -209,7 +213,7 @@ def ledger(args: argparse.Namespace) -> None:
 def prune(args: argparse.Namespace) -> None:
     from activation_pipeline.config import ConfigError, config_path, load_config
     from activation_pipeline.sync.state import has_table, prune_ledger
-    from activation_pipeline.warehouse import warehouse_location, write_warehouse
+    from activation_pipeline.warehouse import backend_for, write_warehouse
 
     if args.key is not None:
         sys.exit(f"`activation-pipeline ledger prune` takes no key (got {args.key!r}); it prunes every activation")
@@ -226,12 +230,12 @@ def prune(args: argparse.Namespace) -> None:
     try:
         with write_warehouse() as conn:
             if not has_table(conn, "sync_records"):
-                sys.exit(f"no ledger yet in {warehouse_location()}: nothing to prune")
+                sys.exit(f"no ledger yet in {backend_for().location}: nothing to prune")
             pruned = prune_ledger(conn, days)
     except UNREADABLE as exc:
         sys.exit(str(exc))
     print(
-        f"ledger in {warehouse_location()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
+        f"ledger in {backend_for().location}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
         f"{pruned.cleared} cleared of payload and message (each record's last confirmed version stays); run counts unchanged"
     )
 

@@ -117,6 +117,11 @@ class Session(ABC):
         """One transaction, rolled back on any error, with ``frames`` queryable by name inside it."""
 
     @abstractmethod
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """A block that no other session holding the same ``name`` runs at the same time (e.g. DDL that
+        concurrent processes would race on); on PostgreSQL one transaction, on DuckDB the file lock already does it."""
+
+    @abstractmethod
     def copy_to_parquet(self, query: str, path: Path, params: Sequence[Any] | None = None) -> None:
         """Write the result of ``query`` to a zstd Parquet file, streamed (never held whole in memory)."""
 

@@ -96,6 +96,10 @@ class DuckDBSession(Session):
                 self.connection.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        yield  # every DuckDB session is already alone (the file lock)
+
     def copy_to_parquet(self, query: str, path: Path, params: Sequence[Any] | None = None) -> None:
         self.connection.execute("SET preserve_insertion_order = false")  # row order is irrelevant; this lets DuckDB stream it
         try:

@@ -243,6 +243,12 @@ class PostgresSession(Session):
         with self.connection.transaction(), self.frames(**frames):
             yield
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        with self.connection.transaction():
+            self.connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+            yield
+
     def copy_to_parquet(self, query: str, path: Path, params: Sequence[Any] | None = None) -> None:
         self._names += 1
         writer: pq.ParquetWriter | None = None
@@ -345,10 +351,14 @@ class PostgresBackend(Backend):
         return connection
 
     def exists(self) -> bool:
+        """False when the server answers that the database does not exist; any other failure (no server,
+        a wrong password) is raised, naming the warehouse without its password."""
         try:
             self._connect(None).close()
-        except psycopg.OperationalError:
-            return False
+        except psycopg.OperationalError as exc:
+            if "does not exist" in str(exc):
+                return False
+            raise
         return True
 
     @contextmanager

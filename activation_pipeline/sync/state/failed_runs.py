@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.failed_runs (
 
 def record_failed_steps(conn: Session, run_id: str, job_name: str, steps: Iterable[tuple[str | None, str | None, str]]) -> None:
     """One row per failed (step key, activation, error) of the run, stamped now."""
-    conn.execute(FAILED_RUNS_DDL)
+    with conn.exclusive(f"{SCHEMA} schema"):
+        conn.execute(FAILED_RUNS_DDL)
     conn.executemany(
         f"INSERT INTO {SCHEMA}.failed_runs VALUES (?, ?, ?, ?, ?, now())",
         [[run_id, job_name, step, activation, error] for step, activation, error in steps],

@@ -95,15 +95,16 @@ def has_table(conn: Session, table: str) -> bool:
 
 
 def ensure_state(conn: Session, activation: str) -> None:
-    conn.execute(ledger_ddl(conn.dialect))
-    _migrate_ledger(conn)
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
-        f"(key VARCHAR, row_hash {conn.dialect.hash_type}, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
-    )
-    # snapshots made before the identifier was kept: the diff fills it in from the segment (snapshot.fill_missing_identifiers)
-    conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
-    conn.execute(target_ddl(conn.dialect))
+    with conn.exclusive(f"{SCHEMA} schema"):  # activations in parallel processes would race on the same DDL
+        conn.execute(ledger_ddl(conn.dialect))
+        _migrate_ledger(conn)
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
+            f"(key VARCHAR, row_hash {conn.dialect.hash_type}, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
+        )
+        # snapshots made before the identifier was kept: the diff fills it in from the segment (snapshot.fill_missing_identifiers)
+        conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
+        conn.execute(target_ddl(conn.dialect))
 
 
 def _migrate_ledger(conn: Session) -> None:
