@@ -20,6 +20,8 @@ from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_table
 
 PAYLOAD_PREFIX = "f__"
+# the plan is written in row groups this small, so the push, reading one at a time, holds only a small batch in memory
+PLAN_ROW_GROUP_ROWS = 16_384
 LOGICAL_TYPES = {
     "VARCHAR": "string",
     "BOOLEAN": "bool",
@@ -177,7 +179,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
           )
           SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload
           FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified)
-        ) TO {quote_literal(str(plan_path))} (FORMAT parquet, COMPRESSION zstd)
+        ) TO {quote_literal(str(plan_path))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PLAN_ROW_GROUP_ROWS})
         """
     )
     conn.execute("RESET preserve_insertion_order")

@@ -31,6 +31,7 @@ from activation_pipeline.platforms.base import DestinationClient, SyncTarget
 from activation_pipeline.sync import state, target_guard
 from activation_pipeline.sync.counts import RunCounts
 from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations
+from activation_pipeline.sync.memory import release_freed_memory
 from activation_pipeline.sync.push import FAILED_SAMPLE_SIZE, Pusher
 from activation_pipeline.sync.stopping import StopRequest, describe_error, is_stop
 
@@ -166,6 +167,7 @@ def _run_sync(
             plan_path.unlink(missing_ok=True)
             raise
         report.keys_not_found = _keys_not_found(conn, plan, request.only_keys)
+    release_freed_memory()  # the diff's memory, its session closed: the push need not carry it
     if report.keys_not_found:
         where = f" (partition {partition_key})" if partition_key else ""
         log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")

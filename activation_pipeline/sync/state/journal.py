@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
-import polars as pl
+import pyarrow as pa
 
 from activation_pipeline.sync.state.schema import (
     SCHEMA,
@@ -42,6 +42,9 @@ class LedgerEntry(NamedTuple):
     row_hash: int | None
     payload: str | None = None  # the fields sent, as JSON
     identifier: str | None = None  # the platform id sent (kept in the snapshot: a removed record is deleted by it)
+
+
+JOURNAL_TYPES = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.uint64(), pa.string(), pa.string())
 
 
 def run_scope(activation: str, partition_key: str | None) -> str:
@@ -163,22 +166,8 @@ def fold(
     fresh = [e for e in entries if e.seq > folded]
     if not fresh:
         return folded
-    frame = pl.DataFrame(
-        fresh,
-        orient="row",
-        schema={
-            "seq": pl.Int64,
-            "key": pl.Utf8,
-            "change": pl.Utf8,
-            "operation": pl.Utf8,
-            "status": pl.Utf8,
-            "message": pl.Utf8,
-            "attempt": pl.Int32,
-            "row_hash": pl.UInt64,
-            "payload": pl.Utf8,
-            "identifier": pl.Utf8,
-        },
-    )
+    columns = list(zip(*fresh, strict=True))  # Arrow, not Polars: a sync imports only what it needs (test_sync_imports.py)
+    frame = pa.table([pa.array(values, type=kind) for values, kind in zip(columns, JOURNAL_TYPES, strict=True)], names=list(LedgerEntry._fields))
     last = max(entry.seq for entry in fresh)
     snap = snapshot_table(activation)
     with transaction(conn, journal_batch=frame):

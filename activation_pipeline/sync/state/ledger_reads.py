@@ -4,13 +4,15 @@ them; the SQL stays beside the schema it reads)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
-import polars as pl
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state.schema import SCHEMA, scalar
+
+if TYPE_CHECKING:  # the frames are made by DuckDB's .pl(); a sync never imports Polars (test_sync_imports.py)
+    import polars as pl
 
 # a message's quoted values, indexes and long numbers (ids, emails, keys) blanked, so one reason groups its records
 REASON_PATTERN = r"""'[^']*'|"[^"]*"|\[[0-9]+\]|[A-Za-z0-9_.@+-]*[0-9]{4,}[A-Za-z0-9_.@+-]*"""

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
-import polars as pl
 
 from activation_pipeline.sql_identifiers import qualified_name
 
@@ -77,8 +76,8 @@ def scalar(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None
 
 
 @contextmanager
-def transaction(conn: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
-    """One transaction, rolled back on any error, with ``frames`` registered as views for its statements."""
+def transaction(conn: duckdb.DuckDBPyConnection, **frames: Any) -> Iterator[None]:
+    """One transaction, rolled back on any error, with ``frames`` (Arrow tables) registered as views for its statements."""
     for name, frame in frames.items():
         conn.register(name, frame)
     try:
