@@ -31,6 +31,7 @@ CHILD = textwrap.dedent(
     from activation_pipeline.platforms.batch import BatchResource
     from activation_pipeline.sync.diff import PlanRequest
     from activation_pipeline.sync.engine import SyncJob, run_sync
+    from activation_pipeline.warehouse import DuckDBSession
 
     database, state_dir, rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])  # argv[4]: the modules to look for
     with duckdb.connect(str(database)) as conn:
@@ -51,7 +52,7 @@ CHILD = textwrap.dedent(
     @contextmanager
     def connect():
         with duckdb.connect(str(database)) as conn:
-            yield conn
+            yield DuckDBSession(conn)
 
     client = BatchResource(requests_per_second=0, items_per_second=0).client()
     first, rerun = run_sync(job, client, connect), run_sync(job, client, connect)

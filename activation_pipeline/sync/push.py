@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -143,8 +142,8 @@ class Bookkeeper:
                 segment = self.journal.rotate()
             if entries:
                 with self.connect() as conn:
-                    if isinstance(conn, duckdb.DuckDBPyConnection):  # one thread is plenty for a fold, and its checkpoint
-                        conn.execute("SET threads = 1")  # at close then buffers one thread's row groups, not one per core
+                    if conn.dialect.name == "duckdb":  # one thread is plenty for a fold, and the checkpoint at its close
+                        conn.execute("SET threads = 1")  # then buffers one thread's row groups, not one per core
                     state.fold(conn, self.activation, self.run_id, self.partition_key, entries)
                 release_freed_memory()  # what the session and its checkpoint used
             if segment is not None:

@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import duckdb
 import pyarrow as pa
 
 from activation_pipeline.sync.state.schema import (
@@ -27,6 +26,7 @@ from activation_pipeline.sync.state.schema import (
     snapshot_table,
     transaction,
 )
+from activation_pipeline.warehouse import Session
 
 
 class LedgerEntry(NamedTuple):
@@ -44,6 +44,7 @@ class LedgerEntry(NamedTuple):
     identifier: str | None = None  # the platform id sent (kept in the snapshot: a removed record is deleted by it)
 
 
+# LedgerEntry's fields as Arrow types (row_hash: the backend's, Dialect.hash_arrow_type)
 JOURNAL_TYPES = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.uint64(), pa.string(), pa.string())
 
 
@@ -146,7 +147,7 @@ class Journal:
 
 
 def fold(
-    conn: duckdb.DuckDBPyConnection,
+    conn: Session,
     activation: str,
     run_id: str,
     partition_key: str | None,
@@ -167,7 +168,8 @@ def fold(
     if not fresh:
         return folded
     columns = list(zip(*fresh, strict=True))  # Arrow, not Polars: a sync imports only what it needs (test_sync_imports.py)
-    frame = pa.table([pa.array(values, type=kind) for values, kind in zip(columns, JOURNAL_TYPES, strict=True)], names=list(LedgerEntry._fields))
+    types = (*JOURNAL_TYPES[:7], conn.dialect.hash_arrow_type, *JOURNAL_TYPES[8:])  # row_hash: the backend's hash type
+    frame = pa.table([pa.array(values, type=kind) for values, kind in zip(columns, types, strict=True)], names=list(LedgerEntry._fields))
     last = max(entry.seq for entry in fresh)
     snap = snapshot_table(activation)
     with transaction(conn, journal_batch=frame):
@@ -178,15 +180,18 @@ def fold(
         )
         conn.execute(
             f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
-                SELECT key, arg_max(row_hash, seq), ?, now(), ?, arg_max(identifier, seq) FROM journal_batch
-                WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
-                  AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
-                GROUP BY key""",
+                SELECT key, row_hash, ?, now(), ?, identifier FROM (
+                  SELECT key, row_hash, identifier, row_number() OVER (PARTITION BY key ORDER BY seq DESC) AS version
+                  FROM journal_batch
+                  WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
+                    AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
+                ) AS confirmed WHERE version = 1  -- each key's last confirmation""",
             [run_id, partition_key],
         )
         conn.execute(
             f"""INSERT INTO {SCHEMA}.sync_records
-                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, payload, seq, now()
+                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash,
+                       CAST(payload AS {conn.dialect.json_type}), seq, now()
                 FROM journal_batch ORDER BY seq""",
             [run_id, partition_key, activation],
         )
@@ -197,7 +202,7 @@ def fold(
     return last
 
 
-def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str, partition_key: str | None = None) -> int:
+def recover(conn: Session, journal: Journal, activation: str, partition_key: str | None = None) -> int:
     """Fold what a killed run of this activation (partition) left in its journal; mark such
     runs 'interrupted'. Returns the lines recovered."""
     entries = journal.read()
