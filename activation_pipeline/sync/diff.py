@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
+import pyarrow.parquet as pq
 
 from activation_pipeline.sql_identifiers import quote_identifier as _quote
 from activation_pipeline.sql_identifiers import quote_literal
@@ -180,8 +180,9 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path) -> Pla
         plan_path,
     )
     counts = {"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "invalid": 0}
-    tally = pl.scan_parquet(plan_path).group_by("__change", "__op").len().collect()
-    for change, op, n in tally.iter_rows():
+    decided = pq.read_table(plan_path, columns=["__change", "__op"])  # two small columns; Arrow, not Polars, on a sync's path
+    tally = decided.group_by(["__change", "__op"], use_threads=False).aggregate([([], "count_all")])
+    for change, op, n in zip(*(tally.column(c).to_pylist() for c in ("__change", "__op", "count_all")), strict=True):
         counts[change] = counts.get(change, 0) + n
         if op:
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n

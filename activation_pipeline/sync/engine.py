@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import filelock
-import polars as pl
+import pyarrow.parquet as pq
 
 from activation_pipeline.platforms.base import DestinationClient, SyncTarget
 from activation_pipeline.sync import state, target_guard
 from activation_pipeline.sync.counts import RunCounts
 from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations
+from activation_pipeline.sync.memory import release_freed_memory
 from activation_pipeline.sync.push import FAILED_SAMPLE_SIZE, Pusher
 from activation_pipeline.sync.stopping import StopRequest, describe_error, is_stop
 from activation_pipeline.warehouse import WAREHOUSE_ERRORS, Session
@@ -167,6 +168,7 @@ def _run_sync(
             plan_path.unlink(missing_ok=True)
             raise
         report.keys_not_found = _keys_not_found(plan, request.only_keys)
+    release_freed_memory()  # the diff's memory, its session closed: the push need not carry it
     if report.keys_not_found:
         where = f" (partition {partition_key})" if partition_key else ""
         log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")
@@ -288,7 +290,7 @@ def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None)
 def _keys_not_found(plan: Plan, only_keys: tuple[str, ...]) -> list[str]:
     if not only_keys:
         return []
-    found = set(pl.scan_parquet(plan.path).select("__key").unique().collect().to_series().to_list())
+    found = set(pq.read_table(plan.path, columns=["__key"]).column("__key").to_pylist())
     return [key for key in dict.fromkeys(only_keys) if key not in found]
 
 

@@ -34,6 +34,7 @@ from activation_pipeline.platforms.base import (
 )
 from activation_pipeline.sync import state
 from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan
+from activation_pipeline.sync.memory import release_freed_memory
 from activation_pipeline.sync.stopping import StopRequest, drain, is_stop
 
 if TYPE_CHECKING:
@@ -141,7 +142,10 @@ class Bookkeeper:
                 segment = self.journal.rotate()
             if entries:
                 with self.connect() as conn:
+                    if conn.dialect.name == "duckdb":  # one thread is plenty for a fold, and the checkpoint at its close
+                        conn.execute("SET threads = 1")  # then buffers one thread's row groups, not one per core
                     state.fold(conn, self.activation, self.run_id, self.partition_key, entries)
+                release_freed_memory()  # what the session and its checkpoint used
             if segment is not None:
                 segment.unlink(missing_ok=True)
 

@@ -19,11 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
-import polars as pl
 import pyarrow as pa
+
+if TYPE_CHECKING:  # Polars is imported where a frame is made: a sync never needs it (test_sync_imports.py)
+    import polars as pl
 
 try:  # psycopg comes with the postgres extra; the embedded default (`pip install .`) runs without it
     import psycopg
@@ -46,7 +48,7 @@ class Dialect(ABC):
 
     name: str
     hash_type: str  # the SQL type of a row hash (snapshot.row_hash, sync_records.row_hash)
-    hash_polars_type: type[pl.DataType]  # the same, as a Polars dtype (the journal's frame)
+    hash_arrow_type: pa.DataType  # the same, as an Arrow type (the journal's frame)
     json_type: str = "JSON"
     row_id: str  # a column naming one physical row (DuckDB ``rowid``, PostgreSQL ``ctid``)
 
@@ -100,6 +102,8 @@ class Session(ABC):
     def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table: ...
 
     def fetch_polars(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        import polars as pl
+
         frame = pl.from_arrow(self.fetch_arrow(sql, params))
         assert isinstance(frame, pl.DataFrame)
         return frame

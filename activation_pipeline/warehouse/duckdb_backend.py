@@ -11,23 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 from filelock import FileLock
 
 from activation_pipeline.sql_identifiers import quote_identifier, quote_literal
 from activation_pipeline.warehouse.base import Backend, Dialect, Result, Session
 
+if TYPE_CHECKING:  # frames come from DuckDB's .pl(); a sync never imports Polars (test_sync_imports.py)
+    import polars as pl
+
 DEFAULT_SETTINGS = {"memory_limit": "2GB"}  # large diffs spill to disk instead of taking 80% of RAM
+# a Parquet file (the plan) is written in row groups this small: DuckDB buffers less while it writes, and the push,
+# reading one group at a time, holds only a small batch (benchmarks/bench_vs_drt.py: the first sync's peak RSS)
+PARQUET_ROW_GROUP_ROWS = 16_384
 
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
     hash_type = "UBIGINT"
-    hash_polars_type = pl.UInt64
+    hash_arrow_type = pa.uint64()
     row_id = "rowid"
 
     def row_hash(self, columns: Sequence[str]) -> str:
@@ -103,7 +108,8 @@ class DuckDBSession(Session):
     def copy_to_parquet(self, query: str, path: Path, params: Sequence[Any] | None = None) -> None:
         self.connection.execute("SET preserve_insertion_order = false")  # row order is irrelevant; this lets DuckDB stream it
         try:
-            self.connection.execute(f"COPY ({query}) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)", list(params or []))
+            options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS}"
+            self.connection.execute(f"COPY ({query}) TO {quote_literal(str(path))} ({options})", list(params or []))
         finally:
             self.connection.execute("RESET preserve_insertion_order")
 

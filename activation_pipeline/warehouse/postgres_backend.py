@@ -38,7 +38,7 @@ PLAN_BATCH_ROWS = 50_000  # rows per fetch from the plan's server-side cursor (a
 class PostgresDialect(Dialect):
     name = "postgres"
     hash_type = "BIGINT"  # PostgreSQL has no unsigned 64-bit integer; hashtextextended answers a signed one
-    hash_polars_type = pl.Int64
+    hash_arrow_type = pa.int64()
     row_id = "ctid"
 
     def row_hash(self, columns: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import polars as pl
+import pyarrow as pa
 
 from activation_pipeline.sync.state.schema import (
     SCHEMA,
@@ -42,6 +42,10 @@ class LedgerEntry(NamedTuple):
     row_hash: int | None
     payload: str | None = None  # the fields sent, as JSON
     identifier: str | None = None  # the platform id sent (kept in the snapshot: a removed record is deleted by it)
+
+
+# LedgerEntry's fields as Arrow types (row_hash: the backend's, Dialect.hash_arrow_type)
+JOURNAL_TYPES = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.int32(), pa.uint64(), pa.string(), pa.string())
 
 
 def run_scope(activation: str, partition_key: str | None) -> str:
@@ -163,22 +167,9 @@ def fold(
     fresh = [e for e in entries if e.seq > folded]
     if not fresh:
         return folded
-    frame = pl.DataFrame(
-        fresh,
-        orient="row",
-        schema={
-            "seq": pl.Int64,
-            "key": pl.Utf8,
-            "change": pl.Utf8,
-            "operation": pl.Utf8,
-            "status": pl.Utf8,
-            "message": pl.Utf8,
-            "attempt": pl.Int32,
-            "row_hash": conn.dialect.hash_polars_type,
-            "payload": pl.Utf8,
-            "identifier": pl.Utf8,
-        },
-    )
+    columns = list(zip(*fresh, strict=True))  # Arrow, not Polars: a sync imports only what it needs (test_sync_imports.py)
+    types = (*JOURNAL_TYPES[:7], conn.dialect.hash_arrow_type, *JOURNAL_TYPES[8:])  # row_hash: the backend's hash type
+    frame = pa.table([pa.array(values, type=kind) for values, kind in zip(columns, types, strict=True)], names=list(LedgerEntry._fields))
     last = max(entry.seq for entry in fresh)
     snap = snapshot_table(activation)
     with transaction(conn, journal_batch=frame):

@@ -4,13 +4,14 @@ them; the SQL stays beside the schema it reads)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import polars as pl
+from typing import TYPE_CHECKING, NamedTuple
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state.schema import SCHEMA, scalar
 from activation_pipeline.warehouse import Session
+
+if TYPE_CHECKING:  # the frames are made by Session.fetch_polars; a sync never imports Polars (test_sync_imports.py)
+    import polars as pl
 
 # a message's quoted values, indexes and long numbers (ids, emails, keys) blanked, so one reason groups its records
 REASON_PATTERN = r"""'[^']*'|"[^"]*"|\[[0-9]+\]|[A-Za-z0-9_.@+-]*[0-9]{4,}[A-Za-z0-9_.@+-]*"""

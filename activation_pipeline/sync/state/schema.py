@@ -7,8 +7,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
-import polars as pl
-
 from activation_pipeline.sql_identifiers import qualified_name
 from activation_pipeline.warehouse import Dialect, Session
 
@@ -80,7 +78,7 @@ def scalar(conn: Session, query: str, params: list[Any] | None = None) -> Any:
     return row[0]
 
 
-def transaction(conn: Session, **frames: pl.DataFrame) -> AbstractContextManager[None]:
+def transaction(conn: Session, **frames: Any) -> AbstractContextManager[None]:
     """One transaction, rolled back on any error, with ``frames`` queryable by name for its statements."""
     return conn.transaction(**frames)
 

@@ -4,20 +4,23 @@ back, from ``latest_records`` and the snapshot, and one ``verify`` row per recor
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state.schema import SCHEMA, snapshot_table, transaction
 from activation_pipeline.sync.state.snapshot import has_snapshot
 from activation_pipeline.warehouse import Session
 
-VERIFIED_SCHEMA = {"key": pl.Utf8, "partition_key": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8}
+if TYPE_CHECKING:  # imported where used: a sync never imports Polars (test_sync_imports.py)
+    import polars as pl
 
 
 def records_to_verify(conn: Session, activation: str, keyed_by_identifier: bool, keys: list[str], everything: bool, run_id: str) -> pl.DataFrame:
     """Key, identifier, partition and last confirmed payload of the records to verify: ``keys``, or
     ``everything`` the platform should hold, or else what the latest sync confirmed (this run's, when
     the check runs after the sync)."""
+    import polars as pl
+
     if not has_snapshot(conn, activation):  # never synced: nothing to verify
         return pl.DataFrame(schema={"key": pl.Utf8, "identifier": pl.Utf8, "partition_key": pl.Utf8, "payload": pl.Utf8})
     if keys:
@@ -47,7 +50,9 @@ def record_verification(conn: Session, activation: str, run_id: str, verified: l
     one extra resend, never a loss)."""
     if not verified:
         return
-    frame = pl.DataFrame(verified, schema=VERIFIED_SCHEMA, orient="row")
+    import polars as pl
+
+    frame = pl.DataFrame(verified, schema={"key": pl.Utf8, "partition_key": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8}, orient="row")
     with transaction(conn, verified=frame):
         conn.execute(
             f"""INSERT INTO {SCHEMA}.sync_records
