@@ -175,6 +175,8 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
                                     FROM {rows} GROUP BY 1""",
         )
     invalid_sql, body_sql, items_fallback = _items_sql(request, available, items)
+    # the items' texts carry the fields: the plan then leaves the fields' own columns out
+    sent_columns = f"EXCLUDE ({payload_names})" if payload_names and items is not None and items_fallback is None else ""
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it
     conn.execute(
@@ -207,7 +209,7 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
             FROM seg FULL OUTER JOIN {snapshot_side} AS snap ON seg.__key = snap.key
             LEFT JOIN duplicated AS dup ON dup.__key = seg.__key
           )
-          SELECT *, {body_sql} AS __body FROM (
+          SELECT * {sent_columns}, {body_sql} AS __body FROM (
             SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload,
                    {invalid_sql} AS __invalid
             FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified))

@@ -153,9 +153,11 @@ class DuckDBItems(ItemDialect):
             return None
         if t.startswith("DECIMAL"):  # Python sends float(Decimal): the nearest double to the decimal's text
             return f"CAST(CAST({sql} AS VARCHAR) AS DOUBLE)"
+        if t in ("HUGEINT", "UHUGEINT"):  # the plan's Parquet holds these as doubles: Python sends the double
+            return f"CAST({sql} AS DOUBLE)"
         if t in ("VARCHAR", "BOOLEAN", "DOUBLE", "FLOAT") or INTEGER.match(t):
             return sql
-        if t.endswith("[]") and (t[:-2] == "VARCHAR" or INTEGER.match(t[:-2])):
+        if t.endswith("[]") and (t[:-2] == "VARCHAR" or INTEGER.match(t[:-2])) and "HUGEINT" not in t:
             return sql
         return None
 
