@@ -25,14 +25,14 @@ from activation_pipeline.automation import build_jobs, build_schedules, build_se
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.executors import executor_from_env
 from activation_pipeline.platforms import PLATFORMS
-from activation_pipeline.warehouse import WarehouseResource, warehouse_path
+from activation_pipeline.warehouse import WarehouseResource, warehouse_location
 
 
-def build_definitions(config: ProjectConfig, warehouse: Path | None = None) -> Definitions:
-    database = Path(warehouse or warehouse_path())
+def build_definitions(config: ProjectConfig, warehouse: Path | str | None = None) -> Definitions:
+    database = str(warehouse) if warehouse else warehouse_location()  # a DuckDB file path or a postgresql:// URL
     check_mapped_columns(config, database)  # a mapping to a column the stored segment lacks fails the load
     jobs = build_jobs(config)
-    resources: dict[str, Any] = {"warehouse": WarehouseResource(database=str(database))}
+    resources: dict[str, Any] = {"warehouse": WarehouseResource(database=database)}
     for name, destination in config.destinations.items():
         resources[destination_resource_key(name)] = PLATFORMS[destination.platform].resource_factory(destination)
     assets = [

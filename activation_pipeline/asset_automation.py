@@ -52,7 +52,7 @@ from activation_pipeline.assets.observed_files import (
     DATA_VERSION_TAG,
     data_versions,
     file_key,
-    file_state,
+    source_state,
 )
 from activation_pipeline.automation import downstream_of_sources, upstream_sources
 from activation_pipeline.config import ActivationConfig, ProjectConfig
@@ -188,9 +188,9 @@ def build_file_observer(config: ProjectConfig) -> SensorDefinition:
         description="Observes the source files: a changed file's data version (one per day when partitioned)",
     )
     def _observe(context: SensorEvaluationContext):
-        files = {name: file_state(config.source_path(name)) for name in sources}
+        files = {name: source_state(config, name) for name in sources}
         previous = json.loads(context.cursor) if context.cursor else {}
-        changed = [name for name, state in files.items() if state != previous.get(name)]
+        changed = [name for name, state in files.items() if state != previous.get(name) and state != "unreachable"]
         if not changed:
             return SkipReason("no source file changed")
         events = [

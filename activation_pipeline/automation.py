@@ -44,7 +44,7 @@ from dagster import (
     sensor,
 )
 
-from activation_pipeline.assets.observed_files import day_fingerprints, file_state
+from activation_pipeline.assets.observed_files import day_fingerprints, source_state
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.assets.verification import CHECK_NAME, verifies
 from activation_pipeline.config import ActivationConfig, ProjectConfig
@@ -203,7 +203,7 @@ def upstream_sources(config: ProjectConfig, activation: str) -> set[str]:
 
 
 def source_fingerprints(config: ProjectConfig, sources: set[str]) -> dict[str, str]:
-    return {name: file_state(config.source_path(name)) for name in sorted(sources)}
+    return {name: source_state(config, name) for name in sorted(sources)}
 
 
 def build_source_sensor(

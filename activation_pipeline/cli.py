@@ -23,10 +23,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import requests
 
 from activation_pipeline.platforms.resource import sandbox_url
+from activation_pipeline.warehouse import WAREHOUSE_ERRORS, Session
+
+UNREADABLE: tuple[type[Exception], ...] = (FileNotFoundError, *WAREHOUSE_ERRORS)  # a warehouse a tool cannot read
 
 DEMO_LAST_ORDER_DAY = date(2026, 11, 1)  # the demo dataset's end_date
 DEMO_DAYS = 7  # partitions synced by the demo: the last week of orders
@@ -72,11 +74,11 @@ def demo(args: argparse.Namespace) -> None:
     from activation_pipeline.config import load_config
     from activation_pipeline.dagster_home import use_project_home
     from activation_pipeline.demo_data import write_demo_dataset
-    from activation_pipeline.warehouse import warehouse_path
+    from activation_pipeline.warehouse import read_warehouse, warehouse_location
 
     config = load_config()
     demo_dir = config.base_dir / "demo"
-    missing = [n for n in config.sources if not config.source_path(n).exists()]
+    missing = [n for n, s in config.sources.items() if s.database is None and not config.source_path(n).exists()]
     if missing or args.regenerate:
         files = write_demo_dataset(demo_dir)
         print(f"demo data written to {demo_dir}: {', '.join(sorted(files))}")
@@ -100,19 +102,19 @@ def demo(args: argparse.Namespace) -> None:
         f"\nmaterialized {sum(len(r.get_asset_materialization_events()) for r in results)} assets in {len(results)} runs "
         f"in {time.time() - started:.1f}s ({'success' if success else 'with failures: see above'})\n"
     )
-    with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+    with read_warehouse() as conn:
         print("\n".join(run_summary(conn, [r.run_id for r in results])))
         notes = run_notes(conn, [r.run_id for r in results])
     if notes:  # the lines whose records were not all confirmed, each in one sentence
         print("\n" + "\n".join(notes))
-    print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_path())
+    print("\nLedger: activation_state.sync_runs / sync_records in", warehouse_location())
     print(f"Runs recorded in the Dagster instance {home}")
     print("UI: `dagster dev` from this folder, then open http://127.0.0.1:3000 (the sandbox keeps running)")
     if not success:
         sys.exit(1)
 
 
-def run_summary(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
+def run_summary(conn: Session, run_ids: list[str]) -> list[str]:
     """One line per activation synced by these runs; ``parts``: its days, or its scopes (store views)."""
     from activation_pipeline.sync.state import run_totals
 
@@ -134,7 +136,7 @@ NOTES = (  # (ledger statuses, what happened to those records) for the demo summ
 )
 
 
-def run_notes(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[str]:
+def run_notes(conn: Session, run_ids: list[str]) -> list[str]:
     """One sentence per activation whose records were not all confirmed, from the ledger's most common reason."""
     from activation_pipeline.sync.state import (
         activations_with_status,
@@ -168,7 +170,7 @@ def ledger(args: argparse.Namespace) -> None:
         latest_records_count,
         record_history,
     )
-    from activation_pipeline.warehouse import read_warehouse, warehouse_path
+    from activation_pipeline.warehouse import backend_for, read_warehouse, warehouse_location
 
     if args.activation == "prune":  # a command, not an activation (the config refuses that name)
         return prune(args)
@@ -182,14 +184,14 @@ def ledger(args: argparse.Namespace) -> None:
         "materialize it first: `dagster asset materialize -m activation_pipeline.definitions "
         f"--select activations/{args.activation}` (or `activation-pipeline demo`)"
     )
-    if not warehouse_path().exists():  # nothing has run here yet: say so, and how to make it (exit 1)
-        sys.exit(f"nothing recorded yet: no warehouse at {warehouse_path()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
+    if not backend_for().exists():  # nothing has run here yet: say so, and how to make it (exit 1)
+        sys.exit(f"nothing recorded yet: no warehouse at {warehouse_location()} (set ACTIVATION_WAREHOUSE if it lives elsewhere); {how}")
     try:
         with read_warehouse() as conn:
             known = activations_with_runs(conn) if has_table(conn, "sync_runs") else set()
             if args.activation not in known:
                 sys.exit(
-                    f"nothing recorded yet for activation {args.activation!r} in {warehouse_path()} "
+                    f"nothing recorded yet for activation {args.activation!r} in {warehouse_location()} "
                     f"(activations with runs, known: {', '.join(sorted(known)) or 'none yet'}); {how}"
                 )
             if args.key is None:
@@ -197,7 +199,7 @@ def ledger(args: argparse.Namespace) -> None:
             else:
                 frame = record_history(conn, args.activation, args.key, args.limit)
             total = latest_records_count(conn, args.activation)
-    except (FileNotFoundError, duckdb.Error) as exc:
+    except UNREADABLE as exc:
         sys.exit(str(exc))
     print(f"{title}: {frame.height} row(s)" + (f" of {total}" if args.key is None else ""))
     with pl.Config(tbl_rows=args.limit, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
@@ -207,7 +209,7 @@ def ledger(args: argparse.Namespace) -> None:
 def prune(args: argparse.Namespace) -> None:
     from activation_pipeline.config import ConfigError, config_path, load_config
     from activation_pipeline.sync.state import has_table, prune_ledger
-    from activation_pipeline.warehouse import warehouse_path, write_warehouse
+    from activation_pipeline.warehouse import warehouse_location, write_warehouse
 
     if args.key is not None:
         sys.exit(f"`activation-pipeline ledger prune` takes no key (got {args.key!r}); it prunes every activation")
@@ -224,12 +226,12 @@ def prune(args: argparse.Namespace) -> None:
     try:
         with write_warehouse() as conn:
             if not has_table(conn, "sync_records"):
-                sys.exit(f"no ledger yet in {warehouse_path()}: nothing to prune")
+                sys.exit(f"no ledger yet in {warehouse_location()}: nothing to prune")
             pruned = prune_ledger(conn, days)
-    except (FileNotFoundError, duckdb.Error) as exc:
+    except UNREADABLE as exc:
         sys.exit(str(exc))
     print(
-        f"ledger in {warehouse_path()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
+        f"ledger in {warehouse_location()}: records older than {days} day(s): {pruned.deleted} row(s) deleted, "
         f"{pruned.cleared} cleared of payload and message (each record's last confirmed version stays); run counts unchanged"
     )
 

@@ -126,7 +126,8 @@ class ActivationsAttributes(dg.Model):
     partitions: PartitionsConfig | None = Field(default=None, description="the daily partitions of event data")
     deployments: DeploymentsConfig = Field(default_factory=DeploymentsConfig, description="which deployments may push to a real platform")
     sources: dict[str, SourceConfig] = Field(
-        default_factory=dict, description="CSV or Parquet files (relative to this folder) loaded into sources.<name>"
+        default_factory=dict,
+        description="CSV or Parquet files (relative to this folder), or tables or queries of a PostgreSQL database, loaded into sources.<name>",
     )
     segments: dict[str, SegmentConfig] = Field(default_factory=dict, description="SQL over sources and segments, one table each")
     destinations: dict[str, DestinationConfig] = Field(default_factory=dict, description="platform accounts: platform, base URL, secrets, settings")

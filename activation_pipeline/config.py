@@ -42,6 +42,7 @@ from activation_pipeline.config_references import (
     check_references,
     check_run_order,
 )
+from activation_pipeline.sql_identifiers import identifier_problem
 
 DEFAULT_CONFIG = Path("data/activations.yaml")
 SCHEDULE_PRESETS = {
@@ -101,8 +102,59 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class DatabaseSourceConfig(_Model):
+    """A table or a query of an external PostgreSQL database, read through ADBC (activation_pipeline/assets/database_sources.py)."""
+
+    url_env: str = Field(description="the environment variable holding the postgresql:// URL (the URL itself is never in the config)")
+    table: str | None = Field(default=None, description="schema.table to read whole")
+    query: str | None = Field(default=None, description="a SELECT whose result is the source")
+
+    @field_validator("url_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if "://" in value or "@" in value:  # a URL pasted here: never echoed, it may hold a password
+            raise ValueError("holds what looks like a URL; give the name of the environment variable that holds it, e.g. CRM_DATABASE_URL")
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (letters, digits and _, not starting with a digit); "
+                "give the variable's name, e.g. CRM_DATABASE_URL, never the URL itself"
+            )
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _schema_dot_table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2 or not all(parts) or any(identifier_problem(part) for part in parts):
+            problem = next((identifier_problem(part) for part in parts if identifier_problem(part)), None)
+            detail = f": a name {problem}" if problem else ""
+            raise ValueError(f"{value!r} is not schema.table (one dot between two names, e.g. public.customers){detail}")
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the query is empty; give a SELECT statement")
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> DatabaseSourceConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table (schema.table) or query (a SELECT), not " + ("both" if self.table else "neither"))
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"table {self.table}" if self.table else "query"
+
+
 class SourceConfig(_Model):
-    path: str = Field(description="CSV or Parquet file, relative to the config file's folder")
+    path: str | None = Field(default=None, description="CSV or Parquet file, relative to the config file's folder")
+    database: DatabaseSourceConfig | None = Field(default=None, description="instead of a file: a table or query of a PostgreSQL database")
     format: Literal["csv", "parquet"] | None = None
     description: str = ""
     partition_column: str | None = Field(
@@ -123,9 +175,33 @@ class SourceConfig(_Model):
             )
         return value
 
+    @field_validator("database")
+    @classmethod
+    def _database_alone(cls, value: DatabaseSourceConfig | None, info: ValidationInfo) -> DatabaseSourceConfig | None:
+        if value is not None and info.data.get("path") is not None:
+            raise ValueError("a source is either a file (path) or a database table or query (database), not both")
+        return value
+
+    @model_validator(mode="after")
+    def _file_or_database(self) -> SourceConfig:
+        if self.database is None:
+            if self.path is None:
+                raise PydanticCustomError(
+                    "file_or_database", "give path (a CSV or Parquet file) or database (a table or query of a PostgreSQL database)"
+                )
+            return self
+        for field, value in (("format", self.format), ("partition_column", self.partition_column)):
+            if value is not None:
+                raise PydanticCustomError("database_source", f"{field} applies to file sources only, not to a database source")
+        if self.delimiter != ",":
+            raise PydanticCustomError("database_source", "delimiter applies to CSV sources only, not to a database source")
+        return self
+
     @property
     def file_format(self) -> str:
-        return self.format or ("parquet" if self.path.endswith(".parquet") else "csv")
+        if self.database is not None:
+            return "postgres"
+        return self.format or ("parquet" if str(self.path).endswith(".parquet") else "csv")
 
 
 class SegmentConfig(_Model):
@@ -341,7 +417,11 @@ class ProjectConfig(_Model):
         return self.segment_partition_column(self.activations[name].segment)
 
     def source_path(self, name: str) -> Path:
-        path = Path(self.sources[name].path)
+        """A file source's file (a database source has none: ValueError)."""
+        file = self.sources[name].path
+        if file is None:
+            raise ValueError(f"sources.{name} is a database source, not a file")
+        path = Path(file)
         return path if path.is_absolute() else self.base_dir / path
 
 

@@ -1,6 +1,10 @@
 """Shared fixtures: a real sandbox on a free 127.0.0.1 port, a temporary project (config,
-CSV source, DuckDB warehouse) and a Dagster test instance. Nothing is patched: tests drive
-real materializations that send real HTTP to the emulator."""
+CSV source, a warehouse) and a Dagster test instance. Nothing is patched: tests drive
+real materializations that send real HTTP to the emulator.
+
+The warehouse is a DuckDB file; a test marked ``@pytest.mark.on_both_backends`` runs twice,
+on a DuckDB file and on a database of its own on the session's throw-away PostgreSQL cluster
+(the ``backend`` fixture, ``project.warehouse`` its path or URL)."""
 
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ from activation_pipeline.config import ProjectConfig, load_config
 from activation_pipeline.definitions import build_definitions
 from activation_pipeline.platforms.base import Record
 from activation_pipeline.sandbox import start_sandbox
+from activation_pipeline.warehouse import Backend, backend_for, is_postgres
 from activation_pipeline_tests.platform_cases import BATCH, CASES, PlatformCase, expected_items, product
-from activation_pipeline_tests.postgres_server import postgres_server  # noqa: F401  (a session fixture, for every test file)
+from activation_pipeline_tests.postgres_server import PostgresServer, postgres_server  # noqa: F401  (a session fixture, for every test file)
 
 __all__ = [
     "Project",
@@ -45,6 +50,36 @@ __all__ = [
     "run_metadata",
     "sandbox_stats",
 ]
+
+
+BACKENDS = ("duckdb", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "on_both_backends: run the test on a DuckDB warehouse and on a PostgreSQL one")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("on_both_backends") and "warehouse_kind" in metafunc.fixturenames:
+        metafunc.parametrize("warehouse_kind", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def warehouse_kind(request: pytest.FixtureRequest) -> str:
+    """``duckdb`` (the default), or each of ``BACKENDS`` for a test marked ``on_both_backends``."""
+    return getattr(request, "param", "duckdb")
+
+
+@pytest.fixture
+def backend(warehouse_kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    """The test's warehouse: ``tmp_path/warehouse.duckdb``, or a new database on the session's PostgreSQL
+    cluster, reached as a user would (a URL without password; the password in PGPASSWORD)."""
+    if warehouse_kind == "duckdb":
+        return backend_for(tmp_path / "warehouse.duckdb")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    database = server.create_database(f"warehouse_{os.getpid()}_{time.monotonic_ns()}")
+    monkeypatch.setenv("PGPASSWORD", server.password)
+    return backend_for(f"postgresql://{server.user}@{server.host}:{server.port}/{database}")
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +106,12 @@ class Project:
     emulator come from a `PlatformCase` (platform_cases.py); the case's ``views`` are called as
     methods (``project.catalog()`` on Batch), and ``write_<table>(rows)`` writes a source CSV."""
 
-    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance, case: PlatformCase = BATCH):
+    def __init__(self, root: Path, sandbox: Any, instance: DagsterInstance, case: PlatformCase = BATCH, backend: Backend | None = None):
         self.root, self.sandbox, self.instance, self.case = root, sandbox, instance, case
         self.config_path = root / "activations.yaml"
-        self.warehouse = root / "warehouse.duckdb"
+        self.backend = backend or backend_for(root / "warehouse.duckdb")
+        # a DuckDB file's Path (as DuckDB-only tests open it), or a postgresql:// URL
+        self.warehouse: Any = self.backend.location if is_postgres(self.backend.location) else Path(self.backend.location)
         self.destination, self.partitions = case.destination, case.partitions
         self.top_level: dict[str, Any] = {}
         self.destination_extra: dict[str, Any] = {}  # more of the destination entry (a base_url, …)
@@ -203,8 +240,12 @@ class Project:
 
     # --- the ledger --------------------------------------------------------------------
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as conn:
-            return conn.execute(query, params or []).fetchall()
+        """Rows of a query on the warehouse, whichever backend (``?`` placeholders)."""
+        if isinstance(self.warehouse, Path):
+            with duckdb.connect(str(self.warehouse), read_only=True) as conn:
+                return conn.execute(query, params or []).fetchall()
+        with self.backend.session(read_only=True) as session:
+            return session.fetch_all(query, params)
 
     def snapshot_keys(self, activation: str | None = None) -> set[str]:
         return {row[0] for row in self.sql(f'SELECT key FROM activation_state."{activation or self.case.activation_name}"')}
@@ -221,8 +262,10 @@ class Project:
     def confirmed_records(self, activation: str | None = None) -> list[Record]:
         """The last confirmed payload of every record in the snapshot, as the engine would verify it."""
         rows = self.sql(
-            "SELECT key, payload FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed' "
-            "QUALIFY row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) = 1 ORDER BY key",
+            "SELECT key, payload::VARCHAR FROM (SELECT key, payload, "
+            "row_number() OVER (PARTITION BY key ORDER BY recorded_at DESC, seq DESC) AS version "
+            "FROM activation_state.sync_records WHERE activation = ? AND status = 'confirmed') AS confirmed "
+            "WHERE version = 1 ORDER BY key",
             [activation or self.case.activation_name],
         )
         return [Record(key=key, identifier=key, fields=json.loads(payload)) for key, payload in rows]
@@ -248,11 +291,13 @@ def instance() -> Iterator[DagsterInstance]:
 
 
 @pytest.fixture
-def project_for(tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Project]:
+def project_for(
+    tmp_path: Path, sandbox: Any, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> Callable[[str], Project]:
     """``project_for(platform)``: a project on that platform's emulator, with the sandbox's demo credentials."""
 
     def make(platform: str) -> Project:
-        return Project(tmp_path, sandbox, instance, point_at_sandbox(CASES[platform], sandbox, monkeypatch))
+        return Project(tmp_path, sandbox, instance, point_at_sandbox(CASES[platform], sandbox, monkeypatch), backend)
 
     return make
 

@@ -12,9 +12,11 @@ import glob
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -88,11 +90,9 @@ def _as_service_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", SERVICE_USER, "--", *command] if os.geteuid() == 0 else command
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        missing_in_ci_or_skip("postgresql")
+@contextmanager
+def throwaway_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
+    """A new cluster on a free 127.0.0.1 port, stopped and deleted on exit (the fixture's, and the benchmarks')."""
     # not under pytest's basetemp: that folder is private to root, and the server runs as postgres
     root = Path(tempfile.mkdtemp(prefix="activation-pg-"))
     data_dir, password = root / "data", secrets.token_urlsafe(16)
@@ -102,9 +102,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.chown(root / "pwfile", SERVICE_USER)
     initdb = [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "activation", "-A", "scram-sha-256", f"--pwfile={root / 'pwfile'}"]
     subprocess.run(_as_service_user(initdb), check=True, capture_output=True)
-    from activation_pipeline_tests.conftest import free_port  # here, not at the top: conftest imports this module
-
-    port = free_port()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     start = [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(root / "server.log"), "-o", options, "-w", "start"]
     started = subprocess.run(_as_service_user(start), capture_output=True, text=True)
@@ -117,3 +117,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         subprocess.run(_as_service_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"]), capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        missing_in_ci_or_skip("postgresql")
+    with throwaway_postgres(bin_dir) as server:
+        yield server

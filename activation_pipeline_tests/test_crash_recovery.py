@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from filelock import FileLock
 
@@ -41,6 +42,7 @@ def cli_materialize(project, tmp_path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.on_both_backends
 def test_a_sync_killed_after_some_batches_resumes_exactly(project, sandbox, tmp_path):
     project.add_activation(mode="full_then_delta", operation="mirror", max_items_per_request=BATCH, concurrency=2)
     project.write_products(ROWS)

@@ -27,6 +27,7 @@ from activation_pipeline.platforms.http import PlatformSession
 from activation_pipeline.sync import state
 from activation_pipeline.sync.diff import PlanRequest, identifier_unknown, plan_operations
 from activation_pipeline.sync.engine import SyncJob, run_sync
+from activation_pipeline.warehouse import DuckDBSession
 
 COLUMNS = {  # segment column -> its type; each is mapped to the platform field of the same name
     "name": "VARCHAR",
@@ -111,9 +112,10 @@ def test_items_built_in_the_plan_equal_the_python_items_and_are_refused_for_the_
     folder = tmp_path_factory.mktemp("plan")
     with duckdb.connect() as conn:
         write_segment(conn, records)
-        state.ensure_state(conn, "items")
-        plan = plan_operations(conn, request(), folder / "plan.parquet", lambda op, types: client.json_items(TARGET, op, types))
-        in_python = plan_operations(conn, request(), folder / "python.parquet")  # the plan of a client without declared items
+        session = DuckDBSession(conn)
+        state.ensure_state(session, "items")
+        plan = plan_operations(session, request(), folder / "plan.parquet", lambda op, types: client.json_items(TARGET, op, types))
+        in_python = plan_operations(session, request(), folder / "python.parquet")  # the plan of a client without declared items
     assert plan.items and plan.items_fallback is None and not in_python.items
     assert not [c for c in pq.read_schema(plan.path).names if c.startswith("f__")]  # the items carry the fields
     python_rows = {r["__key"]: r for r in pq.read_table(in_python.path).to_pylist() if r["__op"] == "upsert"}
@@ -139,9 +141,10 @@ def test_a_column_type_the_statement_cannot_build_falls_back_to_python_and_says_
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA segments")
         conn.execute("CREATE TABLE segments.items AS SELECT 'A' AS sku, 'n' AS name, [1.5, 'nan'::DOUBLE] AS history")
-        state.ensure_state(conn, "items")
+        session = DuckDBSession(conn)
+        state.ensure_state(session, "items")
         columns = {"name": "VARCHAR", "history": "DOUBLE[]"}
-        plan = plan_operations(conn, request(columns), tmp_path / "plan.parquet", lambda op, types: client.json_items(TARGET, op, types))
+        plan = plan_operations(session, request(columns), tmp_path / "plan.parquet", lambda op, types: client.json_items(TARGET, op, types))
     assert (plan.items, plan.items_fallback) == (False, "history: a DOUBLE[] column is built in Python")
 
 
@@ -187,9 +190,9 @@ def sync(database: Path, state_dir: Path, client: Any, catalog: str) -> Any:
     )
 
     @contextmanager
-    def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect() -> Iterator[DuckDBSession]:
         with duckdb.connect(str(database)) as conn:
-            yield conn
+            yield DuckDBSession(conn)
 
     return run_sync(job, client, connect)
 

@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from activation_pipeline_tests.conftest import product
 from activation_pipeline_tests.test_sync_modes import metadata
+
+pytestmark = pytest.mark.on_both_backends  # the ledger's views, the command and the README's queries on DuckDB and PostgreSQL
 
 
 def three_runs(project) -> None:
@@ -95,13 +98,11 @@ def test_the_readmes_ledger_queries_run_and_answer(project):
 
 def test_the_demo_summary_has_one_aligned_line_per_activation(project):
     """What `activation-pipeline demo` prints after its runs, read from the ledger."""
-    import duckdb
-
     from activation_pipeline.cli import run_summary
 
     three_runs(project)
-    with duckdb.connect(str(project.warehouse), read_only=True) as conn:
-        run_ids = [r[0] for r in conn.execute("SELECT run_id FROM activation_state.sync_runs ORDER BY started_at").fetchall()]
+    with project.backend.session(read_only=True) as conn:
+        run_ids = [r[0] for r in conn.fetch_all("SELECT run_id FROM activation_state.sync_runs ORDER BY started_at")]
         header, *rows = run_summary(conn, run_ids)
     assert header.split() == ["activation", "parts", "status", "planned", "sent", "ok", "failed", "invalid", "skipped", "snapshot"]
     assert len(rows) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 import requests
@@ -13,6 +12,7 @@ from dagster import build_sensor_context, materialize
 
 from activation_pipeline.config import load_config
 from activation_pipeline.definitions import build_definitions
+from activation_pipeline.warehouse import read_warehouse
 from activation_pipeline_tests.conftest import activation_selection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,9 @@ SELECTION = activation_selection(load_config(ROOT / "data" / "activations.yaml")
 
 
 @pytest.fixture
-def shop(tmp_path, sandbox):
+def shop(tmp_path, sandbox, backend, monkeypatch):
+    """The demo's config and data in a folder of its own; the warehouse (ACTIVATION_WAREHOUSE) is the test's backend."""
+    monkeypatch.setenv("ACTIVATION_WAREHOUSE", backend.location)
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data" / "demo", data / "demo")
     shutil.copy(ROOT / "data" / "activations.yaml", data / "activations.yaml")
@@ -30,7 +32,7 @@ def shop(tmp_path, sandbox):
 
 
 def sync_day(data: Path, day: str, instance) -> dict:
-    defs = build_definitions(load_config(data / "activations.yaml"), warehouse=data / "warehouse.duckdb")
+    defs = build_definitions(load_config(data / "activations.yaml"))
     result = materialize(
         list(defs.assets) + list(defs.asset_checks), selection=SELECTION, resources=defs.resources, partition_key=day, instance=instance
     )
@@ -51,10 +53,11 @@ def catalog(sandbox) -> dict:
 
 
 def ledger(data: Path, query: str) -> list[tuple]:
-    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as conn:
-        return conn.execute(query).fetchall()
+    with read_warehouse() as conn:
+        return conn.fetch_all(query)
 
 
+@pytest.mark.on_both_backends
 def test_two_days_then_a_third_pushes_only_the_third_and_the_ledger_says_which_day(shop, sandbox, instance):
     for day in DAYS[:2]:
         sync_day(shop, day, instance)
@@ -75,6 +78,7 @@ def test_two_days_then_a_third_pushes_only_the_third_and_the_ledger_says_which_d
     assert snapshot == per_day
 
 
+@pytest.mark.on_both_backends
 def test_a_rerun_day_sends_only_its_own_changes_and_mirrors_within_that_day(shop, sandbox, instance):
     for day in DAYS:
         sync_day(shop, day, instance)
@@ -102,7 +106,7 @@ def test_a_rerun_day_sends_only_its_own_changes_and_mirrors_within_that_day(shop
 
 
 def test_the_source_sensor_launches_only_the_days_whose_rows_changed(shop, instance):
-    defs = build_definitions(load_config(shop / "activations.yaml"), warehouse=shop / "warehouse.duckdb")
+    defs = build_definitions(load_config(shop / "activations.yaml"))
     sensor_def = next(s for s in defs.sensors if s.name == "source_files_changed")
     with build_sensor_context(instance=instance) as context:
         baseline = sensor_def.evaluate_tick(context).cursor
@@ -126,7 +130,7 @@ def test_the_source_sensor_launches_only_the_days_whose_rows_changed(shop, insta
 
 def test_an_unpartitioned_activation_in_a_daily_run_still_syncs_everything(shop, sandbox, instance):
     config = load_config(shop / "activations.yaml")
-    defs = build_definitions(config, warehouse=shop / "warehouse.duckdb")
+    defs = build_definitions(config)
     assets = list(defs.assets) + list(defs.asset_checks)
     mixed = [*SELECTION, *activation_selection(config, "products_to_batch")]
     for day in DAYS[:2]:  # a daily run that also holds unpartitioned assets (products), as sync_everything does

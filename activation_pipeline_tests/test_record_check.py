@@ -129,15 +129,13 @@ def test_a_partitioned_activation_has_the_check_on_its_day(tmp_path, sandbox, in
 
 
 def test_the_demo_summary_explains_a_partial_line_in_one_sentence_from_the_ledger(project):
-    import duckdb
-
     from activation_pipeline.cli import run_notes
 
     project.add_activation()
     project.write_products(ROWS)
     project.fault(kind="reject_ids", ids=["SKU-0007", "SKU-0011"])
     run_id = project.materialize().run_id
-    with duckdb.connect(str(project.warehouse), read_only=True) as conn:
+    with project.backend.session(read_only=True) as conn:
         notes = run_notes(conn, [run_id])
     assert notes == [
         (

@@ -41,6 +41,7 @@ def total_requests(sandbox) -> int:
 # --------------------------------------------------------------------------- columns
 
 
+@pytest.mark.on_both_backends
 def test_a_mapping_to_a_missing_column_fails_definitions_validate_once_the_warehouse_holds_the_segment(project):
     project.add_activation()
     project.write_products(ROWS)
@@ -72,6 +73,7 @@ def test_a_mapping_to_a_missing_column_on_a_first_run_fails_before_any_request(p
     assert total_requests(sandbox) == 0 and project.catalog() == {}
 
 
+@pytest.mark.on_both_backends
 def test_a_column_mapped_with_the_sql_that_adds_it_loads_before_the_segment_is_rebuilt(project):
     project.add_activation()
     project.write_products(ROWS)

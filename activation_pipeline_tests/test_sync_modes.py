@@ -19,6 +19,8 @@ THIRD = [product(1)] + [product(i, price=99.0 + i if 4 <= i <= 6 else None, name
 
 metadata = run_metadata  # many test files import it from here
 
+pytestmark = pytest.mark.on_both_backends  # every mode, on a DuckDB file and on PostgreSQL
+
 
 def run(project, rows) -> dict[str, Any]:
     project.write_products(rows)

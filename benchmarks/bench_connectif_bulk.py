@@ -70,6 +70,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, bulk_min_records: int
     from activation_pipeline.platforms.connectif import ConnectifResource
     from activation_pipeline.sync.diff import PlanRequest
     from activation_pipeline.sync.engine import SyncJob, run_sync
+    from activation_pipeline.warehouse import DuckDBSession
 
     os.environ["CONNECTIF_BASE_URL"] = f"{url}/connectif"
     # the poll a real account gets (2 s, growing): the sandbox's 0.05 s would spend the budget on polls
@@ -98,7 +99,7 @@ def engine_sync(url: str, database: Path, state_dir: Path, bulk_min_records: int
     @contextmanager
     def connect():
         with duckdb.connect(str(database)) as conn:
-            yield conn
+            yield DuckDBSession(conn)
 
     started = time.perf_counter()
     report = run_sync(job, client, connect)  # type: ignore[arg-type]

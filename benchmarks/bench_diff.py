@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, peak_rss_mb, run_child, spread  # noqa: E402
 
 from activation_pipeline.sync.diff import PlanRequest, plan_operations  # noqa: E402
+from activation_pipeline.warehouse import DuckDBSession  # noqa: E402
 
 SENT = {"name": "name", "price": "price", "brand": "brand", "category": "category_path", "stock_status": "stock_status"}
 
@@ -96,7 +97,7 @@ def measure(side: str, database: Path, workdir: Path) -> dict[str, Any]:
             changed = conn.execute(query).fetchone()[0]  # a check, outside the clock
         else:
             started = time.perf_counter()
-            changed = plan_operations(conn, request, workdir / "plan.parquet").counts.get("changed", 0)
+            changed = plan_operations(DuckDBSession(conn), request, workdir / "plan.parquet").counts.get("changed", 0)
             seconds = time.perf_counter() - started
     return {"seconds": seconds, "rss_mb": peak_rss_mb(), "changed": changed}
 

@@ -120,7 +120,7 @@ def engine_sync(
     from activation_pipeline.platforms.batch import BatchResource
     from activation_pipeline.sync.diff import PlanRequest
     from activation_pipeline.sync.engine import SyncJob, run_sync
-    from activation_pipeline.warehouse import WarehouseResource
+    from activation_pipeline.warehouse import DuckDBSession, WarehouseResource
 
     os.environ["BATCH_BASE_URL"] = f"{url}/batch/2.11"
     # the sandbox's limit is lifted for every side of a comparison, so is the client's own pacing
@@ -150,7 +150,7 @@ def engine_sync(
     @contextmanager
     def unlocked():
         with duckdb.connect(str(database), config=settings) as conn:
-            yield conn
+            yield DuckDBSession(conn)
 
     started = time.perf_counter()
     report = run_sync(job, client, connect or unlocked)  # type: ignore[arg-type]

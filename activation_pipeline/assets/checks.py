@@ -46,12 +46,14 @@ def build_segment_checks(config: ProjectConfig, name: str) -> AssetsDefinition:
         with context.resources.warehouse.get_connection() as conn:
             rows = scalar(conn, f"SELECT count(*) FROM {table}")
             nulls = scalar(conn, f"SELECT count(*) FROM {table} WHERE {pk} IS NULL")
-            null_rows = conn.sql(f"SELECT * FROM {table} WHERE {pk} IS NULL LIMIT 3").pl().to_dicts() if nulls else []
+            null_rows = conn.fetch_polars(f"SELECT * FROM {table} WHERE {pk} IS NULL LIMIT 3").to_dicts() if nulls else []
             duplicates = conn.execute(
                 f"SELECT CAST({pk} AS VARCHAR), count(*) FROM {table} WHERE {pk} IS NOT NULL "
                 f"GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1 LIMIT {SAMPLE}"
             ).fetchall()
-            duplicate_keys = scalar(conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)")
+            duplicate_keys = scalar(
+                conn, f"SELECT count(*) FROM (SELECT {pk} FROM {table} WHERE {pk} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) AS repeated"
+            )
         yield AssetCheckResult(
             check_name="primary_key_not_null",
             asset_key=key,

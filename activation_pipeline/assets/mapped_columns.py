@@ -6,21 +6,22 @@ engine's plan, ``PlanError``), which covers a warehouse that does not hold the s
 
 Only a segment table built from the segment's current SQL is compared (its table comment holds the SQL
 hash): after an edit of the SQL the stored table is stale, and its next materialization decides. The
-warehouse is opened read-only, briefly, never created; a warehouse held by a running writer (DuckDB
-lets one process open a file being written) skips the check rather than failing the load.
+warehouse (a DuckDB file or a PostgreSQL database) is opened read-only, briefly, never created; a
+warehouse held by a running writer (DuckDB lets one process open a file being written) or out of reach
+skips the check rather than failing the load.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 from filelock import Timeout
 
 from activation_pipeline.config import ConfigError, ProjectConfig
-from activation_pipeline.warehouse import read_warehouse
+from activation_pipeline.warehouse import WAREHOUSE_ERRORS, backend_for
 
 LOCK_WAIT_SECONDS = 1.0
+UNREADABLE: tuple[type[Exception], ...] = (Timeout, *WAREHOUSE_ERRORS)
 SQL_HASH_COMMENT = "sql_hash "  # the segment asset's table comment: "sql_hash <hash of its SQL>"
 
 
@@ -28,24 +29,25 @@ def segment_table_comment(sql_hash: str) -> str:
     return SQL_HASH_COMMENT + sql_hash
 
 
-def stored_segment_columns(database: Path) -> dict[str, tuple[str, list[str]]] | None:
+def stored_segment_columns(database: Path | str) -> dict[str, tuple[str, list[str]]] | None:
     """{segment: (table comment, columns)} of the warehouse's ``segments`` schema; None when it cannot be read now."""
-    if not database.exists():
-        return None
+    backend = backend_for(database)
     try:
-        with read_warehouse(database, timeout=LOCK_WAIT_SECONDS) as conn:
-            comments = dict(conn.execute("SELECT table_name, coalesce(comment, '') FROM duckdb_tables() WHERE schema_name = 'segments'").fetchall())
+        if not backend.exists():
+            return None
+        with backend.session(timeout=LOCK_WAIT_SECONDS, read_only=True) as conn:
+            comments = conn.table_comments("segments")
             columns: dict[str, list[str]] = {}
-            for table, column in conn.execute(
+            for table, column in conn.fetch_all(
                 "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'segments' ORDER BY table_name, ordinal_position"
-            ).fetchall():
+            ):
                 columns.setdefault(table, []).append(column)
-    except (Timeout, duckdb.Error):  # a writer holds it (or it is not a DuckDB file): the run's own check still holds
+    except UNREADABLE:  # a writer holds it, or it is out of reach: the run's own check still holds
         return None
     return {table: (comments.get(table, ""), found) for table, found in columns.items()}
 
 
-def check_mapped_columns(config: ProjectConfig, database: Path) -> None:
+def check_mapped_columns(config: ProjectConfig, database: Path | str) -> None:
     """Raise ConfigError for the first mapped column that a current segment table lacks."""
     stored = stored_segment_columns(database)
     if not stored:
@@ -65,5 +67,5 @@ def check_mapped_columns(config: ProjectConfig, database: Path) -> None:
                     config.path,
                     f"activations.{name}",
                     field,
-                    f"column {column!r} is not in segments.{activation.segment} (columns in {database}: {', '.join(columns)})",
+                    f"column {column!r} is not in segments.{activation.segment} (columns in {backend_for(database).location}: {', '.join(columns)})",
                 )

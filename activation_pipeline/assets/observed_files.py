@@ -24,6 +24,7 @@ from dagster import (
     observable_source_asset,
 )
 
+from activation_pipeline.assets.database_sources import DatabaseSourceError, database_fingerprint
 from activation_pipeline.assets.metadata import code_references
 from activation_pipeline.assets.partitions import daily_partitions
 from activation_pipeline.config import ProjectConfig
@@ -40,6 +41,17 @@ def file_state(path: Path) -> str:
     """Modification time and size: cheap to read, to tell whether a file may have changed."""
     stat = path.stat() if path.exists() else None
     return f"{stat.st_mtime_ns}:{stat.st_size}" if stat else "missing"
+
+
+def source_state(config: ProjectConfig, source: str) -> str:
+    """What a sensor compares between ticks: a file's modification time and size, a database source's fingerprint
+    ("unreachable" while its database cannot be read: the next reachable tick then counts as a change)."""
+    if config.sources[source].database is None:
+        return file_state(config.source_path(source))
+    try:
+        return database_fingerprint(source, config.sources[source])
+    except DatabaseSourceError:
+        return "unreachable"
 
 
 def content_fingerprint(path: Path) -> str:
@@ -73,6 +85,8 @@ def day_fingerprints(config: ProjectConfig, source: str) -> dict[str, str]:
 
 def data_versions(config: ProjectConfig, source: str) -> dict[str | None, str]:
     """The file's data version (key None), or one per day of a partitioned source (days of its partitions only)."""
+    if config.sources[source].database is not None:
+        return {None: database_fingerprint(source, config.sources[source])}
     if config.sources[source].partition_column is None:
         return {None: content_fingerprint(config.source_path(source))}
     partitions = daily_partitions(config)
@@ -82,6 +96,8 @@ def data_versions(config: ProjectConfig, source: str) -> dict[str | None, str]:
 
 def build_source_file_asset(config: ProjectConfig, name: str) -> SourceAsset:
     source = config.sources[name]
+    if source.database is not None:
+        return build_database_source_asset(config, name)
     path = config.source_path(name)
     partitioned = source.partition_column is not None
 
@@ -99,4 +115,22 @@ def build_source_file_asset(config: ProjectConfig, name: str) -> SourceAsset:
             description=f"{path.name} as found on disk: its data version is its fingerprint" + (" (one per day)" if partitioned else ""),
             metadata={"path": MetadataValue.path(str(path)), **code_references(config, "sources", name)},
             partitions_def=daily_partitions(config) if partitioned else None,
+        )(_observe)
+
+
+def build_database_source_asset(config: ProjectConfig, name: str) -> SourceAsset:
+    """``source_files/<table>`` for a database source: observed as a file is, its data version the rows' fingerprint."""
+    database = config.sources[name].database
+    assert database is not None
+
+    def _observe() -> DataVersion:
+        return DataVersion(database_fingerprint(name, config.sources[name]))
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+        return observable_source_asset(
+            key=file_key(name),
+            group_name="sources",
+            description=f"{database.label} of the database in ${database.url_env}, as found: its data version is a fingerprint of its rows",
+            metadata={"database": f"{database.label} (${database.url_env})", **code_references(config, "sources", name)},
         )(_observe)

@@ -3,12 +3,12 @@ activations that push them, so lineage holds partition to partition."""
 
 from datetime import date
 
-import duckdb
 import polars as pl
 from dagster import DailyPartitionsDefinition, Failure
 
 from activation_pipeline.config import ProjectConfig
 from activation_pipeline.sql_identifiers import qualified_name, quote_identifier
+from activation_pipeline.warehouse import Session
 
 
 def daily_partitions(config: ProjectConfig) -> DailyPartitionsDefinition | None:
@@ -21,7 +21,7 @@ def partition_day(partition_key: str) -> date:
     return date.fromisoformat(partition_key)
 
 
-def replace_partition(conn: duckdb.DuckDBPyConnection, schema: str, table: str, frame: pl.DataFrame, column: str, day: date, entry: str) -> None:
+def replace_partition(conn: Session, schema: str, table: str, frame: pl.DataFrame, column: str, day: date, entry: str) -> None:
     """Replace one day's rows of ``schema.table`` with ``frame`` in one transaction.
 
     The table keeps every day; a day whose columns differ from the table's is refused,
@@ -29,23 +29,16 @@ def replace_partition(conn: duckdb.DuckDBPyConnection, schema: str, table: str, 
     """
     qualified = qualified_name(schema, table)
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    conn.register("partition_frame", frame)
-    try:
-        exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()[
-            0
-        ][0]
-        if not exists:
+    if not conn.has_table(schema, table):
+        with conn.frames(partition_frame=frame):
             conn.execute(f"CREATE TABLE {qualified} AS SELECT * FROM partition_frame")
-            return
-        stored = [row[0] for row in conn.execute(f"DESCRIBE {qualified}").fetchall()]
-        if stored != frame.columns:
-            raise Failure(
-                f"{entry}: the columns changed ({', '.join(stored)} -> {', '.join(frame.columns)}); "
-                f"drop {qualified} and backfill every partition to rebuild it with the new columns"
-            )
-        conn.execute("BEGIN TRANSACTION")
+        return
+    stored = list(conn.columns(qualified))
+    if stored != frame.columns:
+        raise Failure(
+            f"{entry}: the columns changed ({', '.join(stored)} -> {', '.join(frame.columns)}); "
+            f"drop {qualified} and backfill every partition to rebuild it with the new columns"
+        )
+    with conn.transaction():
         conn.execute(f"DELETE FROM {qualified} WHERE CAST({quote_identifier(column)} AS DATE) = ?", [day])
-        conn.execute(f"INSERT INTO {qualified} SELECT * FROM partition_frame")
-        conn.execute("COMMIT")
-    finally:
-        conn.unregister("partition_frame")
+        conn.insert(qualified, frame)

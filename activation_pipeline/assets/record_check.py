@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-import duckdb
 from dagster import (
     AssetCheckKey,
     AssetCheckResult,
@@ -29,6 +28,7 @@ from dagster import (
 
 from activation_pipeline.sync.engine import SyncReport
 from activation_pipeline.sync.state import Reason, top_reasons
+from activation_pipeline.warehouse import Session
 
 CHECK_NAME = "all_records_confirmed"
 FAILED = ("rejected", "no_answer")  # the platform refused the record, or never answered for it
@@ -57,7 +57,7 @@ def _counts(report: SyncReport) -> dict[str, int]:
 
 
 def record_check_result(
-    name: str, reports: dict[str | None, SyncReport], scoped: bool, connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+    name: str, reports: dict[str | None, SyncReport], scoped: bool, connect: Callable[[], AbstractContextManager[Session]]
 ) -> AssetCheckResult:
     """The check's result from the run's reports, by ledger partition key (a scope, a day or None), and the ledger's messages."""
     counts = {scope: _counts(report) for scope, report in reports.items()}

@@ -1,6 +1,5 @@
 """``segments/<name>``: the segment's SQL run in DuckDB, read into Polars, stored as ``segments.<name>``."""
 
-import duckdb
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -28,6 +27,7 @@ from activation_pipeline.sql_identifiers import (
     quote_identifier,
     quote_literal,
 )
+from activation_pipeline.warehouse import WAREHOUSE_ERRORS
 
 
 def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
@@ -55,8 +55,8 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             query, params = f"SELECT * FROM ({segment.sql}) AS segment WHERE CAST({quote_identifier(partition_column)} AS DATE) = ?", [day]
         with context.resources.warehouse.get_connection() as conn:
             try:
-                frame = conn.sql(query, params=params).pl()
-            except duckdb.Error as exc:
+                frame = conn.fetch_polars(query, params)
+            except WAREHOUSE_ERRORS as exc:
                 hint = (
                     f" (a partitioned segment must output its day column {partition_column!r}: set segments.{name}.partition_column)"
                     if partition_column
@@ -64,7 +64,7 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
                 )
                 raise Failure(f"segments.{name}.sql ({config.path}): the query failed: {exc}{hint}") from None
             upstream = {
-                (schema, table): [row[0] for row in conn.execute(f"DESCRIBE {qualified_name(schema, table)}").fetchall()]
+                (schema, table): list(conn.columns(qualified_name(schema, table)))
                 for schema in ("sources", "segments")
                 for table in sorted(segment.referenced_tables(schema))
             }
@@ -73,9 +73,9 @@ def build_segment_asset(config: ProjectConfig, name: str) -> AssetsDefinition:
             else:
                 # CREATE OR REPLACE: a segment whose columns change replaces its table instead of failing an append.
                 conn.execute("CREATE SCHEMA IF NOT EXISTS segments")
-                conn.register("segment_frame", frame)
-                conn.execute(f"CREATE OR REPLACE TABLE {qualified_name('segments', name)} AS SELECT * FROM segment_frame")
-                conn.unregister("segment_frame")
+                with conn.transaction(segment_frame=frame):
+                    for statement in conn.dialect.create_or_replace_table(qualified_name("segments", name), "SELECT * FROM segment_frame"):
+                        conn.execute(statement)
             # the SQL this table was built from: the definitions-time column check trusts only a current table
             conn.execute(f"COMMENT ON TABLE {qualified_name('segments', name)} IS {quote_literal(segment_table_comment(segment.sql_hash))}")
         return MaterializeResult(

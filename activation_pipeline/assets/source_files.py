@@ -56,7 +56,7 @@ def read_source(name: str, path: Path, source: SourceConfig) -> pl.DataFrame:
 
 
 def _read_parquet(name: str, path: Path, source: SourceConfig) -> pl.DataFrame:
-    label = source.path
+    label = str(source.path)
     try:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -71,7 +71,7 @@ def _read_parquet(name: str, path: Path, source: SourceConfig) -> pl.DataFrame:
 
 
 def _read_csv(name: str, path: Path, source: SourceConfig) -> pl.DataFrame:
-    label, delimiter = source.path, source.delimiter
+    label, delimiter = str(source.path), source.delimiter
     header = _read_header(name, label, path, delimiter)
     _check_declared_columns(name, label, header, source)
     placeholders = {f"c{i}": "VARCHAR" for i in range(len(header))}  # file names never reach SQL

@@ -1,4 +1,4 @@
-"""Segment vs snapshot → planned operations, in one DuckDB statement.
+"""Segment vs snapshot → planned operations, in one SQL statement (the same on every warehouse backend).
 
 The statement full-outer-joins the segment with the activation's snapshot by primary key,
 hashes only the columns that are sent (a column that is not sent cannot make a row
@@ -14,17 +14,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
+import polars as pl
 
 from activation_pipeline.platforms.json_items import JsonItemShape
 from activation_pipeline.sql_identifiers import quote_identifier as _quote
 from activation_pipeline.sql_identifiers import quote_literal
-from activation_pipeline.sync.item_sql import DuckDBItems, Fallback, ItemColumn
+from activation_pipeline.sync.item_sql import DuckDBItems, Fallback, ItemColumn, ItemDialect
 from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_table
+from activation_pipeline.warehouse import Session
 
 PAYLOAD_PREFIX = "f__"
 # the declared item of a JSON-items client, for the operation sent and the fields' logical types
 ItemShapes = Callable[[str, Mapping[str, str]], JsonItemShape | None]
+ITEM_DIALECTS: dict[str, ItemDialect] = {"duckdb": DuckDBItems()}  # a backend without one builds the items in Python
 LOGICAL_TYPES = {
     "VARCHAR": "string",
     "BOOLEAN": "bool",
@@ -61,8 +63,8 @@ class PlanRequest:
             return self.segment_table
         key = quote_literal(self.partition_key)
         if self.partition_kind == "value":
-            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = {key})"
-        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE {key})"
+            return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS VARCHAR) = {key}) AS segment_rows"
+        return f"(SELECT * FROM {self.segment_table} WHERE CAST({_quote(self.partition_column)} AS DATE) = DATE {key}) AS segment_rows"
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Plan:
     path: Path
     counts: dict[str, int] = field(default_factory=dict)
     field_types: dict[str, str] = field(default_factory=dict)
-    segment_types: dict[str, str] = field(default_factory=dict)  # every segment column's DuckDB type, as planned
+    segment_types: dict[str, str] = field(default_factory=dict)  # every segment column's type (DuckDB spelling), as planned
     items: bool = False  # the plan holds each sent record's item text (__body) and refusal (__invalid)
     items_fallback: str | None = None  # why a JSON-items client's items are built in Python instead
 
@@ -89,8 +91,9 @@ def _logical_type(duckdb_type: str) -> str:
     return "integer" if "INT" in duckdb_type else "string"
 
 
-def segment_columns(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    return {row[0]: row[1] for row in conn.execute(f"DESCRIBE {table}").fetchall()}
+def segment_columns(conn: Session, table: str) -> dict[str, str]:
+    """Column -> type (spelled as DuckDB does, on every backend)."""
+    return conn.columns(table)
 
 
 def _operation_sql(request: PlanRequest) -> str:
@@ -107,17 +110,19 @@ def _operation_sql(request: PlanRequest) -> str:
     return f"CASE WHEN __change IN ('added', 'changed') THEN {send} {delete_removed} END"
 
 
-def _items_sql(request: PlanRequest, available: Mapping[str, str], shapes: ItemShapes | None) -> tuple[str, str, str | None]:
+def _items_sql(request: PlanRequest, available: Mapping[str, str], shapes: ItemShapes | None, backend: str) -> tuple[str, str, str | None]:
     """The plan's ``__invalid`` and ``__body`` expressions (NULL when the items are built in Python), and why not."""
-    none = ("NULL::VARCHAR", "NULL::VARCHAR")
+    none = ("CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)")
     if shapes is None:
         return *none, None
+    if backend not in ITEM_DIALECTS:
+        return *none, f"the {backend} warehouse has no item dialect yet"
     send = "update" if request.operation == "update_only" else "upsert"
     shape = shapes(send, {f: _logical_type(available[c]) for f, c in request.columns.items()})
     if shape is None:
         return *none, f"the client builds {send} items in Python"
     columns = [ItemColumn(f, _quote(PAYLOAD_PREFIX + f), available[c]) for f, c in request.columns.items()]
-    compiled = DuckDBItems().compile(shape, "__identifier", columns)
+    compiled = ITEM_DIALECTS[backend].compile(shape, "__identifier", columns)
     if isinstance(compiled, Fallback):
         return *none, compiled.reason
     unknown = quote_literal(identifier_unknown(request.identifier))
@@ -130,7 +135,7 @@ def identifier_unknown(identifier: str) -> str:
     return f"the identifier ({identifier}) is null or unknown"
 
 
-def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_path: Path, items: ItemShapes | None = None) -> Plan:
+def plan_operations(conn: Session, request: PlanRequest, plan_path: Path, items: ItemShapes | None = None) -> Plan:
     """Diff the segment against the snapshot and write the plan; return it with its counts. ``items``: the
     client's declared JSON item (``JsonItemsClient``), built and checked here into ``__body`` and ``__invalid``."""
     available = segment_columns(conn, request.segment_table)
@@ -144,22 +149,21 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
                 f"activations.{request.activation}.{where}: column {column!r} is not in {request.segment_table} (columns: {', '.join(available)})"
             )
     sent = [request.identifier, *request.columns.values()]
-    hashed = ", ".join(_quote(c) for c in dict.fromkeys(sent))
+    hashed = [_quote(c) for c in dict.fromkeys(sent)]
     payload = ", ".join(f"{_quote(c)} AS {_quote(PAYLOAD_PREFIX + f)}" for f, c in request.columns.items())
     payload_names = ", ".join(_quote(PAYLOAD_PREFIX + f) for f in request.columns)
     # the ledger's copy of what is sent, built here in one vectorised pass rather than per record in Python
-    payload_json = (
-        f"to_json(struct_pack({', '.join(f'{_quote(f)} := {_quote(PAYLOAD_PREFIX + f)}' for f in request.columns)}))::VARCHAR"
-        if request.columns
-        else "NULL"
-    )
+    dialect = conn.dialect
+    payload_json = dialect.json_object([(f, _quote(PAYLOAD_PREFIX + f)) for f in request.columns]) if request.columns else "NULL"
     key_filter = ""
     if request.only_keys:
         keys = ", ".join(map(quote_literal, request.only_keys))
         key_filter = f"WHERE CAST({_quote(request.primary_key)} AS VARCHAR) IN ({keys})"
     snapshot = snapshot_table(request.activation)
     if request.only_keys or request.ignore_snapshot:
-        snapshot_side = "(SELECT NULL::VARCHAR AS key, NULL::UBIGINT AS row_hash, NULL::VARCHAR AS identifier WHERE false)"
+        snapshot_side = (
+            f"(SELECT CAST(NULL AS VARCHAR) AS key, CAST(NULL AS {dialect.hash_type}) AS row_hash, CAST(NULL AS VARCHAR) AS identifier WHERE false)"
+        )
     elif request.partition_key is not None:
         snapshot_side = f"(SELECT * FROM {snapshot} WHERE partition_key = {quote_literal(request.partition_key)})"
     else:
@@ -171,24 +175,22 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
             request.activation,
             request.partition_key,
             f"""SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
-                                           any_value(CAST({_quote(request.identifier)} AS VARCHAR)) AS __identifier
+                                           {dialect.any_value(f"CAST({_quote(request.identifier)} AS VARCHAR)")} AS __identifier
                                     FROM {rows} GROUP BY 1""",
         )
-    invalid_sql, body_sql, items_fallback = _items_sql(request, available, items)
+    invalid_sql, body_sql, items_fallback = _items_sql(request, available, items, dialect.name)
     # the items' texts carry the fields: the plan then leaves the fields' own columns out
     sent_columns = f"EXCLUDE ({payload_names})" if payload_names and items is not None and items_fallback is None else ""
     plan_path.parent.mkdir(parents=True, exist_ok=True)
-    conn.execute("SET preserve_insertion_order = false")  # the plan's row order is irrelevant; this lets DuckDB stream it
-    conn.execute(
+    conn.copy_to_parquet(
         f"""
-        COPY (
           WITH duplicated AS (  -- keys only, so it stays small and cheap: usually empty
             SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key, count(*) AS __copies
-            FROM {rows} {key_filter} GROUP BY ALL HAVING count(*) > 1
+            FROM {rows} {key_filter} GROUP BY 1 HAVING count(*) > 1
           ), seg AS (
             SELECT CAST({_quote(request.primary_key)} AS VARCHAR) AS __key,
                    CAST({_quote(request.identifier)} AS VARCHAR) AS __identifier,
-                   hash({hashed}) AS __hash,
+                   {dialect.row_hash(hashed)} AS __hash,
                    {payload}{"," if payload else ""} true AS __in_segment
             FROM {rows} {key_filter}
           ), classified AS (
@@ -212,13 +214,13 @@ def plan_operations(conn: duckdb.DuckDBPyConnection, request: PlanRequest, plan_
           SELECT * {sent_columns}, {body_sql} AS __body FROM (
             SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload,
                    {invalid_sql} AS __invalid
-            FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified))
-        ) TO {quote_literal(str(plan_path))} (FORMAT parquet, COMPRESSION zstd)
-        """
+            FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified) AS decided) AS built
+        """,
+        plan_path,
     )
-    conn.execute("RESET preserve_insertion_order")
     counts = {"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "invalid": 0}
-    for change, op, n in conn.execute(f"SELECT __change, __op, count(*) FROM read_parquet({quote_literal(str(plan_path))}) GROUP BY ALL").fetchall():
+    tally = pl.scan_parquet(plan_path).group_by("__change", "__op").len().collect()
+    for change, op, n in tally.iter_rows():
         counts[change] = counts.get(change, 0) + n
         if op:
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n

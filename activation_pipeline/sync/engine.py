@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import filelock
+import polars as pl
 
 from activation_pipeline.platforms.base import DestinationClient, JsonItemsClient, SyncTarget
 from activation_pipeline.sync import state, target_guard
@@ -33,10 +33,11 @@ from activation_pipeline.sync.counts import RunCounts
 from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations
 from activation_pipeline.sync.push import FAILED_SAMPLE_SIZE, Pusher
 from activation_pipeline.sync.stopping import StopRequest, describe_error, is_stop
+from activation_pipeline.warehouse import WAREHOUSE_ERRORS, Session
 
 __all__ = ["FAILED_SAMPLE_SIZE", "ActivationBusy", "SafeguardTripped", "SyncJob", "SyncOptions", "SyncReport", "run_sync"]
 
-Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+Connect = Callable[[], AbstractContextManager[Session]]  # a short warehouse session: WarehouseResource.get_connection
 
 LOG = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def _run_sync(
                 state.start_run(conn, {**_run_row(job, options, run_id, partition_key, "failed", str(unfit)), "finished_at": state.now()})
             plan_path.unlink(missing_ok=True)
             raise
-        report.keys_not_found = _keys_not_found(conn, plan, request.only_keys)
+        report.keys_not_found = _keys_not_found(plan, request.only_keys)
     if report.keys_not_found:
         where = f" (partition {partition_key})" if partition_key else ""
         log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")
@@ -278,7 +279,7 @@ def _finish(
         if job.ledger_retention_days and report.status in ("succeeded", "partial"):
             try:
                 state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
-            except duckdb.Error as exc:  # the run is recorded already: a failed clean-up is retried by the next run
+            except WAREHOUSE_ERRORS as exc:  # the run is recorded already: a failed clean-up is retried by the next run
                 log.warning(f"{activation}: the ledger retention could not be applied this time ({exc})")
 
 
@@ -294,10 +295,10 @@ def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None)
     return replace(job.plan, full_resync=options.full_resync, only_keys=options.only_keys, partition_key=partition_key)
 
 
-def _keys_not_found(conn: duckdb.DuckDBPyConnection, plan: Plan, only_keys: tuple[str, ...]) -> list[str]:
+def _keys_not_found(plan: Plan, only_keys: tuple[str, ...]) -> list[str]:
     if not only_keys:
         return []
-    found = {row[0] for row in conn.execute("SELECT DISTINCT __key FROM read_parquet(?)", [str(plan.path)]).fetchall()}
+    found = set(pl.scan_parquet(plan.path).select("__key").unique().collect().to_series().to_list())
     return [key for key in dict.fromkeys(only_keys) if key not in found]
 
 

@@ -48,15 +48,15 @@ from activation_pipeline.sync.state.ledger_reads import (
     top_reasons,
 )
 from activation_pipeline.sync.state.schema import (
-    LEDGER_DDL,
     SCHEMA,
-    TARGET_DDL,
     ensure_state,
     first_row,
     has_table,
+    ledger_ddl,
     now,
     scalar,
     snapshot_table,
+    target_ddl,
     transaction,
 )
 from activation_pipeline.sync.state.snapshot import (
@@ -80,10 +80,8 @@ from activation_pipeline.sync.state.verification import (
 
 __all__ = [
     "FAILED_RUNS_DDL",
-    "LEDGER_DDL",
     "REASON_PATTERN",
     "SCHEMA",
-    "TARGET_DDL",
     "TARGET_FIELDS",
     "Journal",
     "LedgerEntry",
@@ -104,6 +102,7 @@ __all__ = [
     "last_synced_sql_hash",
     "latest_records",
     "latest_records_count",
+    "ledger_ddl",
     "now",
     "plan_path",
     "prune_ledger",
@@ -124,6 +123,7 @@ __all__ = [
     "snapshot_size",
     "snapshot_table",
     "start_run",
+    "target_ddl",
     "top_reasons",
     "transaction",
     "undo_retarget",

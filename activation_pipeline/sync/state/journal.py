@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-import duckdb
 import polars as pl
 
 from activation_pipeline.sync.state.schema import (
@@ -27,6 +26,7 @@ from activation_pipeline.sync.state.schema import (
     snapshot_table,
     transaction,
 )
+from activation_pipeline.warehouse import Session
 
 
 class LedgerEntry(NamedTuple):
@@ -143,7 +143,7 @@ class Journal:
 
 
 def fold(
-    conn: duckdb.DuckDBPyConnection,
+    conn: Session,
     activation: str,
     run_id: str,
     partition_key: str | None,
@@ -174,7 +174,7 @@ def fold(
             "status": pl.Utf8,
             "message": pl.Utf8,
             "attempt": pl.Int32,
-            "row_hash": pl.UInt64,
+            "row_hash": conn.dialect.hash_polars_type,
             "payload": pl.Utf8,
             "identifier": pl.Utf8,
         },
@@ -189,15 +189,18 @@ def fold(
         )
         conn.execute(
             f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
-                SELECT key, arg_max(row_hash, seq), ?, now(), ?, arg_max(identifier, seq) FROM journal_batch
-                WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
-                  AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
-                GROUP BY key""",
+                SELECT key, row_hash, ?, now(), ?, identifier FROM (
+                  SELECT key, row_hash, identifier, row_number() OVER (PARTITION BY key ORDER BY seq DESC) AS version
+                  FROM journal_batch
+                  WHERE status = 'confirmed' AND operation IN ('upsert', 'update')  -- update: update_only's confirmed updates
+                    AND key NOT IN (SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation = 'delete')
+                ) AS confirmed WHERE version = 1  -- each key's last confirmation""",
             [run_id, partition_key],
         )
         conn.execute(
             f"""INSERT INTO {SCHEMA}.sync_records
-                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash, payload, seq, now()
+                SELECT ?, ?, ?, key, change, operation, status, nullif(message, ''), attempt, row_hash,
+                       CAST(payload AS {conn.dialect.json_type}), seq, now()
                 FROM journal_batch ORDER BY seq""",
             [run_id, partition_key, activation],
         )
@@ -208,7 +211,7 @@ def fold(
     return last
 
 
-def recover(conn: duckdb.DuckDBPyConnection, journal: Journal, activation: str, partition_key: str | None = None) -> int:
+def recover(conn: Session, journal: Journal, activation: str, partition_key: str | None = None) -> int:
     """Fold what a killed run of this activation (partition) left in its journal; mark such
     runs 'interrupted'. Returns the lines recovered."""
     entries = journal.read()

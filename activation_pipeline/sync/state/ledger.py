@@ -7,12 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-import duckdb
-
 from activation_pipeline.sync.state.schema import SCHEMA, first_row, now, transaction
+from activation_pipeline.warehouse import Session
 
 
-def start_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+def start_run(conn: Session, row: dict[str, Any]) -> None:
     columns = ", ".join(row)
     conn.execute(
         f"INSERT INTO {SCHEMA}.sync_runs ({columns}) VALUES ({', '.join('?' * len(row))})",
@@ -20,7 +19,7 @@ def start_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     )
 
 
-def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, values: dict[str, Any], partition_key: str | None = None) -> None:
+def finish_run(conn: Session, run_id: str, activation: str, values: dict[str, Any], partition_key: str | None = None) -> None:
     assignments = ", ".join(f"{column} = ?" for column in values)
     conn.execute(
         f"UPDATE {SCHEMA}.sync_runs SET {assignments} WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?",
@@ -28,7 +27,7 @@ def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, va
     )
 
 
-def last_synced_sql_hash(conn: duckdb.DuckDBPyConnection, activation: str) -> str | None:
+def last_synced_sql_hash(conn: Session, activation: str) -> str | None:
     row = first_row(
         conn,
         f"""SELECT segment_sql_hash FROM {SCHEMA}.sync_runs
@@ -43,7 +42,7 @@ class Pruned(NamedTuple):
     cleared: int  # rows kept (each record's last confirmed version) whose payload and message were dropped
 
 
-def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activation: str | None = None, when_due: bool = False) -> Pruned:
+def prune_ledger(conn: Session, retention_days: int, activation: str | None = None, when_due: bool = False) -> Pruned:
     """Drop what the ledger holds about records beyond ``retention_days``, keeping the counts.
 
     ``sync_runs`` is untouched. Of the ``sync_records`` rows recorded before the start of the UTC
@@ -64,15 +63,18 @@ def prune_ledger(conn: duckdb.DuckDBPyConnection, retention_days: int, activatio
     ):
         return Pruned(0, 0)
     with transaction(conn):
-        deleted = conn.execute(
-            f"""DELETE FROM {SCHEMA}.sync_records WHERE {where} AND recorded_at < ? AND rowid NOT IN (
-                SELECT rowid FROM {SCHEMA}.sync_records WHERE {where} AND status = 'confirmed'
-                QUALIFY row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY recorded_at DESC, seq DESC) = 1)""",
+        row_id = conn.dialect.row_id
+        deleted = conn.modify(
+            f"""DELETE FROM {SCHEMA}.sync_records WHERE {where} AND recorded_at < ? AND {row_id} NOT IN (
+                SELECT {row_id} FROM (
+                  SELECT {row_id}, row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY recorded_at DESC, seq DESC) AS version
+                  FROM {SCHEMA}.sync_records WHERE {where} AND status = 'confirmed') AS confirmed
+                WHERE version = 1)""",
             [*params, cutoff, *params],
-        ).fetchall()[0][0]
-        cleared = conn.execute(
+        )
+        cleared = conn.modify(
             f"""UPDATE {SCHEMA}.sync_records SET payload = NULL, message = NULL
                 WHERE {where} AND recorded_at < ? AND (payload IS NOT NULL OR message IS NOT NULL)""",
             [*params, cutoff],
-        ).fetchall()[0][0]
+        )
     return Pruned(deleted, cleared)

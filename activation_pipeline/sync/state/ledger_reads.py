@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import duckdb
 import polars as pl
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state.schema import SCHEMA, scalar
+from activation_pipeline.warehouse import Session
 
 # a message's quoted values, indexes and long numbers (ids, emails, keys) blanked, so one reason groups its records
 REASON_PATTERN = r"""'[^']*'|"[^"]*"|\[[0-9]+\]|[A-Za-z0-9_.@+-]*[0-9]{4,}[A-Za-z0-9_.@+-]*"""
@@ -36,7 +36,7 @@ def run_records_query(run_id: str, activation: str, partitions: list[str]) -> st
 
 
 def run_records(
-    conn: duckdb.DuckDBPyConnection, run_id: str, activation: str, partition_key: str | None, status: str, limit: int
+    conn: Session, run_id: str, activation: str, partition_key: str | None, status: str, limit: int
 ) -> list[tuple[str | None, str, str, str]]:
     """(key, change, status, message) of the run's first ``limit`` records with this status."""
     return [
@@ -59,7 +59,7 @@ class Reason(NamedTuple):
 
 
 def top_reasons(
-    conn: duckdb.DuckDBPyConnection,
+    conn: Session,
     activation: str,
     run_ids: list[str],
     statuses: tuple[str, ...],
@@ -74,16 +74,16 @@ def top_reasons(
         Reason(*row)
         for row in conn.execute(
             f"""SELECT status, regexp_replace(coalesce(message, ''), ?, '…', 'g') AS reason, count(DISTINCT key),
-                   coalesce(min(key), '(null key)'), coalesce(arg_min(message, key), any_value(message), '')
+                   coalesce(min(key), '(null key)'), coalesce({conn.dialect.arg_min("message", "key")}, {conn.dialect.any_value("message")}, '')
             FROM {SCHEMA}.sync_records
             WHERE activation = ? AND run_id IN ({_placeholders(run_ids)}) AND status IN ({_placeholders(statuses)}) {where}
-            GROUP BY ALL ORDER BY 3 DESC, 2 LIMIT {int(limit)}""",
+            GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT {int(limit)}""",
             [REASON_PATTERN, activation, *run_ids, *statuses, *params],
         ).fetchall()
     ]
 
 
-def run_totals(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[tuple]:
+def run_totals(conn: Session, run_ids: list[str]) -> list[tuple]:
     """Per activation synced by these runs: (activation, partitions, statuses, planned, succeeded, failed,
     invalid, skipped, snapshot), the snapshot being what each partition holds now."""
     return conn.execute(
@@ -92,13 +92,13 @@ def run_totals(conn: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[tupl
                    sum(invalid), sum(skipped),
                    sum(snapshot_size) FILTER (WHERE latest) AS snapshot  -- what each partition holds now
             FROM (SELECT *, row_number() OVER (PARTITION BY activation, partition_key ORDER BY started_at DESC) = 1 AS latest
-                  FROM {SCHEMA}.sync_runs WHERE run_id IN ({_placeholders(run_ids)}))
+                  FROM {SCHEMA}.sync_runs WHERE run_id IN ({_placeholders(run_ids)})) AS runs
             GROUP BY activation ORDER BY activation""",
         run_ids,
     ).fetchall()
 
 
-def activations_with_status(conn: duckdb.DuckDBPyConnection, run_ids: list[str], statuses: tuple[str, ...]) -> list[str]:
+def activations_with_status(conn: Session, run_ids: list[str], statuses: tuple[str, ...]) -> list[str]:
     """The activations that have records with one of these statuses in these runs."""
     return [
         row[0]
@@ -110,7 +110,7 @@ def activations_with_status(conn: duckdb.DuckDBPyConnection, run_ids: list[str],
     ]
 
 
-def keys_with_status(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: list[str], statuses: tuple[str, ...]) -> int:
+def keys_with_status(conn: Session, activation: str, run_ids: list[str], statuses: tuple[str, ...]) -> int:
     """How many of the activation's records have one of these statuses in these runs."""
     return scalar(
         conn,
@@ -120,27 +120,27 @@ def keys_with_status(conn: duckdb.DuckDBPyConnection, activation: str, run_ids: 
     )
 
 
-def activations_with_runs(conn: duckdb.DuckDBPyConnection) -> set[str]:
+def activations_with_runs(conn: Session) -> set[str]:
     return {row[0] for row in conn.execute(f"SELECT DISTINCT activation FROM {SCHEMA}.sync_runs").fetchall()}
 
 
-def latest_records(conn: duckdb.DuckDBPyConnection, activation: str, limit: int) -> pl.DataFrame:
+def latest_records(conn: Session, activation: str, limit: int) -> pl.DataFrame:
     """The last confirmed version of the activation's records, by key."""
-    return conn.sql(
+    return conn.fetch_polars(
         f"""SELECT key, last_operation, in_platform, confirmed_at, run_id, partition_key, payload
             FROM {SCHEMA}.latest_records WHERE activation = ? ORDER BY key LIMIT ?""",
-        params=[activation, limit],
-    ).pl()
+        [activation, limit],
+    )
 
 
-def latest_records_count(conn: duckdb.DuckDBPyConnection, activation: str) -> int:
+def latest_records_count(conn: Session, activation: str) -> int:
     return scalar(conn, f"SELECT count(*) FROM {SCHEMA}.latest_records WHERE activation = ?", [activation])
 
 
-def record_history(conn: duckdb.DuckDBPyConnection, activation: str, key: str, limit: int) -> pl.DataFrame:
+def record_history(conn: Session, activation: str, key: str, limit: int) -> pl.DataFrame:
     """Every operation on one key across runs, newest first."""
-    return conn.sql(
+    return conn.fetch_polars(
         f"""SELECT recorded_at, run_id, run_status, partition_key, change, operation, status, attempt, message, payload
             FROM {SCHEMA}.record_history WHERE activation = ? AND key = ? ORDER BY recorded_at DESC LIMIT ?""",
-        params=[activation, key, limit],
-    ).pl()
+        [activation, key, limit],
+    )

@@ -3,19 +3,21 @@ and the small readers every state module shares."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from activation_pipeline.sql_identifiers import qualified_name
+from activation_pipeline.warehouse import Dialect, Session
 
 SCHEMA = "activation_state"
 
-LEDGER_DDL = f"""
+
+def ledger_ddl(dialect: Dialect) -> str:
+    """The ledger's tables and views, in ``dialect``'s types (the views are portable SQL)."""
+    return f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
     run_id VARCHAR, activation VARCHAR, partition_key VARCHAR, platform VARCHAR,
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
 CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_records (
     run_id VARCHAR, partition_key VARCHAR, activation VARCHAR, key VARCHAR,
     change VARCHAR, operation VARCHAR, status VARCHAR, message VARCHAR,
-    attempt INTEGER, row_hash UBIGINT, payload JSON, seq BIGINT, recorded_at TIMESTAMPTZ
+    attempt INTEGER, row_hash {dialect.hash_type}, payload {dialect.json_type}, seq BIGINT, recorded_at TIMESTAMPTZ
 );
 -- every operation on a key across runs, with its run's status
 CREATE OR REPLACE VIEW {SCHEMA}.record_history AS
@@ -39,36 +41,38 @@ FROM {SCHEMA}.sync_records r LEFT JOIN {SCHEMA}.sync_runs s
   ON s.run_id = r.run_id AND s.activation = r.activation AND s.partition_key IS NOT DISTINCT FROM r.partition_key;
 -- the last version of every record that a platform confirmed, per activation
 CREATE OR REPLACE VIEW {SCHEMA}.latest_records AS
-SELECT activation, key, operation AS last_operation, operation IN ('upsert', 'update') AS in_platform,
-       payload, row_hash, run_id, partition_key, recorded_at AS confirmed_at
-FROM {SCHEMA}.sync_records WHERE status = 'confirmed'
-QUALIFY row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY recorded_at DESC, seq DESC) = 1;
+SELECT activation, key, last_operation, in_platform, payload, row_hash, run_id, partition_key, confirmed_at
+FROM (SELECT activation, key, operation AS last_operation, operation IN ('upsert', 'update') AS in_platform,
+             payload, row_hash, run_id, partition_key, recorded_at AS confirmed_at,
+             row_number() OVER (PARTITION BY activation, partition_key, key ORDER BY recorded_at DESC, seq DESC) AS version
+      FROM {SCHEMA}.sync_records WHERE status = 'confirmed') AS confirmed
+WHERE version = 1;
 """
 
 
-# which target each (activation, partition) snapshot describes, and the rows retired when it changed
-TARGET_DDL = f"""
+def target_ddl(dialect: Dialect) -> str:
+    """Which target each (activation, partition) snapshot describes, and the rows retired when it changed."""
+    return f"""
 ALTER TABLE {SCHEMA}.sync_runs ADD COLUMN IF NOT EXISTS target VARCHAR;
 CREATE TABLE IF NOT EXISTS {SCHEMA}.snapshot_targets (
     activation VARCHAR, partition_key VARCHAR, destination VARCHAR, platform VARCHAR, object VARCHAR,
-    identifier VARCHAR, options JSON, target VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ,
-    column_types JSON, types_run_id VARCHAR, types_recorded_at TIMESTAMPTZ
+    identifier VARCHAR, options {dialect.json_type}, target VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ,
+    column_types {dialect.json_type}, types_run_id VARCHAR, types_recorded_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.retired_snapshots (
-    activation VARCHAR, partition_key VARCHAR, key VARCHAR, row_hash UBIGINT, run_id VARCHAR,
+    activation VARCHAR, partition_key VARCHAR, key VARCHAR, row_hash {dialect.hash_type}, run_id VARCHAR,
     confirmed_at TIMESTAMPTZ, identifier VARCHAR, target VARCHAR, retired_by_run VARCHAR, retired_at TIMESTAMPTZ
 );
 """
 
 
-def first_row(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> tuple | None:
+def first_row(conn: Session, query: str, params: list[Any] | None = None) -> tuple | None:
     """The first row of a query, with the result fully consumed (DuckDB 2.0 refuses new
     statements on a connection whose previous result is still open)."""
-    rows = conn.execute(query, params or []).fetchall()
-    return rows[0] if rows else None
+    return conn.fetch_one(query, params)
 
 
-def scalar(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> Any:
+def scalar(conn: Session, query: str, params: list[Any] | None = None) -> Any:
     """The one value of a query that always answers one row (an aggregate: ``count(*)``, ``max(…)``)."""
     row = first_row(conn, query, params)
     if row is None:
@@ -76,52 +80,35 @@ def scalar(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None
     return row[0]
 
 
-@contextmanager
-def transaction(conn: duckdb.DuckDBPyConnection, **frames: pl.DataFrame) -> Iterator[None]:
-    """One transaction, rolled back on any error, with ``frames`` registered as views for its statements."""
-    for name, frame in frames.items():
-        conn.register(name, frame)
-    try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        for name in frames:
-            conn.unregister(name)
+def transaction(conn: Session, **frames: pl.DataFrame) -> AbstractContextManager[None]:
+    """One transaction, rolled back on any error, with ``frames`` queryable by name for its statements."""
+    return conn.transaction(**frames)
 
 
 def snapshot_table(activation: str) -> str:
     return qualified_name(SCHEMA, activation)
 
 
-def has_table(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+def has_table(conn: Session, table: str) -> bool:
     """Whether ``activation_state.<table>`` exists (a ledger table, or an activation's snapshot)."""
-    return bool(scalar(conn, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [SCHEMA, table]))
+    return conn.has_table(SCHEMA, table)
 
 
-def ensure_state(conn: duckdb.DuckDBPyConnection, activation: str) -> None:
-    conn.execute(LEDGER_DDL)
+def ensure_state(conn: Session, activation: str) -> None:
+    conn.execute(ledger_ddl(conn.dialect))
     _migrate_ledger(conn)
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {snapshot_table(activation)} "
-        "(key VARCHAR, row_hash UBIGINT, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
+        f"(key VARCHAR, row_hash {conn.dialect.hash_type}, run_id VARCHAR, confirmed_at TIMESTAMPTZ, partition_key VARCHAR, identifier VARCHAR)"
     )
     # snapshots made before the identifier was kept: the diff fills it in from the segment (snapshot.fill_missing_identifiers)
     conn.execute(f"ALTER TABLE {snapshot_table(activation)} ADD COLUMN IF NOT EXISTS identifier VARCHAR")
-    conn.execute(TARGET_DDL)
+    conn.execute(target_ddl(conn.dialect))
 
 
-def _migrate_ledger(conn: duckdb.DuckDBPyConnection) -> None:
+def _migrate_ledger(conn: Session) -> None:
     """Bring a ledger made by an older version to the current columns (idempotent)."""
-    columns = {
-        row[0]
-        for row in conn.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = 'sync_runs'", [SCHEMA]).fetchall()
-    }
-    if "planned_unchanged" in columns:  # it always counted the unchanged rows that were resent
+    if "planned_unchanged" in conn.columns(f"{SCHEMA}.sync_runs"):  # it always counted the unchanged rows that were resent
         conn.execute(f"ALTER TABLE {SCHEMA}.sync_runs RENAME COLUMN planned_unchanged TO unchanged_resent")
     conn.execute(f"ALTER TABLE {SCHEMA}.sync_runs ADD COLUMN IF NOT EXISTS unchanged_skipped BIGINT")
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import duckdb
-
 from activation_pipeline.sync.state.schema import (
     SCHEMA,
     first_row,
@@ -17,11 +15,12 @@ from activation_pipeline.sync.state.schema import (
     snapshot_table,
     transaction,
 )
+from activation_pipeline.warehouse import Session
 
 TARGET_FIELDS = ("destination", "platform", "object", "identifier", "options")
 
 
-def recorded_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, Any] | None:
+def recorded_target(conn: Session, activation: str, partition_key: str | None) -> dict[str, Any] | None:
     """The target this (activation, partition)'s snapshot was confirmed against; None before any was recorded."""
     row = first_row(
         conn,
@@ -35,7 +34,7 @@ def recorded_target(conn: duckdb.DuckDBPyConnection, activation: str, partition_
 
 
 def record_target(
-    conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, target: dict[str, Any], run_id: str, retire_from: str | None = None
+    conn: Session, activation: str, partition_key: str | None, target: dict[str, Any], run_id: str, retire_from: str | None = None
 ) -> int:
     """Record the target the snapshot now describes. With ``retire_from`` (the old target's label), first move
     the old target's snapshot rows to ``retired_snapshots``, in the same transaction; returns the rows retired."""
@@ -80,7 +79,7 @@ def record_target(
     return retired
 
 
-def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, old_target: dict[str, Any], run_id: str) -> None:
+def undo_retarget(conn: Session, activation: str, partition_key: str | None, old_target: dict[str, Any], run_id: str) -> None:
     """A retargeting run that confirmed nothing on its new target: put back the old target and the snapshot rows
     ``record_target`` retired for it, in one transaction (reverting the config then resends nothing)."""
     snap = snapshot_table(activation)
@@ -109,7 +108,7 @@ def undo_retarget(conn: duckdb.DuckDBPyConnection, activation: str, partition_ke
         )
 
 
-def recorded_column_types(conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None) -> dict[str, list[str]]:
+def recorded_column_types(conn: Session, activation: str, partition_key: str | None) -> dict[str, list[str]]:
     """Platform field -> [segment column, DuckDB type] as last confirmed: this partition's, else the
     activation's latest (a new day or scope starts from what the platform fields already hold)."""
     row = first_row(
@@ -121,9 +120,7 @@ def recorded_column_types(conn: duckdb.DuckDBPyConnection, activation: str, part
     return json.loads(row[0]) if row else {}
 
 
-def record_column_types(
-    conn: duckdb.DuckDBPyConnection, activation: str, partition_key: str | None, column_types: dict[str, list[str]], run_id: str
-) -> None:
+def record_column_types(conn: Session, activation: str, partition_key: str | None, column_types: dict[str, list[str]], run_id: str) -> None:
     conn.execute(
         f"""UPDATE {SCHEMA}.snapshot_targets SET column_types = ?, types_run_id = ?, types_recorded_at = now()
             WHERE activation = ? AND partition_key IS NOT DISTINCT FROM ?""",

@@ -4,19 +4,17 @@ back, from ``latest_records`` and the snapshot, and one ``verify`` row per recor
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.state.schema import SCHEMA, snapshot_table, transaction
 from activation_pipeline.sync.state.snapshot import has_snapshot
+from activation_pipeline.warehouse import Session
 
 VERIFIED_SCHEMA = {"key": pl.Utf8, "partition_key": pl.Utf8, "status": pl.Utf8, "message": pl.Utf8}
 
 
-def records_to_verify(
-    conn: duckdb.DuckDBPyConnection, activation: str, keyed_by_identifier: bool, keys: list[str], everything: bool, run_id: str
-) -> pl.DataFrame:
+def records_to_verify(conn: Session, activation: str, keyed_by_identifier: bool, keys: list[str], everything: bool, run_id: str) -> pl.DataFrame:
     """Key, identifier, partition and last confirmed payload of the records to verify: ``keys``, or
     ``everything`` the platform should hold, or else what the latest sync confirmed (this run's, when
     the check runs after the sync)."""
@@ -28,24 +26,22 @@ def records_to_verify(
         chosen, params = "", [activation]
     else:
         chosen = f"""AND lr.run_id = coalesce(
-            (SELECT any_value(run_id) FROM {SCHEMA}.sync_runs WHERE activation = ? AND run_id = ?),
+            (SELECT min(run_id) FROM {SCHEMA}.sync_runs WHERE activation = ? AND run_id = ?),
             (SELECT run_id FROM {SCHEMA}.sync_runs WHERE activation = ? AND status IN ('succeeded', 'partial') ORDER BY started_at DESC LIMIT 1))"""
         params = [activation, activation, run_id, activation]
     # the identifier the platform confirmed, from the snapshot (the key itself when they are one column)
     fallback = "lr.key" if keyed_by_identifier else "NULL"
-    return conn.sql(
+    return conn.fetch_polars(
         f"""SELECT lr.key, coalesce(snap.identifier, {fallback}) AS identifier, lr.partition_key, lr.payload::VARCHAR AS payload
             FROM {SCHEMA}.latest_records lr
             JOIN {snapshot_table(activation)} snap ON snap.key = lr.key AND snap.partition_key IS NOT DISTINCT FROM lr.partition_key
             WHERE lr.activation = ? AND lr.in_platform AND coalesce(snap.identifier, {fallback}) IS NOT NULL {chosen}
             ORDER BY lr.partition_key, lr.key""",
-        params=params,
-    ).pl()
+        params,
+    )
 
 
-def record_verification(
-    conn: duckdb.DuckDBPyConnection, activation: str, run_id: str, verified: list[tuple[str, str | None, str, str | None]]
-) -> None:
+def record_verification(conn: Session, activation: str, run_id: str, verified: list[tuple[str, str | None, str, str | None]]) -> None:
     """(key, partition, 'matched' / 'mismatch' / 'unread', message) rows in the ledger; the snapshot forgets the
     hash of each mismatch (a sync folding at the same moment may have just written it: the cost of that race is
     one extra resend, never a loss)."""
