@@ -14,7 +14,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from activation_pipeline.platforms.json_items import JsonItemShape
 
 Op = Literal["upsert", "delete", "update"]
 ItemStatus = Literal["confirmed", "rejected", "skipped", "no_answer"]
@@ -28,6 +31,7 @@ class Record:
     key: str
     identifier: str
     fields: dict[str, Any]
+    item: str | None = None  # the item's JSON text, built in the plan statement (``JsonItemsClient``); fields then empty
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,16 @@ class VerifyingClient(DestinationClient, Protocol):
 
     def verify(self, target: SyncTarget, records: Sequence[Record]) -> list[Verification]:
         """Read each record back and compare it with the fields last confirmed; one result per record."""
+
+
+@runtime_checkable
+class JsonItemsClient(Protocol):
+    """A client whose request items are plain JSON (``platforms/json_items.py``): the engine builds each item's
+    text and checks its validity in the plan statement, and hands it over as ``Record.item`` (``fields`` empty);
+    ``send`` splices the texts into its body. ``invalid_reason`` still checks records built in Python."""
+
+    def json_items(self, target: SyncTarget, op: Op, field_types: Mapping[str, str]) -> JsonItemShape | None:
+        """The item ``op`` sends for these fields (platform field -> logical type); None: built in Python."""
 
 
 @runtime_checkable

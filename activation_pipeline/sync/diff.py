@@ -10,17 +10,23 @@ warehouse connection stays open while the platform is called.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from activation_pipeline.platforms.json_items import JsonItemShape
 from activation_pipeline.sql_identifiers import quote_identifier as _quote
 from activation_pipeline.sql_identifiers import quote_literal
+from activation_pipeline.sync.item_sql import DuckDBItems, Fallback, ItemColumn, ItemDialect
 from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_table
 from activation_pipeline.warehouse import Session
 
 PAYLOAD_PREFIX = "f__"
+# the declared item of a JSON-items client, for the operation sent and the fields' logical types
+ItemShapes = Callable[[str, Mapping[str, str]], JsonItemShape | None]
+ITEM_DIALECTS: dict[str, ItemDialect] = {"duckdb": DuckDBItems()}  # a backend without one builds the items in Python
 LOGICAL_TYPES = {
     "VARCHAR": "string",
     "BOOLEAN": "bool",
@@ -67,6 +73,8 @@ class Plan:
     counts: dict[str, int] = field(default_factory=dict)
     field_types: dict[str, str] = field(default_factory=dict)
     segment_types: dict[str, str] = field(default_factory=dict)  # every segment column's type (DuckDB spelling), as planned
+    items: bool = False  # the plan holds each sent record's item text (__body) and refusal (__invalid)
+    items_fallback: str | None = None  # why a JSON-items client's items are built in Python instead
 
     @property
     def to_send(self) -> int:
@@ -102,8 +110,34 @@ def _operation_sql(request: PlanRequest) -> str:
     return f"CASE WHEN __change IN ('added', 'changed') THEN {send} {delete_removed} END"
 
 
-def plan_operations(conn: Session, request: PlanRequest, plan_path: Path) -> Plan:
-    """Diff the segment against the snapshot and write the plan; return it with its counts."""
+def _items_sql(request: PlanRequest, available: Mapping[str, str], shapes: ItemShapes | None, backend: str) -> tuple[str, str, str | None]:
+    """The plan's ``__invalid`` and ``__body`` expressions (NULL when the items are built in Python), and why not."""
+    none = ("CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)")
+    if shapes is None:
+        return *none, None
+    if backend not in ITEM_DIALECTS:
+        return *none, f"the {backend} warehouse has no item dialect yet"
+    send = "update" if request.operation == "update_only" else "upsert"
+    shape = shapes(send, {f: _logical_type(available[c]) for f, c in request.columns.items()})
+    if shape is None:
+        return *none, f"the client builds {send} items in Python"
+    columns = [ItemColumn(f, _quote(PAYLOAD_PREFIX + f), available[c]) for f, c in request.columns.items()]
+    compiled = ITEM_DIALECTS[backend].compile(shape, "__identifier", columns)
+    if isinstance(compiled, Fallback):
+        return *none, compiled.reason
+    unknown = quote_literal(identifier_unknown(request.identifier))
+    invalid = f"CASE WHEN __op = '{send}' THEN (CASE WHEN __identifier IS NULL THEN {unknown} ELSE {compiled.invalid} END) END"
+    return invalid, f"CASE WHEN __op = '{send}' AND __invalid IS NULL THEN {compiled.body} END", None
+
+
+def identifier_unknown(identifier: str) -> str:
+    """Why a record whose identifier is null is not sent."""
+    return f"the identifier ({identifier}) is null or unknown"
+
+
+def plan_operations(conn: Session, request: PlanRequest, plan_path: Path, items: ItemShapes | None = None) -> Plan:
+    """Diff the segment against the snapshot and write the plan; return it with its counts. ``items``: the
+    client's declared JSON item (``JsonItemsClient``), built and checked here into ``__body`` and ``__invalid``."""
     available = segment_columns(conn, request.segment_table)
     wanted = {request.primary_key: "primary_key", request.identifier: "identifier"}
     wanted.update({column: f"mapping.{platform_field}" for platform_field, column in request.columns.items()})
@@ -144,6 +178,9 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path) -> Pla
                                            {dialect.any_value(f"CAST({_quote(request.identifier)} AS VARCHAR)")} AS __identifier
                                     FROM {rows} GROUP BY 1""",
         )
+    invalid_sql, body_sql, items_fallback = _items_sql(request, available, items, dialect.name)
+    # the items' texts carry the fields: the plan then leaves the fields' own columns out
+    sent_columns = f"EXCLUDE ({payload_names})" if payload_names and items is not None and items_fallback is None else ""
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     conn.copy_to_parquet(
         f"""
@@ -174,8 +211,10 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path) -> Pla
             FROM seg FULL OUTER JOIN {snapshot_side} AS snap ON seg.__key = snap.key
             LEFT JOIN duplicated AS dup ON dup.__key = seg.__key
           )
-          SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload
-          FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified) AS decided
+          SELECT * {sent_columns}, {body_sql} AS __body FROM (
+            SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload,
+                   {invalid_sql} AS __invalid
+            FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified) AS decided) AS built
         """,
         plan_path,
     )
@@ -188,4 +227,5 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path) -> Pla
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n
             counts[f"{change}_{op}"] = counts.get(f"{change}_{op}", 0) + n
     field_types = {f: _logical_type(available[c]) for f, c in request.columns.items()}
-    return Plan(plan_path, counts, field_types, available)
+    built = items is not None and items_fallback is None
+    return Plan(plan_path, counts, field_types, available, built, items_fallback if items is not None else None)

@@ -27,7 +27,7 @@ from typing import Any
 import filelock
 import pyarrow.parquet as pq
 
-from activation_pipeline.platforms.base import DestinationClient, SyncTarget
+from activation_pipeline.platforms.base import DestinationClient, JsonItemsClient, SyncTarget
 from activation_pipeline.sync import state, target_guard
 from activation_pipeline.sync.counts import RunCounts
 from activation_pipeline.sync.diff import Plan, PlanError, PlanRequest, plan_operations
@@ -158,7 +158,7 @@ def _run_sync(
         # a changed target: the snapshot says nothing of the new one, so this is its first sync
         request = replace(request, ignore_snapshot=old_target is not None and old_target != target)
         try:
-            plan = plan_operations(conn, request, plan_path)
+            plan = plan_operations(conn, request, plan_path, _item_shapes(job, client, partition_key))
             check = target_guard.check_types(
                 target, old_target, state.recorded_column_types(conn, activation, partition_key), plan.segment_types, request.columns
             )
@@ -174,6 +174,8 @@ def _run_sync(
         log.warning(f"{activation}: run config keys not in the segment{where}, not synced: {', '.join(report.keys_not_found)}")
     if report.recovered:
         log.info(f"{activation}: recovered {report.recovered} confirmations left by an interrupted run")
+    if plan.items_fallback:
+        log.info(f"{activation}: request items built in Python ({plan.items_fallback})")
     report.counts = RunCounts.planned_from(plan.counts)
     report.retargeted, report.type_changes = check.retargeted, check.refused_types + check.widened_types
     if report.retargeted:
@@ -281,6 +283,14 @@ def _finish(
                 state.prune_ledger(conn, job.ledger_retention_days, activation, when_due=True)
             except WAREHOUSE_ERRORS as exc:  # the run is recorded already: a failed clean-up is retried by the next run
                 log.warning(f"{activation}: the ledger retention could not be applied this time ({exc})")
+
+
+def _item_shapes(job: SyncJob, client: DestinationClient, partition_key: str | None) -> Any:
+    """The client's declared JSON items, for the plan statement to build (a null left out is built in Python)."""
+    if not isinstance(client, JsonItemsClient) or job.nulls != "send":
+        return None
+    target = job.target.for_partition(partition_key)
+    return lambda op, field_types: client.json_items(target, op, field_types)
 
 
 def _plan_request(job: SyncJob, options: SyncOptions, partition_key: str | None) -> PlanRequest:

@@ -33,7 +33,7 @@ from activation_pipeline.platforms.base import (
     Record,
 )
 from activation_pipeline.sync import state
-from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan
+from activation_pipeline.sync.diff import PAYLOAD_PREFIX, Plan, identifier_unknown
 from activation_pipeline.sync.memory import release_freed_memory
 from activation_pipeline.sync.stopping import StopRequest, drain, is_stop
 
@@ -55,6 +55,7 @@ class _Batch:
     meta: dict[str, tuple[str, int | None, str | None, str | None]]  # key -> (change, row_hash, payload JSON, identifier)
 
 
+_BUILT_COLUMNS = ("__key", "__change", "__op", "__identifier", "__hash", "__payload", "__body", "__invalid")
 Row = tuple[Any, ...]  # a ledger entry without its sequence number: (key, change, operation, status, message, attempt, row_hash, payload, identifier)
 
 
@@ -214,10 +215,25 @@ class Pusher:
         plan_file = pq.ParquetFile(plan.path)
         for unfiltered in plan_file.iter_batches(batch_size=max(max(sizes.values()) * self.job.concurrency, 4096)):
             wanted = pc.or_(pc.is_valid(unfiltered.column("__op")), pc.equal(unfiltered.column("__change"), "invalid"))
+            invalid: list[Row] = []
+            if plan.items:  # items built and checked in the plan statement: no per-record fields or checks here
+                built = pc.or_(pc.is_valid(unfiltered.column("__body")), pc.is_valid(unfiltered.column("__invalid")))
+                for key, change, op, identifier, row_hash, payload, body, reason in zip(
+                    *(unfiltered.filter(built).column(c).to_pylist() for c in _BUILT_COLUMNS), strict=True
+                ):
+                    if reason is not None:
+                        self.report.counts.invalid += 1
+                        invalid.append(_row(key, change, "none", "invalid", reason, row_hash, payload=payload))
+                        continue
+                    batch = buffers.setdefault(op, _Batch(op, [], {}))
+                    batch.records.append(Record(key=key, identifier=identifier, fields={}, item=body))
+                    batch.meta[key] = (change, row_hash, payload, identifier)
+                    if len(batch.records) >= sizes[op]:
+                        yield buffers.pop(op)
+                wanted = pc.and_kleene(wanted, pc.invert(built))
             arrow_batch = unfiltered.filter(wanted)
             # platform field of each payload column, found once per batch rather than per record
             payload_fields = [(column, column[len(PAYLOAD_PREFIX) :]) for column in arrow_batch.schema.names if column.startswith(PAYLOAD_PREFIX)]
-            invalid: list[Row] = []
             for row in arrow_batch.to_pylist():
                 change, op, key = row["__change"], row["__op"], row["__key"]
                 if op == "delete":
@@ -235,9 +251,7 @@ class Pusher:
                     identifier = key  # confirmed before snapshots kept identifiers: the key is the identifier
                 record = Record(key=key, identifier=identifier, fields=fields)
                 reason = (
-                    f"the identifier ({self.job.plan.identifier}) is null or unknown"
-                    if identifier is None
-                    else self.client.invalid_reason(self.job.target, record, op)
+                    identifier_unknown(self.job.plan.identifier) if identifier is None else self.client.invalid_reason(self.job.target, record, op)
                 )
                 if reason:
                     self.report.counts.invalid += 1
