@@ -50,7 +50,7 @@ from activation_pipeline.sync.engine import (
     SyncReport,
     run_sync,
 )
-from activation_pipeline.sync.state import run_records_query
+from activation_pipeline.sync.state import run_records_query, run_state_for
 
 
 class SyncRunConfig(Config):
@@ -70,7 +70,7 @@ def destination_resource_key(destination: str) -> str:
     return f"destination_{destination}"
 
 
-def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
+def build_sync_job(config: ProjectConfig, name: str, state_dir: Any, run_state: Any = None) -> SyncJob:
     activation = config.activations[name]
     segment = config.segments[activation.segment]
     platform = config.destinations[activation.destination].platform
@@ -99,6 +99,7 @@ def build_sync_job(config: ProjectConfig, name: str, state_dir: Any) -> SyncJob:
         auto_synced=activation.auto_synced,
         segment_sql_hash=segment.sql_hash,
         state_dir=state_dir,
+        run_state=run_state,
         target_options=spec.target_options,
         target_details=tuple(spec.target_details(activation.object, activation.title or name, dict(activation.options)).items())
         if spec.target_details
@@ -132,7 +133,7 @@ def build_activation_asset(config: ProjectConfig, name: str) -> AssetsDefinition
     )
     def _activation(context: AssetExecutionContext, config: SyncRunConfig) -> MaterializeResult:
         warehouse = context.resources.warehouse
-        job = build_sync_job(project, name, warehouse.state_dir)
+        job = build_sync_job(project, name, warehouse.state_dir, run_state_for(warehouse.backend))  # lock, journal: wherever the warehouse keeps them
         options = SyncOptions(
             full_resync=config.full_resync,
             dry_run=config.dry_run,

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import filelock
 import pyarrow.parquet as pq
 
 from activation_pipeline.platforms.base import DestinationClient, JsonItemsClient, SyncTarget
@@ -74,12 +73,13 @@ class SyncJob:
     max_delete_fraction: float
     auto_synced: bool
     segment_sql_hash: str
-    state_dir: Path
+    state_dir: Path  # where plan files go (and, without ``run_state``, the lock and journal files)
     destination: str = ""  # the destinations entry (named in errors a user acts on, part of the target)
     target_options: tuple[str, ...] = ()  # PlatformSpec.target_options: options that choose the platform record
     target_details: tuple[tuple[str, str], ...] = ()  # PlatformSpec.target_details: e.g. the title a Dotdigital list is named by
     ledger_retention_days: int | None = None  # applied to this activation's records after each successful run
     nulls: str = "send"  # "omit": a null field is left out of its record, so the platform keeps its value
+    run_state: state.RunState | None = None  # the warehouse's (run_state_for(backend)); None: files under state_dir
 
 
 @dataclass
@@ -116,13 +116,18 @@ class SyncReport:
 
 
 def run_sync(job: SyncJob, client: DestinationClient, connect: Connect, options: SyncOptions = SyncOptions(), **kwargs: Any) -> SyncReport:
-    """Run one sync of one activation; at most one run per activation at a time."""
-    lock_path = job.state_dir / "locks" / f"{state.run_scope(job.target.activation, kwargs.get('partition_key'))}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    """Run one sync of one activation; at most one run per activation (partition) at a time, on any machine
+    that shares the warehouse's run state (sync/state/run_state.py)."""
+    run_state = job.run_state if job.run_state is not None else state.LocalRunState(job.state_dir)
+    activation, partition_key = job.target.activation, kwargs.get("partition_key")
     try:
-        with filelock.FileLock(str(lock_path), timeout=0):
-            return _run_sync(job, client, connect, options, **kwargs)
-    except filelock.Timeout:
+        with run_state.lock(activation, partition_key):  # RunBusy: only from taking it
+            journal = run_state.journal(activation, partition_key)
+            try:
+                return _run_sync(job, client, connect, journal, options, **kwargs)
+            finally:
+                journal.close()
+    except state.RunBusy:
         raise ActivationBusy(
             f"{job.target.activation}: another run of this activation is in progress; this one did nothing (wait for it to finish, then run again)"
         ) from None
@@ -132,6 +137,7 @@ def _run_sync(
     job: SyncJob,
     client: DestinationClient,
     connect: Connect,
+    journal: state.JournalStore,
     options: SyncOptions = SyncOptions(),
     *,
     run_id: str | None = None,
@@ -143,7 +149,6 @@ def _run_sync(
     activation = job.target.activation
     report = SyncReport(run_id=run_id, activation=activation, partition_key=partition_key, dry_run=options.dry_run)
     started = time.monotonic()
-    journal = state.Journal(job.state_dir / "journal", activation, partition_key)
     plan_path = state.plan_path(job.state_dir, activation, partition_key, run_id)
     request = _plan_request(job, options, partition_key)
     target = target_guard.target_of(job, partition_key)

@@ -68,7 +68,7 @@ class Bookkeeper:
     journal, folds what was in it in one transaction, and deletes that segment; appends go on meanwhile.
     A fold's error is raised to the pusher at its next ``check`` (a journal left unfolded is recovered by the next run)."""
 
-    def __init__(self, journal: state.Journal, connect: Connect, activation: str, run_id: str, partition_key: str | None):
+    def __init__(self, journal: state.JournalStore, connect: Connect, activation: str, run_id: str, partition_key: str | None):
         self.journal, self.connect, self.activation, self.run_id, self.partition_key = journal, connect, activation, run_id, partition_key
         self.seq = 0
         self.pending: list[state.LedgerEntry] = []
@@ -90,7 +90,7 @@ class Bookkeeper:
                 return
             first = self.seq + 1
             self.seq += len(rows)
-            self.journal.write(state.journal_line(self.run_id, first + i, rest) for i, rest in enumerate(serialized))
+            self.journal.write(self.run_id, first, serialized)
             self.pending.extend(state.LedgerEntry(first + i, *row) for i, row in enumerate(rows))
             if len(self.pending) >= FOLD_AT_ENTRIES:
                 self.wake.set()
@@ -148,7 +148,7 @@ class Bookkeeper:
                     state.fold(conn, self.activation, self.run_id, self.partition_key, entries)
                 release_freed_memory()  # what the session and its checkpoint used
             if segment is not None:
-                segment.unlink(missing_ok=True)
+                self.journal.discard(segment)
 
 
 class Pusher:
@@ -160,7 +160,7 @@ class Pusher:
         client: DestinationClient,
         connect: Connect,
         report: SyncReport,
-        journal: state.Journal,
+        journal: state.JournalStore,
         run_id: str,
         partition_key: str | None,
         log: Any,

@@ -3,7 +3,8 @@
 Three pieces, one implementation of each per backend (duckdb_backend.py, postgres_backend.py):
 
 - ``Backend``: where the warehouse is (a DuckDB file, a PostgreSQL database); opens short ``Session``s,
-  knows its ``Dialect`` and the local folder where a run keeps its plan files (``state_dir``).
+  knows its ``Dialect``, the local folder where a run keeps its plan files (``state_dir``), and whether
+  runs keep their lock and journal in it (``shares_state``).
 - ``Session``: one connection, held briefly (never while a platform is called). SQL is written with
   ``?`` placeholders on both backends (the PostgreSQL session translates them); results come back as
   rows, Polars frames or Arrow tables; frames are loaded in bulk; a query can be copied to a Parquet file.
@@ -147,6 +148,9 @@ class Backend(ABC):
     """A warehouse: a DuckDB file or a PostgreSQL database."""
 
     dialect: Dialect
+    # several processes, on several machines, may write it at once: a run's lock and confirmation journal
+    # then live in the warehouse (sync/state/run_state.py), not in local files beside it
+    shares_state: bool = False
 
     @property
     @abstractmethod
@@ -156,7 +160,7 @@ class Backend(ABC):
     @property
     @abstractmethod
     def state_dir(self) -> Path:
-        """The local folder where a run keeps its plan files (and, today, confirmation journals and run locks)."""
+        """The local folder where a run keeps its plan files (and, unless ``shares_state``, its journals and run locks)."""
 
     @abstractmethod
     def exists(self) -> bool:

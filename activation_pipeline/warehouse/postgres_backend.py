@@ -26,12 +26,16 @@ import polars as pl
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import TextLoader
 
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.warehouse.base import Backend, Dialect, Result, Session
 
 STATE_DIR_ENV = "ACTIVATION_STATE_DIR"
+# a run's advisory lock is held by its connection: if its machine dies, the server notices within about a
+# minute (30 s idle, then 3 probes 10 s apart) and releases the lock for a run elsewhere
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 PLAN_BATCH_ROWS = 50_000  # rows per fetch from the plan's server-side cursor (and per Parquet row group)
 
 
@@ -321,6 +325,7 @@ class PostgresBackend(Backend):
     """A PostgreSQL database named by a libpq URL."""
 
     dialect = DIALECT
+    shares_state = True  # runs keep their lock and journal here: any machine may run, or recover, any activation
 
     def __init__(self, url: str, connect_timeout: int = 10):
         self.url = url
@@ -333,7 +338,7 @@ class PostgresBackend(Backend):
     @property
     def state_dir(self) -> Path:
         """``$ACTIVATION_STATE_DIR``, else a folder of this database's own under the system's temporary folder:
-        it holds plan files (temporary; losing one costs a resend) and the journals and run locks of today."""
+        it holds plan files only (temporary: losing one costs a resend); journals and run locks are in the database."""
         configured = os.environ.get(STATE_DIR_ENV)
         if configured:
             return Path(configured)
@@ -343,7 +348,9 @@ class PostgresBackend(Backend):
     def _connect(self, timeout: float | None) -> psycopg.Connection[Any]:
         seconds = max(1, int(timeout if timeout is not None else self.connect_timeout))
         try:
-            connection = psycopg.connect(self.url, autocommit=True, connect_timeout=seconds)
+            given = conninfo_to_dict(self.url)
+            keepalives = {name: value for name, value in KEEPALIVES.items() if name not in given}  # the URL's own win
+            connection = psycopg.connect(make_conninfo(self.url, **keepalives), autocommit=True, connect_timeout=seconds)
         except psycopg.OperationalError as exc:  # libpq's message can quote the URL: name the redacted one instead
             raise psycopg.OperationalError(f"cannot connect to the warehouse at {self.location}: {_first_line(exc, self.url)}") from None
         for json_type in ("json", "jsonb"):  # JSON comes back as its text, as from DuckDB (callers json.loads it)

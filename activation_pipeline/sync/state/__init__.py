@@ -2,6 +2,7 @@
 
 - schema.py: the ledger's tables and views, ``ensure_state``, the shared transaction;
 - journal.py: the plan and journal files a run keeps, folded into snapshot and ledger;
+- run_state.py: where a run's lock and journal live (files beside DuckDB, tables and locks of PostgreSQL);
 - snapshot.py: each activation's snapshot, per record what the platform last confirmed;
 - ledger.py: the run rows (``sync_runs``) and the ledger's retention;
 - targets.py: the target each snapshot describes, retired rows, the mapped columns' types;
@@ -16,15 +17,13 @@ from activation_pipeline.sync.state.failed_runs import (
 )
 from activation_pipeline.sync.state.journal import (
     Journal,
+    JournalStore,
     LedgerEntry,
     fold,
     plan_path,
     recover,
     remove_stale_plans,
     run_scope,
-)
-from activation_pipeline.sync.state.journal import (
-    line as journal_line,
 )
 from activation_pipeline.sync.state.ledger import (
     Pruned,
@@ -46,6 +45,13 @@ from activation_pipeline.sync.state.ledger_reads import (
     run_records_query,
     run_totals,
     top_reasons,
+)
+from activation_pipeline.sync.state.run_state import (
+    LocalRunState,
+    RunBusy,
+    RunState,
+    WarehouseRunState,
+    run_state_for,
 )
 from activation_pipeline.sync.state.schema import (
     SCHEMA,
@@ -84,7 +90,12 @@ __all__ = [
     "SCHEMA",
     "TARGET_FIELDS",
     "Journal",
+    "JournalStore",
     "LedgerEntry",
+    "LocalRunState",
+    "RunBusy",
+    "RunState",
+    "WarehouseRunState",
     "Pruned",
     "Reason",
     "activations_with_runs",
@@ -94,7 +105,6 @@ __all__ = [
     "finish_run",
     "first_row",
     "fold",
-    "journal_line",
     "scalar",
     "has_snapshot",
     "has_table",
@@ -119,6 +129,7 @@ __all__ = [
     "run_records",
     "run_records_query",
     "run_scope",
+    "run_state_for",
     "run_totals",
     "snapshot_size",
     "snapshot_table",

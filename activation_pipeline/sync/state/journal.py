@@ -1,4 +1,5 @@
-"""The confirmation journal, and the plan file, a run keeps beside the warehouse.
+"""The confirmation journal, and the plan file, a run keeps beside a DuckDB warehouse (on PostgreSQL the
+journal is a table of the warehouse: state/run_state.py).
 
 Durability without holding the warehouse: the DuckDB file allows one writer process, so a
 sync never keeps a connection open while it talks to a platform. Each batch's outcomes are
@@ -14,9 +15,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 
@@ -72,6 +73,34 @@ def line(run_id: str, seq: int, rest: str) -> str:
     return f"[{json.dumps(run_id)}, {seq}, {rest[1:]}\n"
 
 
+class JournalStore(Protocol):
+    """Where a run's answers are made durable the moment they arrive, until a fold moves them into the
+    snapshot and ledger: a file beside a DuckDB warehouse (``Journal``), a table of a PostgreSQL one
+    (``run_state.WarehouseJournal``). One writer at a time; ``rotate`` and ``discard`` bracket a fold."""
+
+    def write(self, run_id: str, first_seq: int, rests: Sequence[str]) -> None:
+        """Keep entries numbered from ``first_seq`` (each the JSON array of its fields after ``seq``); on return a
+        killed process loses none of them."""
+
+    def sync(self) -> None:
+        """Make everything written so far survive the machine too (a no-op where writes commit)."""
+
+    def rotate(self) -> Any:
+        """Set aside what was written so far for a fold (appends go on meanwhile); None if nothing was."""
+
+    def discard(self, segment: Any) -> None:
+        """Forget a set-aside part, now folded."""
+
+    def read(self) -> list[tuple[str, LedgerEntry]]:
+        """(run id, entry) pairs not yet discarded, oldest first."""
+
+    def clear(self) -> None:
+        """Forget everything (after recovery folded it)."""
+
+    def close(self) -> None:
+        """Release what the journal holds open."""
+
+
 class Journal:
     """Append-only, fsynced record of platform answers not yet folded into DuckDB.
 
@@ -85,12 +114,16 @@ class Journal:
 
     def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
         """Write and fsync ``entries`` (one writer at a time)."""
-        self.write(line(run_id, entry.seq, json.dumps(entry[1:])) for entry in entries)
+        self._write_lines(line(run_id, entry.seq, json.dumps(entry[1:])) for entry in entries)
         self.sync()
 
-    def write(self, lines: Iterable[str]) -> None:
-        """Append ``lines`` (one writer at a time). They survive the process being killed at once (the kernel
-        holds them); ``sync`` makes them survive the machine too."""
+    def write(self, run_id: str, first_seq: int, rests: Sequence[str]) -> None:
+        """Append entries numbered from ``first_seq``, each given as the JSON array of its fields after ``seq``
+        (one writer at a time). They survive the process being killed at once (the kernel holds them);
+        ``sync`` makes them survive the machine too."""
+        self._write_lines(line(run_id, first_seq + i, rest) for i, rest in enumerate(rests))
+
+    def _write_lines(self, lines: Iterable[str]) -> None:
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(descriptor, "".join(lines).encode("utf-8"))
@@ -127,6 +160,13 @@ class Journal:
         segment = self.path.with_name(f"{self.path.name}.{number}")
         os.replace(self.path, segment)
         return segment
+
+    def discard(self, segment: Path) -> None:
+        """Delete a rotated segment once its entries are folded."""
+        segment.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Nothing to release: every write opens and closes the file."""
 
     def read(self) -> list[tuple[str, LedgerEntry]]:
         """(run id, entry) pairs, oldest first, over every segment."""
@@ -202,7 +242,7 @@ def fold(
     return last
 
 
-def recover(conn: Session, journal: Journal, activation: str, partition_key: str | None = None) -> int:
+def recover(conn: Session, journal: JournalStore, activation: str, partition_key: str | None = None) -> int:
     """Fold what a killed run of this activation (partition) left in its journal; mark such
     runs 'interrupted'. Returns the lines recovered."""
     entries = journal.read()
