@@ -34,7 +34,8 @@ class Machine:
         )
 
     def materialize(self, activation: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions", "--select", f"activations/{activation}"]
+        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "activation_pipeline.definitions"]
+        command += ["--select", f"activations/{activation}"]
         return subprocess.Popen(command, env=self.env, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -46,7 +47,9 @@ def finish(process: subprocess.Popen[bytes], seconds: float = 180) -> tuple[int,
 @pytest.mark.parametrize("warehouse_kind", ["postgres"], indirect=True)
 def test_a_run_killed_on_one_machine_is_recovered_on_another_that_shares_only_the_warehouse(project: Project, tmp_path: Path) -> None:
     for name in ("sync_a", "sync_b"):
-        project.add_activation(name, object=f"catalog_{name}", mode="full_then_delta", operation="mirror", max_items_per_request=BATCH, concurrency=CONCURRENCY)
+        project.add_activation(
+            name, object=f"catalog_{name}", mode="full_then_delta", operation="mirror", max_items_per_request=BATCH, concurrency=CONCURRENCY
+        )
     project.write_products(ROWS)
     project.materialize("sync_a", run_config={"dry_run": True})  # sources and segment, into the warehouse both machines share
     project.fault(kind="slow", seconds=0.2, count=100_000, path_contains="items/edit")  # pushes of 20 s: a CLI starts meanwhile
@@ -90,5 +93,6 @@ def test_a_run_killed_on_one_machine_is_recovered_on_another_that_shares_only_th
     confirmed_by_killed = {key for key, run_status in ledger if run_status == "interrupted"}
     assert confirmed_by_killed and confirmed_by_killed <= held_at_kill, "no record is confirmed that the platform lacked"
     assert sorted(key for key, _ in ledger) == sorted(r["sku"] for r in ROWS), "every record confirmed exactly once over both runs"
-    assert sorted(s for (s,) in project.sql("SELECT status FROM activation_state.sync_runs WHERE activation = 'sync_a'")) == ["interrupted", "succeeded"]
+    statuses = project.sql("SELECT status FROM activation_state.sync_runs WHERE activation = 'sync_a'")
+    assert sorted(s for (s,) in statuses) == ["interrupted", "succeeded"]
     assert project.sql("SELECT count(*) FROM activation_state.sync_journal") == [(0,)], "recovered and folded journals are emptied"
