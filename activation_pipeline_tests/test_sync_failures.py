@@ -3,6 +3,7 @@ that the platform did not store, and what failed is sent again on the next run."
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from activation_pipeline_tests.conftest import expected_items, product
@@ -16,6 +17,7 @@ def ledger(project, run_id: str) -> dict[str, tuple[str, str | None]]:
     return {key: (status, message) for key, status, message in rows}
 
 
+@pytest.mark.on_both_backends
 def test_a_rejected_item_is_isolated_recorded_and_retried_next_run(project):
     project.add_activation(mode="full_then_delta", operation="upsert")
     project.write_products(ROWS)
@@ -36,6 +38,7 @@ def test_a_rejected_item_is_isolated_recorded_and_retried_next_run(project):
     assert project.catalog() == expected_items(ROWS)
 
 
+@pytest.mark.on_both_backends
 def test_a_429_with_retry_after_is_waited_out(project):
     project.add_activation(mode="full_then_delta", operation="upsert", concurrency=1)
     project.write_products(ROWS)
@@ -48,6 +51,7 @@ def test_a_429_with_retry_after_is_waited_out(project):
     assert project.catalog() == expected_items(ROWS)
 
 
+@pytest.mark.on_both_backends
 def test_a_503_burst_is_retried_with_backoff(project):
     project.add_activation(mode="full_then_delta", operation="upsert")
     project.write_products(ROWS)
@@ -58,6 +62,7 @@ def test_a_503_burst_is_retried_with_backoff(project):
     assert project.catalog() == expected_items(ROWS)
 
 
+@pytest.mark.on_both_backends
 def test_a_connection_dropped_after_applying_is_not_confirmed_and_resent(project, sandbox):
     project.add_activation(mode="full_then_delta", operation="upsert", max_items_per_request=10, concurrency=1)
     project.write_products(ROWS)
@@ -75,6 +80,7 @@ def test_a_connection_dropped_after_applying_is_not_confirmed_and_resent(project
     assert project.snapshot_keys() == {r["sku"] for r in ROWS}
 
 
+@pytest.mark.on_both_backends
 def test_a_connection_dropped_before_applying_leaves_nothing_confirmed(project, sandbox):
     project.add_activation(mode="full_then_delta", operation="upsert", concurrency=1)
     project.write_products(ROWS)
