@@ -73,7 +73,8 @@ def test_a_run_can_sync_some_scopes_and_a_moved_record_follows_its_scope(scoped)
     assert held(scoped, "acme") == {"SKU-1": 99.0, "SKU-3": 13.0, "SKU-4": 14.0, "SKU-5": 15.0}
     assert held(scoped, "globex") == {"SKU-6": 16.0, "SKU-7": 17.0}
     history = scoped.sql(
-        "SELECT partition_key, key, operation FROM activation_state.record_history WHERE key IN ('SKU-2', 'SKU-5') AND change <> 'added' ORDER BY 1, 2, 3"
+        "SELECT partition_key, key, operation FROM activation_state.record_history "
+        "WHERE key IN ('SKU-2', 'SKU-5') AND change <> 'added' ORDER BY 1, 2, 3"
     )
     assert history == [("acme", "SKU-2", "delete"), ("globex", "SKU-5", "delete")]
     latest = scoped.sql("SELECT partition_key, in_platform FROM activation_state.latest_records WHERE key = 'SKU-5' ORDER BY 1, 2")
