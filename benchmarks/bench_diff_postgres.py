@@ -55,7 +55,7 @@ CREATE TEMP TABLE bare AS
 """
 
 
-def start_cluster(root: Path, port: int) -> tuple[str, Path]:
+def start_cluster(root: Path, port: int, fsync: bool = False) -> tuple[str, Path]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         sys.exit("PostgreSQL binaries not found (apt-get install -y postgresql)")
@@ -70,7 +70,7 @@ def start_cluster(root: Path, port: int) -> tuple[str, Path]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c work_mem=256MB"
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'} -c work_mem=256MB"
     subprocess.run(
         _as_service_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "start"]),
         check=True,

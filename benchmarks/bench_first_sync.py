@@ -110,11 +110,13 @@ def engine_sync(
     paced: bool = False,
     split_phases: bool = True,
     connect: Any = None,
+    run_state: Any = None,
 ) -> tuple[float, dict]:
     """One run of the engine (mirror, ``CONCURRENCY`` requests in flight, 200 items/request) against the snapshot in ``database``;
     unpaced unless ``paced`` (Batch's default budget, its documented limits: bench_pacing.py); ``split_phases`` resets the
     high-water mark after planning (so the kernel's own peak of the process is then the push's); ``connect``: the
-    warehouse sessions (default: unlocked, with the warehouse resource's settings)."""
+    warehouse sessions (default: unlocked, with the warehouse resource's settings); ``run_state``: where the lock and
+    journal live (default: files under ``state_dir``)."""
     from activation_pipeline.platforms import PLATFORMS
     from activation_pipeline.platforms.base import SyncTarget
     from activation_pipeline.platforms.batch import BatchResource
@@ -144,6 +146,7 @@ def engine_sync(
         auto_synced=False,
         segment_sql_hash="x",
         state_dir=state_dir,
+        run_state=run_state,
     )
     settings = WarehouseResource.model_fields["connection_config"].default  # what an activation's sessions use
 
