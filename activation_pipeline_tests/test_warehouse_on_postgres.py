@@ -43,3 +43,53 @@ def test_a_wrong_password_is_named_without_the_password(postgres_server):
     assert f"{postgres_server.host}:{postgres_server.port}/postgres" in answer.stderr
     assert "password authentication failed" in answer.stderr
     assert wrong not in answer.stderr + answer.stdout
+
+
+@pytest.mark.on_both_backends
+def test_a_frame_loaded_in_bulk_comes_back_value_for_value(backend):
+    """``Session.insert``, as a source load uses it (PostgreSQL: Polars writes CSV into ``COPY``): quotes, commas,
+    newlines, an empty string apart from a null, NaN and infinities, the shortest exact doubles, decimals,
+    dates, times with zone, booleans; a list column takes the row-by-row path."""
+    import datetime
+    from decimal import Decimal
+
+    import polars as pl
+
+    zone = datetime.timezone.utc
+    frame = pl.DataFrame(
+        {
+            "text": ['he said "hi", then\nleft', "", None, "ünïcode ✓", "\\N"],
+            "number": [0.1, None, float("nan"), float("inf"), -1.7976931348623157e308],
+            "whole": [1, None, -(2**62), 0, 7],
+            "amount": [Decimal("12.34"), None, Decimal("-0.01"), Decimal("99999.99"), Decimal("0.00")],
+            "flag": [True, None, False, True, False],
+            "day": [datetime.date(2024, 2, 29), None, datetime.date(1970, 1, 1), datetime.date(2999, 12, 31), datetime.date(2000, 1, 1)],
+            "moment": [
+                datetime.datetime(2024, 1, 1, 1, 2, 3, 456789, tzinfo=zone),
+                None,
+                datetime.datetime(1999, 12, 31, 23, 59, 59, tzinfo=zone),
+                None,
+                None,
+            ],
+        },
+        schema_overrides={"amount": pl.Decimal(10, 2), "moment": pl.Datetime("us", "UTC")},
+    )
+    tags = pl.DataFrame({"key": ["a", "b"], "tags": [["x", "y,z"], None]})
+    with backend.session() as session:
+        session.execute(
+            "CREATE TABLE loaded (text VARCHAR, number DOUBLE PRECISION, whole BIGINT, amount DECIMAL(10,2), flag BOOLEAN, "
+            "day DATE, moment TIMESTAMP WITH TIME ZONE)"
+        )
+        session.execute("CREATE TABLE tagged (key VARCHAR, tags VARCHAR[])")
+        assert session.insert("loaded", frame) == 5
+        assert session.insert("tagged", tags) == 2
+        back = session.fetch_all("SELECT text, number, whole, amount, flag, day, moment FROM loaded ORDER BY whole NULLS FIRST")
+        tagged = session.fetch_all("SELECT key, tags FROM tagged ORDER BY key")
+    expected = sorted(frame.rows(), key=lambda row: (row[2] is not None, row[2] or 0))
+    assert len(back) == len(expected)
+    for got, want in zip(back, expected, strict=True):
+        assert got[0] == want[0]
+        assert (got[1] != got[1] and want[1] != want[1]) or got[1] == want[1]  # NaN is NaN
+        assert got[2:6] == want[2:6]
+        assert (got[6] is None and want[6] is None) or got[6] == want[6]
+    assert [(key, list(values) if values is not None else None) for key, values in tagged] == [("a", ["x", "y,z"]), ("b", None)]
