@@ -4,6 +4,7 @@ broker and a `dagster-celery` worker, started by the test in an empty folder, ru
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 import redis
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
@@ -114,37 +116,110 @@ def wait_until_ready(worker: subprocess.Popen[bytes], log: Path, seconds: float 
 
 
 WORKER_CONFIG = "execution:\n  config:\n    broker: { env: ACTIVATION_CELERY_BROKER }\n    backend: { env: ACTIVATION_CELERY_BROKER }\n"
+MACHINES = ("machine-1", "machine-2")
+CRM_URL_ENV = "CRM_DATABASE_URL"
+ACME = [product(i) for i in range(30)]
+GIFTS = [product(i, brand="Gift") for i in range(100, 110)]
+EVERY_ROW = ACME + GIFTS
+ACTIVATIONS = {  # name: (its fields over the default activation, what its Batch catalog must hold)
+    "products": ({"object": "products"}, expected_items(EVERY_ROW)),
+    "gifts": ({"segment": "gift_catalog", "object": "gifts"}, expected_items(GIFTS)),
+    "names": (
+        {"object": "product_names", "mapping": {"name": "name"}, "custom_attributes": []},
+        {r["sku"]: {"name": r["name"]} for r in EVERY_ROW},
+    ),
+    "prices": (
+        {"object": "product_prices", "mapping": {"price": "price"}, "custom_attributes": []},
+        {r["sku"]: {"price": float(r["price"])} for r in EVERY_ROW},
+    ),
+}
 
 
-def test_celery_workers_run_the_sync_steps(
+def crm_database(postgres_server: PostgresServer) -> str:
+    """A database holding crm.products, the source every machine reads; its URL, without the password (PGPASSWORD)."""
+    name = postgres_server.create_database(f"crm_{os.getpid()}_{time.monotonic_ns()}")
+    with psycopg.connect(postgres_server.url(name), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA crm")
+        conn.execute("CREATE TABLE crm.products (sku text PRIMARY KEY, name text, price numeric(10, 2), brand text)")
+        with conn.cursor().copy("COPY crm.products (sku, name, price, brand) FROM STDIN") as copy:
+            for row in EVERY_ROW:
+                copy.write_row((row["sku"], row["name"], row["price"], row["brand"]))
+    return f"postgresql://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/{name}"
+
+
+def machine(folder: Path, project: Project, env: dict[str, str]) -> dict[str, str]:
+    """An empty folder made into a "machine": the deployed config (a copy), its own Dagster home (the
+    shipped dagster.yaml), plan-file folder, HOME and TMPDIR; the environment of a worker started there."""
+    folder.mkdir()
+    (folder / "worker.yaml").write_text(WORKER_CONFIG)
+    shutil.copy(project.config_path, folder / "activations.yaml")
+    for local in ("state", "home", "tmp"):
+        (folder / local).mkdir()
+    return {
+        **env,
+        "ACTIVATION_CONFIG": str(folder / "activations.yaml"),
+        "DAGSTER_HOME": str(shipped_home(folder)),
+        "ACTIVATION_STATE_DIR": str(folder / "state"),
+        "HOME": str(folder / "home"),
+        "TMPDIR": str(folder / "tmp"),
+    }
+
+
+def celery_worker(name: str, folder: Path, env: dict[str, str]) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`dagster-celery worker start` in ``folder``, one step at a time. dagster-celery already passes
+    --prefetch-multiplier=1, but a worker still reserves one more task while it runs one (Celery acks early),
+    and so may hoard a step another worker is idle for; --disable-prefetch (Celery 5.6+, Redis brokers) has it
+    fetch a task only when its one process is free. Any two steps queued at once then go to two workers."""
+    command = [dagster_cli("dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "worker.yaml", "-n", name]
+    return background_process([*command, "--", "--concurrency=1", "--disable-prefetch"], env, folder / "worker.log", cwd=folder)
+
+
+@pytest.mark.parametrize("warehouse_kind", ["postgres"], indirect=True)
+def test_two_celery_workers_on_two_machines_sync_several_activations_at_once(
     project: Project, tmp_path: Path, redis_url: str, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project.add_activation()
-    project.write("products", ROWS)
-    home = shipped_home(tmp_path)  # Celery needs an instance every worker reaches: the Postgres one
+    """Two workers, each started in an empty folder of its own, share only PostgreSQL (the Dagster instance,
+    the warehouse and the source table) and Redis; one `dagster job execute sync_everything` on a third
+    folder (the project's) syncs four activations to four Batch catalogs through them."""
+    project.sources = {"products": {"database": {"url_env": CRM_URL_ENV, "table": "crm.products"}}}
+    project.segments["gift_catalog"] = {"primary_key": "sku", "sql": "SELECT sku, name, price, brand FROM sources.products WHERE brand = 'Gift'"}
+    for name, (fields, _) in ACTIVATIONS.items():
+        project.add_activation(name, **fields)
+    instance_env = postgres_server.instance_env(postgres_server.create_database(f"dagster_celery_{os.getpid()}"))
     env = {
-        **project.env(DAGSTER_HOME=str(home), **postgres_server.instance_env(postgres_server.create_database("dagster_celery"))),
+        **project.env(**instance_env),  # PGPASSWORD (the warehouse's and the source's) comes from the backend fixture
+        CRM_URL_ENV: crm_database(postgres_server),
         "ACTIVATION_EXECUTOR": "celery",
         "ACTIVATION_CELERY_BROKER": redis_url,
         "PATH": f"{Path(dagster_cli('celery')).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # dagster-celery runs `celery`
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    machine = tmp_path / "worker"  # an empty folder: the worker knows the project only by its env
-    machine.mkdir()
-    (machine / "worker.yaml").write_text(WORKER_CONFIG)
-    worker_command = [dagster_cli("dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "worker.yaml", "-n", "machine-1"]
-    log = tmp_path / "worker.log"
-    with background_process([*worker_command, "--", "--concurrency=2"], env, log, cwd=machine) as worker:
-        wait_until_ready(worker, log)
-        executed = execute_job(project, env)
-        worker_pids = {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}
-    assert executed.returncode == 0, executed.stdout[-3000:] + executed.stderr[-3000:] + log.read_text()[-3000:]
-    assert project.catalog() == expected_items(ROWS)
+    run_env = {**env, "DAGSTER_HOME": str(shipped_home(tmp_path))}
+    for name, value in {**instance_env, "DAGSTER_HOME": run_env["DAGSTER_HOME"]}.items():
+        monkeypatch.setenv(name, value)  # the test reads the run from the same instance
+    machines = {name: machine(tmp_path / name, project, env) for name in MACHINES}
+
+    with contextlib.ExitStack() as stack:
+        workers = {name: stack.enter_context(celery_worker(name, tmp_path / name, machine_env)) for name, machine_env in machines.items()}
+        for name, worker in workers.items():  # started together, waited for in turn
+            wait_until_ready(worker, tmp_path / name / "worker.log")
+        executed = execute_job(project, run_env, job="sync_everything")
+        pids_of = {name: {p.pid for p in psutil.Process(w.pid).children(recursive=True)} for name, w in workers.items()}
+    logs = "".join((tmp_path / name / "worker.log").read_text()[-2000:] for name in MACHINES)
+    assert executed.returncode == 0, executed.stdout[-3000:] + executed.stderr[-3000:] + logs
+
+    for name, (fields, expected) in ACTIVATIONS.items():
+        assert project.catalog(fields["object"]) == expected, name
+    ledger = project.sql("SELECT activation, status, succeeded, failed, run_id FROM activation_state.sync_runs ORDER BY activation")
     with DagsterInstance.get() as instance:
         run_pid, steps = step_pids(instance)
         (run,) = instance.get_runs()
-        delegated = [e.message for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT) if "celery worker" in e.message]
-    assert set(steps) == STEPS
-    assert set().union(*steps.values()) <= worker_pids and run_pid not in worker_pids, (run_pid, steps, worker_pids)
-    assert len(delegated) == len(STEPS), delegated
+        delegated = instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+        on_worker = {e.step_key: e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in delegated if "in celery worker" in e.message}  # type: ignore[union-attr]
+    assert ledger == [(name, "succeeded", len(expected), 0, run.run_id) for name, (_, expected) in sorted(ACTIVATIONS.items())]
+    assert {f"activations__{name}" for name in ACTIVATIONS} <= set(steps)
+    assert set(on_worker) == set(steps), (on_worker, steps)
+    machine_of_pid = {pid: name for name, pids in pids_of.items() for pid in pids}
+    assert run_pid not in machine_of_pid
+    for step, pids in steps.items():  # every step ran in a process of the worker that reported it, none in the run's
+        assert {machine_of_pid.get(pid) for pid in pids} == {on_worker[step].split("@")[0]}, (step, pids, pids_of, on_worker)
+    assert {worker.split("@")[0] for worker in on_worker.values()} == set(MACHINES), on_worker  # both machines ran steps
