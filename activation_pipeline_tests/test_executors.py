@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -118,16 +119,11 @@ def wait_until_ready(worker: subprocess.Popen[bytes], log: Path, seconds: float 
 WORKER_CONFIG = "execution:\n  config:\n    broker: { env: ACTIVATION_CELERY_BROKER }\n    backend: { env: ACTIVATION_CELERY_BROKER }\n"
 MACHINES = ("machine-1", "machine-2")
 CRM_URL_ENV = "CRM_DATABASE_URL"
-ACME = [product(i) for i in range(30)]
-GIFTS = [product(i, brand="Gift") for i in range(100, 110)]
-EVERY_ROW = ACME + GIFTS
-ACTIVATIONS = {  # name: (its fields over the default activation, what its Batch catalog must hold)
-    "products": ({"object": "products"}, expected_items(EVERY_ROW)),
-    "gifts": ({"segment": "gift_catalog", "object": "gifts"}, expected_items(GIFTS)),
-    "names": (
-        {"object": "product_names", "mapping": {"name": "name"}, "custom_attributes": []},
-        {r["sku"]: {"name": r["name"]} for r in EVERY_ROW},
-    ),
+EVERY_ROW = [product(i, brand="Gift" if i % 4 == 0 else "Acme") for i in range(40)]
+ACTIVATIONS = {  # four activations of the one segment, each to a Batch catalog of its own: what each must hold
+    "storefront": ({"object": "storefront"}, expected_items(EVERY_ROW)),
+    "marketplace": ({"object": "marketplace"}, expected_items(EVERY_ROW)),
+    "names": ({"object": "product_names", "mapping": {"name": "name"}, "custom_attributes": []}, {r["sku"]: {"name": r["name"]} for r in EVERY_ROW}),
     "prices": (
         {"object": "product_prices", "mapping": {"price": "price"}, "custom_attributes": []},
         {r["sku"]: {"price": float(r["price"])} for r in EVERY_ROW},
@@ -174,20 +170,51 @@ def celery_worker(name: str, folder: Path, env: dict[str, str]) -> contextlib.Ab
     return background_process([*command, "--", "--concurrency=1", "--disable-prefetch"], env, folder / "worker.log", cwd=folder)
 
 
+@dataclass(frozen=True)
+class StepOnWorker:
+    worker: str  # the Celery node's name without its host: machine-1
+    pids: frozenset[int]  # the processes its events came from
+    start: float
+    end: float
+
+
+def steps_on_workers(instance: DagsterInstance, run_id: str) -> dict[str, StepOnWorker]:
+    """Each step of the run: the worker that reported running it, and when, from the run's event log."""
+    events = instance.all_logs(run_id, of_type={DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS})
+    worker: dict[str, str] = {}
+    pids: dict[str, set[int]] = {}
+    times: dict[tuple[str, DagsterEventType], float] = {}
+    for entry in events:
+        event, step = entry.dagster_event, entry.step_key
+        assert event is not None
+        if step is None:
+            continue
+        if event.event_type == DagsterEventType.ENGINE_EVENT:
+            if "in celery worker" in entry.message:  # dagster-celery's task reports its node, e.g. machine-1@host
+                worker[step] = str(event.engine_event_data.metadata["Celery worker"].value).split("@")[0]
+            continue
+        pids.setdefault(step, set()).add(event.pid)  # type: ignore[arg-type]
+        times[step, event.event_type] = entry.timestamp
+    assert set(worker) == set(pids), (worker, pids)  # every step went through a worker
+    return {
+        step: StepOnWorker(worker[step], frozenset(pids[step]), times[step, DagsterEventType.STEP_START], times[step, DagsterEventType.STEP_SUCCESS])
+        for step in pids
+    }
+
+
 @pytest.mark.parametrize("warehouse_kind", ["postgres"], indirect=True)
-def test_two_celery_workers_on_two_machines_sync_several_activations_at_once(
+def test_two_celery_workers_in_empty_folders_sync_several_activations_at_once_on_postgres(
     project: Project, tmp_path: Path, redis_url: str, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two workers, each started in an empty folder of its own, share only PostgreSQL (the Dagster instance,
-    the warehouse and the source table) and Redis; one `dagster job execute sync_everything` on a third
-    folder (the project's) syncs four activations to four Batch catalogs through them."""
-    project.sources = {"products": {"database": {"url_env": CRM_URL_ENV, "table": "crm.products"}}}
-    project.segments["gift_catalog"] = {"primary_key": "sku", "sql": "SELECT sku, name, price, brand FROM sources.products WHERE brand = 'Gift'"}
+    """Two workers, each started in an empty folder of its own (two machines), share only PostgreSQL (the
+    Dagster instance, the warehouse and the source table) and Redis; `dagster job execute sync_everything`
+    in the project's folder syncs four activations to four Batch catalogs through them."""
+    project.sources = {"products": {"database": {"url_env": CRM_URL_ENV, "table": "crm.products"}}}  # no file to share
     for name, (fields, _) in ACTIVATIONS.items():
         project.add_activation(name, **fields)
     instance_env = postgres_server.instance_env(postgres_server.create_database(f"dagster_celery_{os.getpid()}"))
     env = {
-        **project.env(**instance_env),  # PGPASSWORD (the warehouse's and the source's) comes from the backend fixture
+        **project.env(**instance_env),  # PGPASSWORD (for the warehouse and the source) is set by the backend fixture
         CRM_URL_ENV: crm_database(postgres_server),
         "ACTIVATION_EXECUTOR": "celery",
         "ACTIVATION_CELERY_BROKER": redis_url,
@@ -200,7 +227,7 @@ def test_two_celery_workers_on_two_machines_sync_several_activations_at_once(
 
     with contextlib.ExitStack() as stack:
         workers = {name: stack.enter_context(celery_worker(name, tmp_path / name, machine_env)) for name, machine_env in machines.items()}
-        for name, worker in workers.items():  # started together, waited for in turn
+        for name, worker in workers.items():  # both start at once; each is waited for
             wait_until_ready(worker, tmp_path / name / "worker.log")
         executed = execute_job(project, run_env, job="sync_everything")
         pids_of = {name: {p.pid for p in psutil.Process(w.pid).children(recursive=True)} for name, w in workers.items()}
@@ -211,15 +238,19 @@ def test_two_celery_workers_on_two_machines_sync_several_activations_at_once(
         assert project.catalog(fields["object"]) == expected, name
     ledger = project.sql("SELECT activation, status, succeeded, failed, run_id FROM activation_state.sync_runs ORDER BY activation")
     with DagsterInstance.get() as instance:
-        run_pid, steps = step_pids(instance)
         (run,) = instance.get_runs()
-        delegated = instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
-        on_worker = {e.step_key: e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in delegated if "in celery worker" in e.message}  # type: ignore[union-attr]
+        assert run.status == DagsterRunStatus.SUCCESS
+        run_pid = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_START)[0].dagster_event.pid  # type: ignore[union-attr]
+        steps = steps_on_workers(instance, run.run_id)
+        handed_over = instance.all_logs(run.run_id, of_type={DagsterEventType.HANDLED_OUTPUT, DagsterEventType.LOADED_INPUT})
     assert ledger == [(name, "succeeded", len(expected), 0, run.run_id) for name, (_, expected) in sorted(ACTIVATIONS.items())]
-    assert {f"activations__{name}" for name in ACTIVATIONS} <= set(steps)
-    assert set(on_worker) == set(steps), (on_worker, steps)
-    machine_of_pid = {pid: name for name, pids in pids_of.items() for pid in pids}
-    assert run_pid not in machine_of_pid
-    for step, pids in steps.items():  # every step ran in a process of the worker that reported it, none in the run's
-        assert {machine_of_pid.get(pid) for pid in pids} == {on_worker[step].split("@")[0]}, (step, pids, pids_of, on_worker)
-    assert {worker.split("@")[0] for worker in on_worker.values()} == set(MACHINES), on_worker  # both machines ran steps
+    # no step passed another a file (Dagster's IO manager would put it in the run's DAGSTER_HOME): steps meet in Postgres only
+    assert not handed_over, handed_over
+    syncs = {step: ran for step, ran in steps.items() if step.startswith("activations__")}
+    assert set(syncs) == {f"activations__{name}" for name in ACTIVATIONS}
+    for step, ran in steps.items():  # in a process of the worker that reported it, never in the run's
+        assert ran.pids <= pids_of[ran.worker] and run_pid not in ran.pids, (step, ran, pids_of, run_pid)
+    # After the segment's checks, the four syncs are queued at once while both workers are idle; each worker
+    # holds one task at a time (celery_worker), so both take one: two activations sync at once, one per machine.
+    assert {ran.worker for ran in syncs.values()} == set(MACHINES), syncs
+    assert any(a.worker != b.worker and a.start < b.end and b.start < a.end for a in syncs.values() for b in syncs.values()), syncs
