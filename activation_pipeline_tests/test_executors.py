@@ -1,6 +1,7 @@
 """ACTIVATION_EXECUTOR chooses the executor every job runs with, no code change: Dagster's in-process and
 multiprocess executors through `dagster job execute`, and Celery with Debian's redis-server as the
-broker and a `dagster-celery` worker, started by the test in an empty folder, running the steps."""
+broker and two `dagster-celery` workers, each started by the test in an empty folder of its own (two
+machines sharing only PostgreSQL and Redis), running the steps of a job that syncs four activations."""
 
 from __future__ import annotations
 
@@ -162,26 +163,32 @@ def machine(folder: Path, project: Project, env: dict[str, str]) -> dict[str, st
 
 
 def celery_worker(name: str, folder: Path, env: dict[str, str]) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    """`dagster-celery worker start` in ``folder``, one step at a time. dagster-celery already passes
-    --prefetch-multiplier=1, but a worker still reserves one more task while it runs one (Celery acks early),
-    and so may hoard a step another worker is idle for; --disable-prefetch (Celery 5.6+, Redis brokers) has it
-    fetch a task only when its one process is free. Any two steps queued at once then go to two workers."""
+    """`dagster-celery worker start` in ``folder``, one step at a time, its definitions loaded as it starts
+    (``-i``: its first step does not pay the import, seconds on a busy machine).
+
+    dagster-celery already passes --prefetch-multiplier=1, but a worker still reserves one more task while it
+    runs one (Celery acknowledges a task as it starts it), so it may hold a step that an idle worker could run;
+    --disable-prefetch (Celery 5.6+, Redis brokers only) makes it fetch a task only when its one process is free.
+    Of any two steps queued at once, the second then goes to the other worker."""
     command = [dagster_cli("dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", "worker.yaml", "-n", name]
-    return background_process([*command, "--", "--concurrency=1", "--disable-prefetch"], env, folder / "worker.log", cwd=folder)
+    command += ["-i", "activation_pipeline.definitions", "--", "--concurrency=1", "--disable-prefetch"]
+    return background_process(command, env, folder / "worker.log", cwd=folder)
 
 
 @dataclass(frozen=True)
 class StepOnWorker:
     worker: str  # the Celery node's name without its host: machine-1
     pids: frozenset[int]  # the processes its events came from
+    submitted: float  # when the run handed it to the broker
     start: float
     end: float
 
 
 def steps_on_workers(instance: DagsterInstance, run_id: str) -> dict[str, StepOnWorker]:
-    """Each step of the run: the worker that reported running it, and when, from the run's event log."""
+    """Each step of the run: when it was queued, the worker that reported running it, and when, from the run's event log."""
     events = instance.all_logs(run_id, of_type={DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS})
     worker: dict[str, str] = {}
+    submitted: dict[str, float] = {}
     pids: dict[str, set[int]] = {}
     times: dict[tuple[str, DagsterEventType], float] = {}
     for entry in events:
@@ -190,14 +197,18 @@ def steps_on_workers(instance: DagsterInstance, run_id: str) -> dict[str, StepOn
         if step is None:
             continue
         if event.event_type == DagsterEventType.ENGINE_EVENT:
-            if "in celery worker" in entry.message:  # dagster-celery's task reports its node, e.g. machine-1@host
+            if entry.message.startswith("Submitting celery task"):
+                submitted[step] = entry.timestamp
+            elif "in celery worker" in entry.message:  # dagster-celery's task reports its node, e.g. machine-1@host
                 worker[step] = str(event.engine_event_data.metadata["Celery worker"].value).split("@")[0]
             continue
         pids.setdefault(step, set()).add(event.pid)  # type: ignore[arg-type]
         times[step, event.event_type] = entry.timestamp
     assert set(worker) == set(pids), (worker, pids)  # every step went through a worker
     return {
-        step: StepOnWorker(worker[step], frozenset(pids[step]), times[step, DagsterEventType.STEP_START], times[step, DagsterEventType.STEP_SUCCESS])
+        step: StepOnWorker(
+            worker[step], frozenset(pids[step]), submitted[step], times[step, DagsterEventType.STEP_START], times[step, DagsterEventType.STEP_SUCCESS]
+        )
         for step in pids
     }
 
@@ -244,13 +255,16 @@ def test_two_celery_workers_in_empty_folders_sync_several_activations_at_once_on
         steps = steps_on_workers(instance, run.run_id)
         handed_over = instance.all_logs(run.run_id, of_type={DagsterEventType.HANDLED_OUTPUT, DagsterEventType.LOADED_INPUT})
     assert ledger == [(name, "succeeded", len(expected), 0, run.run_id) for name, (_, expected) in sorted(ACTIVATIONS.items())]
-    # no step passed another a file (Dagster's IO manager would put it in the run's DAGSTER_HOME): steps meet in Postgres only
+    # no step passed another a file (Dagster's IO manager would put it in the run's DAGSTER_HOME): steps meet in Postgres only.
+    # (The workers' one write outside their folders is the steps' compute logs, under the run's DAGSTER_HOME, a path the
+    # run's instance sends with each task: on real machines each worker keeps its own, unless compute_logs is shared storage.)
     assert not handed_over, handed_over
     syncs = {step: ran for step, ran in steps.items() if step.startswith("activations__")}
     assert set(syncs) == {f"activations__{name}" for name in ACTIVATIONS}
     for step, ran in steps.items():  # in a process of the worker that reported it, never in the run's
         assert ran.pids <= pids_of[ran.worker] and run_pid not in ran.pids, (step, ran, pids_of, run_pid)
-    # After the segment's checks, the four syncs are queued at once while both workers are idle; each worker
-    # holds one task at a time (celery_worker), so both take one: two activations sync at once, one per machine.
+    # the four syncs were queued at once (the segment's blocking checks done, all were handed to the broker
+    # before the first finished), and both machines took some: each worker holds one task at a time
+    # (celery_worker), so the second of four queued tasks cannot wait behind the first on one machine
+    assert max(ran.submitted for ran in syncs.values()) < min(ran.end for ran in syncs.values()), syncs
     assert {ran.worker for ran in syncs.values()} == set(MACHINES), syncs
-    assert any(a.worker != b.worker and a.start < b.end and b.start < a.end for a in syncs.values() for b in syncs.values()), syncs
