@@ -3,6 +3,7 @@ recovers what the platform confirmed, sends only what was unconfirmed, and ends 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -123,3 +124,21 @@ def test_the_journals_of_two_scopes_whose_names_extend_each_other_stay_apart(tmp
     assert de_1.read() == [("run", other)]
     de.clear()
     assert de_1.read() == [("run", other)]
+
+
+def test_a_journal_holds_a_line_per_request_reads_lines_left_by_older_versions_and_drops_a_torn_last_line(tmp_path):
+    """A line per answered request (its entries numbered from the first); a line in the older one-entry format, which a
+    run killed before an upgrade left, still reads; a line torn by a kill mid-write is dropped whole (none of it was kept)."""
+    journal = state.Journal(tmp_path, "act")
+    older = ["run-0", 7, "k-old", "added", "upsert", "confirmed", "", 1, 5, None, "k-old"]
+    journal.path.write_text(json.dumps(older) + "\n")
+    rows = [("k-1", "added", "upsert", "confirmed", "", 1, 11, '{"a": 1}', "k-1"), ("k-2", "added", "upsert", "rejected", "bad", 2, 22, None, "k-2")]
+    journal.write("run-1", 8, len(rows), json.dumps(rows))
+    with open(journal.path, "a") as handle:
+        handle.write('["run-1", 10, [["k-3", "added"')  # the kill came mid-write
+    assert journal.read() == [
+        ("run-0", state.LedgerEntry(7, "k-old", "added", "upsert", "confirmed", "", 1, 5, None, "k-old")),
+        ("run-1", state.LedgerEntry(8, *rows[0])),
+        ("run-1", state.LedgerEntry(9, *rows[1])),
+    ]
+    assert len(journal.path.read_text().splitlines()) == 3  # one line per request, whatever its size

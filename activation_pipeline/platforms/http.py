@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
@@ -111,6 +112,14 @@ class PlatformSession:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(headers)
+        # requests reads proxies and CA bundles from the environment on every request, walking os.environ
+        # twice each time (measured: the largest Python cost of a request after building its body). They
+        # are read once here instead, for this session's one base URL (NO_PROXY honoured), with the same effect.
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self._session.verify = bundle
 
     def add_secret(self, secret: str) -> None:
         """Scrub a value learnt at run time (an access token) from every later message."""

@@ -84,13 +84,13 @@ class Bookkeeper:
         self.syncer.start()
 
     def record(self, rows: Sequence[Row]) -> None:
-        serialized = [json.dumps(row) for row in rows]  # outside the lock: only numbering and the write are under it
+        serialized = json.dumps(rows)  # outside the lock, one call per request: only numbering and the write are under it
         with self.lock:  # numbered, written and pending together: a fold never sees a seq before one not yet written
             if self.closed:  # a request that outlived a stop: the run's lock is gone, so this answer is resent instead
                 return
             first = self.seq + 1
             self.seq += len(rows)
-            self.journal.write(self.run_id, first, serialized)
+            self.journal.write(self.run_id, first, len(rows), serialized)
             self.pending.extend(state.LedgerEntry(first + i, *row) for i, row in enumerate(rows))
             if len(self.pending) >= FOLD_AT_ENTRIES:
                 self.wake.set()
@@ -218,14 +218,15 @@ class Pusher:
             invalid: list[Row] = []
             if plan.items:  # items built and checked in the plan statement: no per-record fields or checks here
                 built = pc.or_(pc.is_valid(unfiltered.column("__body")), pc.is_valid(unfiltered.column("__invalid")))
+                ready = unfiltered.filter(built)  # once, not once per column (it was a fifth of the push's main thread)
                 for key, change, op, identifier, row_hash, payload, body, reason in zip(
-                    *(unfiltered.filter(built).column(c).to_pylist() for c in _BUILT_COLUMNS), strict=True
+                    *(ready.column(c).to_pylist() for c in _BUILT_COLUMNS), strict=True
                 ):
                     if reason is not None:
                         self.report.counts.invalid += 1
                         invalid.append(_row(key, change, "none", "invalid", reason, row_hash, payload=payload))
                         continue
-                    batch = buffers.setdefault(op, _Batch(op, [], {}))
+                    batch = buffers.get(op) or buffers.setdefault(op, _Batch(op, [], {}))  # a new _Batch only when none is open
                     batch.records.append(Record(key=key, identifier=identifier, fields={}, item=body))
                     batch.meta[key] = (change, row_hash, payload, identifier)
                     if len(batch.records) >= sizes[op]:
@@ -257,7 +258,7 @@ class Pusher:
                     self.report.counts.invalid += 1
                     invalid.append(_row(key, change, "none", "invalid", reason, row["__hash"], payload=payload))
                     continue
-                batch = buffers.setdefault(op, _Batch(op, [], {}))
+                batch = buffers.get(op) or buffers.setdefault(op, _Batch(op, [], {}))
                 batch.records.append(record)
                 batch.meta[key] = (change, row["__hash"], payload, identifier)
                 if len(batch.records) >= sizes[op]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -67,10 +67,21 @@ def remove_stale_plans(state_dir: Path, activation: str, partition_key: str | No
         path.unlink(missing_ok=True)
 
 
-def line(run_id: str, seq: int, rest: str) -> str:
-    """One journal line, ``[run_id, seq, key, change, …]``, from ``rest``: the JSON array of the entry's
-    other fields (made outside any lock; only the sequence number is known under it)."""
-    return f"[{json.dumps(run_id)}, {seq}, {rest[1:]}\n"
+def line(run_id: str, first_seq: int, entries_json: str) -> str:
+    """One journal line, ``[run_id, first_seq, [[key, change, …], …]]``: the answers to one request, numbered from
+    ``first_seq``. ``entries_json`` (each entry's fields after its number) is made outside any lock, in one
+    ``json.dumps`` for the whole request; only the first number is known under it."""
+    return f"[{json.dumps(run_id)}, {first_seq}, {entries_json}]\n"
+
+
+def entries_of(fields: list) -> list[tuple[str, LedgerEntry]]:
+    """The (run id, entry) pairs of one parsed journal line: a request's answers, or one entry in the line format
+    of versions before 2026-12 (``[run_id, seq, key, change, …]``), which a run killed then may have left."""
+    if len(fields) == 3 and isinstance(fields[2], list):
+        run_id, first, rows = fields
+        return [(run_id, LedgerEntry(first + i, *row)) for i, row in enumerate(rows)]
+    run_id, *entry = fields
+    return [(run_id, LedgerEntry(*entry))]
 
 
 class JournalStore(Protocol):
@@ -78,9 +89,9 @@ class JournalStore(Protocol):
     snapshot and ledger: a file beside a DuckDB warehouse (``Journal``), a table of a PostgreSQL one
     (``run_state.WarehouseJournal``). One writer at a time; ``rotate`` and ``discard`` bracket a fold."""
 
-    def write(self, run_id: str, first_seq: int, rests: Sequence[str]) -> None:
-        """Keep entries numbered from ``first_seq`` (each the JSON array of its fields after ``seq``); on return a
-        killed process loses none of them."""
+    def write(self, run_id: str, first_seq: int, count: int, entries_json: str) -> None:
+        """Keep ``count`` entries numbered from ``first_seq``, given as one JSON array of each entry's fields after
+        ``seq``; on return a killed process loses none of them."""
 
     def sync(self) -> None:
         """Make everything written so far survive the machine too (a no-op where writes commit)."""
@@ -114,14 +125,14 @@ class Journal:
 
     def append(self, run_id: str, entries: Iterable[LedgerEntry]) -> None:
         """Write and fsync ``entries`` (one writer at a time)."""
-        self._write_lines(line(run_id, entry.seq, json.dumps(entry[1:])) for entry in entries)
+        self._write_lines(line(run_id, entry.seq, json.dumps([entry[1:]])) for entry in entries)
         self.sync()
 
-    def write(self, run_id: str, first_seq: int, rests: Sequence[str]) -> None:
-        """Append entries numbered from ``first_seq``, each given as the JSON array of its fields after ``seq``
-        (one writer at a time). They survive the process being killed at once (the kernel holds them);
-        ``sync`` makes them survive the machine too."""
-        self._write_lines(line(run_id, first_seq + i, rest) for i, rest in enumerate(rests))
+    def write(self, run_id: str, first_seq: int, count: int, entries_json: str) -> None:
+        """Append one line: ``count`` entries numbered from ``first_seq`` (one writer at a time). It survives the
+        process being killed at once (the kernel holds it); ``sync`` makes it survive the machine too. A line
+        torn by a kill mid-write is dropped whole by ``read``: none of its answers had been kept yet."""
+        self._write_lines((line(run_id, first_seq, entries_json),))
 
     def _write_lines(self, lines: Iterable[str]) -> None:
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -175,10 +186,10 @@ class Journal:
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
                     try:
-                        run_id, *fields = json.loads(line)
+                        fields = json.loads(line)
                     except (json.JSONDecodeError, ValueError):
                         break  # a torn last line from a kill mid-write: that batch was never confirmed
-                    rows.append((run_id, LedgerEntry(*fields)))
+                    rows.extend(entries_of(fields))
         return rows
 
     def clear(self) -> None:

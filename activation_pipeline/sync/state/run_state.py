@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
@@ -131,17 +131,18 @@ class WarehouseJournal:
         self._held = ExitStack()
         self._written: tuple[str, int] | None = None  # (run id, last seq) written since the last rotate
 
-    def write(self, run_id: str, first_seq: int, rests: Sequence[str]) -> None:
-        if not rests:
+    def write(self, run_id: str, first_seq: int, count: int, entries_json: str) -> None:
+        if not count:
             return
         if self._writer is None:
             self._writer = self._held.enter_context(self.backend.session())
-        self._writer.execute(
+        self._writer.execute(  # a row per entry, from the request's one JSON array
             f"""INSERT INTO {JOURNAL_TABLE} (scope, run_id, seq, entry)
-                SELECT ?, ?, ? + ordinal - 1, entry FROM unnest(CAST(? AS VARCHAR[])) WITH ORDINALITY AS written(entry, ordinal)""",
-            [self.scope, run_id, first_seq, list(rests)],
+                SELECT ?, ?, ? + ordinal - 1, CAST(entry AS VARCHAR)
+                FROM json_array_elements(CAST(? AS JSON)) WITH ORDINALITY AS written(entry, ordinal)""",
+            [self.scope, run_id, first_seq, entries_json],
         )
-        self._written = (run_id, first_seq + len(rests) - 1)
+        self._written = (run_id, first_seq + count - 1)
 
     def sync(self) -> None:
         """Each write is committed (and, with PostgreSQL's default synchronous_commit, on disk)."""
