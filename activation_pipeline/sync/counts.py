@@ -51,14 +51,14 @@ class RunCounts:
             raise ValueError(f"not a class of record that is sent: {change!r}")
         return getattr(self, change)
 
-    def count_outcome(self, change: str, status: str) -> None:
-        """One platform answer: confirmed, skipped (update_only) or anything else (rejected, no answer)."""
+    def count_outcome(self, change: str, status: str, n: int = 1) -> None:
+        """``n`` platform answers: confirmed, skipped (update_only) or anything else (rejected, no answer)."""
         if status == "skipped":
-            self.skipped += 1
+            self.skipped += n
         elif status == "confirmed":
-            self.of(change).succeeded += 1
+            self.of(change).succeeded += n
         else:
-            self.of(change).failed += 1
+            self.of(change).failed += n
 
     @property
     def succeeded(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import (
     ALL_COMPLETED,
@@ -71,7 +72,7 @@ class Bookkeeper:
     def __init__(self, journal: state.JournalStore, connect: Connect, activation: str, run_id: str, partition_key: str | None):
         self.journal, self.connect, self.activation, self.run_id, self.partition_key = journal, connect, activation, run_id, partition_key
         self.seq = 0
-        self.pending: list[state.LedgerEntry] = []
+        self.pending: list[tuple[Any, ...]] = []  # (seq, *LedgerEntry's other fields)
         self.lock = threading.Lock()  # the journal file, seq and pending
         self.folding = threading.Lock()  # one fold at a time
         self.wake = threading.Event()
@@ -91,7 +92,7 @@ class Bookkeeper:
             first = self.seq + 1
             self.seq += len(rows)
             self.journal.write(self.run_id, first, len(rows), serialized)
-            self.pending.extend(state.LedgerEntry(first + i, *row) for i, row in enumerate(rows))
+            self.pending.extend([(first + i, *row) for i, row in enumerate(rows)])  # plain tuples: LedgerEntry's fields, cheaper to make
             if len(self.pending) >= FOLD_AT_ENTRIES:
                 self.wake.set()
         self.unsynced.set()
@@ -309,12 +310,14 @@ class Pusher:
                 continue
             answered = any(o.status != "no_answer" for o, _ in outcomes)
             self.consecutive_no_answer = 0 if answered else self.consecutive_no_answer + 1
-            for outcome, _ in outcomes:
-                change = batch.meta[outcome.key][0]
-                self.report.counts.count_outcome(change, outcome.status)
-                failed = outcome.status not in ("confirmed", "skipped")
-                if failed and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
-                    self.report.failed_sample.append((outcome.key, change, outcome.status, outcome.message))
+            meta = batch.meta
+            tally = Counter((meta[outcome.key][0], outcome.status) for outcome, _ in outcomes)  # counted per kind, not per record
+            for (change, status), n in tally.items():
+                self.report.counts.count_outcome(change, status, n)
+            if len(self.report.failed_sample) < FAILED_SAMPLE_SIZE and any(status not in ("confirmed", "skipped") for _, status in tally):
+                for outcome, _ in outcomes:
+                    if outcome.status not in ("confirmed", "skipped") and len(self.report.failed_sample) < FAILED_SAMPLE_SIZE:
+                        self.report.failed_sample.append((outcome.key, meta[outcome.key][0], outcome.status, outcome.message))
             self.sent += len(batch.records)
         if error is not None:
             raise error

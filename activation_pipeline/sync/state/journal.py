@@ -15,7 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -202,9 +202,10 @@ def fold(
     activation: str,
     run_id: str,
     partition_key: str | None,
-    entries: list[LedgerEntry],
+    entries: Sequence[tuple[Any, ...]],
 ) -> int:
-    """Apply journal entries to snapshot and ledger in one transaction; return the new folded seq.
+    """Apply journal entries (``LedgerEntry``s, or plain tuples of its fields) to snapshot and ledger in one
+    transaction; return the new folded seq.
 
     Entries at or below the run's recorded ``folded_seq`` are skipped, so folding the same
     journal twice (a crash between commit and journal removal) changes nothing.
@@ -215,13 +216,13 @@ def fold(
                   WHERE run_id = ? AND activation = ? AND partition_key IS NOT DISTINCT FROM ?""",
         [run_id, activation, partition_key],
     )
-    fresh = [e for e in entries if e.seq > folded]
+    fresh = [e for e in entries if e[0] > folded]  # e[0]: the seq
     if not fresh:
         return folded
     columns = list(zip(*fresh, strict=True))  # Arrow, not Polars: a sync imports only what it needs (test_sync_imports.py)
     types = (*JOURNAL_TYPES[:7], conn.dialect.hash_arrow_type, *JOURNAL_TYPES[8:])  # row_hash: the backend's hash type
     frame = pa.table([pa.array(values, type=kind) for values, kind in zip(columns, types, strict=True)], names=list(LedgerEntry._fields))
-    last = max(entry.seq for entry in fresh)
+    last = max(entry[0] for entry in fresh)
     snap = snapshot_table(activation)
     with transaction(conn, journal_batch=frame):
         conn.execute(
