@@ -224,11 +224,14 @@ def fold(
     frame = pa.table([pa.array(values, type=kind) for values, kind in zip(columns, types, strict=True)], names=list(LedgerEntry._fields))
     last = max(entry[0] for entry in fresh)
     snap = snapshot_table(activation)
+    # ``IS NULL`` / ``=`` rather than ``IS NOT DISTINCT FROM ?``: PostgreSQL cannot estimate the latter, takes the
+    # snapshot for one row and deletes by nested loop (measured: a fold of 50,000 answers ran for minutes)
+    in_partition, partition_params = ("partition_key IS NULL", []) if partition_key is None else ("partition_key = ?", [partition_key])
     with transaction(conn, journal_batch=frame):
         conn.execute(
-            f"""DELETE FROM {snap} WHERE partition_key IS NOT DISTINCT FROM ? AND key IN (
+            f"""DELETE FROM {snap} WHERE {in_partition} AND key IN (
                 SELECT key FROM journal_batch WHERE status = 'confirmed' AND operation IN ('upsert', 'update', 'delete'))""",
-            [partition_key],
+            partition_params,
         )
         conn.execute(
             f"""INSERT INTO {snap} (key, row_hash, run_id, confirmed_at, partition_key, identifier)
