@@ -44,11 +44,6 @@ class RunState(ABC):
     @abstractmethod
     def journal(self, activation: str, partition_key: str | None) -> JournalStore: ...
 
-    @property
-    @abstractmethod
-    def where(self) -> str:
-        """Where the journal and lock are, for people (a folder, or the warehouse's table)."""
-
 
 class LocalRunState(RunState):
     """Lock and journal files under ``state_dir`` (``locks/<scope>.lock``, ``journal/<scope>.jsonl``)."""
@@ -72,10 +67,6 @@ class LocalRunState(RunState):
 
     def journal(self, activation: str, partition_key: str | None) -> Journal:
         return Journal(self.state_dir / "journal", activation, partition_key)
-
-    @property
-    def where(self) -> str:
-        return str(self.state_dir)
 
 
 class WarehouseRunState(RunState):
@@ -115,10 +106,6 @@ class WarehouseRunState(RunState):
     def journal(self, activation: str, partition_key: str | None) -> WarehouseJournal:
         self._ensure_table()
         return WarehouseJournal(self.backend, run_scope(activation, partition_key))
-
-    @property
-    def where(self) -> str:
-        return f"{JOURNAL_TABLE} in {self.backend.location}"
 
 
 class WarehouseJournal:
