@@ -354,16 +354,20 @@ def dagster_dev(env: dict[str, str], cwd: Path) -> Iterator[str]:
 
 AUTOMATION = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
   schedules { name scheduleState { id status } } sensors { name sensorState { id status } } } } } }"""
-STOP_SCHEDULE = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }"
-STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename } }"
+STOP_SCHEDULE = "mutation($id: String) { stopRunningSchedule(id: $id) { __typename ... on PythonError { message } } }"
+STOP_SENSOR = "mutation($id: String) { stopSensor(id: $id) { __typename ... on PythonError { message } } }"
 
 
-def stop_wall_clock_automation(url: str) -> list[str]:
+def stop_wall_clock_automation(url: str, timeout: float = 90) -> list[str]:
     """Stop every running schedule and sensor of the UI at ``url``, as a user would on its Automation page.
 
     A test that clicks through the UI must not race the wall clock: a schedule whose cron time falls
     during the test (the nightly price refresh at 03:30 Paris) would launch a run of its own and
-    replace the result the test looks at. Returns the names stopped."""
+    replace the result the test looks at. Returns the names stopped.
+
+    The daemon's first pass over a schedule that runs by default writes its state back (its last
+    iteration time) from what it read before, so a stop that lands inside that pass is undone: stop
+    until nothing runs on two looks in a row, a few seconds apart."""
 
     def graphql(query: str, variables: dict | None = None) -> dict:
         response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
@@ -372,21 +376,28 @@ def stop_wall_clock_automation(url: str) -> list[str]:
         assert "errors" not in body, body["errors"]
         return body["data"]
 
-    stopped = []
-    for repository in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]:
-        for kind, mutation, state in (("schedules", STOP_SCHEDULE, "scheduleState"), ("sensors", STOP_SENSOR, "sensorState")):
-            for instigator in repository[kind]:
-                if instigator[state]["status"] == "RUNNING":
-                    graphql(mutation, {"id": instigator[state]["id"]})
-                    stopped.append(instigator["name"])
-    still = [
-        i["name"]
-        for r in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]
-        for kind, state in (("schedules", "scheduleState"), ("sensors", "sensorState"))
-        for i in r[kind]
-        if i[state]["status"] == "RUNNING"
-    ]
-    assert not still, f"still running: {still}"
+    def running() -> list[tuple[str, str, str]]:
+        return [
+            (instigator["name"], mutation, instigator[state]["id"])
+            for repository in graphql(AUTOMATION)["repositoriesOrError"]["nodes"]
+            for kind, mutation, state in (("schedules", STOP_SCHEDULE, "scheduleState"), ("sensors", STOP_SENSOR, "sensorState"))
+            for instigator in repository[kind]
+            if instigator[state]["status"] == "RUNNING"
+        ]
+
+    stopped: list[str] = []
+    quiet_looks, deadline = 0, time.monotonic() + timeout
+    while quiet_looks < 2:
+        still = running()
+        assert time.monotonic() < deadline or not still, f"still running after {timeout:.0f} s: {[name for name, _, _ in still]}"
+        quiet_looks = 0 if still else quiet_looks + 1
+        for name, mutation, instigator_id in still:
+            answer = next(iter(graphql(mutation, {"id": instigator_id}).values()))
+            assert answer["__typename"] != "PythonError", f"stopping {name}: {answer.get('message')}"
+            if name not in stopped:
+                stopped.append(name)
+        if quiet_looks < 2:
+            time.sleep(2)
     return stopped
 
 
