@@ -96,3 +96,38 @@ def test_a_run_killed_on_one_machine_is_recovered_on_another_that_shares_only_th
     statuses = project.sql("SELECT status FROM activation_state.sync_runs WHERE activation = 'sync_a'")
     assert sorted(s for (s,) in statuses) == ["interrupted", "succeeded"]
     assert project.sql("SELECT count(*) FROM activation_state.sync_journal") == [(0,)], "recovered and folded journals are emptied"
+
+
+@pytest.mark.parametrize("warehouse_kind", ["postgres"], indirect=True)
+def test_a_run_whose_lock_connection_is_closed_stops_and_the_next_run_loses_nothing(project: Project, tmp_path: Path) -> None:
+    """The server ends the connection that holds a run's lock (an administrator's pg_terminate_backend, a pooler, a
+    failover): the lock is gone, so another run could start; the run must stop before it folds beside it."""
+    project.add_activation("sync_a", mode="full_then_delta", operation="mirror", max_items_per_request=BATCH, concurrency=CONCURRENCY)
+    project.write_products(ROWS[:600])
+    project.materialize("sync_a", run_config={"dry_run": True})
+    project.fault(kind="slow", seconds=0.2, count=100_000, path_contains="items/edit")
+    machine = Machine(project, tmp_path / "machine")
+    running = machine.materialize("sync_a")
+    deadline = time.monotonic() + 120
+    while len(project.catalog()) < 60 and time.monotonic() < deadline and running.poll() is None:
+        time.sleep(0.05)
+    # the only session-level advisory lock a run holds is its run lock (DDL takes transaction-level ones)
+    ended = project.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    assert ended == [(True,)], ended
+    code, output = finish(running)
+    assert code != 0 and "the warehouse connection holding this run's lock was closed" in output, output[-3000:]
+    held_after = set(project.catalog())
+    assert len(held_after) < 600, "the run must stop mid-push"
+
+    project.clear_faults()
+    project.reset_stats()
+    code, output = finish(machine.materialize("sync_a"))
+    assert code == 0, output[-3000:]
+    assert project.catalog() == expected_items(ROWS[:600])
+    ledger = project.sql("SELECT key FROM activation_state.sync_records WHERE activation = 'sync_a' AND status = 'confirmed'")
+    assert sorted(k for (k,) in ledger) == sorted(r["sku"] for r in ROWS[:600]), "every record confirmed exactly once over both runs"
+    assert project.stats()["items_received"] <= 600 - len(held_after) + 4 * CONCURRENCY * BATCH
+    assert project.sql("SELECT count(*) FROM activation_state.sync_journal") == [(0,)]

@@ -48,6 +48,7 @@ from activation_pipeline.sync.state.ledger_reads import (
 )
 from activation_pipeline.sync.state.run_state import (
     LocalRunState,
+    LockLost,
     RunBusy,
     RunState,
     WarehouseRunState,
@@ -93,6 +94,7 @@ __all__ = [
     "JournalStore",
     "LedgerEntry",
     "LocalRunState",
+    "LockLost",
     "RunBusy",
     "RunState",
     "WarehouseRunState",

@@ -34,6 +34,11 @@ class RunBusy(RuntimeError):
     """Another run holds this scope's lock."""
 
 
+class LockLost(RuntimeError):
+    """The connection that held this run's lock is gone, so another run may now hold it: this one stops
+    before it folds anything more (what it journaled stays, for the next run to recover)."""
+
+
 class RunState(ABC):
     """A run's lock and journal, for one warehouse."""
 
@@ -75,6 +80,7 @@ class WarehouseRunState(RunState):
     def __init__(self, backend: Backend):
         self.backend = backend
         self._ready = False
+        self._held: dict[str, Session] = {}  # scope -> the session holding its lock, while held
 
     def _ensure_table(self) -> None:
         if self._ready:
@@ -95,9 +101,13 @@ class WarehouseRunState(RunState):
             (held,) = session.fetch_one("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", [LOCK_NAMESPACE + scope]) or (False,)
             if not held:
                 raise RunBusy(scope)
+            # the lock's connection idles for the whole run: a server's idle_session_timeout (PostgreSQL 14+) must not end it
+            session.execute("SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000")
+            self._held[scope] = session
             try:
                 yield
             finally:
+                self._held.pop(scope, None)
                 try:
                     session.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", [LOCK_NAMESPACE + scope])
                 except Exception:  # noqa: BLE001 - the connection is closed next, which releases the lock anyway
@@ -105,15 +115,18 @@ class WarehouseRunState(RunState):
 
     def journal(self, activation: str, partition_key: str | None) -> WarehouseJournal:
         self._ensure_table()
-        return WarehouseJournal(self.backend, run_scope(activation, partition_key))
+        scope = run_scope(activation, partition_key)
+        return WarehouseJournal(self.backend, scope, lease=self._held.get(scope))
 
 
 class WarehouseJournal:
     """A scope's journal as rows of ``activation_state.sync_journal``. ``write`` is one statement, committed
-    before it returns, on a connection kept for the run's writes; folds and recovery use short sessions."""
+    before it returns, on a connection kept for the run's writes; folds and recovery use short sessions.
+    ``lease``: the session holding the run's lock, looked at before each fold (``rotate``): if its connection
+    is gone, so is the lock, and ``LockLost`` stops the run before it folds beside another."""
 
-    def __init__(self, backend: Backend, scope: str):
-        self.backend, self.scope = backend, scope
+    def __init__(self, backend: Backend, scope: str, lease: Session | None = None):
+        self.backend, self.scope, self.lease = backend, scope, lease
         self._writer: Session | None = None
         self._held = ExitStack()
         self._written: tuple[str, int] | None = None  # (run id, last seq) written since the last rotate
@@ -135,8 +148,24 @@ class WarehouseJournal:
         """Each write is committed (and, with PostgreSQL's default synchronous_commit, on disk)."""
 
     def rotate(self) -> tuple[str, int] | None:
+        self._check_lease()
         written, self._written = self._written, None
         return written
+
+    def _check_lease(self) -> None:
+        if self.lease is None:
+            return
+        try:
+            alive = self.lease.fetch_one("SELECT 1") == (1,)
+        except Exception as exc:  # noqa: BLE001 - whatever the driver raises for a closed connection
+            alive, reason = False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        else:
+            reason = "no answer"
+        if not alive:
+            raise LockLost(
+                f"{self.scope}: the warehouse connection holding this run's lock was closed ({reason}), so another run may hold "
+                "it now; this run stopped before folding more. The answers it journaled are kept and the next run folds them"
+            )
 
     def discard(self, segment: tuple[str, int]) -> None:
         run_id, last = segment
@@ -162,4 +191,4 @@ def run_state_for(backend: Backend) -> RunState:
     return WarehouseRunState(backend) if backend.shares_state else LocalRunState(backend.state_dir)
 
 
-__all__ = ["JOURNAL_TABLE", "LocalRunState", "RunBusy", "RunState", "WarehouseJournal", "WarehouseRunState", "run_state_for"]
+__all__ = ["JOURNAL_TABLE", "LocalRunState", "LockLost", "RunBusy", "RunState", "WarehouseJournal", "WarehouseRunState", "run_state_for"]
