@@ -58,5 +58,5 @@ def build_definitions(config: ProjectConfig, warehouse: Path | str | None = None
         jobs=list(jobs.values()),
         schedules=build_schedules(config, jobs),
         sensors=[*build_sensors(config, jobs), *build_automation_sensors(config)],
-        executor=executor_from_env(),  # ACTIVATION_EXECUTOR: None keeps Dagster's default
+        executor=executor_from_env(),  # ACTIVATION_EXECUTOR (unset: multiprocess, its steps forked from a preloaded server)
     )

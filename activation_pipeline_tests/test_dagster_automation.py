@@ -27,7 +27,7 @@ from dagster import (
     materialize,
 )
 
-from activation_pipeline.asset_automation import shortest_interval
+from activation_pipeline.asset_automation import searched_interval, shortest_interval
 from activation_pipeline.config import load_config
 from activation_pipeline.dagster_home import prepare_home
 from activation_pipeline.definitions import build_definitions
@@ -201,12 +201,10 @@ def test_each_scheduled_enabled_activation_must_be_synced_within_its_schedule(tm
     assert policy("in_stock_to_batch") is None  # enabled: false, its schedule stopped: nothing to be late for
     for name, activation in config.activations.items():
         assert (policy(name) is not None) == activation.auto_synced, name
-    assert [shortest_interval(c) for c in ("0 * * * *", "*/20 * * * *", "0 9 * * 1-5", "0 3 * * 0")] == [
-        timedelta(hours=1),
-        timedelta(minutes=20),
-        timedelta(days=1),
-        timedelta(days=7),
-    ]
+    crons = ("0 * * * *", "*/20 * * * *", "0 9 * * 1-5", "0 3 * * 0", "15 8,20 * * *")
+    expected = [timedelta(hours=1), timedelta(minutes=20), timedelta(days=1), timedelta(days=7), timedelta(hours=12)]
+    assert [shortest_interval(c) for c in crons] == expected
+    assert [searched_interval(c) for c in crons] == expected  # the search, should Dagster word its refusal otherwise
 
 
 FRESHNESS = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {

@@ -19,7 +19,7 @@ import psutil
 import psycopg
 import pytest
 import redis
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, validate_run_config
 
 from activation_pipeline.config import load_config
 from activation_pipeline.definitions import build_definitions
@@ -48,7 +48,7 @@ def step_pids(instance: DagsterInstance) -> tuple[int, dict[str, set[int]]]:
     return start.dagster_event.pid, steps  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess", ""])
 def test_the_executor_named_in_the_environment_runs_the_sync(
     executor: str, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,8 +67,19 @@ def test_the_executor_named_in_the_environment_runs_the_sync(
     pids = set().union(*steps.values())
     if executor == "in_process":
         assert pids == {run_pid}, steps
-    else:  # one process per step, none of them the run's
+    else:  # one process per step, none of them the run's (unset: multiprocess too)
         assert all(len(p) == 1 for p in steps.values()) and len(pids) == len(STEPS) and run_pid not in pids, (run_pid, steps)
+
+
+def test_the_default_executor_forks_steps_from_a_preloaded_server_unless_a_run_asks_for_spawn(project: Project, monkeypatch) -> None:
+    project.add_activation()
+    monkeypatch.delenv("ACTIVATION_EXECUTOR", raising=False)
+    job = build_definitions(load_config(project.config_path), warehouse=project.warehouse).resolve_job_def("sync_sync_products")
+    (default,) = validate_run_config(job, {})["execution"].values()
+    assert default["start_method"] == {"forkserver": {"preload_modules": ["activation_pipeline.assembly"]}}
+    asked = {"execution": {"config": {"start_method": {"spawn": {}}, "max_concurrent": 2}}}
+    (chosen,) = validate_run_config(job, asked)["execution"].values()
+    assert chosen["start_method"] == {"spawn": {}} and chosen["max_concurrent"] == 2
 
 
 def test_an_unknown_or_uninstalled_executor_fails_the_load_with_what_to_do(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
