@@ -5,7 +5,8 @@
   (``start_method: forkserver``): a step starts in about a second instead of three or more, which is
   most of the time of a run of many small steps (``test_end_to_end.py``'s 50 steps: 118 s instead of
   210 s). Its run config (``max_concurrent``, ``tag_concurrency_limits``, ``start_method``, ...) is
-  Dagster's, so ``start_method: {spawn: {}}`` in a run's config goes back to a fresh interpreter per step;
+  Dagster's, so ``start_method: {spawn: {}}`` in a run's config goes back to a fresh interpreter per step,
+  as it does by itself where the temporary folder's path is too long for the forkserver's socket;
 - ``in_process``: Dagster's in-process executor (every step in the run's process);
 - ``celery``: ``dagster_celery.celery_executor`` (``pip install '.[celery]'``), its broker read from
   ``ACTIVATION_CELERY_BROKER`` (e.g. ``redis://host:6379/0``) and its result backend from
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 from typing import Any
 
 from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
@@ -58,8 +60,17 @@ def _celery_executor() -> ExecutorDefinition:
 FORKSERVER_PRELOAD = ["activation_pipeline.assembly"]
 
 
+def forkserver_fits() -> bool:
+    """Whether multiprocessing's forkserver can listen where it would: a Unix socket at
+    ``$TMPDIR/pymp-XXXXXXXX/listener-XXXXXXXX``, whose path may not exceed 107 bytes (a long TMPDIR fails
+    every step with "AF_UNIX path too long")."""
+    return len(os.fsencode(os.path.join(tempfile.gettempdir(), "pymp-xxxxxxxx", "listener-xxxxxxxx"))) <= 100
+
+
 def _preloading(config: dict[str, Any]) -> dict[str, Any]:
-    return {"start_method": {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}, **config}
+    """Dagster's multiprocess config, forkserver by default (spawn where its socket would not fit)."""
+    start = {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}} if forkserver_fits() else {"spawn": {}}
+    return {"start_method": start, **config}
 
 
 MULTIPROCESS = multiprocess_executor.configured(_preloading, name="multiprocess", config_schema=multiprocess_executor.config_schema.as_field())

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,12 +72,24 @@ def test_the_executor_named_in_the_environment_runs_the_sync(
         assert all(len(p) == 1 for p in steps.values()) and len(pids) == len(STEPS) and run_pid not in pids, (run_pid, steps)
 
 
-def test_the_default_executor_forks_steps_from_a_preloaded_server_unless_a_run_asks_for_spawn(project: Project, monkeypatch) -> None:
+def test_the_default_executor_forks_steps_from_a_preloaded_server_unless_a_run_asks_for_spawn(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.add_activation()
     monkeypatch.delenv("ACTIVATION_EXECUTOR", raising=False)
     job = build_definitions(load_config(project.config_path), warehouse=project.warehouse).resolve_job_def("sync_sync_products")
     (default,) = validate_run_config(job, {})["execution"].values()
     assert default["start_method"] == {"forkserver": {"preload_modules": ["activation_pipeline.assembly"]}}
+    deep = tmp_path.joinpath(*["a_temporary_folder_deep_in_a_path"] * 3)  # its forkserver socket would not fit
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    tempfile.tempdir = None  # tempfile reads TMPDIR again
+    try:
+        (long_tmp,) = validate_run_config(job, {})["execution"].values()
+    finally:
+        monkeypatch.undo()
+        tempfile.tempdir = None
+    assert long_tmp["start_method"] == {"spawn": {}}
     asked = {"execution": {"config": {"start_method": {"spawn": {}}, "max_concurrent": 2}}}
     (chosen,) = validate_run_config(job, asked)["execution"].values()
     assert chosen["start_method"] == {"spawn": {}} and chosen["max_concurrent"] == 2
