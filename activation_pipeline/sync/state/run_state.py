@@ -156,16 +156,13 @@ class WarehouseJournal:
         if self.lease is None:
             return
         try:
-            alive = self.lease.fetch_one("SELECT 1") == (1,)
+            self.lease.fetch_one("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - whatever the driver raises for a closed connection
-            alive, reason = False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        else:
-            reason = "no answer"
-        if not alive:
+            first_line = next(iter(str(exc).splitlines()), "")
             raise LockLost(
-                f"{self.scope}: the warehouse connection holding this run's lock was closed ({reason}), so another run may hold "
-                "it now; this run stopped before folding more. The answers it journaled are kept and the next run folds them"
-            )
+                f"{self.scope}: the warehouse connection holding this run's lock was closed ({type(exc).__name__}: {first_line}), so "
+                "another run may hold it now; this run stopped before folding more. The answers it journaled are kept and the next run folds them"
+            ) from None
 
     def discard(self, segment: tuple[str, int]) -> None:
         run_id, last = segment
