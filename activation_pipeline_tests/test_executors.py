@@ -72,7 +72,7 @@ def test_the_executor_named_in_the_environment_runs_the_sync(
         assert all(len(p) == 1 for p in steps.values()) and len(pids) == len(STEPS) and run_pid not in pids, (run_pid, steps)
 
 
-def test_the_default_executor_forks_steps_from_a_preloaded_server_unless_a_run_asks_for_spawn(
+def test_the_default_executor_resolves_to_a_preloading_forkserver_and_to_spawn_for_a_long_tmpdir_or_when_a_run_asks(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.add_activation()
