@@ -366,14 +366,17 @@ def stop_wall_clock_automation(url: str, timeout: float = 90) -> list[str]:
     replace the result the test looks at. Returns the names stopped.
 
     The daemon's first pass over a schedule that runs by default writes its state back (its last
-    iteration time) from what it read before, so a stop that lands inside that pass is undone: stop
-    until nothing runs on two looks in a row, a few seconds apart."""
+    iteration time) from what it read before, so a stop that lands inside that pass is undone; and a
+    stop of a schedule the daemon has not stored yet races the daemon's own insert of its state (the
+    webserver answers 500 with the unique-constraint error). So stop until nothing runs on two looks
+    in a row, a few seconds apart; a stop that fails is tried again on the next look, and its error
+    is reported only if the instigator still runs at the deadline."""
 
     def graphql(query: str, variables: dict | None = None) -> dict:
         response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code != 200 or "errors" in body or not body.get("data"):
+            raise AssertionError(f"{response.status_code} from {url}/graphql: {body.get('errors') or response.text[:2000]}")
         return body["data"]
 
     def running() -> list[tuple[str, str, str]]:
@@ -386,14 +389,23 @@ def stop_wall_clock_automation(url: str, timeout: float = 90) -> list[str]:
         ]
 
     stopped: list[str] = []
+    failures: dict[str, str] = {}  # the last error of each stop that failed, for the deadline's message
     quiet_looks, deadline = 0, time.monotonic() + timeout
     while quiet_looks < 2:
         still = running()
-        assert time.monotonic() < deadline or not still, f"still running after {timeout:.0f} s: {[name for name, _, _ in still]}"
+        assert time.monotonic() < deadline or not still, (
+            f"still running after {timeout:.0f} s: {[name for name, _, _ in still]}; last errors: {failures}"
+        )
         quiet_looks = 0 if still else quiet_looks + 1
         for name, mutation, instigator_id in still:
-            answer = next(iter(graphql(mutation, {"id": instigator_id}).values()))
-            assert answer["__typename"] != "PythonError", f"stopping {name}: {answer.get('message')}"
+            try:
+                answer = next(iter(graphql(mutation, {"id": instigator_id}).values()))
+            except AssertionError as error:
+                failures[name] = str(error)[:500]
+                continue
+            if answer["__typename"] == "PythonError":
+                failures[name] = answer.get("message", "")[:500]
+                continue
             if name not in stopped:
                 stopped.append(name)
         if quiet_looks < 2:
