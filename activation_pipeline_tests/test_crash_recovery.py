@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import duckdb
 import pytest
 import requests
 from filelock import FileLock
@@ -142,3 +143,42 @@ def test_a_journal_holds_a_line_per_request_reads_lines_left_by_older_versions_a
         ("run-1", state.LedgerEntry(9, *rows[1])),
     ]
     assert len(journal.path.read_text().splitlines()) == 3  # one line per request, whatever its size
+
+
+@pytest.mark.parametrize("little_memory, tries", [("64MB", 1), ("4MB", 2)])
+def test_a_fold_in_little_memory_lands_whole_and_gives_the_session_its_settings_back(tmp_path, monkeypatch, little_memory, tries):
+    """The push folds its answers in little memory (one thread, a small limit, the rest spilled to disk), so a fold
+    does not set the peak of a first sync. A fold that needs more than that limit is rolled back and run again
+    with the session's own limit: it lands whole, once. Afterwards the session has its own settings again."""
+
+    from activation_pipeline.warehouse import duckdb_backend
+
+    monkeypatch.setattr(duckdb_backend, "LITTLE_MEMORY", little_memory)
+    warehouse = duckdb_backend.DuckDBBackend(tmp_path / "warehouse.duckdb", settings={"memory_limit": "1GB", "threads": 2})
+    answers = 200_000
+    entries = [
+        (i + 1, f"k-{i:07d}", "added", "upsert", "confirmed", "", 1, i * 7919, json.dumps({"name": f"product {i} " * 4}), f"k-{i:07d}")
+        for i in range(answers)
+    ]
+    with warehouse.session() as conn:
+        state.ensure_state(conn, "act")
+        state.start_run(conn, {"run_id": "run-1", "activation": "act", "status": "running", "started_at": state.now()})
+    limits: list[tuple] = []
+
+    def reads_as(limit: str) -> str:  # how DuckDB shows a memory limit (in MiB/GiB, rounded)
+        with duckdb.connect(config={"memory_limit": limit}) as other:
+            return other.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    def fold() -> int:
+        limits.append(conn.fetch_one("SELECT current_setting('memory_limit'), current_setting('threads')"))
+        return state.fold(conn, "act", "run-1", None, entries)
+
+    with warehouse.session() as conn:
+        assert conn.in_little_memory(fold) == answers
+        assert len(limits) == tries  # a second try only past the limit
+        assert limits[0] == (reads_as(little_memory), 1)  # the first in little memory, on one thread
+        assert conn.fetch_one("SELECT current_setting('memory_limit'), current_setting('threads')") == (reads_as("1GB"), 2)
+    with warehouse.session(read_only=True) as conn:
+        assert conn.fetch_one(f"SELECT count(*), count(DISTINCT key) FROM {state.snapshot_table('act')}") == (answers, answers)
+        assert conn.fetch_one("SELECT count(*), max(seq) FROM activation_state.sync_records WHERE run_id = 'run-1'") == (answers, answers)
+        assert conn.fetch_one("SELECT folded_seq FROM activation_state.sync_runs WHERE run_id = 'run-1'") == (answers,)

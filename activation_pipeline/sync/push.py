@@ -143,10 +143,8 @@ class Bookkeeper:
                 entries, self.pending = self.pending, []
                 segment = self.journal.rotate()
             if entries:
-                with self.connect() as conn:
-                    if conn.dialect.name == "duckdb":  # one thread is plenty for a fold, and the checkpoint at its close
-                        conn.execute("SET threads = 1")  # then buffers one thread's row groups, not one per core
-                    state.fold(conn, self.activation, self.run_id, self.partition_key, entries)
+                with self.connect() as conn:  # little memory: the fold runs beside the push, whose peak it would set
+                    conn.in_little_memory(partial(state.fold, conn, self.activation, self.run_id, self.partition_key, entries))
                 release_freed_memory()  # what the session and its checkpoint used
             if segment is not None:
                 self.journal.discard(segment)

@@ -17,10 +17,10 @@ A backend error is one of ``WAREHOUSE_ERRORS`` (catch that tuple, not ``duckdb.E
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -74,6 +74,9 @@ class Dialect(ABC):
         return f"any_value({value})"
 
 
+T = TypeVar("T")
+
+
 class Session(ABC):
     """One short connection to the warehouse. Not thread-safe; open one per thread and close it soon."""
 
@@ -120,6 +123,12 @@ class Session(ABC):
     @abstractmethod
     def transaction(self, **frames: pl.DataFrame | pa.Table) -> AbstractContextManager[None]:
         """One transaction, rolled back on any error, with ``frames`` queryable by name inside it."""
+
+    def in_little_memory(self, work: Callable[[], T]) -> T:
+        """Run ``work``, one bookkeeping transaction (a fold of a run's answers), in as little memory as the
+        backend can do it in, and return its result. ``work`` must be safe to run again: it is one transaction,
+        rolled back whole on error. Here: as it is (a PostgreSQL server's memory is not the run's)."""
+        return work()
 
     @abstractmethod
     def exclusive(self, name: str) -> AbstractContextManager[None]:
