@@ -71,6 +71,7 @@ COPY (
          CASE WHEN change IN ('added', 'changed') THEN 'upsert' WHEN change = 'removed' THEN 'delete' END AS op,
          {_PAYLOAD}, CASE WHEN change IN ('added', 'changed') THEN {_PAYLOAD_JSON} END AS payload
   FROM classified
+  WHERE change <> 'unchanged'  -- as the plan: only the rows the push acts on are written
 ) TO '{{path}}' (FORMAT parquet, COMPRESSION zstd)
 """
 MEMORY_LIMIT = "1GB"  # the same DuckDB memory_limit for both sides (the README's figures; the warehouse resource defaults to 2GB)

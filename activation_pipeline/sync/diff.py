@@ -20,7 +20,7 @@ from activation_pipeline.platforms.json_items import JsonItemShape
 from activation_pipeline.sql_identifiers import quote_identifier as _quote
 from activation_pipeline.sql_identifiers import quote_literal
 from activation_pipeline.sync.item_sql import DuckDBItems, Fallback, ItemColumn, ItemDialect
-from activation_pipeline.sync.state import fill_missing_identifiers, snapshot_table
+from activation_pipeline.sync.state import fill_missing_identifiers, scalar, snapshot_table
 from activation_pipeline.warehouse import Session
 
 PAYLOAD_PREFIX = "f__"
@@ -214,7 +214,10 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path, items:
           SELECT * {sent_columns}, {body_sql} AS __body FROM (
             SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload,
                    {invalid_sql} AS __invalid
-            FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified) AS decided) AS built
+            FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified) AS decided
+            -- only what the push acts on reaches the plan (and removed rows, to be counted): an unchanged
+            -- record left alone is counted below, from the segment's size, not written and read back
+            WHERE __op IS NOT NULL OR __change IN ('invalid', 'removed')) AS built
         """,
         plan_path,
     )
@@ -226,6 +229,10 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path, items:
         if op:
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n
             counts[f"{change}_{op}"] = counts.get(f"{change}_{op}", 0) + n
+    # each segment row is one row of the diff (the snapshot holds a key once), so those not in the plan are the
+    # unchanged records left alone: the segment's size less the plan's rows from the segment (all but removed)
+    segment_rows = scalar(conn, f"SELECT count(*) FROM {rows} {key_filter}")
+    counts["unchanged"] += segment_rows - sum(n for change, n in counts.items() if change in ("added", "changed", "unchanged", "invalid"))
     field_types = {f: _logical_type(available[c]) for f, c in request.columns.items()}
     built = items is not None and items_fallback is None
     return Plan(plan_path, counts, field_types, available, built, items_fallback if items is not None else None)
