@@ -135,42 +135,48 @@ def test_run_config_keys_syncs_just_those_records_now(project):
 
 
 @pytest.mark.parametrize("mode, operation", [("full_then_delta", "upsert"), ("full_then_delta", "mirror"), ("full_only", "upsert")])
-def test_a_plan_holds_only_the_records_the_push_acts_on_and_still_counts_the_unchanged(tmp_path, mode, operation):
-    """The diff writes to its plan only the rows the push sends, refuses or deletes (and removed ones, to count
-    them): a rerun after a small change reads a plan of that change, not of the whole segment. The unchanged
-    records left alone are counted all the same."""
-    import duckdb
+def test_a_plan_holds_only_the_records_the_push_acts_on_and_still_counts_the_unchanged(backend, tmp_path, mode, operation):
+    """The diff writes to its plan only the rows the push sends, refuses or deletes: a rerun after a small change
+    reads a plan of that change, not of the whole segment. The unchanged and removed records it leaves alone are
+    counted all the same (a duplicated key the snapshot holds is neither removed nor unchanged: invalid)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from activation_pipeline.sync import state
     from activation_pipeline.sync.diff import PlanRequest, plan_operations
-    from activation_pipeline.warehouse import DuckDBSession
 
     request = PlanRequest("plan", "segments.products", "sku", "sku", {"name": "name", "price": "price"}, mode, operation)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
-        session = DuckDBSession(conn)
-        state.ensure_state(session, "plan")
+    with backend.session() as conn:
+        state.ensure_state(conn, "plan")
         conn.execute("CREATE SCHEMA segments")
-        conn.execute("CREATE TABLE segments.products AS SELECT 'sku-' || i AS sku, 'name ' || i AS name, i * 1.5 AS price FROM range(1, 1001) t(i)")
-        first = plan_operations(session, request, tmp_path / "first.parquet")
+        conn.execute("CREATE TABLE segments.products (sku VARCHAR, name VARCHAR, price DOUBLE PRECISION)")
+        rows = range(1, 1001)
+        conn.insert(
+            "segments.products", pa.table({"sku": [f"sku-{i}" for i in rows], "name": [f"name {i}" for i in rows], "price": [i * 1.5 for i in rows]})
+        )
+        first = plan_operations(conn, request, tmp_path / "first.parquet")
         confirmed = pq.read_table(first.path, columns=["__key", "__hash", "__identifier"])
         assert first.counts["added"] == confirmed.num_rows == 1000
-        with session.frames(confirmed=confirmed):
+        with conn.frames(confirmed=confirmed):
             conn.execute(
                 f"INSERT INTO {state.snapshot_table('plan')} (key, row_hash, run_id, confirmed_at, partition_key, identifier) "
                 "SELECT __key, __hash, 'run-1', now(), NULL, __identifier FROM confirmed"
             )
         conn.execute("UPDATE segments.products SET price = price + 1 WHERE sku IN ('sku-1', 'sku-2', 'sku-3')")  # 3 changed
         conn.execute("DELETE FROM segments.products WHERE sku IN ('sku-4', 'sku-5')")  # 2 removed
-        conn.execute("INSERT INTO segments.products VALUES ('sku-2000', 'new', 1.0), ('sku-6', 'twice', 2.0), (NULL, 'no key', 3.0)")
-        second = plan_operations(session, request, tmp_path / "second.parquet")
-    rows = pq.read_table(second.path, columns=["__key", "__change", "__op"]).to_pylist()
+        conn.execute(
+            "INSERT INTO segments.products VALUES ('sku-2000', 'new', 1.0), ('sku-6', 'twice', 2.0), (NULL, 'no key', 3.0),"
+            " ('sku-3000', 'new twice', 4.0), ('sku-3000', 'new twice', 4.0)"
+        )
+        second = plan_operations(conn, request, tmp_path / "second.parquet")
+    planned = pq.read_table(second.path, columns=["__key", "__change", "__op"]).to_pylist()
     by_change: dict[str, int] = {}
-    for row in rows:
+    for row in planned:
         by_change[row["__change"]] = by_change.get(row["__change"], 0) + 1
     resent = mode == "full_only"
-    # sku-6 twice and the row without a key are refused; 1000 - 3 changed - 2 removed - sku-6 = 994 unchanged
+    # sku-6 and sku-3000 twice each and the row without a key are refused; 1000 - 3 changed - 2 removed - sku-6 = 994 unchanged
     assert second.counts["added"] == 1 and second.counts["changed"] == 3 and second.counts["removed"] == 2
-    assert second.counts["invalid"] == 3 and second.counts["unchanged"] == 994
-    assert by_change == {"added": 1, "changed": 3, "removed": 2, "invalid": 3, **({"unchanged": 994} if resent else {})}
-    assert all(row["__op"] is not None for row in rows if row["__change"] not in ("invalid", "removed"))
+    assert second.counts["invalid"] == 5 and second.counts["unchanged"] == 994
+    deleted = operation == "mirror" and not resent  # a mirror's delta deletes the removed; the others leave them
+    assert by_change == {"added": 1, "changed": 3, "invalid": 5, **({"unchanged": 994} if resent else {}), **({"removed": 2} if deleted else {})}
+    assert all(row["__op"] is not None for row in planned if row["__change"] != "invalid")

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from activation_pipeline.platforms.json_items import JsonItemShape
@@ -94,6 +96,24 @@ def _logical_type(duckdb_type: str) -> str:
 def segment_columns(conn: Session, table: str) -> dict[str, str]:
     """Column -> type (spelled as DuckDB does, on every backend)."""
     return conn.columns(table)
+
+
+def _count_left_alone(conn: Session, counts: dict[str, int], plan_path: Path, segment: str, snapshot: str) -> None:
+    """Complete ``counts`` (tallied from the plan) with the unchanged and removed records the plan leaves out.
+
+    Each segment row is one row of the diff (the snapshot holds a key once), so the unchanged left alone are the
+    segment's rows less the plan's. The removed are the snapshot's keys that no segment row matched; the matched
+    are the changed and unchanged ones, and the duplicated (invalid) keys the snapshot holds."""
+    segment_rows, snapshot_rows = (scalar(conn, f"SELECT count(*) FROM {side}") for side in (segment, snapshot))
+    counts["unchanged"] += segment_rows - sum(counts[change] for change in ("added", "changed", "unchanged", "invalid"))
+    duplicated_known = 0
+    if counts["invalid"] and snapshot_rows:
+        invalid = pq.read_table(plan_path, columns=["__key"], filters=[("__change", "=", "invalid")])
+        keys = pa.table({"key": pc.unique(invalid.column("__key")).drop_null()})
+        if keys.num_rows:
+            with conn.frames(invalid_keys=keys):
+                duplicated_known = scalar(conn, f"SELECT count(*) FROM {snapshot} WHERE snap.key IN (SELECT key FROM invalid_keys)")
+    counts["removed"] = snapshot_rows - counts["changed"] - counts["unchanged"] - duplicated_known
 
 
 def _operation_sql(request: PlanRequest) -> str:
@@ -215,9 +235,9 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path, items:
             SELECT *, CASE WHEN (__op IS NOT NULL AND __op <> 'delete') OR __change = 'invalid' THEN {payload_json} END AS __payload,
                    {invalid_sql} AS __invalid
             FROM (SELECT *, {_operation_sql(request)} AS __op FROM classified) AS decided
-            -- only what the push acts on reaches the plan (and removed rows, to be counted): an unchanged
-            -- record left alone is counted below, from the segment's size, not written and read back
-            WHERE __op IS NOT NULL OR __change IN ('invalid', 'removed')) AS built
+            -- only what the push acts on (sends, refuses or deletes) reaches the plan: the unchanged and removed
+            -- records it leaves alone are counted below, from the sizes of segment and snapshot
+            WHERE __op IS NOT NULL OR __change = 'invalid') AS built
         """,
         plan_path,
     )
@@ -229,10 +249,7 @@ def plan_operations(conn: Session, request: PlanRequest, plan_path: Path, items:
         if op:
             counts[f"op_{op}"] = counts.get(f"op_{op}", 0) + n
             counts[f"{change}_{op}"] = counts.get(f"{change}_{op}", 0) + n
-    # each segment row is one row of the diff (the snapshot holds a key once), so those not in the plan are the
-    # unchanged records left alone: the segment's size less the plan's rows from the segment (all but removed)
-    segment_rows = scalar(conn, f"SELECT count(*) FROM {rows} {key_filter}")
-    counts["unchanged"] += segment_rows - sum(n for change, n in counts.items() if change in ("added", "changed", "unchanged", "invalid"))
+    _count_left_alone(conn, counts, plan_path, f"{rows} {key_filter}", f"{snapshot_side} AS snap")
     field_types = {f: _logical_type(available[c]) for f, c in request.columns.items()}
     built = items is not None and items_fallback is None
     return Plan(plan_path, counts, field_types, available, built, items_fallback if items is not None else None)
