@@ -116,7 +116,7 @@ class DuckDBSession(Session):
         groups earlier folds appended (every fifth fold of 50,000 answers, about 250,000 ledger rows) held
         90 MB more for 3-4 s: the peak of a first sync. A fold that needs more than the limit (DuckDB's
         out-of-memory error, its transaction rolled back) is run again with the session's own limit."""
-        own = {name: self.settings.get(name) or self._setting(name) for name in ("threads", "memory_limit")}
+        own = {name: self.settings.get(name) or self.fetch_all("SELECT current_setting(?)", [name])[0][0] for name in ("threads", "memory_limit")}
         self.connection.execute("SET threads = 1")  # one thread's buffers, not one per core
         self.connection.execute(f"SET memory_limit = {quote_literal(LITTLE_MEMORY)}")
         try:
@@ -133,9 +133,6 @@ class DuckDBSession(Session):
         finally:
             for name, value in own.items():
                 self.connection.execute(f"SET {name} = {quote_literal(str(value))}")
-
-    def _setting(self, name: str) -> str:
-        return str(self.connection.execute("SELECT current_setting(?)", [name]).fetchall()[0][0])
 
     def copy_to_parquet(self, query: str, path: Path, params: Sequence[Any] | None = None) -> None:
         self.connection.execute("SET preserve_insertion_order = false")  # row order is irrelevant; this lets DuckDB stream it
